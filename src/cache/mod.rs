@@ -1,0 +1,169 @@
+//! The content-addressed store under the cache directory.
+//!
+//! ```text
+//! cache/
+//!   blobs/ab/cdef…             file contents by blake3 digest (read-only)
+//!   records/STAGE/KEY.json     one record per (stage, key): output manifest + provenance
+//!   items/STAGE/KEY.json       one record per item of an item-level stage
+//!   out/STAGE/KEY/…            materialized outputs (hard links to blobs); derived, rebuilt on demand
+//!   tmp/                       staging directories of running stages, each with its lock
+//!   locks/                     advisory locks (a killed process's locks are released by the OS)
+//!   statcache.json             size/mtime/inode → digest of declared inputs; machine-local
+//! ```
+//!
+//! Every path stored in a record is relative, so a cache directory can be moved, archived and
+//! restored. A record is the commit point: it is renamed into place only after its blobs and
+//! materialized directory exist, so a killed run leaves either a complete result or none.
+pub mod blobs;
+pub mod bundle;
+pub mod gc;
+pub mod lock;
+pub mod record;
+pub mod statcache;
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+pub use record::{FileEntry, ItemRecord, Provenance, StageRecord};
+
+#[derive(Debug, thiserror::Error)]
+pub enum CacheError {
+    #[error("{}: {source}", path.display())]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{}: corrupt record: {message}\n  help: run `nasflow cache verify` to drop it", path.display())]
+    CorruptRecord { path: PathBuf, message: String },
+    #[error("{0}")]
+    Bundle(String),
+}
+
+pub type Result<T> = std::result::Result<T, CacheError>;
+
+pub(crate) fn io(path: &Path) -> impl FnOnce(std::io::Error) -> CacheError + '_ {
+    move |source| CacheError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+/// A cache directory.
+#[derive(Debug)]
+pub struct Cache {
+    root: PathBuf,
+    counter: AtomicU64,
+}
+
+impl Cache {
+    /// Opens (and creates) a cache directory.
+    pub fn open(root: &Path) -> Result<Cache> {
+        for sub in ["blobs", "records", "items", "out", "tmp", "locks"] {
+            let dir = root.join(sub);
+            std::fs::create_dir_all(&dir).map_err(io(&dir))?;
+        }
+        let root = root.canonicalize().map_err(io(root))?;
+        Ok(Cache {
+            root,
+            counter: AtomicU64::new(0),
+        })
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    pub fn blob_path(&self, digest: &str) -> PathBuf {
+        self.root
+            .join("blobs")
+            .join(&digest[..2])
+            .join(&digest[2..])
+    }
+
+    pub fn record_path(&self, stage: &str, key: &str) -> PathBuf {
+        self.root
+            .join("records")
+            .join(stage)
+            .join(format!("{key}.json"))
+    }
+
+    pub fn item_path(&self, stage: &str, key: &str) -> PathBuf {
+        self.root
+            .join("items")
+            .join(stage)
+            .join(format!("{key}.json"))
+    }
+
+    /// Where a stage's (or, with `item`, one item's) outputs are materialized.
+    pub fn out_dir(&self, stage: &str, key: &str, item: bool) -> PathBuf {
+        let base = self.root.join("out").join(stage);
+        if item {
+            base.join("items").join(key)
+        } else {
+            base.join(key)
+        }
+    }
+
+    /// A fresh staging directory under tmp/, locked for as long as the guard lives.
+    pub fn staging(&self, label: &str) -> Result<Staging> {
+        let n = self.counter.fetch_add(1, Ordering::Relaxed);
+        let name = format!("{}-{}-{n}-{label}", std::process::id(), nanos());
+        let dir = self.root.join("tmp").join(&name);
+        let lock = lock::Lock::try_exclusive(&self.root.join("tmp").join(format!("{name}.lock")))?
+            .expect("a fresh staging lock is free");
+        std::fs::create_dir_all(&dir).map_err(io(&dir))?;
+        Ok(Staging { dir, _lock: lock })
+    }
+
+    /// Removes staging directories left by killed processes (their locks are free).
+    pub fn sweep_staging(&self) -> Result<usize> {
+        let tmp = self.root.join("tmp");
+        let mut removed = 0;
+        for entry in std::fs::read_dir(&tmp).map_err(io(&tmp))?.flatten() {
+            let path = entry.path();
+            if path.extension().is_some_and(|e| e == "lock") {
+                if let Some(_held) = lock::Lock::try_exclusive(&path)? {
+                    let dir = path.with_extension("");
+                    let _ = std::fs::remove_dir_all(&dir);
+                    let _ = std::fs::remove_file(&path);
+                    removed += 1;
+                }
+            }
+        }
+        Ok(removed)
+    }
+
+    /// Writes `bytes` to `dest` atomically (temp file in tmp/, then rename).
+    pub fn write_atomic(&self, dest: &Path, bytes: &[u8]) -> Result<()> {
+        let n = self.counter.fetch_add(1, Ordering::Relaxed);
+        let tmp =
+            self.root
+                .join("tmp")
+                .join(format!("{}-{}-{n}.part", std::process::id(), nanos()));
+        std::fs::write(&tmp, bytes).map_err(io(&tmp))?;
+        if let Some(parent) = dest.parent() {
+            std::fs::create_dir_all(parent).map_err(io(parent))?;
+        }
+        std::fs::rename(&tmp, dest).map_err(io(dest))
+    }
+}
+
+/// A staging directory and the lock that marks it as in use.
+pub struct Staging {
+    pub dir: PathBuf,
+    _lock: lock::Lock,
+}
+
+impl Drop for Staging {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+        // The lock file is removed by the next sweep; removing it here would race with it.
+    }
+}
+
+fn nanos() -> u128 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0)
+}

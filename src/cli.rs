@@ -1,0 +1,112 @@
+//! Command-line arguments (clap).
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+use nasflow::config::Override;
+
+/// A make-like build system for neural-architecture-search pipelines: stages declared in
+/// pipeline.toml form a DAG; their outputs are content-addressed in a cache, so after an edit only
+/// the stages downstream of it rerun.
+///
+/// Exit codes: 0 ok, 1 a stage failed, 2 bad usage or config.
+#[derive(Debug, Parser)]
+#[command(name = "nasflow", version, about, long_about)]
+pub struct Cli {
+    /// The pipeline file.
+    #[arg(
+        long,
+        short = 'p',
+        global = true,
+        default_value = "pipeline.toml",
+        env = "NASFLOW_PIPELINE"
+    )]
+    pub pipeline: PathBuf,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Args, Clone, Default)]
+pub struct Sets {
+    /// Override a stage param for this invocation: --set stage.param=value (value typed as TOML).
+    #[arg(long = "set", value_name = "STAGE.PARAM=VALUE")]
+    pub sets: Vec<Override>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the targets (default: every stage) and whatever they depend on.
+    Run {
+        targets: Vec<String>,
+        #[command(flatten)]
+        sets: Sets,
+        /// How many stages or items run at once (default: pipeline's `jobs`, else the CPU count).
+        #[arg(short = 'j', long)]
+        jobs: Option<usize>,
+        /// Rerun this stage even if it is cached (repeatable).
+        #[arg(long, value_name = "STAGE")]
+        force: Vec<String>,
+        /// Print the plan instead of running it.
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// Show what would run and why.
+    Plan {
+        targets: Vec<String>,
+        #[command(flatten)]
+        sets: Sets,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Explain which part of a stage's key changed since its last record.
+    Why {
+        stage: String,
+        #[command(flatten)]
+        sets: Sets,
+    },
+    /// Show every stage's state: cached, or why it would run.
+    Status {
+        #[command(flatten)]
+        sets: Sets,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print the stage graph.
+    Dag {
+        #[arg(long, default_value = "text", value_parser = ["text", "dot", "mermaid"])]
+        format: String,
+    },
+    /// Show a stage's output directory, files and provenance.
+    Show {
+        stage: String,
+        #[command(flatten)]
+        sets: Sets,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Delete cache entries the current pipeline does not need, keeping the last N per stage.
+    Gc {
+        #[arg(long)]
+        dry_run: bool,
+        /// Records to keep per stage besides the current ones.
+        #[arg(long, default_value_t = 3)]
+        keep: usize,
+    },
+    /// Export, import or verify the cache.
+    #[command(subcommand)]
+    Cache(CacheCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum CacheCommand {
+    /// Write the current results of the targets (default: all) and their upstream to a bundle.
+    Export { file: PathBuf, targets: Vec<String> },
+    /// Add a bundle's results to the cache (each blob is checked against its digest).
+    Import { file: PathBuf },
+    /// Re-hash every blob; drop corrupt ones and the records using them, so the next run
+    /// recomputes them.
+    Verify {
+        #[arg(long)]
+        dry_run: bool,
+    },
+}

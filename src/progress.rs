@@ -1,0 +1,54 @@
+//! What a run shows: progress bars on a terminal (indicatif), plain timestamped lines otherwise.
+use std::io::IsTerminal;
+use std::time::SystemTime;
+
+use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
+
+pub struct Ui {
+    multi: Option<MultiProgress>,
+}
+
+impl Ui {
+    /// Bars when stderr is a terminal (and `NASFLOW_PLAIN` is unset), lines otherwise.
+    pub fn new() -> Ui {
+        let tty = std::io::stderr().is_terminal() && std::env::var_os("NASFLOW_PLAIN").is_none();
+        Ui {
+            multi: tty.then(MultiProgress::new),
+        }
+    }
+
+    /// A log line: `[HH:MM:SS] message`.
+    pub fn line(&self, message: &str) {
+        let stamp = humantime::format_rfc3339_seconds(SystemTime::now()).to_string();
+        let time = stamp.get(11..19).unwrap_or(&stamp);
+        let line = format!("[{time}] {message}");
+        match &self.multi {
+            Some(m) => {
+                let _ = m.println(line);
+            }
+            None => eprintln!("{line}"),
+        }
+    }
+
+    /// A bar for a stage's items (terminal only).
+    pub fn bar(&self, stage: &str, total: u64, done: u64) -> Option<ProgressBar> {
+        let m = self.multi.as_ref()?;
+        let bar = m.add(ProgressBar::new(total));
+        bar.set_style(
+            ProgressStyle::with_template(
+                "{prefix:>12} [{bar:30}] {pos}/{len} items  {elapsed} (eta {eta})",
+            )
+            .expect("template")
+            .progress_chars("=> "),
+        );
+        bar.set_prefix(stage.to_string());
+        bar.set_position(done);
+        Some(bar)
+    }
+}
+
+impl Default for Ui {
+    fn default() -> Self {
+        Self::new()
+    }
+}
