@@ -32,7 +32,13 @@ else
   fi
   echo "libtorch $TORCH_VERSION: installing from PyPI into $home (once per machine)" >&2
   command -v "$python" >/dev/null || { echo "error: $python not found: install Python 3 (apt-get install python3 python3-pip)" >&2; exit 1; }
-  "$python" -m pip --version >/dev/null 2>&1 || { echo "error: pip missing: apt-get install python3-pip" >&2; exit 1; }
+  if ! "$python" -m pip --version >/dev/null 2>&1; then
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+      apt-get update -qq && apt-get install -y -qq python3-pip >/dev/null
+    else
+      echo "error: pip is missing: sudo apt-get install python3-pip" >&2; exit 1
+    fi
+  fi
   mkdir -p "$(dirname "$home")"
   tmp="$(mktemp -d "$(dirname "$home")/.torch-install.XXXXXX")"
   trap 'rm -rf "$tmp"' EXIT
@@ -43,8 +49,17 @@ else
     pkgs=("torch==$TORCH_VERSION" "nvidia-cuda-runtime==13.0.96" "nvidia-cuda-cupti==13.0.85")
     deps=(--no-deps)
   fi
-  "$python" -m pip install --disable-pip-version-check --no-compile --quiet \
-    "${deps[@]}" --target "$tmp/site" "${pkgs[@]}"
+  # `pip download` + unzip rather than `pip install`: it works with a system Python that is
+  # marked externally managed (PEP 668) and needs no venv module.
+  "$python" -m pip download --disable-pip-version-check --quiet --only-binary=:all: \
+    "${deps[@]}" -d "$tmp/wheels" "${pkgs[@]}"
+  "$python" - "$tmp/wheels" "$tmp/site" <<'PY'
+import pathlib, sys, zipfile
+wheels, site = pathlib.Path(sys.argv[1]), pathlib.Path(sys.argv[2])
+for wheel in sorted(wheels.glob("*.whl")):
+    zipfile.ZipFile(wheel).extractall(site)
+PY
+  rm -rf "$tmp/wheels"
   check_version "$tmp" || { echo "error: installed torch is not $TORCH_VERSION" >&2; exit 1; }
   rm -rf "$home"
   mv "$tmp" "$home"

@@ -162,7 +162,14 @@ pub fn parse(
     registry: &Registry,
     overrides: &[Override],
 ) -> Result<Pipeline, ConfigError> {
-    let cx = Cx { file, text };
+    let line_starts = std::iter::once(0)
+        .chain(text.match_indices('\n').map(|(i, _)| i + 1))
+        .collect();
+    let cx = Cx {
+        file,
+        text,
+        line_starts,
+    };
     let doc = Document::parse(text.to_string()).map_err(|e| {
         let pos = e
             .span()
@@ -223,13 +230,20 @@ pub fn parse(
 struct Cx<'a> {
     file: &'a Path,
     text: &'a str,
+    /// Byte offset of each line's start, so that positions cost a binary search.
+    line_starts: Vec<usize>,
 }
 
 impl Cx<'_> {
     fn pos(&self, offset: usize) -> Pos {
-        let before = &self.text[..offset.min(self.text.len())];
-        let line = before.matches('\n').count() + 1;
-        let col = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+        let offset = offset.min(self.text.len());
+        let line = self.line_starts.partition_point(|&start| start <= offset);
+        let start = self.line_starts[line - 1];
+        let col = self
+            .text
+            .get(start..offset)
+            .map_or(offset - start, |l| l.chars().count())
+            + 1;
         Pos { line, col }
     }
 
@@ -657,4 +671,96 @@ pub fn did_you_mean(word: &str, known: &[&str]) -> Option<String> {
         .filter(|(d, k)| *d <= (k.len().max(word.len()) / 3).max(1))
         .min()
         .map(|(_, k)| format!("did you mean `{k}`?"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse_str(text: &str, overrides: &[Override]) -> Result<Pipeline, ConfigError> {
+        parse(
+            Path::new("pipeline.toml"),
+            text,
+            &Registry::builtin(),
+            overrides,
+        )
+    }
+
+    #[test]
+    fn params_are_typed_and_defaults_filled() {
+        let p = parse_str(
+            "[stages.a]\nkind = \"test-write\"\ntext = \"x\"\nscale = 2\n",
+            &[],
+        )
+        .unwrap();
+        let a = p.stage("a").unwrap();
+        assert_eq!(
+            a.params["scale"],
+            serde_json::json!(2.0),
+            "an integer for a float param becomes a float"
+        );
+        assert_eq!(
+            a.params["repeat"],
+            serde_json::json!(1),
+            "defaults are filled in"
+        );
+    }
+
+    #[test]
+    fn overrides_are_typed_by_the_schema() {
+        let o: Override = "a.repeat=4".parse().unwrap();
+        let p = parse_str("[stages.a]\nkind = \"test-write\"\ntext = \"x\"\n", &[o]).unwrap();
+        assert_eq!(p.stage("a").unwrap().params["repeat"], serde_json::json!(4));
+        let word: Override = "a.text=hello".parse().unwrap();
+        let p = parse_str("[stages.a]\nkind = \"test-write\"\ntext = \"x\"\n", &[word]).unwrap();
+        assert_eq!(
+            p.stage("a").unwrap().params["text"],
+            serde_json::json!("hello")
+        );
+        assert!("no-equals".parse::<Override>().is_err());
+    }
+
+    #[test]
+    fn foreach_implies_the_dep() {
+        let p = parse_str("[stages.l]\nkind = \"test-items\"\ncount = 1\n[stages.e]\nkind = \"test-item\"\nforeach = \"l\"\n", &[]).unwrap();
+        assert_eq!(p.stage("e").unwrap().deps, vec!["l".to_string()]);
+        let err = parse_str("[stages.e]\nkind = \"test-item\"\n", &[]).unwrap_err();
+        assert!(err.to_string().contains("needs `foreach`"), "{err}");
+    }
+
+    #[test]
+    fn positions_are_line_and_column() {
+        let err = parse_str(
+            "[stages.a]\nkind = \"cmd\"\nrun = \"true\"\n  [pipeline]\n  jobs = 0\n",
+            &[],
+        )
+        .unwrap_err();
+        assert!(
+            err.to_string()
+                .starts_with("pipeline.toml:5:10: `pipeline.jobs` must be a positive integer"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn run_is_only_for_cmd() {
+        let err = parse_str(
+            "[stages.a]\nkind = \"test-write\"\ntext = \"x\"\nrun = \"ls\"\n",
+            &[],
+        )
+        .unwrap_err();
+        assert!(
+            err.to_string().contains("`run` is only for kind = \"cmd\""),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn did_you_mean_only_for_close_names() {
+        assert_eq!(
+            did_you_mean("epoch", &["epochs", "seed"]),
+            Some("did you mean `epochs`?".into())
+        );
+        assert_eq!(did_you_mean("zzz", &["epochs", "seed"]), None);
+    }
 }

@@ -237,3 +237,49 @@ pub fn render(p: &Pipeline, dag: &Dag, format: &str) -> String {
 fn mermaid_id(name: &str) -> String {
     name.replace('-', "_")
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::registry::Registry;
+
+    fn pipeline(text: &str) -> Pipeline {
+        crate::config::parse(
+            std::path::Path::new("p.toml"),
+            text,
+            &Registry::builtin(),
+            &[],
+        )
+        .unwrap()
+    }
+
+    const CHAIN: &str = "[stages.c]\nkind = \"cmd\"\nrun = \"true\"\ndeps = [\"b\"]\n[stages.a]\nkind = \"cmd\"\nrun = \"true\"\n[stages.b]\nkind = \"cmd\"\nrun = \"true\"\ndeps = [\"a\"]\n[stages.x]\nkind = \"cmd\"\nrun = \"true\"\n";
+
+    #[test]
+    fn order_is_topological_with_file_order_ties() {
+        let p = pipeline(CHAIN);
+        let dag = Dag::build(&p).unwrap();
+        let names: Vec<&str> = dag
+            .order()
+            .iter()
+            .map(|&i| p.stages[i].name.as_str())
+            .collect();
+        assert_eq!(names, ["a", "b", "c", "x"]);
+        let closure: Vec<&str> = dag
+            .closure(&[p.index("b").unwrap()])
+            .iter()
+            .map(|&i| p.stages[i].name.as_str())
+            .collect();
+        assert_eq!(closure, ["a", "b"]);
+    }
+
+    #[test]
+    fn self_loop_is_a_cycle() {
+        let p = pipeline("[stages.a]\nkind = \"cmd\"\nrun = \"true\"\ndeps = [\"a\"]\n");
+        let err = Dag::build(&p).unwrap_err();
+        assert!(
+            err.to_string().contains("dependency cycle: a -> a"),
+            "{err}"
+        );
+    }
+}

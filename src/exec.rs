@@ -116,6 +116,8 @@ struct Scheduler<'e, 'a> {
     opts: &'e RunOptions,
     threads: usize,
     states: HashMap<usize, State>,
+    /// The records of finished stages (also in `states`), for key computation.
+    done: HashMap<usize, Arc<StageRecord>>,
     outcomes: BTreeMap<usize, StageOutcome>,
     queue: VecDeque<Task>,
 }
@@ -133,6 +135,7 @@ impl<'a> Engine<'a> {
             opts,
             threads: (cores / opts.jobs.max(1)).max(1),
             states: closure.iter().map(|&i| (i, State::Waiting)).collect(),
+            done: HashMap::new(),
             outcomes: BTreeMap::new(),
             queue: VecDeque::new(),
         };
@@ -189,17 +192,19 @@ impl<'e, 'a> Scheduler<'e, 'a> {
         self.e.kind(i).uses_device() && self.e.device().is_ok_and(|d| d.starts_with("cuda"))
     }
 
-    fn done_records(&self) -> HashMap<usize, Arc<StageRecord>> {
-        self.states
-            .iter()
-            .filter_map(|(&i, s)| {
-                if let State::Done(r) = s {
-                    Some((i, r.clone()))
-                } else {
-                    None
-                }
-            })
+    /// The records of stage `i`'s upstream stages (all done when it is prepared).
+    fn upstream_records(&self, i: usize) -> HashMap<usize, Arc<StageRecord>> {
+        self.e
+            .dag
+            .deps(i)
+            .into_iter()
+            .filter_map(|d| self.done.get(&d).map(|r| (d, r.clone())))
             .collect()
+    }
+
+    fn mark_done(&mut self, i: usize, record: Arc<StageRecord>) {
+        self.done.insert(i, record.clone());
+        self.states.insert(i, State::Done(record));
     }
 
     /// Prepares every waiting stage whose upstream stages are all done (or skips it when one
@@ -247,7 +252,7 @@ impl<'e, 'a> Scheduler<'e, 'a> {
     }
 
     fn prepare(&mut self, i: usize) -> Result<()> {
-        let done = self.done_records();
+        let done = self.upstream_records(i);
         let ki = match self.e.key_inputs(i, &done) {
             Ok(ki) => ki,
             Err(e) if e.is_usage() => return Err(e),
@@ -258,7 +263,7 @@ impl<'e, 'a> Scheduler<'e, 'a> {
         if !forced {
             if let Some(r) = self.e.usable_record(i, &key) {
                 self.ui.line(&format!("cached {}", self.name(i)));
-                self.states.insert(i, State::Done(r));
+                self.mark_done(i, r);
                 self.outcome(i, Status::Cached, vec![], 0.0);
                 return Ok(());
             }
@@ -356,7 +361,7 @@ impl<'e, 'a> Scheduler<'e, 'a> {
                 let verb = if ran { "done  " } else { "reused" };
                 self.ui
                     .line(&format!("{verb} {} ({seconds:.2}s)", self.name(i)));
-                self.states.insert(i, State::Done(record));
+                self.mark_done(i, record);
                 let o = self.outcomes.get_mut(&i).expect("outcome");
                 o.seconds = seconds;
                 if !ran {
@@ -438,7 +443,7 @@ impl<'e, 'a> Scheduler<'e, 'a> {
         let record = assemble(self.e, i, &active.key, active.ki, items, active.started_at)?;
         self.ui
             .line(&format!("done   {} ({seconds:.2}s)", self.name(i)));
-        self.states.insert(i, State::Done(Arc::new(record)));
+        self.mark_done(i, Arc::new(record));
         self.outcomes.get_mut(&i).expect("outcome").seconds = seconds;
         Ok(())
     }

@@ -16,7 +16,7 @@ fn main() -> ExitCode {
         Some("probe") => {
             let probe = Probe {
                 cuda_linked: device::CUDA_LINKED,
-                cuda_devices: device::cuda_device_count(),
+                cuda_devices: cuda_device_count(),
                 libtorch: env!("NASFLOW_LIBTORCH_VERSION").to_string(),
             };
             println!("{}", serde_json::to_string(&probe).expect("serializes"));
@@ -47,7 +47,8 @@ fn run(job_file: &str) -> Result<(), String> {
                 job.kind
             )
         })?;
-    let device = device::resolve(&job.device).map_err(|e| e.to_string())?;
+    let device = device::resolve_with(&job.device, device::CUDA_LINKED, cuda_device_count)
+        .map_err(|e| e.to_string())?;
     let item = job.item.as_ref().map(|(index, value)| ItemInput {
         index: *index,
         value: value.clone(),
@@ -69,4 +70,12 @@ fn run(job_file: &str) -> Result<(), String> {
         progress: &progress,
     };
     run(&ctx).map_err(|e| e.to_string())
+}
+
+/// The CUDA devices this binary can use (0 without the `cuda` feature).
+fn cuda_device_count() -> usize {
+    if !device::CUDA_LINKED {
+        return 0;
+    }
+    usize::try_from(tch::Cuda::device_count()).unwrap_or(0)
 }

@@ -160,8 +160,9 @@ pub enum StageError {
     },
     #[error("{0}")]
     Failed(String),
+    /// A libtorch error, as text: the api module must not reference tch types (see lib.rs).
     #[error("libtorch: {0}")]
-    Torch(#[from] tch::TchError),
+    Torch(String),
 }
 
 impl StageError {

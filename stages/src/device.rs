@@ -11,12 +11,6 @@ pub enum Device {
 }
 
 impl Device {
-    pub fn to_tch(self) -> tch::Device {
-        match self {
-            Device::Cpu => tch::Device::Cpu,
-            Device::Cuda(n) => tch::Device::Cuda(n),
-        }
-    }
     pub fn is_cuda(self) -> bool {
         matches!(self, Device::Cuda(_))
     }
@@ -44,14 +38,6 @@ pub enum DeviceError {
 /// Whether this binary was linked with libtorch_cuda (the `cuda` cargo feature).
 pub const CUDA_LINKED: bool = cfg!(feature = "cuda");
 
-/// The number of CUDA devices usable by this binary.
-pub fn cuda_device_count() -> usize {
-    if !CUDA_LINKED {
-        return 0;
-    }
-    usize::try_from(tch::Cuda::device_count()).unwrap_or(0)
-}
-
 /// Parses a device spec without probing the hardware.
 pub fn parse(spec: &str) -> Result<Option<Device>, DeviceError> {
     match spec {
@@ -64,11 +50,6 @@ pub fn parse(spec: &str) -> Result<Option<Device>, DeviceError> {
             .map(|n| Some(Device::Cuda(n)))
             .ok_or_else(|| DeviceError::Unknown(spec.to_string())),
     }
-}
-
-/// Resolves a device spec against this binary and machine.
-pub fn resolve(spec: &str) -> Result<Device, DeviceError> {
-    resolve_with(spec, CUDA_LINKED, cuda_device_count)
 }
 
 /// Resolves a device spec given whether CUDA is linked and a way to count the devices (called

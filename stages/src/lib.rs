@@ -3,6 +3,12 @@
 //! A stage kind is a function from typed params and input directories to files written in an
 //! output directory ([`api`]). This crate knows nothing of caching, keys or scheduling: the
 //! `nasflow` engine calls the kinds listed by [`kinds`] through its registry.
+//!
+//! Linking rule: the engine binary links this crate for the kinds' metadata but must never load
+//! libtorch (a no-op run must take milliseconds, not the ~300 ms libtorch takes to load). The
+//! linker pulls in whole object files, so code that calls into libtorch must live in modules
+//! apart from the `KindSpec` statics, and only [`runner`] may reach it. The test
+//! `tests/cli.rs::engine_binary_does_not_link_libtorch` checks this.
 
 pub mod api;
 pub mod device;
