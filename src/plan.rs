@@ -179,8 +179,8 @@ impl<'a> Engine<'a> {
         let list = up.files.iter().find(|f| f.path == "items.jsonl").ok_or_else(|| {
             err(format!("foreach = \"{dep}\", but `{dep}` wrote no items.jsonl (one JSON value a line) to iterate over"))
         })?;
-        let text = std::fs::read_to_string(self.cache.blob_path(&list.digest))
-            .map_err(CacheError::from_io(&self.cache.blob_path(&list.digest)))?;
+        let blob = self.cache.blob_path(&list.digest);
+        let text = std::fs::read_to_string(&blob).map_err(crate::cache::io(&blob))?;
         text.lines()
             .enumerate()
             .filter(|(_, l)| !l.trim().is_empty())
@@ -366,13 +366,5 @@ impl<'a> Engine<'a> {
             })
             .clone()
             .map_err(EngineError::Device)
-    }
-}
-
-impl CacheError {
-    pub(crate) fn from_io(
-        path: &std::path::Path,
-    ) -> impl FnOnce(std::io::Error) -> CacheError + '_ {
-        crate::cache::io(path)
     }
 }

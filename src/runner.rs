@@ -16,7 +16,6 @@
 //! | `NASFLOW_ITEM`, `NASFLOW_ITEM_INDEX` | for `foreach` stages: the item (JSON) and its index |
 //!
 //! A non-zero exit fails the stage.
-use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
@@ -153,7 +152,7 @@ fn spawn_and_wait(
     } else {
         format!("killed by signal {}", -status)
     };
-    let mut report = format!("{why}");
+    let mut report = why;
     if !tail.is_empty() {
         report.push_str(&format!(
             "\n    stderr (last {} lines):\n      {}",
@@ -192,6 +191,3 @@ fn wait4(pid: libc::pid_t) -> std::io::Result<(i32, u64)> {
     };
     Ok((code, usage.ru_maxrss as u64 * 1024))
 }
-
-/// Input directories for a job, by dependency name.
-pub type Inputs = BTreeMap<String, PathBuf>;

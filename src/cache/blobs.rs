@@ -27,11 +27,16 @@ pub fn hash_file(path: &Path) -> Result<(String, u64)> {
 
 /// The digest of a whole output: over its sorted (path, file digest) pairs.
 pub fn manifest_digest(files: &[FileEntry]) -> String {
+    listing_digest(files.iter().map(|f| (f.path.as_str(), f.digest.as_str())))
+}
+
+/// The digest of a listing of (relative path, content digest) pairs, in the order given.
+pub fn listing_digest<'a>(entries: impl IntoIterator<Item = (&'a str, &'a str)>) -> String {
     let mut h = blake3::Hasher::new();
-    for f in files {
-        h.update(f.path.as_bytes());
+    for (path, digest) in entries {
+        h.update(path.as_bytes());
         h.update(b"\0");
-        h.update(f.digest.as_bytes());
+        h.update(digest.as_bytes());
         h.update(b"\n");
     }
     h.finalize().to_hex().to_string()
@@ -41,10 +46,7 @@ pub fn manifest_digest(files: &[FileEntry]) -> String {
 pub fn list_files(dir: &Path) -> Result<Vec<(String, PathBuf)>> {
     let mut out = Vec::new();
     for entry in WalkDir::new(dir).follow_links(false).sort_by_file_name() {
-        let entry = entry.map_err(|e| CacheError::Io {
-            path: dir.to_path_buf(),
-            source: e.into(),
-        })?;
+        let entry = entry?;
         let ft = entry.file_type();
         if ft.is_dir() {
             continue;

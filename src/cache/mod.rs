@@ -41,6 +41,16 @@ pub enum CacheError {
 
 pub type Result<T> = std::result::Result<T, CacheError>;
 
+impl From<walkdir::Error> for CacheError {
+    fn from(e: walkdir::Error) -> Self {
+        let path = e.path().map(Path::to_path_buf).unwrap_or_default();
+        CacheError::Io {
+            path,
+            source: e.into(),
+        }
+    }
+}
+
 pub(crate) fn io(path: &Path) -> impl FnOnce(std::io::Error) -> CacheError + '_ {
     move |source| CacheError::Io {
         path: path.to_path_buf(),

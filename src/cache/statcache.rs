@@ -9,8 +9,8 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use super::blobs::{hash_file, list_files};
-use super::{io, Cache, CacheError, Result};
+use super::blobs::{hash_file, list_files, listing_digest};
+use super::{io, Cache, Result};
 
 const RACY_WINDOW_NS: i128 = 2_000_000_000;
 
@@ -69,16 +69,14 @@ impl StatCache {
     pub fn digest(&mut self, path: &Path) -> Result<String> {
         let meta = std::fs::metadata(path).map_err(io(path))?;
         if meta.is_dir() {
-            let mut h = blake3::Hasher::new();
-            h.update(b"dir\n");
+            let mut listing = Vec::new();
             for (rel, file) in list_files(path)? {
-                let d = self.file_digest(&file)?;
-                h.update(rel.as_bytes());
-                h.update(b"\0");
-                h.update(d.as_bytes());
-                h.update(b"\n");
+                let digest = self.file_digest(&file)?;
+                listing.push((rel, digest));
             }
-            return Ok(h.finalize().to_hex().to_string());
+            return Ok(listing_digest(
+                listing.iter().map(|(r, d)| (r.as_str(), d.as_str())),
+            ));
         }
         self.file_digest(path)
     }
@@ -112,16 +110,6 @@ impl StatCache {
             self.dirty = true;
         }
         Ok(digest)
-    }
-}
-
-impl From<walkdir::Error> for CacheError {
-    fn from(e: walkdir::Error) -> Self {
-        let path = e.path().map(Path::to_path_buf).unwrap_or_default();
-        CacheError::Io {
-            path,
-            source: e.into(),
-        }
     }
 }
 
