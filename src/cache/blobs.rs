@@ -113,10 +113,7 @@ impl Cache {
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
             Err(_) => {
                 // Another filesystem: copy into tmp/ and rename into place.
-                let part = self
-                    .root()
-                    .join("tmp")
-                    .join(format!("{digest}.{}.blob", std::process::id()));
+                let part = self.tmp_path("blob");
                 std::fs::copy(file, &part).map_err(io(&part))?;
                 std::fs::rename(&part, &blob).map_err(io(&blob))
             }

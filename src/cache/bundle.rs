@@ -1,7 +1,7 @@
 //! `nasflow cache export/import`: a tar bundle of records, item records and their blobs.
 //! Import checks every blob against its digest and writes only records whose blobs all arrived.
 use std::collections::BTreeSet;
-use std::io::Read;
+use std::io::{Read, Write};
 use std::path::Path;
 
 use super::blobs::manifest_digest;
@@ -76,30 +76,20 @@ impl Cache {
                 .map_err(io(file))?
                 .to_string_lossy()
                 .to_string();
+            let parts: Vec<&str> = name.split('/').collect();
+            if let ["blobs", shard, rest] = parts.as_slice() {
+                let digest = format!("{shard}{rest}");
+                match self.import_blob(&mut entry, &digest)? {
+                    Ok(()) => report.blobs += 1,
+                    Err(why) => report.rejected.push(format!("{name}: {why}")),
+                }
+                continue;
+            }
             let mut bytes = Vec::new();
             entry
                 .read_to_end(&mut bytes)
                 .map_err(|e| bad(format!("{name}: truncated ({e})")))?;
-            let parts: Vec<&str> = name.split('/').collect();
             match parts.as_slice() {
-                ["blobs", shard, rest] => {
-                    let digest = format!("{shard}{rest}");
-                    let got = blake3::hash(&bytes).to_hex().to_string();
-                    if got != digest {
-                        report
-                            .rejected
-                            .push(format!("{name}: content does not match its digest"));
-                        continue;
-                    }
-                    let dest = self.blob_path(&digest);
-                    if !dest.exists() {
-                        self.write_atomic(&dest, &bytes)?;
-                        let mut perm = std::fs::metadata(&dest).map_err(io(&dest))?.permissions();
-                        perm.set_readonly(true);
-                        std::fs::set_permissions(&dest, perm).map_err(io(&dest))?;
-                    }
-                    report.blobs += 1;
-                }
                 ["records", _, _] => match serde_json::from_slice(&bytes) {
                     Ok(r) => records.push(r),
                     Err(e) => report.rejected.push(format!("{name}: {e}")),
@@ -140,6 +130,50 @@ impl Cache {
             }
         }
         Ok(report)
+    }
+}
+
+impl Cache {
+    /// Streams one blob into tmp/ while hashing it; renames it into place only if its content
+    /// matches its digest. Blobs can be gigabytes: they are never held in memory.
+    fn import_blob(
+        &self,
+        entry: &mut impl Read,
+        digest: &str,
+    ) -> Result<std::result::Result<(), String>> {
+        let part = self.tmp_path("import");
+        let mut out = std::fs::File::create(&part).map_err(io(&part))?;
+        let mut hasher = blake3::Hasher::new();
+        let mut buf = vec![0u8; 1 << 20];
+        loop {
+            let n = match entry.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => n,
+                Err(e) => {
+                    let _ = std::fs::remove_file(&part);
+                    return Ok(Err(format!("truncated ({e})")));
+                }
+            };
+            hasher.update(&buf[..n]);
+            out.write_all(&buf[..n]).map_err(io(&part))?;
+        }
+        drop(out);
+        if hasher.finalize().to_hex().as_str() != digest {
+            let _ = std::fs::remove_file(&part);
+            return Ok(Err("content does not match its digest".into()));
+        }
+        let dest = self.blob_path(digest);
+        if dest.exists() {
+            let _ = std::fs::remove_file(&part);
+            return Ok(Ok(()));
+        }
+        let mut perm = std::fs::metadata(&part).map_err(io(&part))?.permissions();
+        perm.set_readonly(true);
+        std::fs::set_permissions(&part, perm).map_err(io(&part))?;
+        let parent = dest.parent().expect("blob dir");
+        std::fs::create_dir_all(parent).map_err(io(parent))?;
+        std::fs::rename(&part, &dest).map_err(io(&dest))?;
+        Ok(Ok(()))
     }
 }
 

@@ -58,6 +58,9 @@ pub(crate) fn io(path: &Path) -> impl FnOnce(std::io::Error) -> CacheError + '_ 
     }
 }
 
+/// How old an unlocked temp file must be before a sweep removes it.
+const STALE_TMP: std::time::Duration = std::time::Duration::from_secs(3600);
+
 /// A cache directory.
 #[derive(Debug)]
 pub struct Cache {
@@ -125,13 +128,27 @@ impl Cache {
         Ok(Staging { dir, _lock: lock })
     }
 
-    /// Removes staging directories left by killed processes (their locks are free).
+    /// Removes staging directories left by killed processes (their locks are free), and temp
+    /// files older than [`STALE_TMP`] (a live process renames its temp files within seconds).
     pub fn sweep_staging(&self) -> Result<usize> {
         let tmp = self.root.join("tmp");
         let mut removed = 0;
         for entry in std::fs::read_dir(&tmp).map_err(io(&tmp))?.flatten() {
             let path = entry.path();
-            if path.extension().is_some_and(|e| e == "lock") {
+            let is_file = entry.file_type().is_ok_and(|t| t.is_file());
+            let is_lock = path.extension().is_some_and(|e| e == "lock");
+            if is_file && !is_lock {
+                let age = entry
+                    .metadata()
+                    .and_then(|m| m.modified())
+                    .ok()
+                    .and_then(|t| t.elapsed().ok());
+                if age.is_some_and(|a| a > STALE_TMP) && std::fs::remove_file(&path).is_ok() {
+                    removed += 1;
+                }
+                continue;
+            }
+            if is_lock {
                 if let Some(_held) = lock::Lock::try_exclusive(&path)? {
                     let dir = path.with_extension("");
                     let _ = std::fs::remove_dir_all(&dir);
@@ -143,13 +160,18 @@ impl Cache {
         Ok(removed)
     }
 
+    /// A fresh, unique file path under tmp/ (never shared between threads or processes).
+    /// Files left there by killed processes are removed by [`Cache::sweep_staging`].
+    pub fn tmp_path(&self, label: &str) -> PathBuf {
+        let n = self.counter.fetch_add(1, Ordering::Relaxed);
+        self.root
+            .join("tmp")
+            .join(format!("{}-{}-{n}.{label}", std::process::id(), nanos()))
+    }
+
     /// Writes `bytes` to `dest` atomically (temp file in tmp/, then rename).
     pub fn write_atomic(&self, dest: &Path, bytes: &[u8]) -> Result<()> {
-        let n = self.counter.fetch_add(1, Ordering::Relaxed);
-        let tmp =
-            self.root
-                .join("tmp")
-                .join(format!("{}-{}-{n}.part", std::process::id(), nanos()));
+        let tmp = self.tmp_path("part");
         std::fs::write(&tmp, bytes).map_err(io(&tmp))?;
         if let Some(parent) = dest.parent() {
             std::fs::create_dir_all(parent).map_err(io(parent))?;
@@ -176,4 +198,34 @@ fn nanos() -> u128 {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_nanos())
         .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sweep_removes_dead_staging_and_stale_temp_files_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = Cache::open(dir.path()).unwrap();
+        let live = cache.staging("live").unwrap();
+        let fresh = cache.tmp_path("part");
+        std::fs::write(&fresh, "x").unwrap();
+        let stale = cache.tmp_path("part");
+        std::fs::write(&stale, "x").unwrap();
+        let old = std::time::SystemTime::now() - 2 * STALE_TMP;
+        std::fs::File::options()
+            .write(true)
+            .open(&stale)
+            .unwrap()
+            .set_modified(old)
+            .unwrap();
+        // A staging directory whose lock is free: its process died.
+        let dead = cache.root().join("tmp").join("1-2-3-dead");
+        std::fs::create_dir(&dead).unwrap();
+        std::fs::write(cache.root().join("tmp").join("1-2-3-dead.lock"), "").unwrap();
+        assert_eq!(cache.sweep_staging().unwrap(), 2);
+        assert!(live.dir.is_dir() && fresh.exists());
+        assert!(!stale.exists() && !dead.exists());
+    }
 }
