@@ -330,7 +330,9 @@ impl<'e, 'a> Scheduler<'e, 'a> {
             self.name(i),
             total - cached
         ));
-        active.bar = self.ui.bar(self.name(i), total as u64, cached as u64);
+        active.bar = self
+            .ui
+            .bar(self.name(i), "items", total as u64, cached as u64);
         self.outcomes.get_mut(&i).expect("outcome").items_cached = cached;
         let finished = active.outstanding == 0;
         self.states.insert(i, State::Active(Box::new(active)));
@@ -567,7 +569,26 @@ impl TaskContext<'_, '_> {
                 &e.p.root,
                 &staging.dir,
             ),
-            KindRef::Spec(_) => runner::run_worker(&job, &staging.dir, &|_, _| {}),
+            KindRef::Spec(_) => {
+                // A whole-stage native job reports its steps on a bar of its own; items already
+                // advance their stage's item bar.
+                let bar = if item.is_none() {
+                    self.ui.bar(&stage.name, "steps", 0, 0)
+                } else {
+                    None
+                };
+                let progress = |done: u64, total: u64| {
+                    if let Some(bar) = &bar {
+                        bar.set_length(total);
+                        bar.set_position(done);
+                    }
+                };
+                let r = runner::run_worker(&job, &staging.dir, &progress);
+                if let Some(bar) = bar {
+                    bar.finish_and_clear();
+                }
+                r
+            }
         };
         let finished = match finished {
             Ok(f) => f,

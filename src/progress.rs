@@ -30,16 +30,17 @@ impl Ui {
         }
     }
 
-    /// A bar for a stage's items (terminal only).
-    pub fn bar(&self, stage: &str, total: u64, done: u64) -> Option<ProgressBar> {
+    /// A bar counting `unit` (items, steps) for a stage (terminal only).
+    pub fn bar(&self, stage: &str, unit: &str, total: u64, done: u64) -> Option<ProgressBar> {
         let m = self.multi.as_ref()?;
         let bar = m.add(ProgressBar::new(total));
+        let template = format!(
+            "{{prefix:>12}} [{{bar:30}}] {{pos}}/{{len}} {unit}  {{elapsed}} (eta {{eta}})"
+        );
         bar.set_style(
-            ProgressStyle::with_template(
-                "{prefix:>12} [{bar:30}] {pos}/{len} items  {elapsed} (eta {eta})",
-            )
-            .expect("template")
-            .progress_chars("=> "),
+            ProgressStyle::with_template(&template)
+                .expect("template")
+                .progress_chars("=> "),
         );
         bar.set_prefix(stage.to_string());
         bar.set_position(done);

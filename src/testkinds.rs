@@ -108,8 +108,10 @@ fn run_write(ctx: &StageContext) -> Result<(), StageError> {
         let upstream = std::fs::read_to_string(dir.join("out.txt")).unwrap_or_default();
         text.push_str(&format!("[{dep}] {upstream}\n"));
     }
-    for _ in 0..ctx.int("repeat")? {
+    let repeat = ctx.int("repeat")?;
+    for k in 0..repeat {
         text.push_str(ctx.str("text")?);
+        (ctx.progress)(k as u64 + 1, repeat as u64);
     }
     text.push_str(&format!(" x{}", ctx.float("scale")?));
     write(ctx, "out.txt", &text)
