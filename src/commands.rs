@@ -299,7 +299,7 @@ fn show(project: &Project, stage: &str, json: bool) -> Result<ExitCode> {
         .and_then(|s| s.record.clone());
     let (record, is_current) = match current {
         Some(r) => (r, true),
-        None => match cache.records_newest_first(stage).into_iter().next() {
+        None => match cache.last_record(stage) {
             Some(r) => (std::sync::Arc::new(r), false),
             None => {
                 return Err(UsageError(format!(

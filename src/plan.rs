@@ -216,11 +216,7 @@ impl<'a> Engine<'a> {
 
     /// Why a stage whose key has no usable record must run.
     pub fn dirty_reasons(&self, i: usize, ki: &KeyInputs) -> Vec<DirtyReason> {
-        let last = self
-            .cache
-            .records_newest_first(&self.p.stages[i].name)
-            .into_iter()
-            .next();
+        let last = self.cache.last_record(&self.p.stages[i].name);
         match last {
             None => vec![DirtyReason::NeverRun],
             Some(last) => {
@@ -315,12 +311,7 @@ impl<'a> Engine<'a> {
         done: &HashMap<usize, Arc<StageRecord>>,
     ) -> Result<Vec<DirtyReason>> {
         let mut reasons = Vec::new();
-        if let Some(last) = self
-            .cache
-            .records_newest_first(&self.p.stages[i].name)
-            .into_iter()
-            .next()
-        {
+        if let Some(last) = self.cache.last_record(&self.p.stages[i].name) {
             let mut ki = self.key_inputs(i, done)?;
             for &d in pending {
                 let name = &self.p.stages[d].name;

@@ -139,6 +139,18 @@ impl Cache {
         v.sort_by(|a, b| b.provenance.ended_unix.total_cmp(&a.provenance.ended_unix));
         v
     }
+
+    /// A stage's most recent record: the newest file is found by mtime, and only it is parsed
+    /// (`why` and `run` ask this for every stage that reruns).
+    pub fn last_record(&self, stage: &str) -> Option<StageRecord> {
+        let dir = self.root().join("records").join(stage);
+        let newest = std::fs::read_dir(dir)
+            .ok()?
+            .flatten()
+            .filter_map(|e| Some((e.metadata().ok()?.modified().ok()?, e.path())))
+            .max()?;
+        read_json(&newest.1).ok().flatten()
+    }
 }
 
 fn list_keys(dir: &Path) -> Vec<String> {
