@@ -552,7 +552,7 @@ impl TaskContext<'_, '_> {
         let job = Job {
             kind: stage.kind.clone(),
             stage: stage.name.clone(),
-            params: stage.params.clone(),
+            params: e.run_params(i),
             inputs: self.inputs.clone(),
             item: item.map(|s| (s.index, s.value.clone())),
             out: out.clone(),

@@ -13,6 +13,7 @@
 //! | globals the kind reads (`seed`)             | yes | the only globals that change outputs; a kind that does not read the seed is not rerun when it changes |
 //! | each upstream stage's *output digest*       | yes | not the upstream key: a rerun upstream that produces byte-identical outputs leaves this key unchanged, so dependents are not rerun (early cutoff) |
 //! | each declared input's content digest        | yes | content, not mtime: touching a file reruns nothing; its path (relative to the project) also names it |
+//! | each `Path` param's content digest          | yes | as for declared inputs; the param's text is in the params too |
 //! | for one item: the item's value, and for an item-level upstream that item's output digest | yes, instead of the whole upstream digest | so that growing a list from 600 to 700 items computes only the 100 new ones |
 //! | other stages' params, stage names, `deps` order | no  | unrelated edits must not rerun anything |
 //! | the device (`cpu`, `cuda:0`), `jobs`, `gpu_slots` | no  | results computed on a GPU cluster are reused on a CPU laptop or in CI; the device is kept in the record's provenance instead |

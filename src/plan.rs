@@ -18,11 +18,11 @@ use crate::registry::{KindRef, Registry};
 pub enum EngineError {
     #[error(transparent)]
     Cache(#[from] CacheError),
-    #[error("stage `{stage}`: declared input `{path}` cannot be read: {source}\n  help: create it, or fix `inputs` in [stages.{stage}]")]
+    #[error("stage `{stage}`: input `{path}` cannot be read: {error}\n  help: create it, or fix the path (in `inputs` or a path param of [stages.{stage}])")]
     Input {
         stage: String,
         path: String,
-        source: std::io::Error,
+        error: std::io::Error,
     },
     #[error("stage `{stage}`: {message}")]
     Items { stage: String, message: String },
@@ -125,18 +125,48 @@ impl<'a> Engine<'a> {
             }
         }
         let mut stat = self.stat.lock().expect("statcache");
-        for path in &s.inputs {
+        for path in s
+            .inputs
+            .iter()
+            .chain(self.path_params(i).iter().map(|(_, p)| p))
+        {
             let digest = stat.digest(&self.p.root.join(path)).map_err(|e| match e {
                 CacheError::Io { source, .. } => EngineError::Input {
                     stage: s.name.clone(),
                     path: path.clone(),
-                    source,
+                    error: source,
                 },
                 other => other.into(),
             })?;
             ki.inputs.insert(path.clone(), digest);
         }
         Ok(ki)
+    }
+
+    /// The non-empty `Path` params of a stage, as (param, path as written).
+    pub fn path_params(&self, i: usize) -> Vec<(&'static str, String)> {
+        let KindRef::Spec(spec) = self.kind(i) else {
+            return Vec::new();
+        };
+        let params = &self.p.stages[i].params;
+        spec.params
+            .iter()
+            .filter(|p| p.ty == nasflow_stages::ParamType::Path)
+            .filter_map(|p| {
+                let v = params.get(p.name)?.as_str()?;
+                (!v.is_empty()).then(|| (p.name, v.to_string()))
+            })
+            .collect()
+    }
+
+    /// The params a run sees: `Path` params made absolute (keys use them as written).
+    pub fn run_params(&self, i: usize) -> serde_json::Map<String, serde_json::Value> {
+        let mut params = self.p.stages[i].params.clone();
+        for (name, path) in self.path_params(i) {
+            let abs = self.p.root.join(&path);
+            params.insert(name.to_string(), json!(abs.to_string_lossy()));
+        }
+        params
     }
 
     /// A record that can be reused as is: present, readable, every blob there.

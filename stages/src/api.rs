@@ -26,6 +26,9 @@ pub enum ParamType {
     Table,
     /// Any TOML value.
     Any,
+    /// A file or directory, relative to the pipeline file; `""` for none. Its content (not
+    /// only its name) is part of the stage key, and the run sees it as an absolute path.
+    Path,
 }
 
 impl ParamType {
@@ -38,6 +41,7 @@ impl ParamType {
             ParamType::List => "array",
             ParamType::Table => "table",
             ParamType::Any => "any value",
+            ParamType::Path => "path (string)",
         }
     }
 }
@@ -139,6 +143,11 @@ impl StageContext<'_> {
             .get(name)
             .and_then(Value::as_str)
             .ok_or_else(|| self.missing(name, "a string"))
+    }
+    /// A `Path` param: `None` when empty, else the absolute path the engine resolved.
+    pub fn path(&self, name: &str) -> Result<Option<PathBuf>, StageError> {
+        let s = self.str(name)?;
+        Ok((!s.is_empty()).then(|| PathBuf::from(s)))
     }
     fn missing(&self, name: &str, what: &str) -> StageError {
         StageError::Config(format!(
