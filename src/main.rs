@@ -5,10 +5,34 @@ mod commands;
 
 use std::process::ExitCode;
 
-use clap::Parser;
+use clap::{CommandFactory, FromArgMatches};
+use nasflow::registry;
+use nasflow_stages::tools::ToolError;
 
 fn main() -> ExitCode {
-    let cli = cli::Cli::parse();
+    // The engine's commands, plus the utility commands of the stage crate (`nasflow nb101`).
+    let tools = registry::tools();
+    let mut command = cli::Cli::command();
+    for t in &tools {
+        command = command.subcommand((t.command)());
+    }
+    let matches = command.get_matches();
+    if let Some((name, sub)) = matches.subcommand() {
+        if let Some(tool) = tools.iter().find(|t| t.name() == name) {
+            return match (tool.run)(sub) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    ExitCode::from(if matches!(e, ToolError::Usage(_)) {
+                        2
+                    } else {
+                        1
+                    })
+                }
+            };
+        }
+    }
+    let cli = cli::Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
     match commands::dispatch(cli) {
         Ok(code) => code,
         Err(err) => {

@@ -36,6 +36,11 @@ impl KindRef {
     }
 }
 
+/// The utility subcommands of the stage crate (`nasflow nb101 ...`).
+pub fn tools() -> Vec<nasflow_stages::tools::Tool> {
+    nasflow_stages::tools::tools()
+}
+
 pub struct Registry {
     kinds: Vec<&'static KindSpec>,
 }

@@ -12,6 +12,9 @@
 
 pub mod api;
 pub mod device;
+pub mod nb101;
+pub mod sample;
+pub mod tools;
 
 pub use api::{ItemInput, KindSpec, ParamSpec, ParamType, RunFn, StageContext, StageError};
 pub use device::{Device, DeviceError};
@@ -19,10 +22,13 @@ pub use device::{Device, DeviceError};
 /// The NAS stage kinds this crate provides. The seven stages of the paper
 /// (`sample` … `predict`) are added here as they are implemented.
 pub fn kinds() -> Vec<&'static KindSpec> {
-    Vec::new()
+    vec![&sample::SAMPLE]
 }
 
 /// The computation of a kind listed by [`kinds`].
-pub fn runner(_name: &str) -> Option<RunFn> {
-    None
+pub fn runner(name: &str) -> Option<RunFn> {
+    match name {
+        "sample" => Some(sample::run),
+        _ => None,
+    }
 }
