@@ -72,6 +72,8 @@ enum Nb101Cmd {
         #[arg(long, value_enum)]
         format: Option<Format>,
     },
+    /// Read and check a space file from `enumerate --out`; print the count and the time taken.
+    Load { file: PathBuf },
     /// Describe one cell as JSON: validity, hash, pruned matrix and ops, parameter count.
     ///
     /// A well-formed cell outside the NB101 space (disconnected, more than 9 edges) prints
@@ -110,6 +112,12 @@ fn failed(e: impl std::fmt::Display) -> ToolError {
 fn run_nb101(args: Nb101) -> Result<(), ToolError> {
     match args.cmd {
         Nb101Cmd::Enumerate { out, format } => enumerate(out, format),
+        Nb101Cmd::Load { file } => {
+            let t0 = Instant::now();
+            let space = Space::read(&file).map_err(|e| ToolError::Usage(e.to_string()))?;
+            println!("{} cells loaded in {:.3} s", space.len(), t0.elapsed().as_secs_f64());
+            Ok(())
+        }
         Nb101Cmd::Info {
             matrix,
             ops,
