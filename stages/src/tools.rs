@@ -115,7 +115,11 @@ fn run_nb101(args: Nb101) -> Result<(), ToolError> {
         Nb101Cmd::Load { file } => {
             let t0 = Instant::now();
             let space = Space::read(&file).map_err(|e| ToolError::Usage(e.to_string()))?;
-            println!("{} cells loaded in {:.3} s", space.len(), t0.elapsed().as_secs_f64());
+            println!(
+                "{} cells loaded in {:.3} s",
+                space.len(),
+                t0.elapsed().as_secs_f64()
+            );
             Ok(())
         }
         Nb101Cmd::Info {

@@ -164,7 +164,7 @@ impl Space {
             out.extend_from_slice(&bits_from_cell(c).to_le_bytes()[..3]);
             let mut ops = 0u16;
             let n = c.num_vertices();
-            for (k, op) in c.ops()[1..n.max(1) - 1].iter().enumerate() {
+            for (k, op) in c.ops()[1..n - 1].iter().enumerate() {
                 let idx = Op::INTERIOR.iter().position(|o| o == op).unwrap_or(0);
                 ops |= (idx as u16) << (2 * k);
             }
