@@ -59,6 +59,7 @@ enum Task {
         key: String,
         ki: KeyInputs,
         spec: ItemSpec,
+        forced: bool,
     },
 }
 
@@ -322,6 +323,7 @@ impl<'e, 'a> Scheduler<'e, 'a> {
                 key: item_key,
                 ki: item_ki,
                 spec,
+                forced,
             });
         }
         let total = active.items.len();
@@ -525,7 +527,7 @@ impl TaskContext<'_, '_> {
             ));
         })?;
         // Another process may have published it while we waited.
-        if let Some(spec) = item {
+        if let (Some(spec), Task::Item { forced: false, .. }) = (item, task) {
             if let Some(r) = e.cache.read_item(&stage.name, key)? {
                 if e.cache.has_blobs(&r.files) {
                     return Ok(Ok(TaskOk::Item(

@@ -158,6 +158,19 @@ fn growing_an_item_list_computes_only_the_new_items() {
 }
 
 #[test]
+fn force_recomputes_every_item_of_an_item_level_stage() {
+    let toml = "[stages.list]\nkind = \"test-items\"\ncount = 3\n\n[stages.each]\nkind = \"test-item\"\nforeach = \"list\"\n";
+    let p = Project::new(toml);
+    p.run_ok(&[]);
+    let out = p.nasflow(&["run", "--force", "each"]);
+    assert!(
+        stderr(&out).contains("items: 3 ran, 0 cached"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
 fn a_failed_item_fails_the_stage_but_keeps_finished_items() {
     let toml = "[stages.list]\nkind = \"test-items\"\ncount = 4\n\n[stages.each]\nkind = \"test-item\"\nforeach = \"list\"\nfail_on = 2\n";
     let p = Project::new(toml);
