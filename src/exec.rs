@@ -607,7 +607,7 @@ impl TaskContext<'_, '_> {
         match task {
             Task::Stage { ki, .. } => {
                 e.cache
-                    .publish_dir(&out, &e.cache.out_dir(&stage.name, key, false))?;
+                    .replace_dir(&out, &e.cache.out_dir(&stage.name, key, false))?;
                 let record = StageRecord {
                     format: RECORD_FORMAT,
                     stage: stage.name.clone(),
@@ -623,7 +623,7 @@ impl TaskContext<'_, '_> {
             }
             Task::Item { ki, spec, .. } => {
                 e.cache
-                    .publish_dir(&out, &e.cache.out_dir(&stage.name, key, true))?;
+                    .replace_dir(&out, &e.cache.out_dir(&stage.name, key, true))?;
                 let record = ItemRecord {
                     format: RECORD_FORMAT,
                     stage: stage.name.clone(),
@@ -695,6 +695,8 @@ fn assemble(
         items,
         provenance: provenance(started_at, elapsed, &device, peak),
     };
+    // A forced rerun keeps the key; a view materialized from the previous record is stale.
+    e.cache.drop_dir(&e.cache.out_dir(&record.stage, &record.key, false))?;
     e.cache.write_record(&record)?;
     Ok(record)
 }

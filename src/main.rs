@@ -10,6 +10,11 @@ use nasflow::registry;
 use nasflow_stages::tools::ToolError;
 
 fn main() -> ExitCode {
+    // `nasflow show STAGE | head` must end quietly, as other Unix tools do, not panic on EPIPE.
+    // SAFETY: restoring the default disposition of a signal before any thread starts.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
     // The engine's commands, plus the utility commands of the stage crate (`nasflow nb101`).
     let tools = registry::tools();
     let mut command = cli::Cli::command();

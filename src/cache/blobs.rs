@@ -146,6 +146,24 @@ impl Cache {
         }
     }
 
+    /// Publishes a freshly computed output at `dest`, replacing what is there: after a forced
+    /// rerun the key is the same but the files may differ, and a stale view must not survive.
+    pub fn replace_dir(&self, staged: &Path, dest: &Path) -> Result<()> {
+        self.drop_dir(dest)?;
+        self.publish_dir(staged, dest)
+    }
+
+    /// Removes a materialized output directory (moved aside first, so no reader sees it half
+    /// deleted); the next `materialize` rebuilds it from the current record.
+    pub fn drop_dir(&self, dest: &Path) -> Result<()> {
+        if dest.is_dir() {
+            let trash = self.staging("replaced")?;
+            std::fs::rename(dest, trash.dir.join("old")).map_err(io(dest))?;
+            let _ = std::fs::remove_dir_all(&trash.dir);
+        }
+        Ok(())
+    }
+
     /// Builds `dest` from a manifest's blobs (hard links) unless it is already there.
     pub fn materialize(&self, files: &[FileEntry], dest: &Path) -> Result<()> {
         if dest.is_dir() {
