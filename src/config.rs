@@ -648,7 +648,7 @@ fn check_type(ty: ParamType, value: Value) -> Result<Value, &'static str> {
         ParamType::Int => value.is_i64() || value.is_u64(),
         ParamType::Float => value.is_number(),
         ParamType::Bool => value.is_boolean(),
-        ParamType::Str | ParamType::Path => value.is_string(),
+        ParamType::Str | ParamType::Path | ParamType::PathOr(_) => value.is_string(),
         ParamType::List => value.is_array(),
         ParamType::Table => value.is_object(),
     };

@@ -151,10 +151,14 @@ impl<'a> Engine<'a> {
         let params = &self.p.stages[i].params;
         spec.params
             .iter()
-            .filter(|p| p.ty == nasflow_stages::ParamType::Path)
             .filter_map(|p| {
+                let keywords: &[&str] = match p.ty {
+                    nasflow_stages::ParamType::Path => &[],
+                    nasflow_stages::ParamType::PathOr(k) => k,
+                    _ => return None,
+                };
                 let v = params.get(p.name)?.as_str()?;
-                (!v.is_empty()).then(|| (p.name, v.to_string()))
+                (!v.is_empty() && !keywords.contains(&v)).then(|| (p.name, v.to_string()))
             })
             .collect()
     }

@@ -41,6 +41,7 @@ fn run(job_file: &str) -> Result<(), String> {
     let job: Job = serde_json::from_str(&text).map_err(|e| format!("{job_file}: {e}"))?;
     let run = nasflow::testkinds::runner(&job.kind)
         .or_else(|| nasflow_stages::runner(&job.kind))
+        .or_else(|| nasflow_torch::runner(&job.kind))
         .ok_or_else(|| {
             format!(
                 "this nasflow-worker has no stage kind `{}` (is it from another nasflow version?)",

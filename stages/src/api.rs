@@ -29,6 +29,8 @@ pub enum ParamType {
     /// A file or directory, relative to the pipeline file; `""` for none. Its content (not
     /// only its name) is part of the stage key, and the run sees it as an absolute path.
     Path,
+    /// A `Path`, or one of these keywords (which name no file: `images = "synthetic"`).
+    PathOr(&'static [&'static str]),
 }
 
 impl ParamType {
@@ -41,7 +43,7 @@ impl ParamType {
             ParamType::List => "array",
             ParamType::Table => "table",
             ParamType::Any => "any value",
-            ParamType::Path => "path (string)",
+            ParamType::Path | ParamType::PathOr(_) => "path (string)",
         }
     }
 }
@@ -144,7 +146,8 @@ impl StageContext<'_> {
             .and_then(Value::as_str)
             .ok_or_else(|| self.missing(name, "a string"))
     }
-    /// A `Path` param: `None` when empty, else the absolute path the engine resolved.
+    /// A `Path` param: `None` when empty, else the absolute path the engine resolved (for
+    /// `PathOr`, a keyword comes back as written).
     pub fn path(&self, name: &str) -> Result<Option<PathBuf>, StageError> {
         let s = self.str(name)?;
         Ok((!s.is_empty()).then(|| PathBuf::from(s)))

@@ -5,14 +5,17 @@
 //! `nasflow` engine calls the kinds listed by [`kinds`] through its registry.
 //!
 //! Linking rule: the engine binary links this crate for the kinds' metadata but must never load
-//! libtorch (a no-op run must take milliseconds, not the ~300 ms libtorch takes to load). The
-//! linker pulls in whole object files, so code that calls into libtorch must live in modules
-//! apart from the `KindSpec` statics, and only [`runner`] may reach it. The test
+//! libtorch (a no-op run must take milliseconds, not the ~300 ms libtorch takes to load), so this
+//! crate does not depend on tch. The libtorch computations of its kinds live in the
+//! `nasflow-torch` crate (`stages/torch`), which only `nasflow-worker` links. The test
 //! `tests/cli.rs::engine_binary_does_not_link_libtorch` checks this.
 
 pub mod api;
 pub mod device;
+pub mod images;
 pub mod nb101;
+pub mod pretrain;
+mod runners;
 pub mod sample;
 pub mod tools;
 
@@ -22,13 +25,8 @@ pub use device::{Device, DeviceError};
 /// The NAS stage kinds this crate provides. The seven stages of the paper
 /// (`sample` … `predict`) are added here as they are implemented.
 pub fn kinds() -> Vec<&'static KindSpec> {
-    vec![&sample::SAMPLE]
+    vec![&sample::SAMPLE, &pretrain::PRETRAIN, &pretrain::EXTRACT]
 }
 
-/// The computation of a kind listed by [`kinds`].
-pub fn runner(name: &str) -> Option<RunFn> {
-    match name {
-        "sample" => Some(sample::run),
-        _ => None,
-    }
-}
+/// The computation of a kind listed by [`kinds`] (in its own module: see the linking rule).
+pub use runners::runner;

@@ -1,0 +1,85 @@
+//! `extract`'s computation (tch): for one trained network, in eval mode, the global-average-pool
+//! features (the classifier's input; 512 at NB101's sizes) on
+//!
+//! - the *seen* images: pretrain's held-out training images, with their one frozen augmentation
+//!   (as info-NAS materialised its validation loader once), in split order;
+//! - the *unseen* images: `unseen` test images drawn with a seeded generator (paper: 2,000), test
+//!   transform (normalisation only);
+//!
+//! and the classifier's weight and bias. `features.safetensors` holds (f32 unless noted):
+//!
+//! | name | shape | |
+//! |---|---|---|
+//! | `seen_features` | held_out x C | |
+//! | `seen_labels` | held_out (i64) | class of each seen image |
+//! | `seen_indices` | held_out (i64) | index in the training images |
+//! | `unseen_features` | unseen x C | |
+//! | `unseen_labels` | unseen (i64) | |
+//! | `unseen_indices` | unseen (i64) | index in the test images, in draw order |
+//! | `classifier_weight` | classes x C | |
+//! | `classifier_bias` | classes | |
+use tch::nn::{self};
+use tch::Tensor;
+
+use crate::train::{labels, prepare, to_tensor, torch_device, torch_err};
+use nasflow_stages::pretrain::{count, item_cell, read_json, NetworkInfo};
+use nasflow_stages::{StageContext, StageError};
+use nasflow_stages::images;
+use crate::network::{Init, Network};
+
+pub const UNSEEN_STREAM: u64 = 4;
+
+fn features(net: &Network, pixels: &[f32], device: tch::Device) -> Tensor {
+    let _guard = tch::no_grad_guard();
+    let n = pixels.len() / images::PIXELS;
+    let parts: Vec<Tensor> = (0..n)
+        .step_by(250)
+        .map(|s| {
+            let e = (s + 250).min(n);
+            net.features(&to_tensor(&pixels[s * images::PIXELS..e * images::PIXELS], device), false)
+        })
+        .collect();
+    Tensor::cat(&parts, 0).to_device(tch::Device::Cpu)
+}
+
+fn index_tensor(idx: &[usize]) -> Tensor {
+    Tensor::from_slice(&idx.iter().map(|&i| i as i64).collect::<Vec<_>>())
+}
+
+pub fn run(ctx: &StageContext) -> Result<(), StageError> {
+    let (hash, _) = item_cell(ctx)?;
+    let dir = ctx.input("pretrain")?;
+    let info: NetworkInfo = read_json(&dir.join("network.json"))?;
+    if info.hash != hash {
+        return Err(StageError::Failed(format!("pretrain's network {} is not this item's {hash}", info.hash)));
+    }
+    tch::set_num_threads(ctx.threads.max(1) as i32);
+    let device = torch_device(ctx.device);
+    let p = prepare(ctx.str("images")?, info.held_out, ctx.seed)?;
+    if p.data.name != info.images {
+        return Err(StageError::Config(format!(
+            "stage `{}` reads images {} but pretrain trained on {}: set the same `images` in both stages",
+            ctx.stage, p.data.name, info.images
+        )));
+    }
+    let mut vs = nn::VarStore::new(device);
+    let net = Network::new(&vs.root(), &info.cell()?, &info.skeleton(), Init::Zeros);
+    vs.load(dir.join("weights.safetensors")).map_err(torch_err)?;
+
+    let unseen = count(ctx, "unseen")?.min(p.data.test.len());
+    let unseen_idx = rand::seq::index::sample(&mut images::rng(ctx.seed, UNSEEN_STREAM), p.data.test.len(), unseen).into_vec();
+    let unseen_pixels = images::batch(&p.data.test, &unseen_idx, None);
+
+    let cpu = tch::Device::Cpu;
+    let tensors = vec![
+        ("seen_features", features(&net, &p.held_pixels, device)),
+        ("seen_labels", labels(&p.data.train, &p.held_idx, cpu)),
+        ("seen_indices", index_tensor(&p.held_idx)),
+        ("unseen_features", features(&net, &unseen_pixels, device)),
+        ("unseen_labels", labels(&p.data.test, &unseen_idx, cpu)),
+        ("unseen_indices", index_tensor(&unseen_idx)),
+        ("classifier_weight", net.classifier().ws.detach().to_device(cpu)),
+        ("classifier_bias", net.classifier().bs.as_ref().expect("bias").detach().to_device(cpu)),
+    ];
+    Tensor::write_safetensors(&tensors, ctx.out.join("features.safetensors")).map_err(torch_err)
+}

@@ -1,0 +1,22 @@
+//! The libtorch side of nasflow's NAS stages: the NB101 network in tch ([`network`]), the
+//! `pretrain` trainer ([`train`]) and the `extract` feature extraction ([`extract`]).
+//!
+//! The kinds' declarations (params, docs) live in `nasflow-stages`, which the engine links; this
+//! crate holds their computations and is linked only by `nasflow-worker`. Keeping libtorch out of
+//! the engine by a crate boundary is what makes it reliable: within one crate, code generation
+//! may put tch-calling code and engine-visible statics in one object file, and the linker then
+//! pulls in libtorch (~300 ms to load) for a no-op run. `tests/cli.rs` checks the engine binary.
+pub mod extract;
+pub mod network;
+pub mod train;
+
+use nasflow_stages::RunFn;
+
+/// The computation of a libtorch kind listed by `nasflow_stages::kinds`.
+pub fn runner(name: &str) -> Option<RunFn> {
+    match name {
+        "pretrain" => Some(train::run),
+        "extract" => Some(extract::run),
+        _ => None,
+    }
+}

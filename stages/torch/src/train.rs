@@ -1,0 +1,223 @@
+//! `pretrain`'s computation (tch): NASBench-PyTorch's trainer. SGD (lr 0.025, momentum 0.9,
+//! weight decay 1e-4 on every parameter), learning rate `lr * (1 + cos(pi * e / epochs)) / 2` in
+//! epoch e (cosine annealing stepped per epoch, so it never reaches 0), gradient-norm clipping at
+//! 5, cross-entropy; random crop (4-pixel padding) and horizontal flip on the training images.
+//!
+//! Seeds: libtorch's generator is seeded with the pipeline seed before the network is built (so
+//! every network starts as NASBench-PyTorch's would with that seed), and batches are shuffled and
+//! augmented by ChaCha8 streams of the same seed. On the CPU, the same seed and thread count give
+//! bit-identical weights.
+use std::time::Instant;
+
+use serde::Serialize;
+use tch::nn::{self, ModuleT, OptimizerConfig};
+use tch::{Kind, Tensor};
+
+use nasflow_stages::pretrain::{count, item_cell, write_json, NetworkInfo};
+use nasflow_stages::{StageContext, StageError};
+use nasflow_stages::images::{self, Dataset, Images};
+use nasflow_stages::nb101::params::Skeleton;
+use crate::network::{count_trainable, Init, Network};
+
+/// Streams of the pipeline seed (see `images::rng`).
+pub const SHUFFLE_STREAM: u64 = 1;
+pub const AUGMENT_STREAM: u64 = 2;
+/// The held-out images' one frozen augmentation (info-NAS at the paper era gave them the train
+/// transform, materialised once).
+pub const HELD_OUT_STREAM: u64 = 3;
+
+pub fn torch_device(d: nasflow_stages::Device) -> tch::Device {
+    match d {
+        nasflow_stages::Device::Cpu => tch::Device::Cpu,
+        nasflow_stages::Device::Cuda(n) => tch::Device::Cuda(n),
+    }
+}
+
+pub fn torch_err(e: tch::TchError) -> StageError {
+    StageError::Torch(e.to_string())
+}
+
+/// The image set, its train/held-out split, and the held-out images frozen once (augmented).
+pub struct Prepared {
+    pub data: Dataset,
+    pub train_idx: Vec<usize>,
+    pub held_idx: Vec<usize>,
+    /// N x 3 x 32 x 32, normalised.
+    pub held_pixels: Vec<f32>,
+}
+
+pub fn prepare(spec: &str, held_out: usize, seed: u64) -> Result<Prepared, StageError> {
+    let data = images::load(spec, seed).map_err(|e| StageError::Failed(e.to_string()))?;
+    if held_out >= data.train.len() {
+        return Err(StageError::Config(format!(
+            "held_out = {held_out} but the image set has {} training images",
+            data.train.len()
+        )));
+    }
+    let (train_idx, held_idx) = images::split(data.train.len(), held_out, seed);
+    let held_pixels = images::batch(&data.train, &held_idx, Some(&mut images::rng(seed, HELD_OUT_STREAM)));
+    Ok(Prepared { data, train_idx, held_idx, held_pixels })
+}
+
+pub fn to_tensor(pixels: &[f32], device: tch::Device) -> Tensor {
+    let n = (pixels.len() / images::PIXELS) as i64;
+    Tensor::from_slice(pixels).view([n, 3, images::SIDE as i64, images::SIDE as i64]).to_device(device)
+}
+
+pub fn labels(images: &Images, idx: &[usize], device: tch::Device) -> Tensor {
+    let l: Vec<i64> = idx.iter().map(|&i| images.labels[i] as i64).collect();
+    Tensor::from_slice(&l).to_device(device)
+}
+
+/// (mean loss, accuracy) of the network in eval mode on pictures, in batches.
+pub fn evaluate(net: &Network, pixels: &[f32], labels_t: &Tensor, device: tch::Device) -> (f64, f64) {
+    let _guard = tch::no_grad_guard();
+    let n = pixels.len() / images::PIXELS;
+    let (mut loss, mut correct) = (0.0, 0.0);
+    for start in (0..n).step_by(250) {
+        let end = (start + 250).min(n);
+        let x = to_tensor(&pixels[start * images::PIXELS..end * images::PIXELS], device);
+        let y = labels_t.narrow(0, start as i64, (end - start) as i64);
+        let logits = net.forward_t(&x, false);
+        loss += logits.cross_entropy_for_logits(&y).double_value(&[]) * (end - start) as f64;
+        correct += logits.argmax(-1, false).eq_tensor(&y).to_kind(Kind::Float).sum(Kind::Float).double_value(&[]);
+    }
+    (loss / n.max(1) as f64, correct / n.max(1) as f64)
+}
+
+#[derive(Serialize)]
+struct Epoch {
+    epoch: usize,
+    lr: f64,
+    train_loss: f64,
+    train_accuracy: f64,
+    held_out_loss: f64,
+    held_out_accuracy: f64,
+    seconds: f64,
+}
+
+#[derive(Serialize)]
+struct Metrics {
+    hash: String,
+    epochs: Vec<Epoch>,
+    test_accuracy: f64,
+    test_images: usize,
+    train_images: usize,
+    wall_seconds: f64,
+    images_per_second: f64,
+    device: String,
+    threads: usize,
+}
+
+pub fn run(ctx: &StageContext) -> Result<(), StageError> {
+    let started = Instant::now();
+    let (hash, cell) = item_cell(ctx)?;
+    let sk = Skeleton {
+        in_channels: 3,
+        init_channels: count(ctx, "init_channels")?,
+        stacks: count(ctx, "stacks")?,
+        cells_per_stack: count(ctx, "cells_per_stack")?,
+        classes: images::CLASSES,
+    };
+    let (epochs, batch_size) = (count(ctx, "epochs")?, count(ctx, "batch_size")?.max(1));
+    let (lr, momentum, wd, clip) = (ctx.float("lr")?, ctx.float("momentum")?, ctx.float("weight_decay")?, ctx.float("grad_clip")?);
+    let held_out = count(ctx, "held_out")?;
+    let images_spec = ctx.str("images")?.to_string();
+    tch::set_num_threads(ctx.threads.max(1) as i32);
+    let device = torch_device(ctx.device);
+
+    let p = prepare(&images_spec, held_out, ctx.seed)?;
+    let mut train_idx = p.train_idx.clone();
+    let limit = count(ctx, "train_limit")?;
+    if limit > 0 {
+        train_idx.truncate(limit);
+    }
+    let held_labels = labels(&p.data.train, &p.held_idx, device);
+    let test_n = match count(ctx, "test_limit")? {
+        0 => p.data.test.len(),
+        n => n.min(p.data.test.len()),
+    };
+    let test_idx: Vec<usize> = (0..test_n).collect();
+
+    tch::manual_seed(ctx.seed as i64);
+    let vs = nn::VarStore::new(device);
+    let net = Network::new(&vs.root(), &cell, &sk, Init::Paper);
+    let mut opt = nn::Sgd { momentum, dampening: 0.0, wd, nesterov: false }
+        .build(&vs, lr)
+        .map_err(torch_err)?;
+
+    let mut shuffle_rng = images::rng(ctx.seed, SHUFFLE_STREAM);
+    let mut augment_rng = images::rng(ctx.seed, AUGMENT_STREAM);
+    let steps_per_epoch = train_idx.len().div_ceil(batch_size);
+    let total = (steps_per_epoch * epochs) as u64;
+    let mut history = Vec::new();
+    let mut trained_images = 0usize;
+    let train_started = Instant::now();
+    for epoch in 0..epochs {
+        let t0 = Instant::now();
+        let epoch_lr = lr * (1.0 + (std::f64::consts::PI * epoch as f64 / epochs as f64).cos()) / 2.0;
+        opt.set_lr(epoch_lr);
+        images::shuffle(&mut train_idx, &mut shuffle_rng);
+        let (mut loss_sum, mut correct, mut seen) = (0.0, 0.0, 0usize);
+        for (step, chunk) in train_idx.chunks(batch_size).enumerate() {
+            if chunk.len() < 2 {
+                continue; // batch norm cannot train on one picture
+            }
+            let x = to_tensor(&images::batch(&p.data.train, chunk, Some(&mut augment_rng)), device);
+            let y = labels(&p.data.train, chunk, device);
+            let logits = net.forward_t(&x, true);
+            let loss = logits.cross_entropy_for_logits(&y);
+            opt.zero_grad();
+            loss.backward();
+            opt.clip_grad_norm(clip);
+            opt.step();
+            let n = chunk.len();
+            loss_sum += loss.double_value(&[]) * n as f64;
+            correct += logits.argmax(-1, false).eq_tensor(&y).to_kind(Kind::Float).sum(Kind::Float).double_value(&[]);
+            seen += n;
+            (ctx.progress)((epoch * steps_per_epoch + step + 1) as u64, total);
+        }
+        trained_images += seen;
+        let (held_out_loss, held_out_accuracy) = evaluate(&net, &p.held_pixels, &held_labels, device);
+        history.push(Epoch {
+            epoch: epoch + 1,
+            lr: epoch_lr,
+            train_loss: loss_sum / seen.max(1) as f64,
+            train_accuracy: correct / seen.max(1) as f64,
+            held_out_loss,
+            held_out_accuracy,
+            seconds: t0.elapsed().as_secs_f64(),
+        });
+    }
+    let train_seconds = train_started.elapsed().as_secs_f64();
+    let test_pixels = images::batch(&p.data.test, &test_idx, None);
+    let (_, test_accuracy) = evaluate(&net, &test_pixels, &labels(&p.data.test, &test_idx, device), device);
+
+    let out = ctx.out;
+    vs.save(out.join("weights.safetensors")).map_err(torch_err)?;
+    let info = NetworkInfo {
+        hash,
+        matrix: cell.matrix(),
+        ops: cell.ops().iter().map(|o| o.name().to_string()).collect(),
+        init_channels: sk.init_channels,
+        stacks: sk.stacks,
+        cells_per_stack: sk.cells_per_stack,
+        classes: sk.classes,
+        trainable_parameters: count_trainable(&vs),
+        images: p.data.name.clone(),
+        held_out,
+    };
+    write_json(&out.join("network.json"), &info)?;
+    let metrics = Metrics {
+        hash: hash.hex(),
+        epochs: history,
+        test_accuracy,
+        test_images: test_n,
+        train_images: train_idx.len(),
+        wall_seconds: started.elapsed().as_secs_f64(),
+        images_per_second: trained_images as f64 / train_seconds.max(1e-9),
+        device: ctx.device.to_string(),
+        threads: ctx.threads,
+    };
+    write_json(&out.join("metrics.json"), &metrics)
+}

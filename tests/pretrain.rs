@@ -1,0 +1,120 @@
+//! `pretrain` and `extract` end to end on the synthetic images at tiny sizes, through the binary.
+mod common;
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+
+use common::{stderr, Project};
+use serde_json::Value;
+
+const PIPELINE: &str = r#"
+[pipeline]
+seed = 5
+jobs = 2
+[stages.sample]
+kind = "sample"
+space = "SPACE"
+cells = 300
+train_nets = 2
+valid_nets = 1
+[stages.pretrain]
+kind = "pretrain"
+foreach = "sample"
+init_channels = 4
+stacks = 2
+cells_per_stack = 1
+epochs = 2
+batch_size = 32
+train_limit = 192
+test_limit = 100
+held_out = 40
+[stages.extract]
+kind = "extract"
+foreach = "pretrain"
+unseen = 30
+"#;
+
+/// The space, enumerated once for the three projects below.
+fn space_file(dir: &std::path::Path) -> PathBuf {
+    let bin = dir.join("space.nb101");
+    let out = Project::new("").nasflow(&["nb101", "enumerate", "--out", bin.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    bin
+}
+
+fn out_dir(p: &Project, stage: &str) -> PathBuf {
+    let show: Value = serde_json::from_slice(&p.nasflow(&["show", stage, "--json"]).stdout).unwrap();
+    PathBuf::from(show["out_dir"].as_str().unwrap())
+}
+
+fn tensors(path: &std::path::Path) -> HashMap<String, tch::Tensor> {
+    tch::Tensor::read_safetensors(path).unwrap().into_iter().collect()
+}
+
+#[test]
+fn pretrain_and_extract_tiny_networks_deterministically() {
+    let tmp = tempfile::tempdir().unwrap();
+    let space = space_file(tmp.path());
+    let pipeline = PIPELINE.replace("SPACE", &space.to_string_lossy());
+    let a = Project::new(&pipeline);
+    a.run_ok(&[]);
+
+    let pre = out_dir(&a, "pretrain");
+    let ext = out_dir(&a, "extract");
+    for k in 0..3 {
+        let item = pre.join(format!("items/{k:05}"));
+        let m: Value = serde_json::from_str(&std::fs::read_to_string(item.join("metrics.json")).unwrap()).unwrap();
+        assert_eq!(m["epochs"].as_array().unwrap().len(), 2);
+        let e0 = &m["epochs"][0];
+        assert!((e0["lr"].as_f64().unwrap() - 0.025).abs() < 1e-12, "cosine starts at lr");
+        assert!((m["epochs"][1]["lr"].as_f64().unwrap() - 0.0125).abs() < 1e-12, "cos(pi/2) halves it");
+        for key in ["train_loss", "train_accuracy", "held_out_loss", "held_out_accuracy"] {
+            assert!(e0[key].as_f64().unwrap().is_finite(), "{key}");
+        }
+        let acc = m["test_accuracy"].as_f64().unwrap();
+        assert!((0.0..=1.0).contains(&acc));
+        assert_eq!(m["test_images"], 100);
+        let net: Value = serde_json::from_str(&std::fs::read_to_string(item.join("network.json")).unwrap()).unwrap();
+        let w = tensors(&item.join("weights.safetensors"));
+        let params: i64 = w
+            .iter()
+            .filter(|(n, _)| !n.contains("running_") && !n.contains("num_batches"))
+            .map(|(_, t)| t.numel() as i64)
+            .sum();
+        assert_eq!(params, net["trainable_parameters"].as_i64().unwrap());
+
+        let f = tensors(&ext.join(format!("items/{k:05}/features.safetensors")));
+        let c = 8; // 4 channels doubled once
+        assert_eq!(f["seen_features"].size(), vec![40, c]);
+        assert_eq!(f["seen_labels"].size(), vec![40]);
+        assert_eq!(f["unseen_features"].size(), vec![30, c]);
+        assert_eq!(f["unseen_indices"].size(), vec![30]);
+        assert_eq!(f["classifier_weight"].size(), vec![10, c]);
+        assert_eq!(f["classifier_bias"].size(), vec![10]);
+        // The classifier in the features file is the trained one.
+        assert!(f["classifier_weight"].equal(&w["classifier.weight"]));
+        // GAP features after ReLU are non-negative.
+        assert!(f["seen_features"].min().double_value(&[]) >= 0.0);
+    }
+
+    // Same seed, same device and threads: bit-identical weights in a second project.
+    let b = Project::new(&pipeline);
+    b.run_ok(&[]);
+    let pb = out_dir(&b, "pretrain");
+    for k in 0..3 {
+        let w = format!("items/{k:05}/weights.safetensors");
+        assert_eq!(std::fs::read(pre.join(&w)).unwrap(), std::fs::read(pb.join(&w)).unwrap(), "item {k}");
+    }
+    // Another seed: different weights.
+    let c = Project::new(&pipeline.replace("seed = 5", "seed = 6"));
+    c.run_ok(&[]);
+    let w0 = "items/00000/weights.safetensors";
+    assert_ne!(std::fs::read(pre.join(w0)).unwrap(), std::fs::read(out_dir(&c, "pretrain").join(w0)).unwrap());
+
+    // extract must read the images pretrain trained on.
+    let bad = pipeline.replace("unseen = 30", "unseen = 30\nimages = \"nowhere\"");
+    a.write_pipeline(&bad);
+    let out = a.nasflow(&["run"]);
+    assert_ne!(out.status.code(), Some(0));
+    assert!(stderr(&out).contains("nowhere"), "{}", stderr(&out));
+}
