@@ -696,7 +696,8 @@ fn assemble(
         provenance: provenance(started_at, elapsed, &device, peak),
     };
     // A forced rerun keeps the key; a view materialized from the previous record is stale.
-    e.cache.drop_dir(&e.cache.out_dir(&record.stage, &record.key, false))?;
+    e.cache
+        .drop_dir(&e.cache.out_dir(&record.stage, &record.key, false))?;
     e.cache.write_record(&record)?;
     Ok(record)
 }

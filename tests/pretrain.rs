@@ -43,12 +43,16 @@ fn space_file(dir: &std::path::Path) -> PathBuf {
 }
 
 fn out_dir(p: &Project, stage: &str) -> PathBuf {
-    let show: Value = serde_json::from_slice(&p.nasflow(&["show", stage, "--json"]).stdout).unwrap();
+    let show: Value =
+        serde_json::from_slice(&p.nasflow(&["show", stage, "--json"]).stdout).unwrap();
     PathBuf::from(show["out_dir"].as_str().unwrap())
 }
 
 fn tensors(path: &std::path::Path) -> HashMap<String, tch::Tensor> {
-    tch::Tensor::read_safetensors(path).unwrap().into_iter().collect()
+    tch::Tensor::read_safetensors(path)
+        .unwrap()
+        .into_iter()
+        .collect()
 }
 
 #[test]
@@ -63,18 +67,33 @@ fn pretrain_and_extract_tiny_networks_deterministically() {
     let ext = out_dir(&a, "extract");
     for k in 0..3 {
         let item = pre.join(format!("items/{k:05}"));
-        let m: Value = serde_json::from_str(&std::fs::read_to_string(item.join("metrics.json")).unwrap()).unwrap();
+        let m: Value =
+            serde_json::from_str(&std::fs::read_to_string(item.join("metrics.json")).unwrap())
+                .unwrap();
         assert_eq!(m["epochs"].as_array().unwrap().len(), 2);
         let e0 = &m["epochs"][0];
-        assert!((e0["lr"].as_f64().unwrap() - 0.025).abs() < 1e-12, "cosine starts at lr");
-        assert!((m["epochs"][1]["lr"].as_f64().unwrap() - 0.0125).abs() < 1e-12, "cos(pi/2) halves it");
-        for key in ["train_loss", "train_accuracy", "held_out_loss", "held_out_accuracy"] {
+        assert!(
+            (e0["lr"].as_f64().unwrap() - 0.025).abs() < 1e-12,
+            "cosine starts at lr"
+        );
+        assert!(
+            (m["epochs"][1]["lr"].as_f64().unwrap() - 0.0125).abs() < 1e-12,
+            "cos(pi/2) halves it"
+        );
+        for key in [
+            "train_loss",
+            "train_accuracy",
+            "held_out_loss",
+            "held_out_accuracy",
+        ] {
             assert!(e0[key].as_f64().unwrap().is_finite(), "{key}");
         }
         let acc = m["test_accuracy"].as_f64().unwrap();
         assert!((0.0..=1.0).contains(&acc));
         assert_eq!(m["test_images"], 100);
-        let net: Value = serde_json::from_str(&std::fs::read_to_string(item.join("network.json")).unwrap()).unwrap();
+        let net: Value =
+            serde_json::from_str(&std::fs::read_to_string(item.join("network.json")).unwrap())
+                .unwrap();
         let w = tensors(&item.join("weights.safetensors"));
         let params: i64 = w
             .iter()
@@ -103,13 +122,20 @@ fn pretrain_and_extract_tiny_networks_deterministically() {
     let pb = out_dir(&b, "pretrain");
     for k in 0..3 {
         let w = format!("items/{k:05}/weights.safetensors");
-        assert_eq!(std::fs::read(pre.join(&w)).unwrap(), std::fs::read(pb.join(&w)).unwrap(), "item {k}");
+        assert_eq!(
+            std::fs::read(pre.join(&w)).unwrap(),
+            std::fs::read(pb.join(&w)).unwrap(),
+            "item {k}"
+        );
     }
     // Another seed: different weights.
     let c = Project::new(&pipeline.replace("seed = 5", "seed = 6"));
     c.run_ok(&[]);
     let w0 = "items/00000/weights.safetensors";
-    assert_ne!(std::fs::read(pre.join(w0)).unwrap(), std::fs::read(out_dir(&c, "pretrain").join(w0)).unwrap());
+    assert_ne!(
+        std::fs::read(pre.join(w0)).unwrap(),
+        std::fs::read(out_dir(&c, "pretrain").join(w0)).unwrap()
+    );
 
     // extract must read the images pretrain trained on.
     let bad = pipeline.replace("unseen = 30", "unseen = 30\nimages = \"nowhere\"");

@@ -17,20 +17,38 @@ pub struct CifarError {
 
 /// Reads one binary batch file.
 pub fn read_batch(path: &Path) -> Result<Images, CifarError> {
-    let err = |record, what: String| CifarError { path: path.to_path_buf(), record, what };
+    let err = |record, what: String| CifarError {
+        path: path.to_path_buf(),
+        record,
+        what,
+    };
     let bytes = std::fs::read(path).map_err(|e| {
-        err(None, format!("{e} (expected CIFAR-10's binary version: data_batch_1..5.bin and test_batch.bin)"))
+        err(
+            None,
+            format!(
+                "{e} (expected CIFAR-10's binary version: data_batch_1..5.bin and test_batch.bin)"
+            ),
+        )
     })?;
     if bytes.is_empty() || bytes.len() % RECORD != 0 {
         return Err(err(
             Some(bytes.len() / RECORD + 1),
-            format!("{} bytes is not a whole number of 3,073-byte records (truncated?)", bytes.len()),
+            format!(
+                "{} bytes is not a whole number of 3,073-byte records (truncated?)",
+                bytes.len()
+            ),
         ));
     }
-    let mut out = Images { pixels: Vec::with_capacity(bytes.len()), labels: Vec::with_capacity(bytes.len() / RECORD) };
+    let mut out = Images {
+        pixels: Vec::with_capacity(bytes.len()),
+        labels: Vec::with_capacity(bytes.len() / RECORD),
+    };
     for (i, r) in bytes.chunks_exact(RECORD).enumerate() {
         if r[0] as usize >= CLASSES {
-            return Err(err(Some(i + 1), format!("label {} (CIFAR-10 has 10 classes)", r[0])));
+            return Err(err(
+                Some(i + 1),
+                format!("label {} (CIFAR-10 has 10 classes)", r[0]),
+            ));
         }
         out.labels.push(r[0]);
         out.pixels.extend_from_slice(&r[1..]);
@@ -47,7 +65,11 @@ pub fn load_dir(dir: &Path) -> Result<Dataset, CifarError> {
         train.labels.extend(b.labels);
     }
     let test = read_batch(&dir.join("test_batch.bin"))?;
-    Ok(Dataset { train, test, name: "cifar10".into() })
+    Ok(Dataset {
+        train,
+        test,
+        name: "cifar10".into(),
+    })
 }
 
 /// Writes images as a binary batch file (for tests and for exporting the synthetic set).
@@ -65,14 +87,21 @@ mod tests {
     use super::*;
 
     fn images(n: usize, label: u8) -> Images {
-        Images { pixels: (0..n * PIXELS).map(|i| (i % 251) as u8).collect(), labels: vec![label; n] }
+        Images {
+            pixels: (0..n * PIXELS).map(|i| (i % 251) as u8).collect(),
+            labels: vec![label; n],
+        }
     }
 
     #[test]
     fn reads_a_directory_in_the_real_format() {
         let dir = tempfile::tempdir().unwrap();
         for k in 1..=5 {
-            write_batch(&dir.path().join(format!("data_batch_{k}.bin")), &images(3, k as u8)).unwrap();
+            write_batch(
+                &dir.path().join(format!("data_batch_{k}.bin")),
+                &images(3, k as u8),
+            )
+            .unwrap();
         }
         write_batch(&dir.path().join("test_batch.bin"), &images(2, 9)).unwrap();
         let d = load_dir(dir.path()).unwrap();
@@ -85,7 +114,10 @@ mod tests {
     fn bad_files_are_clear_errors() {
         let dir = tempfile::tempdir().unwrap();
         let e = load_dir(dir.path()).unwrap_err().to_string();
-        assert!(e.contains("data_batch_1.bin") && e.contains("binary version"), "{e}");
+        assert!(
+            e.contains("data_batch_1.bin") && e.contains("binary version"),
+            "{e}"
+        );
         let p = dir.path().join("data_batch_1.bin");
         write_batch(&p, &images(2, 1)).unwrap();
         let bytes = std::fs::read(&p).unwrap();

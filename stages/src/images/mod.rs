@@ -105,8 +105,11 @@ pub fn batch(images: &Images, idx: &[usize], mut augment: Option<&mut ChaCha8Rng
                 for x in 0..SIDE {
                     let xx = if flip { SIDE - 1 - x } else { x };
                     let sx = xx as isize + dx;
-                    let v = if (0..SIDE as isize).contains(&sy) && (0..SIDE as isize).contains(&sx) {
-                        (src[c * SIDE * SIDE + sy as usize * SIDE + sx as usize] as f32 / 255.0 - MEAN[c]) / STD[c]
+                    let v = if (0..SIDE as isize).contains(&sy) && (0..SIDE as isize).contains(&sx)
+                    {
+                        (src[c * SIDE * SIDE + sy as usize * SIDE + sx as usize] as f32 / 255.0
+                            - MEAN[c])
+                            / STD[c]
                     } else {
                         zero
                     };
@@ -148,7 +151,10 @@ mod tests {
 
     #[test]
     fn batch_normalises_and_augments() {
-        let mut img = Images { pixels: vec![0; PIXELS], labels: vec![3] };
+        let mut img = Images {
+            pixels: vec![0; PIXELS],
+            labels: vec![3],
+        };
         img.pixels[0] = 255; // top-left red pixel
         let plain = batch(&img, &[0], None);
         assert!((plain[0] - (1.0 - MEAN[0]) / STD[0]).abs() < 1e-6);

@@ -39,7 +39,10 @@ fn picture(class: usize, rng: &mut impl RngExt, out: &mut Vec<u8>) {
     let jitter: [f32; 3] = std::array::from_fn(|_| rng.random_range(-0.25..0.25));
     // The class's grating fills a soft window at a random place; a background grating of a random
     // orientation and colour covers the rest.
-    let (cx, cy) = (rng.random_range(6.0..26.0f32), rng.random_range(6.0..26.0f32));
+    let (cx, cy) = (
+        rng.random_range(6.0..26.0f32),
+        rng.random_range(6.0..26.0f32),
+    );
     let radius = rng.random_range(6.0..12.0f32);
     let b_orient = rng.random_range(0.0..PI);
     let b_freq = rng.random_range(2.0..5.0) * 2.0 * PI / SIDE as f32;
@@ -75,7 +78,10 @@ fn picture(class: usize, rng: &mut impl RngExt, out: &mut Vec<u8>) {
 
 fn images(n: usize, seed: u64, stream: u64) -> Images {
     let mut r = rng(seed, stream);
-    let mut out = Images { pixels: Vec::with_capacity(n * super::PIXELS), labels: Vec::with_capacity(n) };
+    let mut out = Images {
+        pixels: Vec::with_capacity(n * super::PIXELS),
+        labels: Vec::with_capacity(n),
+    };
     for i in 0..n {
         let class = i % CLASSES; // balanced classes, interleaved
         out.labels.push(class as u8);
@@ -102,11 +108,16 @@ mod tests {
         let a = generate(1, 200, 50);
         assert_eq!(a.train.pixels, generate(1, 200, 50).train.pixels);
         assert_ne!(a.train.pixels, generate(2, 200, 50).train.pixels);
-        assert_ne!(a.train.image(0), a.train.image(10), "same class, different pictures");
+        assert_ne!(
+            a.train.image(0),
+            a.train.image(10),
+            "same class, different pictures"
+        );
         for c in 0..10u8 {
             assert_eq!(a.train.labels.iter().filter(|&&l| l == c).count(), 20);
         }
-        let mean = a.train.pixels.iter().map(|&p| p as f64).sum::<f64>() / a.train.pixels.len() as f64;
+        let mean =
+            a.train.pixels.iter().map(|&p| p as f64).sum::<f64>() / a.train.pixels.len() as f64;
         assert!((60.0..200.0).contains(&mean), "{mean}");
     }
 }

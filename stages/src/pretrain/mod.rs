@@ -88,7 +88,10 @@ impl NetworkInfo {
 }
 
 fn cell_from(matrix: &[Vec<u8>], ops: &[String]) -> Result<Cell, StageError> {
-    let ops = ops.iter().map(|o| Op::parse(o)).collect::<Result<Vec<_>, _>>();
+    let ops = ops
+        .iter()
+        .map(|o| Op::parse(o))
+        .collect::<Result<Vec<_>, _>>();
     ops.and_then(|ops| Cell::new(matrix, &ops))
         .and_then(|c| c.canonical())
         .map_err(|e| StageError::Failed(format!("invalid cell: {e}")))
@@ -96,7 +99,9 @@ fn cell_from(matrix: &[Vec<u8>], ops: &[String]) -> Result<Cell, StageError> {
 
 /// The cell of a `sample` item (`{"hash", "matrix", "ops", ...}`); the hash must match.
 pub fn item_cell(ctx: &StageContext) -> Result<(ModuleHash, Cell), StageError> {
-    let item = ctx.item.ok_or_else(|| StageError::Config(format!("stage `{}` runs per item: set foreach", ctx.stage)))?;
+    let item = ctx.item.ok_or_else(|| {
+        StageError::Config(format!("stage `{}` runs per item: set foreach", ctx.stage))
+    })?;
     #[derive(Deserialize)]
     struct Item {
         hash: ModuleHash,
@@ -104,12 +109,18 @@ pub fn item_cell(ctx: &StageContext) -> Result<(ModuleHash, Cell), StageError> {
         ops: Vec<String>,
     }
     let it: Item = serde_json::from_value(item.value.clone()).map_err(|e| {
-        StageError::Failed(format!("item {} is not a network (`hash`, `matrix`, `ops`): {e}", item.index))
+        StageError::Failed(format!(
+            "item {} is not a network (`hash`, `matrix`, `ops`): {e}",
+            item.index
+        ))
     })?;
     let cell = cell_from(&it.matrix, &it.ops)?;
     let h = module_hash(&cell);
     if h != it.hash {
-        return Err(StageError::Failed(format!("item {}: the cell hashes to {h}, not {}", item.index, it.hash)));
+        return Err(StageError::Failed(format!(
+            "item {}: the cell hashes to {h}, not {}",
+            item.index, it.hash
+        )));
     }
     Ok((h, cell))
 }
@@ -117,7 +128,12 @@ pub fn item_cell(ctx: &StageContext) -> Result<(ModuleHash, Cell), StageError> {
 /// A non-negative integer param.
 pub fn count(ctx: &StageContext, name: &str) -> Result<usize, StageError> {
     let v = ctx.int(name)?;
-    usize::try_from(v).map_err(|_| StageError::Config(format!("stage `{}`: `{name}` must be >= 0, not {v}", ctx.stage)))
+    usize::try_from(v).map_err(|_| {
+        StageError::Config(format!(
+            "stage `{}`: `{name}` must be >= 0, not {v}",
+            ctx.stage
+        ))
+    })
 }
 
 /// Writes pretty JSON.

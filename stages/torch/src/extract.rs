@@ -21,11 +21,11 @@
 use tch::nn::{self};
 use tch::Tensor;
 
+use crate::network::{Init, Network};
 use crate::train::{labels, prepare, to_tensor, torch_device, torch_err};
+use nasflow_stages::images;
 use nasflow_stages::pretrain::{count, item_cell, read_json, NetworkInfo};
 use nasflow_stages::{StageContext, StageError};
-use nasflow_stages::images;
-use crate::network::{Init, Network};
 
 pub const UNSEEN_STREAM: u64 = 4;
 
@@ -36,7 +36,10 @@ fn features(net: &Network, pixels: &[f32], device: tch::Device) -> Tensor {
         .step_by(250)
         .map(|s| {
             let e = (s + 250).min(n);
-            net.features(&to_tensor(&pixels[s * images::PIXELS..e * images::PIXELS], device), false)
+            net.features(
+                &to_tensor(&pixels[s * images::PIXELS..e * images::PIXELS], device),
+                false,
+            )
         })
         .collect();
     Tensor::cat(&parts, 0).to_device(tch::Device::Cpu)
@@ -51,7 +54,10 @@ pub fn run(ctx: &StageContext) -> Result<(), StageError> {
     let dir = ctx.input("pretrain")?;
     let info: NetworkInfo = read_json(&dir.join("network.json"))?;
     if info.hash != hash {
-        return Err(StageError::Failed(format!("pretrain's network {} is not this item's {hash}", info.hash)));
+        return Err(StageError::Failed(format!(
+            "pretrain's network {} is not this item's {hash}",
+            info.hash
+        )));
     }
     tch::set_num_threads(ctx.threads.max(1) as i32);
     let device = torch_device(ctx.device);
@@ -64,10 +70,16 @@ pub fn run(ctx: &StageContext) -> Result<(), StageError> {
     }
     let mut vs = nn::VarStore::new(device);
     let net = Network::new(&vs.root(), &info.cell()?, &info.skeleton(), Init::Zeros);
-    vs.load(dir.join("weights.safetensors")).map_err(torch_err)?;
+    vs.load(dir.join("weights.safetensors"))
+        .map_err(torch_err)?;
 
     let unseen = count(ctx, "unseen")?.min(p.data.test.len());
-    let unseen_idx = rand::seq::index::sample(&mut images::rng(ctx.seed, UNSEEN_STREAM), p.data.test.len(), unseen).into_vec();
+    let unseen_idx = rand::seq::index::sample(
+        &mut images::rng(ctx.seed, UNSEEN_STREAM),
+        p.data.test.len(),
+        unseen,
+    )
+    .into_vec();
     let unseen_pixels = images::batch(&p.data.test, &unseen_idx, None);
 
     let cpu = tch::Device::Cpu;
@@ -78,8 +90,19 @@ pub fn run(ctx: &StageContext) -> Result<(), StageError> {
         ("unseen_features", features(&net, &unseen_pixels, device)),
         ("unseen_labels", labels(&p.data.test, &unseen_idx, cpu)),
         ("unseen_indices", index_tensor(&unseen_idx)),
-        ("classifier_weight", net.classifier().ws.detach().to_device(cpu)),
-        ("classifier_bias", net.classifier().bs.as_ref().expect("bias").detach().to_device(cpu)),
+        (
+            "classifier_weight",
+            net.classifier().ws.detach().to_device(cpu),
+        ),
+        (
+            "classifier_bias",
+            net.classifier()
+                .bs
+                .as_ref()
+                .expect("bias")
+                .detach()
+                .to_device(cpu),
+        ),
     ];
     Tensor::write_safetensors(&tensors, ctx.out.join("features.safetensors")).map_err(torch_err)
 }

@@ -31,7 +31,10 @@ impl ConvBnRelu {
     fn new(p: nn::Path, cin: usize, cout: usize, k: usize, init: Init) -> Self {
         let p = p / "conv_bn_relu";
         let ws_init = match init {
-            Init::Paper => nn::Init::Randn { mean: 0.0, stdev: (2.0 / (k * k * cout) as f64).sqrt() },
+            Init::Paper => nn::Init::Randn {
+                mean: 0.0,
+                stdev: (2.0 / (k * k * cout) as f64).sqrt(),
+            },
             Init::Zeros => nn::Init::Const(0.0),
         };
         let conv = nn::conv2d(
@@ -39,7 +42,12 @@ impl ConvBnRelu {
             cin as i64,
             cout as i64,
             k as i64,
-            nn::ConvConfig { padding: (k / 2) as i64, bias: false, ws_init, ..Default::default() },
+            nn::ConvConfig {
+                padding: (k / 2) as i64,
+                bias: false,
+                ws_init,
+                ..Default::default()
+            },
         );
         let bn = nn::batch_norm2d(
             &p / "1",
@@ -94,9 +102,17 @@ impl CellNet {
         ops.push(None);
         let ip = &p / "input_op";
         let proj = (0..n)
-            .map(|t| (t > 0 && cell.edge(0, t)).then(|| ConvBnRelu::new(&ip / t, cin, channels[t], 1, init)))
+            .map(|t| {
+                (t > 0 && cell.edge(0, t))
+                    .then(|| ConvBnRelu::new(&ip / t, cin, channels[t], 1, init))
+            })
             .collect();
-        CellNet { cell: *cell, channels, ops, proj }
+        CellNet {
+            cell: *cell,
+            channels,
+            ops,
+            proj,
+        }
     }
 
     fn forward_t(&self, x: &Tensor, train: bool) -> Tensor {
@@ -130,7 +146,11 @@ impl CellNet {
             (0, Some(p)) => p,
             (0, None) => unreachable!("a valid cell's output has an input"),
             (_, p) => {
-                let out = if concat.len() == 1 { concat.pop().expect("one") } else { Tensor::cat(&concat, 1) };
+                let out = if concat.len() == 1 {
+                    concat.pop().expect("one")
+                } else {
+                    Tensor::cat(&concat, 1)
+                };
                 match p {
                     Some(p) => out + p,
                     None => out,
@@ -177,21 +197,38 @@ impl Network {
             }
             for _ in 0..s.cells_per_stack {
                 let idx = layers.len() + 1;
-                layers.push(Layer::Cell(CellNet::new(&layers_p / idx, cell, cin, cout, init)));
+                layers.push(Layer::Cell(CellNet::new(
+                    &layers_p / idx,
+                    cell,
+                    cin,
+                    cout,
+                    init,
+                )));
                 cin = cout;
             }
         }
         let w_init = match init {
-            Init::Paper => nn::Init::Randn { mean: 0.0, stdev: 0.01 },
+            Init::Paper => nn::Init::Randn {
+                mean: 0.0,
+                stdev: 0.01,
+            },
             Init::Zeros => nn::Init::Const(0.0),
         };
         let classifier = nn::linear(
             root / "classifier",
             cout as i64,
             s.classes as i64,
-            nn::LinearConfig { ws_init: w_init, bs_init: Some(nn::Init::Const(0.0)), bias: true },
+            nn::LinearConfig {
+                ws_init: w_init,
+                bs_init: Some(nn::Init::Const(0.0)),
+                bias: true,
+            },
         );
-        Network { stem, layers, classifier }
+        Network {
+            stem,
+            layers,
+            classifier,
+        }
     }
 
     /// The global-average-pool features (the classifier's input).
@@ -233,15 +270,28 @@ mod tests {
             "input,conv1x1-bn-relu,conv3x3-bn-relu,conv3x3-bn-relu,conv3x3-bn-relu,maxpool3x3,output",
         )
         .unwrap();
-        let s = Skeleton { in_channels: 3, init_channels: 8, stacks: 3, cells_per_stack: 1, classes: 10 };
+        let s = Skeleton {
+            in_channels: 3,
+            init_channels: 8,
+            stacks: 3,
+            cells_per_stack: 1,
+            classes: 10,
+        };
         let vs = nn::VarStore::new(tch::Device::Cpu);
         let net = Network::new(&vs.root(), &cell, &s, Init::Paper);
         let x = Tensor::randn([2, 3, 32, 32], (tch::Kind::Float, tch::Device::Cpu));
         assert_eq!(net.features(&x, false).size(), vec![2, 32]);
         assert_eq!(net.forward_t(&x, true).size(), vec![2, 10]);
-        assert_eq!(count_trainable(&vs), nasflow_stages::nb101::params::trainable_parameters(&cell, &s));
+        assert_eq!(
+            count_trainable(&vs),
+            nasflow_stages::nb101::params::trainable_parameters(&cell, &s)
+        );
         let names = vs.variables();
-        assert!(names.contains_key("layers.1.vertex_op.2.conv3x3.conv_bn_relu.0.weight"), "{:?}", names.keys());
+        assert!(
+            names.contains_key("layers.1.vertex_op.2.conv3x3.conv_bn_relu.0.weight"),
+            "{:?}",
+            names.keys()
+        );
         assert!(names.contains_key("layers.1.input_op.1.conv_bn_relu.1.running_mean"));
     }
 }

@@ -13,11 +13,11 @@ use serde::Serialize;
 use tch::nn::{self, ModuleT, OptimizerConfig};
 use tch::{Kind, Tensor};
 
-use nasflow_stages::pretrain::{count, item_cell, write_json, NetworkInfo};
-use nasflow_stages::{StageContext, StageError};
+use crate::network::{count_trainable, Init, Network};
 use nasflow_stages::images::{self, Dataset, Images};
 use nasflow_stages::nb101::params::Skeleton;
-use crate::network::{count_trainable, Init, Network};
+use nasflow_stages::pretrain::{count, item_cell, write_json, NetworkInfo};
+use nasflow_stages::{StageContext, StageError};
 
 /// Streams of the pipeline seed (see `images::rng`).
 pub const SHUFFLE_STREAM: u64 = 1;
@@ -55,13 +55,24 @@ pub fn prepare(spec: &str, held_out: usize, seed: u64) -> Result<Prepared, Stage
         )));
     }
     let (train_idx, held_idx) = images::split(data.train.len(), held_out, seed);
-    let held_pixels = images::batch(&data.train, &held_idx, Some(&mut images::rng(seed, HELD_OUT_STREAM)));
-    Ok(Prepared { data, train_idx, held_idx, held_pixels })
+    let held_pixels = images::batch(
+        &data.train,
+        &held_idx,
+        Some(&mut images::rng(seed, HELD_OUT_STREAM)),
+    );
+    Ok(Prepared {
+        data,
+        train_idx,
+        held_idx,
+        held_pixels,
+    })
 }
 
 pub fn to_tensor(pixels: &[f32], device: tch::Device) -> Tensor {
     let n = (pixels.len() / images::PIXELS) as i64;
-    Tensor::from_slice(pixels).view([n, 3, images::SIDE as i64, images::SIDE as i64]).to_device(device)
+    Tensor::from_slice(pixels)
+        .view([n, 3, images::SIDE as i64, images::SIDE as i64])
+        .to_device(device)
 }
 
 pub fn labels(images: &Images, idx: &[usize], device: tch::Device) -> Tensor {
@@ -70,17 +81,30 @@ pub fn labels(images: &Images, idx: &[usize], device: tch::Device) -> Tensor {
 }
 
 /// (mean loss, accuracy) of the network in eval mode on pictures, in batches.
-pub fn evaluate(net: &Network, pixels: &[f32], labels_t: &Tensor, device: tch::Device) -> (f64, f64) {
+pub fn evaluate(
+    net: &Network,
+    pixels: &[f32],
+    labels_t: &Tensor,
+    device: tch::Device,
+) -> (f64, f64) {
     let _guard = tch::no_grad_guard();
     let n = pixels.len() / images::PIXELS;
     let (mut loss, mut correct) = (0.0, 0.0);
     for start in (0..n).step_by(250) {
         let end = (start + 250).min(n);
-        let x = to_tensor(&pixels[start * images::PIXELS..end * images::PIXELS], device);
+        let x = to_tensor(
+            &pixels[start * images::PIXELS..end * images::PIXELS],
+            device,
+        );
         let y = labels_t.narrow(0, start as i64, (end - start) as i64);
         let logits = net.forward_t(&x, false);
         loss += logits.cross_entropy_for_logits(&y).double_value(&[]) * (end - start) as f64;
-        correct += logits.argmax(-1, false).eq_tensor(&y).to_kind(Kind::Float).sum(Kind::Float).double_value(&[]);
+        correct += logits
+            .argmax(-1, false)
+            .eq_tensor(&y)
+            .to_kind(Kind::Float)
+            .sum(Kind::Float)
+            .double_value(&[]);
     }
     (loss / n.max(1) as f64, correct / n.max(1) as f64)
 }
@@ -120,7 +144,12 @@ pub fn run(ctx: &StageContext) -> Result<(), StageError> {
         classes: images::CLASSES,
     };
     let (epochs, batch_size) = (count(ctx, "epochs")?, count(ctx, "batch_size")?.max(1));
-    let (lr, momentum, wd, clip) = (ctx.float("lr")?, ctx.float("momentum")?, ctx.float("weight_decay")?, ctx.float("grad_clip")?);
+    let (lr, momentum, wd, clip) = (
+        ctx.float("lr")?,
+        ctx.float("momentum")?,
+        ctx.float("weight_decay")?,
+        ctx.float("grad_clip")?,
+    );
     let held_out = count(ctx, "held_out")?;
     let images_spec = ctx.str("images")?.to_string();
     tch::set_num_threads(ctx.threads.max(1) as i32);
@@ -142,9 +171,14 @@ pub fn run(ctx: &StageContext) -> Result<(), StageError> {
     tch::manual_seed(ctx.seed as i64);
     let vs = nn::VarStore::new(device);
     let net = Network::new(&vs.root(), &cell, &sk, Init::Paper);
-    let mut opt = nn::Sgd { momentum, dampening: 0.0, wd, nesterov: false }
-        .build(&vs, lr)
-        .map_err(torch_err)?;
+    let mut opt = nn::Sgd {
+        momentum,
+        dampening: 0.0,
+        wd,
+        nesterov: false,
+    }
+    .build(&vs, lr)
+    .map_err(torch_err)?;
 
     let mut shuffle_rng = images::rng(ctx.seed, SHUFFLE_STREAM);
     let mut augment_rng = images::rng(ctx.seed, AUGMENT_STREAM);
@@ -155,7 +189,8 @@ pub fn run(ctx: &StageContext) -> Result<(), StageError> {
     let train_started = Instant::now();
     for epoch in 0..epochs {
         let t0 = Instant::now();
-        let epoch_lr = lr * (1.0 + (std::f64::consts::PI * epoch as f64 / epochs as f64).cos()) / 2.0;
+        let epoch_lr =
+            lr * (1.0 + (std::f64::consts::PI * epoch as f64 / epochs as f64).cos()) / 2.0;
         opt.set_lr(epoch_lr);
         images::shuffle(&mut train_idx, &mut shuffle_rng);
         let (mut loss_sum, mut correct, mut seen) = (0.0, 0.0, 0usize);
@@ -163,7 +198,10 @@ pub fn run(ctx: &StageContext) -> Result<(), StageError> {
             if chunk.len() < 2 {
                 continue; // batch norm cannot train on one picture
             }
-            let x = to_tensor(&images::batch(&p.data.train, chunk, Some(&mut augment_rng)), device);
+            let x = to_tensor(
+                &images::batch(&p.data.train, chunk, Some(&mut augment_rng)),
+                device,
+            );
             let y = labels(&p.data.train, chunk, device);
             let logits = net.forward_t(&x, true);
             let loss = logits.cross_entropy_for_logits(&y);
@@ -173,12 +211,18 @@ pub fn run(ctx: &StageContext) -> Result<(), StageError> {
             opt.step();
             let n = chunk.len();
             loss_sum += loss.double_value(&[]) * n as f64;
-            correct += logits.argmax(-1, false).eq_tensor(&y).to_kind(Kind::Float).sum(Kind::Float).double_value(&[]);
+            correct += logits
+                .argmax(-1, false)
+                .eq_tensor(&y)
+                .to_kind(Kind::Float)
+                .sum(Kind::Float)
+                .double_value(&[]);
             seen += n;
             (ctx.progress)((epoch * steps_per_epoch + step + 1) as u64, total);
         }
         trained_images += seen;
-        let (held_out_loss, held_out_accuracy) = evaluate(&net, &p.held_pixels, &held_labels, device);
+        let (held_out_loss, held_out_accuracy) =
+            evaluate(&net, &p.held_pixels, &held_labels, device);
         history.push(Epoch {
             epoch: epoch + 1,
             lr: epoch_lr,
@@ -191,10 +235,16 @@ pub fn run(ctx: &StageContext) -> Result<(), StageError> {
     }
     let train_seconds = train_started.elapsed().as_secs_f64();
     let test_pixels = images::batch(&p.data.test, &test_idx, None);
-    let (_, test_accuracy) = evaluate(&net, &test_pixels, &labels(&p.data.test, &test_idx, device), device);
+    let (_, test_accuracy) = evaluate(
+        &net,
+        &test_pixels,
+        &labels(&p.data.test, &test_idx, device),
+        device,
+    );
 
     let out = ctx.out;
-    vs.save(out.join("weights.safetensors")).map_err(torch_err)?;
+    vs.save(out.join("weights.safetensors"))
+        .map_err(torch_err)?;
     let info = NetworkInfo {
         hash,
         matrix: cell.matrix(),

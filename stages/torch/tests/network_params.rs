@@ -8,7 +8,8 @@ use nasflow_torch::network::{count_trainable, Init, Network};
 
 #[test]
 fn parameter_counts_of_all_1k_cells() {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data/nb101-1k.jsonl");
+    let path =
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data/nb101-1k.jsonl");
     let table = Table::load(&path).expect("../shared/data/nb101-1k.jsonl");
     assert_eq!(table.len(), 1000);
     for row in table.rows() {
