@@ -6,6 +6,9 @@
 //! so weights can be compared with or loaded into the PyTorch model. Initialisation as
 //! NASBench-PyTorch: conv weights N(0, sqrt(2 / (k*k*out))), batch norm scale 1 and shift 0,
 //! classifier weights N(0, 0.01) and bias 0. Batch norm: momentum 0.1, eps 1e-5.
+// Cell code indexes vertices by number, as the NB101 definitions do.
+#![allow(clippy::needless_range_loop)]
+
 use tch::nn::{self, Module, ModuleT};
 use tch::Tensor;
 
@@ -69,6 +72,7 @@ impl ConvBnRelu {
 }
 
 #[derive(Debug)]
+#[allow(clippy::large_enum_variant)] // a handful per cell
 enum VertexOp {
     Conv(ConvBnRelu),
     MaxPool,
@@ -130,7 +134,12 @@ impl CellNet {
             }
             let mut input = fan_in.remove(0);
             for f in &fan_in {
-                input = input + f;
+                // Out of place: `+=` would add in place into a truncated view of another
+                // vertex's output.
+                #[allow(clippy::assign_op_pattern)]
+                {
+                    input = input + f;
+                }
             }
             let out = match self.ops[t].as_ref().expect("interior vertex") {
                 VertexOp::Conv(c) => c.forward_t(&input, train),
