@@ -32,6 +32,9 @@ held_out = 40
 kind = "extract"
 foreach = "pretrain"
 unseen = 30
+[stages.preprocess]
+kind = "preprocess"
+deps = ["extract"]
 "#;
 
 /// The space, enumerated once for the three projects below.
@@ -115,6 +118,35 @@ fn pretrain_and_extract_tiny_networks_deterministically() {
         // GAP features after ReLU are non-negative.
         assert!(f["seen_features"].min().double_value(&[]) >= 0.0);
     }
+
+    // preprocess: the paper's five sets, scaled per position on train.
+    let pre_dir = out_dir(&a, "preprocess");
+    let io = tensors(&pre_dir.join("io.safetensors"));
+    let summary: Value =
+        serde_json::from_str(&std::fs::read_to_string(pre_dir.join("summary.json")).unwrap())
+            .unwrap();
+    for (set, rows, nets) in [
+        ("train", 80, 2),
+        ("valid", 40, 1),
+        ("valid_unseen", 30, 1),
+        ("test_unseen", 30, 1),
+        ("test_valid", 30, 1),
+    ] {
+        assert_eq!(io[&format!("{set}_targets")].size(), vec![rows, 9], "{set}");
+        assert_eq!(io[&format!("{set}_network")].size(), vec![rows]);
+        assert_eq!(summary[set]["networks"], nets, "{set}");
+        let b = summary[set]["mean_baseline_l1"].as_f64().unwrap();
+        assert!(b.is_finite() && b > 0.0, "{set}: {b}");
+    }
+    let train = &io["train_targets"];
+    let col_mean = train
+        .mean_dim(0, false, tch::Kind::Float)
+        .abs()
+        .max()
+        .double_value(&[]);
+    assert!(col_mean < 1e-4, "train is centred per position: {col_mean}");
+    let lines = std::fs::read_to_string(pre_dir.join("networks.jsonl")).unwrap();
+    assert_eq!(lines.lines().count(), 3);
 
     // Same seed, same device and threads: bit-identical weights in a second project.
     let b = Project::new(&pipeline);

@@ -14,6 +14,7 @@ pub mod api;
 pub mod device;
 pub mod images;
 pub mod nb101;
+pub mod preprocess;
 pub mod pretrain;
 mod runners;
 pub mod sample;
@@ -25,7 +26,12 @@ pub use device::{Device, DeviceError};
 /// The NAS stage kinds this crate provides. The seven stages of the paper
 /// (`sample` … `predict`) are added here as they are implemented.
 pub fn kinds() -> Vec<&'static KindSpec> {
-    vec![&sample::SAMPLE, &pretrain::PRETRAIN, &pretrain::EXTRACT]
+    vec![
+        &sample::SAMPLE,
+        &pretrain::PRETRAIN,
+        &pretrain::EXTRACT,
+        &preprocess::PREPROCESS,
+    ]
 }
 
 /// The computation of a kind listed by [`kinds`] (in its own module: see the linking rule).

@@ -8,6 +8,7 @@
 //! pulls in libtorch (~300 ms to load) for a no-op run. `tests/cli.rs` checks the engine binary.
 pub mod extract;
 pub mod network;
+pub mod preprocess;
 pub mod train;
 
 use nasflow_stages::RunFn;
@@ -17,6 +18,7 @@ pub fn runner(name: &str) -> Option<RunFn> {
     match name {
         "pretrain" => Some(train::run),
         "extract" => Some(extract::run),
+        "preprocess" => Some(preprocess::run),
         _ => None,
     }
 }

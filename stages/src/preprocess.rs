@@ -1,0 +1,58 @@
+//! The `preprocess` stage: the labeled input-output datasets of info-NAS (paper-era
+//! `transforms.get_transforms`) from `extract`'s outputs. The computation is in
+//! `nasflow_torch::preprocess`; this module declares the kind (the engine links it).
+//!
+//! Per sample (a network's features on one image, and the image's true class `y`):
+//! 1. append 1.0 (the bias input);
+//! 2. multiply by the classifier row of class `y` with its bias, then subtract the network's
+//!    mean and divide by its standard deviation (+ f32 epsilon) — scalars fitted per network on
+//!    its *unweighted* seen-image features with the 1.0 column (info-NAS's quirk: fitted before
+//!    weighting, applied after);
+//! 3. sort by class `y`'s weights (bias included at its rank), descending;
+//! 4. per-position z-score with the statistics of the train set, applied to every set.
+//!
+//! Sets (the paper's Table 2): `train` (train networks x seen images), `valid` (validation
+//! networks x seen images), `valid_unseen` (the first 10% of train networks by hash x unseen
+//! images), `test_unseen` (the other 90% x unseen images), `test_valid` (validation networks x
+//! unseen images). Each set's mean-vector baseline (L1 of predicting the train mean) is recorded.
+use crate::api::{KindSpec, ParamSpec, ParamType};
+
+pub static PREPROCESS: KindSpec = KindSpec {
+    name: "preprocess",
+    version: 1,
+    doc: "Build info-NAS's labeled input-output datasets (bias, weighting, per-network scaling, sort by weights, per-position scaling) and their mean baselines",
+    params: &[ParamSpec {
+        name: "unseen_valid_fraction",
+        ty: ParamType::Float,
+        default: Some("0.1"),
+        doc: "fraction of train networks (first by hash) whose unseen-image outputs form the unseen validation set (paper: 10%)",
+    }],
+    reads_seed: false,
+    uses_device: false,
+    item_level: false,
+};
+
+/// The sets, in output order.
+pub const SETS: [&str; 5] = [
+    "train",
+    "valid",
+    "valid_unseen",
+    "test_unseen",
+    "test_valid",
+];
+
+/// How many train networks go to the unseen validation set: `ceil(fraction * n)`.
+pub fn unseen_valid_count(n_train: usize, fraction: f64) -> usize {
+    ((fraction * n_train as f64).ceil() as usize).min(n_train)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paper_split_of_608_networks() {
+        assert_eq!(unseen_valid_count(608, 0.1), 61);
+        assert_eq!(unseen_valid_count(8, 0.1), 1);
+    }
+}
