@@ -18,6 +18,7 @@ pub mod preprocess;
 pub mod pretrain;
 mod runners;
 pub mod sample;
+pub mod semi;
 pub mod tools;
 
 pub use api::{ItemInput, KindSpec, ParamSpec, ParamType, RunFn, StageContext, StageError};

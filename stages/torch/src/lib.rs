@@ -6,6 +6,7 @@
 //! the engine by a crate boundary is what makes it reliable: within one crate, code generation
 //! may put tch-calling code and engine-visible statics in one object file, and the linker then
 //! pulls in libtorch (~300 ms to load) for a no-op run. `tests/cli.rs` checks the engine binary.
+pub mod arch2vec;
 pub mod extract;
 pub mod network;
 pub mod preprocess;
