@@ -174,13 +174,71 @@ pub fn accuracy(out: &Output, ops: &Tensor, adj: &Tensor) -> (f64, f64) {
     (acc_ops.double_value(&[]), acc_adj.double_value(&[]))
 }
 
+/// arch2vec's validity and uniqueness of decoded cells: each row's op is the argmax (arch2vec's
+/// op order), edges are `adj > 0.5` above the diagonal, and a cell is valid when NB101 accepts
+/// it (pruned as NB101 does, so a cell whose output is not vertex 6 is invalid). Uniqueness is
+/// the number of distinct module hashes of the valid cells' unpruned graphs over the valid count.
+pub fn validity_uniqueness(ops: &Tensor, adj: &Tensor) -> (f64, f64) {
+    use nasflow_stages::nb101::hash::hash_graph;
+    use nasflow_stages::nb101::{Cell, Op};
+    let n = ops.size()[0] as usize;
+    let op_idx: Vec<i64> =
+        Vec::<i64>::try_from(ops.argmax(-1, false).to_device(tch::Device::Cpu).view([-1]))
+            .expect("i64");
+    let edges: Vec<bool> =
+        Vec::<bool>::try_from(adj.triu(1).gt(0.5).to_device(tch::Device::Cpu).view([-1]))
+            .expect("bool");
+    let v = NODES as usize;
+    let mut valid = 0usize;
+    let mut hashes = std::collections::HashSet::new();
+    for c in 0..n {
+        let rows: Vec<Vec<u8>> = (0..v)
+            .map(|i| (0..v).map(|j| edges[c * v * v + i * v + j] as u8).collect())
+            .collect();
+        let labels: Vec<usize> = (0..v).map(|i| op_idx[c * v + i] as usize).collect();
+        let cell_ops: Vec<Op> = labels
+            .iter()
+            .map(|&k| Op::from_arch2vec_index(k).expect("5 ops"))
+            .collect();
+        let ok = Cell::new(&rows, &cell_ops)
+            .and_then(|cell| cell.canonical())
+            .is_ok();
+        if ok {
+            valid += 1;
+            hashes.insert(hash_graph(
+                &rows,
+                &labels.iter().map(|&k| k as i64).collect::<Vec<_>>(),
+            ));
+        }
+    }
+    let validity = valid as f64 / n.max(1) as f64;
+    let uniqueness = if valid == 0 {
+        0.0
+    } else {
+        hashes.len() as f64 / valid as f64
+    };
+    (validity, uniqueness)
+}
+
+/// Decodes `n` cells from arch2vec's prior: `z = randn(n, 7, latent) * z_std + z_mean` (the
+/// statistics of an epoch's encoder means), eval mode.
+pub fn sample_prior(vae: &Vae, z_mean: &Tensor, z_std: &Tensor, n: i64) -> (f64, f64) {
+    let _guard = tch::no_grad_guard();
+    let z =
+        Tensor::randn([n, NODES, vae.cfg.latent], (Kind::Float, z_mean.device())) * z_std + z_mean;
+    let ops = vae.dec_ops.forward(&z).sigmoid();
+    let adj = z.bmm(&z.transpose(1, 2)).sigmoid();
+    validity_uniqueness(&ops, &adj)
+}
+
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use nasflow_stages::nb101::{Arch2vec, Table};
     use tch::nn::OptimizerConfig;
 
-    fn cells() -> (Tensor, Tensor) {
+    /// (ops, adj) of the 1,000 cells of ../shared/data/nb101-1k.jsonl.
+    pub(crate) fn cells() -> (Tensor, Tensor) {
         let path = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
             .join("../../../shared/data/nb101-1k.jsonl");
         let t = Table::load(&path).expect("../shared/data/nb101-1k.jsonl");
@@ -213,6 +271,34 @@ mod tests {
         assert!(s.equal(&s.transpose(1, 2)));
         // 11 trainable tensors per GIN layer pair... at least: eps, 4 x (2 linear + 2 bn) , fc1, fc2, decoder.
         assert!(vs.trainable_variables().len() > 20);
+    }
+
+    #[test]
+    fn validity_and_uniqueness_of_encoded_cells() {
+        let (ops, adj) = cells();
+        // Real cells decode as themselves: all valid. Padded (< 7 vertex) cells put the output
+        // before vertex 6, which NB101 rejects, as in arch2vec.
+        let (validity, uniqueness) =
+            validity_uniqueness(&ops.narrow(0, 0, 50), &adj.narrow(0, 0, 50));
+        let seven = Vec::<f32>::try_from(ops.narrow(0, 0, 50).select(1, 6).select(1, 4)).unwrap();
+        let want = seven.iter().filter(|&&x| x == 1.0).count() as f64 / 50.0;
+        assert!((validity - want).abs() < 1e-9, "{validity} vs {want}");
+        assert_eq!(uniqueness, 1.0);
+        // The same cell twice: one unique of two valid.
+        let i = seven.iter().position(|&x| x == 1.0).unwrap() as i64;
+        let o = Tensor::cat(&[ops.narrow(0, i, 1), ops.narrow(0, i, 1)], 0);
+        let a = Tensor::cat(&[adj.narrow(0, i, 1), adj.narrow(0, i, 1)], 0);
+        assert_eq!(validity_uniqueness(&o, &a), (1.0, 0.5));
+        // Prior samples of an untrained model give numbers in range.
+        let vs = nn::VarStore::new(tch::Device::Cpu);
+        let vae = Vae::new(&vs.root(), Config::default());
+        let (v, u) = sample_prior(
+            &vae,
+            &Tensor::zeros([16], (Kind::Float, tch::Device::Cpu)),
+            &Tensor::ones([16], (Kind::Float, tch::Device::Cpu)),
+            200,
+        );
+        assert!((0.0..=1.0).contains(&v) && (0.0..=1.0).contains(&u));
     }
 
     /// 15 epochs over 900 cells (about 420 steps; arch2vec's full epoch is 11,896): the loss falls
