@@ -35,6 +35,20 @@ unseen = 30
 [stages.preprocess]
 kind = "preprocess"
 deps = ["extract"]
+[stages.vae-io]
+kind = "train-vae"
+deps = ["sample", "preprocess"]
+epochs = 2
+checkpoints = [1]
+image_channels = 4
+prior_samples = 200
+[stages.vae-ref]
+kind = "train-vae"
+deps = ["sample", "preprocess"]
+variant = "arch2vec"
+epochs = 2
+checkpoints = []
+prior_samples = 200
 "#;
 
 /// The space, enumerated once for the three projects below.
@@ -147,6 +161,47 @@ fn pretrain_and_extract_tiny_networks_deterministically() {
     assert!(col_mean < 1e-4, "train is centred per position: {col_mean}");
     let lines = std::fs::read_to_string(pre_dir.join("networks.jsonl")).unwrap();
     assert_eq!(lines.lines().count(), 3);
+
+    // train-vae, both variants, on the same upstream results.
+    for (stage, io) in [("vae-io", true), ("vae-ref", false)] {
+        let dir = out_dir(&a, stage);
+        let m: Value =
+            serde_json::from_str(&std::fs::read_to_string(dir.join("metrics.json")).unwrap())
+                .unwrap();
+        let epochs = m["epochs"].as_array().unwrap();
+        assert_eq!(epochs.len(), 2, "{stage}");
+        for e in epochs {
+            for key in [
+                "unlabeled_loss",
+                "labeled_loss",
+                "valid_ops_accuracy",
+                "valid_adj_accuracy",
+                "validity",
+            ] {
+                let v = e[key].as_f64().unwrap();
+                assert!(v.is_finite() && v >= 0.0, "{stage} {key} {v}");
+            }
+            assert_eq!(
+                e["l1"].as_object().unwrap().len(),
+                if io { 4 } else { 0 },
+                "{stage}"
+            );
+        }
+        let ck = tensors(&dir.join("checkpoint-epoch-2.safetensors"));
+        assert_eq!(ck.keys().any(|k| k.starts_with("head.")), io, "{stage}");
+        assert_eq!(
+            dir.join("checkpoint-epoch-1.safetensors").exists(),
+            io,
+            "{stage}"
+        );
+        // One 16-d latent feature per cell: the 297 unlabeled cells and the 3 networks.
+        let latent = tensors(&dir.join("latent.safetensors"));
+        assert_eq!(latent["features"].size(), vec![300, 16], "{stage}");
+        let cells = std::fs::metadata(dir.join("latent-cells.nb101"))
+            .unwrap()
+            .len();
+        assert_eq!((cells - 24) / 24, 300);
+    }
 
     // Same seed, same device and threads: bit-identical weights in a second project.
     let b = Project::new(&pipeline);

@@ -20,6 +20,7 @@ mod runners;
 pub mod sample;
 pub mod semi;
 pub mod tools;
+pub mod train_vae;
 
 pub use api::{ItemInput, KindSpec, ParamSpec, ParamType, RunFn, StageContext, StageError};
 pub use device::{Device, DeviceError};
@@ -32,6 +33,7 @@ pub fn kinds() -> Vec<&'static KindSpec> {
         &pretrain::PRETRAIN,
         &pretrain::EXTRACT,
         &preprocess::PREPROCESS,
+        &train_vae::TRAIN_VAE,
     ]
 }
 

@@ -12,6 +12,7 @@ pub mod io_model;
 pub mod network;
 pub mod preprocess;
 pub mod train;
+pub mod train_vae;
 
 use nasflow_stages::RunFn;
 
@@ -21,6 +22,7 @@ pub fn runner(name: &str) -> Option<RunFn> {
         "pretrain" => Some(train::run),
         "extract" => Some(extract::run),
         "preprocess" => Some(preprocess::run),
+        "train-vae" => Some(train_vae::run),
         _ => None,
     }
 }
