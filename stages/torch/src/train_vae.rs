@@ -75,6 +75,8 @@ struct Epoch {
     uniqueness: f64,
     /// Per labeled set: (L1, mean baseline L1).
     l1: BTreeMap<String, (f64, f64)>,
+    /// The batch loop alone, and with the evaluation.
+    train_seconds: f64,
     seconds: f64,
 }
 
@@ -327,6 +329,7 @@ pub fn run(ctx: &StageContext) -> Result<(), StageError> {
                 }
             }
         }
+        let train_seconds = t0.elapsed().as_secs_f64();
         // Evaluation.
         let _guard = tch::no_grad_guard();
         let (mut acc_o, mut acc_a, mut seen) = (0.0, 0.0, 0i64);
@@ -398,6 +401,7 @@ pub fn run(ctx: &StageContext) -> Result<(), StageError> {
             validity,
             uniqueness,
             l1,
+            train_seconds,
             seconds: t0.elapsed().as_secs_f64(),
         });
         if checkpoints.contains(&epoch) || epoch == epochs {
