@@ -80,6 +80,16 @@ pub fn labels(images: &Images, idx: &[usize], device: tch::Device) -> Tensor {
     Tensor::from_slice(&l).to_device(device)
 }
 
+/// How many rows' argmax is their label.
+fn correct_count(logits: &Tensor, labels: &Tensor) -> f64 {
+    logits
+        .argmax(-1, false)
+        .eq_tensor(labels)
+        .to_kind(Kind::Float)
+        .sum(Kind::Float)
+        .double_value(&[])
+}
+
 /// (mean loss, accuracy) of the network in eval mode on pictures, in batches.
 pub fn evaluate(
     net: &Network,
@@ -99,12 +109,7 @@ pub fn evaluate(
         let y = labels_t.narrow(0, start as i64, (end - start) as i64);
         let logits = net.forward_t(&x, false);
         loss += logits.cross_entropy_for_logits(&y).double_value(&[]) * (end - start) as f64;
-        correct += logits
-            .argmax(-1, false)
-            .eq_tensor(&y)
-            .to_kind(Kind::Float)
-            .sum(Kind::Float)
-            .double_value(&[]);
+        correct += correct_count(&logits, &y);
     }
     (loss / n.max(1) as f64, correct / n.max(1) as f64)
 }
@@ -211,12 +216,7 @@ pub fn run(ctx: &StageContext) -> Result<(), StageError> {
             opt.step();
             let n = chunk.len();
             loss_sum += loss.double_value(&[]) * n as f64;
-            correct += logits
-                .argmax(-1, false)
-                .eq_tensor(&y)
-                .to_kind(Kind::Float)
-                .sum(Kind::Float)
-                .double_value(&[]);
+            correct += correct_count(&logits, &y);
             seen += n;
             (ctx.progress)((epoch * steps_per_epoch + step + 1) as u64, total);
         }

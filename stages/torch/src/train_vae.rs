@@ -266,14 +266,18 @@ pub fn run(ctx: &StageContext) -> Result<(), StageError> {
         for b in &order {
             step += 1;
             (ctx.progress)(step, total);
+            // The next slice of a permutation; batch norm cannot train on fewer than 2 rows.
+            let next = |perm: &Tensor, i: &mut i64, n: i64| {
+                let len = batch.min(n - *i * batch);
+                let idx = perm.narrow(0, *i * batch, len);
+                *i += 1;
+                (len >= 2).then_some((idx, len))
+            };
             match b {
                 Batch::Unlabeled => {
-                    let len = batch.min(n_unl - iu * batch);
-                    let idx = perm_u.narrow(0, iu * batch, len);
-                    iu += 1;
-                    if len < 2 {
+                    let Some((idx, len)) = next(&perm_u, &mut iu, n_unl) else {
                         continue;
-                    }
+                    };
                     let (o, a) = (
                         tr_ops.index_select(0, &idx).to_device(device),
                         tr_adj.index_select(0, &idx).to_device(device),
@@ -291,12 +295,9 @@ pub fn run(ctx: &StageContext) -> Result<(), StageError> {
                     mu_n += len;
                 }
                 Batch::Labeled => {
-                    let len = batch.min(n_lab - il * batch);
-                    let idx = perm_l.narrow(0, il * batch, len);
-                    il += 1;
-                    if len < 2 {
+                    let Some((idx, _)) = next(&perm_l, &mut il, n_lab) else {
                         continue;
-                    }
+                    };
                     let nets_i = train.network.index_select(0, &idx);
                     let (o, a) = (
                         net_ops.index_select(0, &nets_i).to_device(device),
