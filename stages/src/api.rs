@@ -134,6 +134,16 @@ impl StageContext<'_> {
             .and_then(Value::as_i64)
             .ok_or_else(|| self.missing(name, "an integer"))
     }
+    /// A non-negative integer param (a count or a size).
+    pub fn count(&self, name: &str) -> Result<usize, StageError> {
+        let v = self.int(name)?;
+        usize::try_from(v).map_err(|_| {
+            StageError::Config(format!(
+                "stage `{}`: `{name}` must be >= 0, not {v}",
+                self.stage
+            ))
+        })
+    }
     pub fn float(&self, name: &str) -> Result<f64, StageError> {
         self.params
             .get(name)

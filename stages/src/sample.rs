@@ -27,8 +27,6 @@ use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::Path;
 
-use rand::SeedableRng;
-use rand_chacha::ChaCha8Rng;
 use serde_json::{json, Value};
 
 use crate::api::{KindSpec, ParamSpec, ParamType, StageContext, StageError};
@@ -52,33 +50,18 @@ pub static SAMPLE: KindSpec = KindSpec {
     item_level: false,
 };
 
-fn count(ctx: &StageContext, name: &str) -> Result<usize, StageError> {
-    let v = ctx.int(name)?;
-    usize::try_from(v).map_err(|_| {
-        StageError::Config(format!(
-            "stage `{}`: `{name}` must be >= 0, not {v}",
-            ctx.stage
-        ))
-    })
-}
-
-fn rng(seed: u64, stream: u64) -> ChaCha8Rng {
-    let mut r = ChaCha8Rng::seed_from_u64(seed);
-    r.set_stream(stream);
-    r
-}
-
 /// `amount` of `0..len`, seeded, in increasing order.
 fn draw(seed: u64, stream: u64, len: usize, amount: usize) -> Vec<usize> {
-    let mut v = rand::seq::index::sample(&mut rng(seed, stream), len, amount).into_vec();
+    let mut v =
+        rand::seq::index::sample(&mut crate::images::rng(seed, stream), len, amount).into_vec();
     v.sort_unstable();
     v
 }
 
 pub fn run(ctx: &StageContext) -> Result<(), StageError> {
-    let cells = count(ctx, "cells")?;
-    let train_nets = count(ctx, "train_nets")?;
-    let valid_nets = count(ctx, "valid_nets")?;
+    let cells = ctx.count("cells")?;
+    let train_nets = ctx.count("train_nets")?;
+    let valid_nets = ctx.count("valid_nets")?;
     let valid_fraction = ctx.float("valid_fraction")?;
     if !(0.0..1.0).contains(&valid_fraction) {
         return Err(StageError::Config(format!(

@@ -125,17 +125,6 @@ pub fn item_cell(ctx: &StageContext) -> Result<(ModuleHash, Cell), StageError> {
     Ok((h, cell))
 }
 
-/// A non-negative integer param.
-pub fn count(ctx: &StageContext, name: &str) -> Result<usize, StageError> {
-    let v = ctx.int(name)?;
-    usize::try_from(v).map_err(|_| {
-        StageError::Config(format!(
-            "stage `{}`: `{name}` must be >= 0, not {v}",
-            ctx.stage
-        ))
-    })
-}
-
 /// Writes pretty JSON.
 pub fn write_json(path: &std::path::Path, v: &impl Serialize) -> Result<(), StageError> {
     let text = serde_json::to_string_pretty(v).expect("serializable") + "\n";

@@ -24,7 +24,7 @@ use tch::Tensor;
 use crate::network::{Init, Network};
 use crate::train::{labels, prepare, to_tensor, torch_device, torch_err};
 use nasflow_stages::images;
-use nasflow_stages::pretrain::{count, item_cell, read_json, NetworkInfo};
+use nasflow_stages::pretrain::{item_cell, read_json, NetworkInfo};
 use nasflow_stages::{StageContext, StageError};
 
 pub const UNSEEN_STREAM: u64 = 4;
@@ -73,7 +73,7 @@ pub fn run(ctx: &StageContext) -> Result<(), StageError> {
     vs.load(dir.join("weights.safetensors"))
         .map_err(torch_err)?;
 
-    let unseen = count(ctx, "unseen")?.min(p.data.test.len());
+    let unseen = ctx.count("unseen")?.min(p.data.test.len());
     let unseen_idx = rand::seq::index::sample(
         &mut images::rng(ctx.seed, UNSEEN_STREAM),
         p.data.test.len(),

@@ -16,7 +16,7 @@ use tch::{Kind, Tensor};
 use crate::network::{count_trainable, Init, Network};
 use nasflow_stages::images::{self, Dataset, Images};
 use nasflow_stages::nb101::params::Skeleton;
-use nasflow_stages::pretrain::{count, item_cell, write_json, NetworkInfo};
+use nasflow_stages::pretrain::{item_cell, write_json, NetworkInfo};
 use nasflow_stages::{StageContext, StageError};
 
 /// Streams of the pipeline seed (see `images::rng`).
@@ -143,31 +143,31 @@ pub fn run(ctx: &StageContext) -> Result<(), StageError> {
     let (hash, cell) = item_cell(ctx)?;
     let sk = Skeleton {
         in_channels: 3,
-        init_channels: count(ctx, "init_channels")?,
-        stacks: count(ctx, "stacks")?,
-        cells_per_stack: count(ctx, "cells_per_stack")?,
+        init_channels: ctx.count("init_channels")?,
+        stacks: ctx.count("stacks")?,
+        cells_per_stack: ctx.count("cells_per_stack")?,
         classes: images::CLASSES,
     };
-    let (epochs, batch_size) = (count(ctx, "epochs")?, count(ctx, "batch_size")?.max(1));
+    let (epochs, batch_size) = (ctx.count("epochs")?, ctx.count("batch_size")?.max(1));
     let (lr, momentum, wd, clip) = (
         ctx.float("lr")?,
         ctx.float("momentum")?,
         ctx.float("weight_decay")?,
         ctx.float("grad_clip")?,
     );
-    let held_out = count(ctx, "held_out")?;
+    let held_out = ctx.count("held_out")?;
     let images_spec = ctx.str("images")?.to_string();
     tch::set_num_threads(ctx.threads.max(1) as i32);
     let device = torch_device(ctx.device);
 
     let p = prepare(&images_spec, held_out, ctx.seed)?;
     let mut train_idx = p.train_idx.clone();
-    let limit = count(ctx, "train_limit")?;
+    let limit = ctx.count("train_limit")?;
     if limit > 0 {
         train_idx.truncate(limit);
     }
     let held_labels = labels(&p.data.train, &p.held_idx, device);
-    let test_n = match count(ctx, "test_limit")? {
+    let test_n = match ctx.count("test_limit")? {
         0 => p.data.test.len(),
         n => n.min(p.data.test.len()),
     };

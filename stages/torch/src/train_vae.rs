@@ -15,7 +15,7 @@ use tch::nn::{self, OptimizerConfig};
 use tch::{Kind, Tensor};
 
 use nasflow_stages::nb101::{Arch2vec, Cell, ModuleHash, Space};
-use nasflow_stages::pretrain::{count, read_json, write_json};
+use nasflow_stages::pretrain::{read_json, write_json};
 use nasflow_stages::semi::{interleave, labeled_coef, Batch};
 use nasflow_stages::{images, StageContext, StageError};
 
@@ -106,14 +106,14 @@ pub fn run(ctx: &StageContext) -> Result<(), StageError> {
             )))
         }
     };
-    let epochs = count(ctx, "epochs")?;
-    let batch = count(ctx, "batch_size")?.max(2) as i64;
+    let epochs = ctx.count("epochs")?;
+    let batch = ctx.count("batch_size")?.max(2) as i64;
     let (lr, clip, coef_k) = (
         ctx.float("lr")?,
         ctx.float("grad_clip")?,
         ctx.float("coef_k")?,
     );
-    let k = count(ctx, "k")?;
+    let k = ctx.count("k")?;
     let checkpoints: Vec<usize> = ctx.params["checkpoints"]
         .as_array()
         .map(|a| {
@@ -135,7 +135,7 @@ pub fn run(ctx: &StageContext) -> Result<(), StageError> {
         read("unlabeled-train.nb101")?,
         read("unlabeled-valid.nb101")?,
     );
-    let limit = match count(ctx, "unlabeled_limit")? {
+    let limit = match ctx.count("unlabeled_limit")? {
         0 => unl_train.len(),
         n => n.min(unl_train.len()),
     };
@@ -227,7 +227,7 @@ pub fn run(ctx: &StageContext) -> Result<(), StageError> {
     let outputs = sets["train"].targets.size()[1];
     let head = IoHead::new(
         &vs_head.root(),
-        count(ctx, "image_channels")? as i64,
+        ctx.count("image_channels")? as i64,
         cfg.latent,
         outputs,
     );
@@ -250,8 +250,18 @@ pub fn run(ctx: &StageContext) -> Result<(), StageError> {
     let coef = labeled_coef(coef_k, unl_batches, n_train_nets, batch as usize);
     let total = ((unl_batches + lab_batches) * epochs) as u64;
     let mut step = 0u64;
+    // A VAE-only step (unlabeled batches; every batch of the `arch2vec` variant).
+    let mut vae_step = |o: &Tensor, a: &Tensor| {
+        let r = vae.forward_t(o, a, true);
+        let loss = arch2vec::loss(&r, o, a);
+        opt_unl.zero_grad();
+        loss.backward();
+        clip_joint(&[&vs_vae], clip);
+        opt_unl.step();
+        (r, loss)
+    };
     let mut history = Vec::new();
-    let prior_n = count(ctx, "prior_samples")? as i64;
+    let prior_n = ctx.count("prior_samples")? as i64;
     let out = ctx.out;
     for epoch in 1..=epochs {
         let t0 = Instant::now();
@@ -282,12 +292,7 @@ pub fn run(ctx: &StageContext) -> Result<(), StageError> {
                         tr_ops.index_select(0, &idx).to_device(device),
                         tr_adj.index_select(0, &idx).to_device(device),
                     );
-                    let r = vae.forward_t(&o, &a, true);
-                    let loss = arch2vec::loss(&r, &o, &a);
-                    opt_unl.zero_grad();
-                    loss.backward();
-                    clip_joint(&[&vs_vae], clip);
-                    opt_unl.step();
+                    let (r, loss) = vae_step(&o, &a);
                     unl_loss += loss.double_value(&[]);
                     let mu = r.mu.detach().to_kind(Kind::Double);
                     mu_sum += mu.sum_dim_intlist(0, false, Kind::Double);
@@ -318,13 +323,7 @@ pub fn run(ctx: &StageContext) -> Result<(), StageError> {
                         opt_head.step();
                         loss
                     } else {
-                        let r = vae.forward_t(&o, &a, true);
-                        let loss = arch2vec::loss(&r, &o, &a);
-                        opt_unl.zero_grad();
-                        loss.backward();
-                        clip_joint(&[&vs_vae], clip);
-                        opt_unl.step();
-                        loss
+                        vae_step(&o, &a).1
                     };
                     lab_loss += loss.double_value(&[]);
                 }
