@@ -84,6 +84,23 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Print the summary numbers of the current results (each stage's `summary.json`) as a table;
+    /// with --compare or --compare-set, side by side with the differences.
+    Metrics {
+        /// Stages to show (default: all).
+        stages: Vec<String>,
+        #[command(flatten)]
+        sets: Sets,
+        /// Another pipeline file to compare with (repeatable: one column each).
+        #[arg(long, value_name = "PIPELINE")]
+        compare: Vec<PathBuf>,
+        /// Compare with this pipeline changed by STAGE.PARAM=VALUE (repeatable: together they
+        /// make one more column).
+        #[arg(long = "compare-set", value_name = "STAGE.PARAM=VALUE")]
+        compare_set: Vec<Override>,
+        #[arg(long)]
+        json: bool,
+    },
     /// Delete cache entries the current pipeline does not need, keeping the last N per stage.
     Gc {
         #[arg(long)]

@@ -14,6 +14,7 @@ use nasflow::cache::Cache;
 use nasflow::config::{self, ConfigError, Override, Pipeline};
 use nasflow::dag::{self, Dag, UnknownTarget};
 use nasflow::exec::{RunOptions, Status};
+use nasflow::metrics::Column;
 use nasflow::plan::{Action, Engine, EngineError, Planned};
 use nasflow::progress::Ui;
 use nasflow::registry::Registry;
@@ -110,6 +111,20 @@ pub fn dispatch(cli: Cli) -> Result<ExitCode> {
         Command::Show { stage, sets, json } => {
             show(&Project::load(&cli.pipeline, &sets.sets)?, &stage, json)
         }
+        Command::Metrics {
+            stages,
+            sets,
+            compare,
+            compare_set,
+            json,
+        } => metrics(
+            &cli.pipeline,
+            &stages,
+            &sets.sets,
+            &compare,
+            &compare_set,
+            json,
+        ),
         Command::Gc { dry_run, keep } => gc(&Project::load(&cli.pipeline, &[])?, keep, dry_run),
         Command::Cache(c) => cache_command(&cli.pipeline, c),
     }
@@ -352,6 +367,87 @@ fn show(project: &Project, stage: &str, json: bool) -> Result<ExitCode> {
     }
     if record.files.len() > 50 {
         println!("  ... and {} more", record.files.len() - 50);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// One column of `nasflow metrics`: the summary numbers of the stages' current results.
+fn metrics_column(project: &Project, stages: &[String], label: String) -> Result<Column> {
+    let closure = project.closure(stages)?;
+    let (cache, plan) = planned(project, &closure, &HashSet::new())?;
+    let mut col = Column {
+        label,
+        ..Column::default()
+    };
+    for s in &plan {
+        let name = project.p.stages[s.stage].name.clone();
+        if !stages.is_empty() && !stages.contains(&name) {
+            continue;
+        }
+        let numbers = match &s.record {
+            None => None,
+            Some(r) => match r.files.iter().find(|f| f.path == "summary.json") {
+                None => Some(Default::default()),
+                Some(f) => {
+                    let path = cache.blob_path(&f.digest);
+                    let text = std::fs::read_to_string(&path).with_context(|| {
+                        format!("reading {name}'s summary.json ({})", path.display())
+                    })?;
+                    let v: serde_json::Value = serde_json::from_str(&text)
+                        .with_context(|| format!("{name}'s summary.json ({})", path.display()))?;
+                    Some(nasflow::metrics::flatten(&v))
+                }
+            },
+        };
+        col.stages.insert(name, numbers);
+    }
+    Ok(col)
+}
+
+fn metrics(
+    file: &Path,
+    stages: &[String],
+    sets: &[Override],
+    compare: &[std::path::PathBuf],
+    compare_set: &[Override],
+    json: bool,
+) -> Result<ExitCode> {
+    let label = |f: &Path, extra: &[Override]| {
+        let mut l = f.display().to_string();
+        for o in extra {
+            l.push_str(&format!(" {}", o.raw));
+        }
+        l
+    };
+    let base = Project::load(file, sets)?;
+    let order: Vec<String> = base
+        .dag
+        .closure(&base.dag.targets(&base.p, stages)?)
+        .into_iter()
+        .map(|i| base.p.stages[i].name.clone())
+        .filter(|n| stages.is_empty() || stages.contains(n))
+        .collect();
+    let mut cols = vec![metrics_column(&base, stages, label(file, sets))?];
+    for other in compare {
+        let p = Project::load(other, sets)?;
+        cols.push(metrics_column(&p, stages, label(other, sets))?);
+    }
+    if !compare_set.is_empty() {
+        let all: Vec<Override> = sets.iter().chain(compare_set).cloned().collect();
+        let p = Project::load(file, &all)?;
+        cols.push(metrics_column(&p, stages, label(file, &all))?);
+    }
+    if json {
+        let v: Vec<_> = cols
+            .iter()
+            .map(|c| json!({"label": c.label, "stages": c.stages}))
+            .collect();
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&json!({ "columns": v }))?
+        );
+    } else {
+        print!("{}", nasflow::metrics::render(&order, &cols));
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -6,6 +6,7 @@ pub mod dag;
 pub mod exec;
 pub mod job;
 pub mod key;
+pub mod metrics;
 pub mod plan;
 pub mod progress;
 pub mod registry;

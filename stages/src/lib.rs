@@ -14,10 +14,14 @@ pub mod api;
 pub mod device;
 pub mod images;
 pub mod nb101;
+pub mod predict;
 pub mod preprocess;
 pub mod pretrain;
+pub mod reinforce;
+pub mod report;
 mod runners;
 pub mod sample;
+pub mod search;
 pub mod semi;
 pub mod tools;
 pub mod train_vae;
@@ -34,6 +38,8 @@ pub fn kinds() -> Vec<&'static KindSpec> {
         &pretrain::EXTRACT,
         &preprocess::PREPROCESS,
         &train_vae::TRAIN_VAE,
+        &reinforce::REINFORCE,
+        &predict::PREDICT,
     ]
 }
 

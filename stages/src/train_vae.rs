@@ -9,12 +9,17 @@
 //! cells, validity and uniqueness of cells decoded from the prior, labeled L1 on each labeled
 //! set next to its mean baseline, seconds), and the latent features of every cell (`latent.safetensors`:
 //! `features`, cells x 16, the mean over the 7 nodes of the encoder mean, rows in the order of
-//! `latent-cells.nb101`, sorted by hash).
-use crate::api::{KindSpec, ParamSpec, ParamType};
+//! `latent-cells.nb101`, sorted by hash); `summary.json` and per-epoch charts ([`report`]).
+use std::path::Path;
+
+use serde_json::{json, Value};
+
+use crate::api::{KindSpec, ParamSpec, ParamType, StageError};
+use crate::report::{Chart, Series};
 
 pub static TRAIN_VAE: KindSpec = KindSpec {
     name: "train-vae",
-    version: 1,
+    version: 2,
     doc: "Train arch2vec's graph VAE, extended with info-NAS's input-output head (variant = \"io\") or plain (variant = \"arch2vec\"), semi-supervised",
     params: &[
         ParamSpec { name: "variant", ty: ParamType::Str, default: Some("\"io\""), doc: "\"io\" (info-NAS) or \"arch2vec\" (the reference VAE on the same batch stream)" },
@@ -34,3 +39,132 @@ pub static TRAIN_VAE: KindSpec = KindSpec {
     uses_device: true,
     item_level: false,
 };
+
+/// Writes train-vae's reports from its `metrics.json` value: `summary.json` (the last epoch's
+/// numbers) and per-epoch charts, `loss.png`, `quality.png` (reconstruction accuracy, validity,
+/// uniqueness) and, for the io variant, `l1.png` (labeled L1 per set against its mean baseline).
+pub fn report(out: &Path, metrics: &Value) -> Result<(), StageError> {
+    let epochs = metrics["epochs"].as_array().cloned().unwrap_or_default();
+    let curve = |key: &str| -> Vec<(f64, f64)> {
+        epochs
+            .iter()
+            .filter_map(|e| Some((e["epoch"].as_f64()?, e[key].as_f64()?)))
+            .collect()
+    };
+    let series = |name: &str, key: &str| Series {
+        name: name.into(),
+        line: curve(key),
+        ..Series::default()
+    };
+    let chart = |title: &str, y: &str, series: Vec<Series>| Chart {
+        title: title.into(),
+        x_label: "epoch".into(),
+        y_label: y.into(),
+        series,
+        ..Chart::default()
+    };
+    chart(
+        "train-vae: training loss",
+        "mean loss per batch",
+        vec![
+            series("unlabeled (VAE)", "unlabeled_loss"),
+            series("labeled (VAE + L1)", "labeled_loss"),
+        ],
+    )
+    .write_png(&out.join("loss.png"))?;
+    chart(
+        "train-vae: reconstruction and prior samples",
+        "fraction",
+        vec![
+            series("ops accuracy (validation cells)", "valid_ops_accuracy"),
+            series(
+                "adjacency accuracy (validation cells)",
+                "valid_adj_accuracy",
+            ),
+            series("validity", "validity"),
+            series("uniqueness", "uniqueness"),
+        ],
+    )
+    .write_png(&out.join("quality.png"))?;
+    let sets: Vec<String> = epochs
+        .last()
+        .and_then(|e| e["l1"].as_object())
+        .map(|m| m.keys().cloned().collect())
+        .unwrap_or_default();
+    if !sets.is_empty() {
+        let mut all = Vec::new();
+        for set in &sets {
+            let pick = |i: usize| -> Vec<(f64, f64)> {
+                epochs
+                    .iter()
+                    .filter_map(|e| Some((e["epoch"].as_f64()?, e["l1"][set][i].as_f64()?)))
+                    .collect()
+            };
+            all.push(Series {
+                name: format!("{set}"),
+                line: pick(0),
+                ..Series::default()
+            });
+            all.push(Series {
+                name: format!("{set} mean baseline"),
+                line: pick(1),
+                ..Series::default()
+            });
+        }
+        chart("train-vae: labeled L1", "L1", all).write_png(&out.join("l1.png"))?;
+    }
+    let mut summary = serde_json::Map::new();
+    if let Some(last) = epochs.last() {
+        for key in [
+            "epoch",
+            "unlabeled_loss",
+            "labeled_loss",
+            "valid_ops_accuracy",
+            "valid_adj_accuracy",
+            "validity",
+            "uniqueness",
+        ] {
+            if let Some(v) = last.get(key).filter(|v| v.is_number()) {
+                summary.insert(key.into(), v.clone());
+            }
+        }
+        for set in &sets {
+            summary.insert(format!("l1_{set}"), last["l1"][set][0].clone());
+            summary.insert(format!("l1_{set}_baseline"), last["l1"][set][1].clone());
+        }
+    }
+    let seconds: f64 = epochs.iter().filter_map(|e| e["seconds"].as_f64()).sum();
+    summary.insert("seconds".into(), json!(seconds));
+    crate::pretrain::write_json(&out.join("summary.json"), &Value::Object(summary))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn report_writes_summary_of_the_last_epoch_and_charts() {
+        let dir = tempfile::tempdir().unwrap();
+        let m = json!({"epochs": [
+            {"epoch": 1, "unlabeled_loss": 0.9, "labeled_loss": 1.5, "valid_ops_accuracy": 0.5,
+             "valid_adj_accuracy": 0.6, "validity": 0.3, "uniqueness": 0.9, "seconds": 2.0,
+             "l1": {"valid": [0.8, 0.9]}},
+            {"epoch": 2, "unlabeled_loss": 0.7, "labeled_loss": 1.2, "valid_ops_accuracy": 0.7,
+             "valid_adj_accuracy": 0.8, "validity": null, "uniqueness": 0.95, "seconds": 3.0,
+             "l1": {"valid": [0.7, 0.9]}}
+        ]});
+        report(dir.path(), &m).unwrap();
+        let s: Value =
+            serde_json::from_slice(&std::fs::read(dir.path().join("summary.json")).unwrap())
+                .unwrap();
+        assert_eq!(s["epoch"], 2);
+        assert_eq!(s["valid_adj_accuracy"], 0.8);
+        assert_eq!(s["l1_valid"], 0.7);
+        assert_eq!(s["l1_valid_baseline"], 0.9);
+        assert_eq!(s["seconds"], 5.0);
+        assert!(s.get("validity").is_none(), "NaN (null) is left out");
+        for f in ["loss.png", "quality.png", "l1.png"] {
+            assert!(dir.path().join(f).exists(), "{f}");
+        }
+    }
+}

@@ -11,6 +11,7 @@ pub mod extract;
 pub mod io_model;
 pub mod network;
 pub mod preprocess;
+pub mod reinforce;
 pub mod train;
 pub mod train_vae;
 
@@ -23,6 +24,7 @@ pub fn runner(name: &str) -> Option<RunFn> {
         "extract" => Some(extract::run),
         "preprocess" => Some(preprocess::run),
         "train-vae" => Some(train_vae::run),
+        "reinforce" => Some(reinforce::run),
         _ => None,
     }
 }

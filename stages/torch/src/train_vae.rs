@@ -261,6 +261,7 @@ pub fn run(ctx: &StageContext) -> Result<(), StageError> {
         (r, loss)
     };
     let mut history = Vec::new();
+    let metrics = |history: &[Epoch]| serde_json::json!({"variant": if io { "io" } else { "arch2vec" }, "interleave": {"k": k, "coef": coef}, "epochs": history});
     let prior_n = ctx.count("prior_samples")? as i64;
     let out = ctx.out;
     for epoch in 1..=epochs {
@@ -421,11 +422,9 @@ pub fn run(ctx: &StageContext) -> Result<(), StageError> {
             )
             .map_err(torch_err)?;
         }
-        write_json(
-            &out.join("metrics.json"),
-            &serde_json::json!({"variant": if io { "io" } else { "arch2vec" }, "interleave": {"k": k, "coef": coef}, "epochs": history}),
-        )?;
+        write_json(&out.join("metrics.json"), &metrics(&history))?;
     }
+    nasflow_stages::train_vae::report(out, &metrics(&history))?;
 
     // Latent features of every cell: the mean over the 7 nodes of the encoder mean.
     let _guard = tch::no_grad_guard();

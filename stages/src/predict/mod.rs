@@ -1,0 +1,436 @@
+//! The `predict` stage: performance prediction from train-vae's latent features (info-NAS's
+//! `run_gaussian_process.py` protocol), with the same regressors on a plain encoding as the
+//! baseline.
+//!
+//! For each training size and seed: draw the fit set at random among the table's cells outside
+//! the labeled training networks (`fit_outside_train`), fit each regressor on each feature set
+//! (the 16-d latent features; the flattened 7x7 adjacency + 7x5 one-hot ops), predict every
+//! other such cell, and score RMSE and Pearson r on those whose true accuracy is above
+//! `threshold` (predictions are not filtered). The fit set of a (size, seed) is the same for
+//! every regressor and feature set.
+//!
+//! Inputs: `train-vae`, `pretrain` (labeled networks; with `table = "pretrained"` the figures).
+//! Outputs: `results.jsonl` (one row per feature set, regressor, size and seed), `summary.json`
+//! (per feature set, regressor and size: mean and 95% half-width of RMSE and Pearson r),
+//! `rmse.png`, `pearson.png`.
+pub mod regress;
+
+use std::collections::BTreeMap;
+use std::io::Write;
+
+use rand::RngExt;
+use rayon::prelude::*;
+use serde::Serialize;
+use serde_json::{json, Map, Value};
+
+use crate::api::{KindSpec, ParamSpec, ParamType, StageContext, StageError};
+use crate::images;
+use crate::nb101::Arch2vec;
+use crate::report::{mean_ci95, Chart, Series};
+use crate::search::table::{Searchable, TABLE_DOC};
+use regress::{pearson, rmse, Regressor};
+
+pub static PREDICT: KindSpec = KindSpec {
+    name: "predict",
+    version: 1,
+    doc: "Predict network accuracy from the latent features (random forest, Gaussian process), against a plain encoding",
+    params: &[
+        ParamSpec { name: "table", ty: ParamType::PathOr(&["pretrained"]), default: Some("\"pretrained\""), doc: TABLE_DOC },
+        ParamSpec { name: "target", ty: ParamType::Str, default: Some("\"valid\""), doc: "the accuracy to predict: \"valid\" or \"test\"" },
+        ParamSpec { name: "train_sizes", ty: ParamType::List, default: Some("[250, 600, 1000]"), doc: "fit-set sizes (paper: 250)" },
+        ParamSpec { name: "seeds", ty: ParamType::Int, default: Some("10"), doc: "random fit sets per size; seeds are the pipeline seed + 0..N" },
+        ParamSpec { name: "threshold", ty: ParamType::Float, default: Some("0.8"), doc: "score only cells whose true accuracy is above this (paper: 0.8)" },
+        ParamSpec { name: "regressors", ty: ParamType::List, default: Some("[\"rf\", \"gp\"]"), doc: "\"rf\" (random forest) and/or \"gp\" (Gaussian process), scikit-learn's defaults" },
+        ParamSpec { name: "rf_trees", ty: ParamType::Int, default: Some("100"), doc: "trees of the random forest" },
+        ParamSpec { name: "gp_length_scale", ty: ParamType::Float, default: Some("1.0"), doc: "RBF length scale of the GP (fixed, as scikit-learn's default kernel)" },
+        ParamSpec { name: "gp_alpha", ty: ParamType::Float, default: Some("1e-10"), doc: "added to the GP kernel matrix's diagonal" },
+        ParamSpec { name: "fit_outside_train", ty: ParamType::Bool, default: Some("true"), doc: "fit and score only cells that are not labeled training networks (info-NAS)" },
+        ParamSpec { name: "baseline", ty: ParamType::Bool, default: Some("true"), doc: "also fit on the plain encoding (flattened adjacency + one-hot ops)" },
+    ],
+    reads_seed: true,
+    uses_device: false,
+    item_level: false,
+};
+
+/// One scored fit.
+#[derive(Clone, Debug, Serialize, PartialEq)]
+pub struct Scored {
+    pub features: String,
+    pub regressor: String,
+    pub train_size: usize,
+    pub seed: u64,
+    pub rmse: f64,
+    pub pearson: f64,
+    /// Cells scored (above the threshold).
+    pub scored: usize,
+}
+
+/// The protocol's settings.
+#[derive(Clone, Debug)]
+pub struct Protocol {
+    pub sizes: Vec<usize>,
+    pub seeds: Vec<u64>,
+    pub threshold: f64,
+    pub regressors: Vec<Regressor>,
+    pub use_test: bool,
+    pub fit_outside_train: bool,
+    pub baseline: bool,
+}
+
+/// The plain encoding of a cell: flattened 7x7 adjacency and 7x5 one-hot ops.
+pub fn plain_encoding(cell: &crate::nb101::Cell) -> Vec<f64> {
+    let e = Arch2vec::encode(cell);
+    e.adj
+        .iter()
+        .flatten()
+        .chain(e.ops.iter().flatten())
+        .map(|&v| v as f64)
+        .collect()
+}
+
+const STREAM: u64 = 0x9ed1_c700;
+
+/// Runs the protocol; sizes that leave nothing to predict are returned as skipped.
+pub fn evaluate(
+    table: &Searchable,
+    p: &Protocol,
+    threads: usize,
+) -> Result<(Vec<Scored>, Vec<usize>), StageError> {
+    let target = |i: usize| {
+        if p.use_test {
+            table.test[i]
+        } else {
+            Some(table.valid[i])
+        }
+    };
+    let candidates: Vec<usize> = (0..table.len())
+        .filter(|&i| !(p.fit_outside_train && table.labeled_train[i]) && target(i).is_some())
+        .collect();
+    let mut sets: Vec<(&str, Vec<Vec<f64>>)> = vec![(
+        "latent",
+        (0..table.len())
+            .map(|i| table.feature(i).iter().map(|&v| v as f64).collect())
+            .collect(),
+    )];
+    if p.baseline {
+        sets.push(("encoding", table.cells.iter().map(plain_encoding).collect()));
+    }
+    let (sizes, skipped): (Vec<usize>, Vec<usize>) = p
+        .sizes
+        .iter()
+        .partition(|&&s| s >= 2 && s < candidates.len());
+    let mut tasks = Vec::new();
+    for &size in &sizes {
+        for &seed in &p.seeds {
+            for (name, rows) in &sets {
+                for r in &p.regressors {
+                    tasks.push((size, seed, *name, rows, *r));
+                }
+            }
+        }
+    }
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(threads.max(1))
+        .build()
+        .map_err(|e| StageError::Failed(format!("thread pool: {e}")))?;
+    let scored = pool.install(|| {
+        tasks
+            .par_iter()
+            .map(|&(size, seed, name, rows, r)| {
+                // The fit set of (size, seed): a partial Fisher-Yates shuffle of the candidates.
+                let mut rng = images::rng(seed, STREAM ^ size as u64);
+                let mut order = candidates.clone();
+                for k in 0..size {
+                    let j = rng.random_range(k..order.len());
+                    order.swap(k, j);
+                }
+                let (fit, rest) = order.split_at(size);
+                let eval: Vec<usize> = rest
+                    .iter()
+                    .copied()
+                    .filter(|&i| target(i).is_some_and(|t| t > p.threshold))
+                    .collect();
+                let pick = |ix: &[usize]| -> Vec<Vec<f64>> {
+                    ix.iter().map(|&i| rows[i].clone()).collect()
+                };
+                let y: Vec<f64> = fit.iter().map(|&i| target(i).unwrap_or(0.0)).collect();
+                let r = match r {
+                    Regressor::Forest { trees, .. } => Regressor::Forest { trees, seed },
+                    gp => gp,
+                };
+                let pred = r.fit_predict(&pick(fit), &y, &pick(&eval)).map_err(|e| {
+                    StageError::Failed(format!("{name} features, {size} cells, seed {seed}: {e}"))
+                })?;
+                let truth: Vec<f64> = eval.iter().map(|&i| target(i).unwrap_or(0.0)).collect();
+                Ok(Scored {
+                    features: name.to_string(),
+                    regressor: r.name().to_string(),
+                    train_size: size,
+                    seed,
+                    rmse: if eval.is_empty() {
+                        f64::NAN
+                    } else {
+                        rmse(&truth, &pred)
+                    },
+                    pearson: pearson(&truth, &pred),
+                    scored: eval.len(),
+                })
+            })
+            .collect::<Result<Vec<_>, StageError>>()
+    })?;
+    Ok((scored, skipped))
+}
+
+/// Per feature set, regressor and size: mean and 95% half-width of RMSE and Pearson r.
+pub fn summarize(scored: &[Scored]) -> Value {
+    let mut groups: BTreeMap<(&str, &str, usize), Vec<&Scored>> = BTreeMap::new();
+    for s in scored {
+        groups
+            .entry((&s.features, &s.regressor, s.train_size))
+            .or_default()
+            .push(s);
+    }
+    let mut out = Map::new();
+    for ((f, r, size), v) in groups {
+        let stat =
+            |x: Vec<f64>| mean_ci95(&x.into_iter().filter(|v| v.is_finite()).collect::<Vec<_>>());
+        let (rm, rh) = stat(v.iter().map(|s| s.rmse).collect());
+        let (pm, ph) = stat(v.iter().map(|s| s.pearson).collect());
+        let entry = out
+            .entry(f.to_string())
+            .or_insert_with(|| json!({}))
+            .as_object_mut()
+            .expect("an object")
+            .entry(r.to_string())
+            .or_insert_with(|| json!({}));
+        entry[size.to_string()] = json!({"rmse": rm, "rmse_ci95": rh, "pearson": pm, "pearson_ci95": ph, "seeds": v.len()});
+    }
+    Value::Object(out)
+}
+
+/// `rmse.png` and `pearson.png`: per training size, each seed's value and the mean, one series
+/// per feature set and regressor.
+pub fn write_charts(
+    out: &std::path::Path,
+    scored: &[Scored],
+    sizes: &[usize],
+) -> Result<(), StageError> {
+    let mut keys: Vec<(String, String)> = scored
+        .iter()
+        .map(|s| (s.features.clone(), s.regressor.clone()))
+        .collect();
+    keys.sort();
+    keys.dedup();
+    let ticks: Vec<(f64, String)> = sizes
+        .iter()
+        .enumerate()
+        .map(|(i, s)| (i as f64, s.to_string()))
+        .collect();
+    for (file, what, get) in [
+        (
+            "rmse.png",
+            "RMSE",
+            (|s: &Scored| s.rmse) as fn(&Scored) -> f64,
+        ),
+        ("pearson.png", "Pearson r", |s: &Scored| s.pearson),
+    ] {
+        let mut series = Vec::new();
+        for (k, (f, r)) in keys.iter().enumerate() {
+            let shift = (k as f64 - (keys.len() as f64 - 1.0) / 2.0) * 0.08;
+            let mut line = Vec::new();
+            let mut dots = Vec::new();
+            for (i, size) in sizes.iter().enumerate() {
+                let vals: Vec<f64> = scored
+                    .iter()
+                    .filter(|s| &s.features == f && &s.regressor == r && s.train_size == *size)
+                    .map(get)
+                    .filter(|v| v.is_finite())
+                    .collect();
+                if vals.is_empty() {
+                    continue;
+                }
+                line.push((i as f64 + shift, mean_ci95(&vals).0));
+                dots.extend(vals.iter().map(|&v| (i as f64 + shift, v)));
+            }
+            series.push(Series {
+                name: format!("{r} on {f}"),
+                line,
+                band: Vec::new(),
+                dots,
+            });
+        }
+        Chart {
+            title: format!("predict: {what} per training size (dots: seeds, line: mean)"),
+            x_label: "training cells".into(),
+            y_label: what.into(),
+            log_x: false,
+            x_ticks: ticks.clone(),
+            series,
+        }
+        .write_png(&out.join(file))?;
+    }
+    Ok(())
+}
+
+fn list<T>(
+    ctx: &StageContext,
+    name: &str,
+    f: impl Fn(&Value) -> Option<T>,
+) -> Result<Vec<T>, StageError> {
+    ctx.params[name]
+        .as_array()
+        .ok_or_else(|| {
+            StageError::Config(format!("stage `{}`: `{name}` must be an array", ctx.stage))
+        })?
+        .iter()
+        .map(|v| {
+            f(v).ok_or_else(|| {
+                StageError::Config(format!("stage `{}`: bad entry {v} in `{name}`", ctx.stage))
+            })
+        })
+        .collect()
+}
+
+pub fn run(ctx: &StageContext) -> Result<(), StageError> {
+    let table = Searchable::load(ctx)?;
+    let use_test = match ctx.str("target")? {
+        "valid" => false,
+        "test" => true,
+        other => {
+            return Err(StageError::Config(format!(
+                "stage `{}`: target must be \"valid\" or \"test\", not \"{other}\"",
+                ctx.stage
+            )))
+        }
+    };
+    let (trees, ls, alpha) = (
+        ctx.count("rf_trees")?,
+        ctx.float("gp_length_scale")?,
+        ctx.float("gp_alpha")?,
+    );
+    let regressors = list(ctx, "regressors", |v| match v.as_str()? {
+        "rf" => Some(Regressor::Forest { trees, seed: 0 }),
+        "gp" => Some(Regressor::Gp {
+            length_scale: ls,
+            alpha,
+        }),
+        _ => None,
+    })?;
+    let p = Protocol {
+        sizes: list(ctx, "train_sizes", |v| v.as_u64().map(|s| s as usize))?,
+        seeds: (0..ctx.count("seeds")? as u64)
+            .map(|k| ctx.seed + k)
+            .collect(),
+        threshold: ctx.float("threshold")?,
+        regressors,
+        use_test,
+        fit_outside_train: ctx.params["fit_outside_train"].as_bool().unwrap_or(true),
+        baseline: ctx.params["baseline"].as_bool().unwrap_or(true),
+    };
+    let (scored, skipped) = evaluate(&table, &p, ctx.threads)?;
+    let path = ctx.out.join("results.jsonl");
+    let mut text = Vec::new();
+    for s in &scored {
+        serde_json::to_writer(&mut text, s).map_err(|e| StageError::Failed(e.to_string()))?;
+        text.push(b'\n');
+    }
+    std::fs::File::create(&path)
+        .and_then(|mut f| f.write_all(&text))
+        .map_err(|e| StageError::io(&path, e))?;
+    let mut summary = summarize(&scored);
+    summary["table"] = json!({"source": table.source, "cells": table.len(),
+        "labeled_train": table.labeled_train.iter().filter(|&&t| t).count(),
+        "without_feature": table.without_feature, "without_figures": table.without_figures});
+    summary["target"] = json!(if use_test { "test" } else { "valid" });
+    summary["threshold"] = json!(p.threshold);
+    summary["skipped_sizes"] = json!(skipped);
+    crate::pretrain::write_json(&ctx.out.join("summary.json"), &summary)?;
+    let sizes: Vec<usize> = p
+        .sizes
+        .iter()
+        .copied()
+        .filter(|s| !skipped.contains(s))
+        .collect();
+    write_charts(ctx.out, &scored, &sizes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Cells whose accuracy is a smooth function of their first feature.
+    fn table(n: usize) -> Searchable {
+        let mut t = crate::search::tests::table(n, 16);
+        for i in 0..n {
+            let x = t.feature(i)[0] as f64;
+            t.valid[i] = 0.8 + 0.1 * (x / (n as f64 * 0.16)).sin().abs();
+        }
+        t.labeled_train[0] = true;
+        t
+    }
+
+    fn protocol() -> Protocol {
+        Protocol {
+            sizes: vec![20, 60, 5000],
+            seeds: vec![1, 2],
+            threshold: 0.0,
+            regressors: vec![
+                Regressor::Forest { trees: 10, seed: 0 },
+                Regressor::Gp {
+                    length_scale: 1.0,
+                    alpha: 1e-6,
+                },
+            ],
+            use_test: false,
+            fit_outside_train: true,
+            baseline: false,
+        }
+    }
+
+    #[test]
+    fn protocol_is_deterministic_and_skips_impossible_sizes() {
+        let t = table(120);
+        let (a, skipped) = evaluate(&t, &protocol(), 2).unwrap();
+        assert_eq!(skipped, vec![5000]);
+        assert_eq!(a.len(), 2 * 2 * 2);
+        let (b, _) = evaluate(&t, &protocol(), 1).unwrap();
+        assert_eq!(a, b, "same results with another thread count");
+        for s in &a {
+            // 119 candidates (one labeled train network left out) minus the fit set.
+            assert_eq!(s.scored, 119 - s.train_size);
+            assert!(s.rmse.is_finite(), "{s:?}");
+            if s.regressor == "rf" {
+                assert!(s.rmse < 0.05, "{s:?}");
+            }
+        }
+        let s = summarize(&a);
+        assert_eq!(s["latent"]["rf"]["60"]["seeds"], 2);
+        assert!(s["latent"]["gp"]["20"]["rmse"].as_f64().unwrap() > 0.0);
+        let dir = tempfile::tempdir().unwrap();
+        write_charts(dir.path(), &a, &[20, 60]).unwrap();
+        assert!(dir.path().join("rmse.png").exists() && dir.path().join("pearson.png").exists());
+    }
+
+    #[test]
+    fn threshold_filters_the_scored_cells() {
+        let t = table(120);
+        let mut p = protocol();
+        p.threshold = 0.85;
+        p.sizes = vec![20];
+        let (a, _) = evaluate(&t, &p, 1).unwrap();
+        let above = (1..120).filter(|&i| t.valid[i] > 0.85).count();
+        assert!(a.iter().all(|s| s.scored < above && s.scored > 0));
+    }
+
+    #[test]
+    fn plain_encoding_has_84_values() {
+        let e = plain_encoding(&crate::search::tests::tiny_cell());
+        assert_eq!(e.len(), 84);
+        // edges 0->1, 1->2; ops input, conv3x3 (arch2vec index 2), output at row 2 (index 4)
+        assert_eq!((e[1], e[7 + 2], e[0]), (1.0, 1.0, 0.0));
+        assert_eq!(
+            &e[49..49 + 15],
+            &[1., 0., 0., 0., 0., 0., 0., 1., 0., 0., 0., 0., 0., 0., 1.]
+        );
+    }
+}

@@ -1,0 +1,306 @@
+//! `reinforce`, `predict` and `nasflow metrics` end to end at tiny sizes, through the binary: on
+//! the networks pretrained in the pipeline and on real NB101 figures (../shared/data).
+mod common;
+
+use std::collections::{BTreeSet, HashMap};
+use std::path::{Path, PathBuf};
+
+use common::{stderr, stdout, Project};
+use nasflow_stages::nb101::Space;
+use serde_json::Value;
+
+const PIPELINE: &str = r#"
+[pipeline]
+seed = 5
+jobs = 2
+[stages.sample]
+kind = "sample"
+space = "SPACE"
+train_nets = 2
+valid_nets = 1
+[stages.pretrain]
+kind = "pretrain"
+foreach = "sample"
+init_channels = 4
+stacks = 1
+cells_per_stack = 1
+epochs = 1
+batch_size = 32
+train_limit = 128
+test_limit = 50
+held_out = 30
+[stages.extract]
+kind = "extract"
+foreach = "pretrain"
+unseen = 20
+[stages.preprocess]
+kind = "preprocess"
+deps = ["extract"]
+[stages.train-vae]
+kind = "train-vae"
+deps = ["sample", "preprocess"]
+variant = "arch2vec"
+epochs = 1
+checkpoints = []
+prior_samples = 50
+[stages.reinforce]
+kind = "reinforce"
+deps = ["train-vae", "pretrain"]
+table = "TABLE"
+seeds = 4
+budget = 50000.0
+[stages.predict]
+kind = "predict"
+deps = ["train-vae", "pretrain"]
+table = "TABLE"
+train_sizes = [50, 100, 100000]
+seeds = 2
+[stages.reinforce-pre]
+kind = "reinforce"
+deps = ["train-vae", "pretrain"]
+seeds = 3
+budget = 1e9
+[stages.predict-pre]
+kind = "predict"
+deps = ["train-vae", "pretrain"]
+fit_outside_train = false
+train_sizes = [2]
+threshold = 0.0
+seeds = 2
+"#;
+
+/// The first 400 cells of the sorted space: the first 400 rows of nb101-1k.jsonl.
+fn small_space(dir: &Path) -> PathBuf {
+    let full = dir.join("space.nb101");
+    let out = Project::new("").nasflow(&["nb101", "enumerate", "--out", full.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let space = Space::read(&full).unwrap();
+    let small = dir.join("space-400.nb101");
+    Space::from_entries(space.entries()[..400].to_vec())
+        .write(&small)
+        .unwrap();
+    small
+}
+
+fn out_dir(p: &Project, stage: &str) -> PathBuf {
+    let show: Value =
+        serde_json::from_slice(&p.nasflow(&["show", stage, "--json"]).stdout).unwrap();
+    PathBuf::from(show["out_dir"].as_str().unwrap())
+}
+
+fn json(path: &Path) -> Value {
+    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
+fn lines(path: &Path) -> Vec<Value> {
+    std::fs::read_to_string(path)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+fn traces(p: &Project, stage: &str) -> HashMap<(String, u64), Value> {
+    lines(&out_dir(p, stage).join("traces.jsonl"))
+        .into_iter()
+        .map(|t| {
+            (
+                (
+                    t["method"].as_str().unwrap().to_string(),
+                    t["seed"].as_u64().unwrap(),
+                ),
+                t,
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn reinforce_and_predict_on_nb101_figures_and_on_pretrained_networks() {
+    let tmp = tempfile::tempdir().unwrap();
+    let space = small_space(tmp.path());
+    let table = std::fs::canonicalize("../shared/data/nb101-1k.jsonl").unwrap();
+    let figures: HashMap<String, (f64, f64)> = lines(&table)
+        .iter()
+        .map(|l| {
+            (
+                l["hash"].as_str().unwrap().to_string(),
+                (
+                    l["validation_accuracy"]["108"].as_f64().unwrap(),
+                    l["training_time_108"].as_f64().unwrap(),
+                ),
+            )
+        })
+        .collect();
+    let pipeline = PIPELINE
+        .replace("SPACE", &space.to_string_lossy())
+        .replace("TABLE", &table.to_string_lossy());
+    let a = Project::new(&pipeline);
+    a.run_ok(&[]);
+
+    // reinforce on the real figures: 400 of the table's 1,000 cells have features.
+    let dir = out_dir(&a, "reinforce");
+    let s = json(&dir.join("summary.json"));
+    assert_eq!(s["table"]["cells"], 400);
+    assert_eq!(s["table"]["without_feature"], 600);
+    let best = (0..400)
+        .map(|i| {
+            let h = Space::read(&space).unwrap().entries()[i].0.hex();
+            figures[&h].0
+        })
+        .fold(f64::MIN, f64::max);
+    assert_eq!(s["table"]["best_valid"].as_f64().unwrap(), best);
+    for method in ["reinforce", "random"] {
+        assert_eq!(s[method]["seeds"], 4, "{method}");
+        let r = s[method]["final_regret_valid"].as_f64().unwrap();
+        assert!((0.0..0.2).contains(&r), "{method}: {r}");
+        assert!(
+            s[method].get("final_regret_test").is_none(),
+            "the 1k table has no test accuracies"
+        );
+    }
+    let ts = traces(&a, "reinforce");
+    assert_eq!(ts.len(), 8);
+    for ((method, seed), t) in &ts {
+        let q: Vec<&str> = t["queries"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|h| h.as_str().unwrap())
+            .collect();
+        let unique: BTreeSet<_> = q.iter().collect();
+        assert_eq!(
+            unique.len(),
+            q.len(),
+            "{method} {seed}: a cell queried twice"
+        );
+        // The cumulative cost is the sum of the queried cells' training times, and the run
+        // stops at the first query that reaches the budget.
+        let mut spent = 0.0;
+        let mut best_valid = 0.0f64;
+        for (k, h) in q.iter().enumerate() {
+            let (v, c) = figures[*h];
+            spent += c;
+            best_valid = best_valid.max(v);
+            assert!((t["cost"][k].as_f64().unwrap() - spent).abs() < 1e-6);
+            assert_eq!(t["best_valid"][k].as_f64().unwrap(), best_valid);
+            assert!((t["regret_valid"][k].as_f64().unwrap() - (best - best_valid)).abs() < 1e-12);
+            assert!(t["regret_test"][k].is_null());
+            assert_eq!(
+                k + 1 == q.len(),
+                spent >= 50000.0,
+                "{method} {seed} query {k}"
+            );
+        }
+    }
+    assert!(dir.join("regret-valid.png").exists());
+    assert!(!dir.join("regret-test.png").exists());
+
+    // On the pretrained networks (3 cells), a large budget queries every cell once; the table
+    // has test accuracies, so there is a test regret.
+    let pre = json(&out_dir(&a, "reinforce-pre").join("summary.json"));
+    assert_eq!(pre["table"]["cells"], 3);
+    assert!(pre["reinforce"]["final_regret_test"].is_number());
+    assert_eq!(pre["reinforce"]["final_regret_valid"], 0.0);
+    for t in traces(&a, "reinforce-pre").values() {
+        let n = t["queries"].as_array().unwrap().len();
+        if t["method"] == "reinforce" {
+            assert_eq!(n, 2, "the start cell is visited but not a query");
+        } else {
+            assert_eq!(n, 3);
+        }
+    }
+    assert!(out_dir(&a, "reinforce-pre")
+        .join("regret-test.png")
+        .exists());
+
+    // predict: 2 sizes (100000 is skipped) x 2 seeds x 2 feature sets x 2 regressors.
+    let pdir = out_dir(&a, "predict");
+    let rows = lines(&pdir.join("results.jsonl"));
+    assert_eq!(rows.len(), 16);
+    let ps = json(&pdir.join("summary.json"));
+    assert_eq!(ps["skipped_sizes"], serde_json::json!([100000]));
+    assert_eq!(ps["table"]["labeled_train"], 2);
+    for r in &rows {
+        let rmse = r["rmse"].as_f64().unwrap();
+        assert!(rmse.is_finite() && rmse > 0.0, "{r}");
+        // Scored: the 398 cells outside the labeled train networks, minus the fit set, above 0.8.
+        let scored = r["scored"].as_u64().unwrap();
+        assert!(
+            scored > 0 && scored <= 398 - r["train_size"].as_u64().unwrap(),
+            "{r}"
+        );
+    }
+    let rf = ps["latent"]["rf"]["100"]["rmse"].as_f64().unwrap();
+    assert!(
+        rf < 0.1,
+        "an RF on 100 cells predicts NB101 accuracy within 0.1: {rf}"
+    );
+    for f in ["rmse.png", "pearson.png"] {
+        assert!(pdir.join(f).exists(), "{f}");
+    }
+    let pp = json(&out_dir(&a, "predict-pre").join("summary.json"));
+    assert_eq!(pp["latent"]["gp"]["2"]["seeds"], 2);
+
+    // Deterministic per seed: fewer seeds, one job (so other thread counts) -> the same traces.
+    let before = traces(&a, "reinforce");
+    a.write_pipeline(&pipeline.replacen("seeds = 4", "seeds = 2", 1));
+    let ran = a.run_ok(&["-j", "1", "reinforce"]);
+    assert_eq!(ran, common::set(&["reinforce"]));
+    let after = traces(&a, "reinforce");
+    assert_eq!(after.len(), 4);
+    for (k, t) in &after {
+        assert_eq!(t, &before[k], "{k:?}");
+    }
+    a.write_pipeline(&pipeline);
+
+    // nasflow metrics: the summary numbers, and a --compare-set variant side by side.
+    let out = a.nasflow(&["metrics", "reinforce", "predict"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    assert!(text.contains("reinforce.final_regret_valid"), "{text}");
+    assert!(text.contains("latent.rf.100.rmse"), "{text}");
+    let out = a.nasflow(&["metrics", "reinforce", "--compare-set", "reinforce.seeds=2"]);
+    let text = stdout(&out);
+    let header = text.lines().next().unwrap();
+    assert!(
+        header.contains("reinforce.seeds=2") && header.contains("diff (2)"),
+        "{text}"
+    );
+    let seeds = text
+        .lines()
+        .skip(1)
+        .find(|l| l.contains(" reinforce.seeds "))
+        .unwrap();
+    assert!(seeds.contains("-2"), "4 seeds against 2: {seeds}");
+    let out = a.nasflow(&["metrics", "--json", "predict"]);
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(v["columns"][0]["stages"]["predict"]["latent.gp.50.rmse"].is_number());
+}
+
+#[test]
+fn a_pretrained_table_needs_the_pretrain_dependency() {
+    let p = Project::new(
+        r#"
+[stages.sample]
+kind = "sample"
+cells = 50
+train_nets = 1
+valid_nets = 1
+[stages.preprocess]
+kind = "cmd"
+run = "true"
+[stages.train-vae]
+kind = "cmd"
+deps = ["sample"]
+run = "true"
+[stages.reinforce]
+kind = "reinforce"
+deps = ["train-vae"]
+"#,
+    );
+    let out = p.nasflow(&["run", "reinforce"]);
+    assert_ne!(out.status.code(), Some(0));
+    let err = stderr(&out);
+    assert!(err.contains("needs the pretrain stage in deps"), "{err}");
+}
