@@ -41,8 +41,12 @@ train_sizes = [250, 1000]
 TOML
 } > "$W/search.toml"
 echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)"
-(cd "$W" && NASFLOW_PLAIN=1 "$B" -p search.toml run ${FORCE:+--force reinforce-10k --force reinforce-full --force predict-10k} reinforce-10k reinforce-full predict-10k > search.log 2>&1) || { tail -20 "$W/search.log"; exit 1; }
-grep -E "^  (train-vae|reinforce|predict)" "$W/search.log"
+: > "$W/search.log"
+# One stage at a time, so that each stage's time is its own on all cores.
+for s in reinforce-10k reinforce-full predict-10k; do
+  (cd "$W" && NASFLOW_PLAIN=1 "$B" -p search.toml run ${FORCE:+--force $s} "$s" >> search.log 2>&1) || { tail -20 "$W/search.log"; exit 1; }
+done
+grep -E "done   (reinforce|predict)" "$W/search.log"
 for s in reinforce-10k reinforce-full predict-10k; do
   out=$(cd "$W" && "$B" -p search.toml show "$s" --json | python3 -c "import json,sys;print(json.load(sys.stdin)['out_dir'])")
   echo "== $s: $out"

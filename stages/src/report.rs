@@ -31,6 +31,8 @@ pub struct Chart {
     pub y_label: String,
     /// Logarithmic x axis (all x must be > 0).
     pub log_x: bool,
+    /// Logarithmic y axis; values <= 0 are drawn at the smallest positive value / 2.
+    pub log_y: bool,
     /// Tick labels for integer x positions (categorical axes, e.g. training sizes).
     pub x_ticks: Vec<(f64, String)>,
     pub series: Vec<Series>,
@@ -73,7 +75,37 @@ impl Chart {
         }
     }
 
+    /// The y floor of a log axis: half the smallest positive value.
+    fn y_floor(&self) -> f64 {
+        let min = self
+            .series
+            .iter()
+            .flat_map(|s| {
+                s.line
+                    .iter()
+                    .chain(&s.dots)
+                    .map(|p| p.1)
+                    .chain(s.band.iter().flat_map(|b| [b.1, b.2]))
+            })
+            .filter(|v| *v > 0.0 && v.is_finite())
+            .fold(f64::INFINITY, f64::min);
+        if min.is_finite() {
+            min / 2.0
+        } else {
+            1e-6
+        }
+    }
+
+    fn ty(&self, y: f64, floor: f64) -> f64 {
+        if self.log_y {
+            y.max(floor).log10()
+        } else {
+            y
+        }
+    }
+
     fn draw(&self, path: &Path) -> Result<(), Box<dyn std::error::Error>> {
+        let floor = self.y_floor();
         let root = BitMapBackend::new(path, (900, 560)).into_drawing_area();
         root.fill(&WHITE)?;
         let (mut x0, mut x1, mut y0, mut y1) = (f64::MAX, f64::MIN, f64::MAX, f64::MIN);
@@ -87,11 +119,11 @@ impl Chart {
         };
         for s in &self.series {
             for &(x, y) in s.line.iter().chain(&s.dots) {
-                see(self.tx(x), y);
+                see(self.tx(x), self.ty(y, floor));
             }
             for &(x, lo, hi) in &s.band {
-                see(self.tx(x), lo);
-                see(self.tx(x), hi);
+                see(self.tx(x), self.ty(lo, floor));
+                see(self.tx(x), self.ty(hi, floor));
             }
         }
         if x0 > x1 {
@@ -105,6 +137,14 @@ impl Chart {
             .y_label_area_size(75)
             .build_cartesian_2d((x0 - dx)..(x1 + dx), (y0 - dy)..(y1 + dy))?;
         let log_x = self.log_x;
+        let log_y = self.log_y;
+        let fmt_y = |v: &f64| {
+            if log_y {
+                format!("{:.0e}", 10f64.powf(*v))
+            } else {
+                format!("{v:.3}")
+            }
+        };
         let ticks = &self.x_ticks;
         let fmt_x = |v: &f64| {
             if !ticks.is_empty() {
@@ -129,6 +169,7 @@ impl Chart {
         mesh.x_desc(&self.x_label)
             .y_desc(&self.y_label)
             .x_label_formatter(&fmt_x)
+            .y_label_formatter(&fmt_y)
             .label_style(("sans-serif", 14));
         if !ticks.is_empty() {
             mesh.x_labels(ticks.len() * 2 + 1);
@@ -137,23 +178,29 @@ impl Chart {
         for (i, s) in self.series.iter().enumerate() {
             let color = COLORS[i % COLORS.len()];
             if !s.band.is_empty() {
-                let mut poly: Vec<(f64, f64)> =
-                    s.band.iter().map(|&(x, _, hi)| (self.tx(x), hi)).collect();
-                poly.extend(s.band.iter().rev().map(|&(x, lo, _)| (self.tx(x), lo)));
+                let mut poly: Vec<(f64, f64)> = s
+                    .band
+                    .iter()
+                    .map(|&(x, _, hi)| (self.tx(x), self.ty(hi, floor)))
+                    .collect();
+                poly.extend(
+                    s.band
+                        .iter()
+                        .rev()
+                        .map(|&(x, lo, _)| (self.tx(x), self.ty(lo, floor))),
+                );
                 chart.draw_series(std::iter::once(Polygon::new(poly, color.mix(0.18))))?;
             }
             if !s.dots.is_empty() {
-                chart.draw_series(
-                    s.dots
-                        .iter()
-                        .map(|&(x, y)| Circle::new((self.tx(x), y), 3, color.mix(0.5).filled())),
-                )?;
+                chart.draw_series(s.dots.iter().map(|&(x, y)| {
+                    Circle::new((self.tx(x), self.ty(y, floor)), 3, color.mix(0.5).filled())
+                }))?;
             }
             let line: Vec<(f64, f64)> = s
                 .line
                 .iter()
                 .filter(|p| p.1.is_finite())
-                .map(|&(x, y)| (self.tx(x), y))
+                .map(|&(x, y)| (self.tx(x), self.ty(y, floor)))
                 .collect();
             chart
                 .draw_series(LineSeries::new(line, color.stroke_width(2)))?
@@ -201,6 +248,7 @@ mod tests {
             x_label: "seconds".into(),
             y_label: "regret".into(),
             log_x: true,
+            log_y: true,
             x_ticks: vec![],
             series: vec![Series {
                 name: "a".into(),

@@ -101,7 +101,7 @@ pub fn report(out: &Path, metrics: &Value) -> Result<(), StageError> {
                     .collect()
             };
             all.push(Series {
-                name: format!("{set}"),
+                name: set.to_string(),
                 line: pick(0),
                 ..Series::default()
             });

@@ -264,6 +264,7 @@ pub fn write_charts(
             x_label: "training cells".into(),
             y_label: what.into(),
             log_x: false,
+            log_y: false,
             x_ticks: ticks.clone(),
             series,
         }

@@ -1,5 +1,6 @@
 //! Search over a benchmark table in a latent space (the `reinforce` stage's environment, traces
 //! and random-search baseline; the REINFORCE policy itself is in `nasflow_torch::reinforce`).
+pub mod nearest;
 pub mod report;
 pub mod table;
 
@@ -7,83 +8,6 @@ use serde::{Deserialize, Serialize};
 
 use crate::images;
 use table::Searchable;
-
-/// arch2vec's environment: an action (a point in the latent space) selects the nearest cell by
-/// L2 distance that has not been queried yet.
-pub struct NearestEnv<'a> {
-    features: &'a [f32],
-    dim: usize,
-    visited: Vec<bool>,
-    left: usize,
-}
-
-impl<'a> NearestEnv<'a> {
-    pub fn new(table: &'a Searchable) -> Self {
-        NearestEnv {
-            features: &table.features,
-            dim: table.dim,
-            visited: vec![false; table.len()],
-            left: table.len(),
-        }
-    }
-    pub fn visit(&mut self, i: usize) {
-        if !std::mem::replace(&mut self.visited[i], true) {
-            self.left -= 1;
-        }
-    }
-    /// The nearest not-yet-visited cell to `action` (ties: the lowest index), now visited; `None`
-    /// when every cell has been visited. One pass over the features, no allocation.
-    pub fn step(&mut self, action: &[f32]) -> Option<usize> {
-        if self.left == 0 {
-            return None;
-        }
-        let best = if self.dim == 16 && action.len() == 16 {
-            let a: &[f32; 16] = action.try_into().expect("16 values");
-            self.nearest_fixed(a)
-        } else {
-            self.nearest_any(action)
-        };
-        self.visit(best);
-        Some(best)
-    }
-
-    fn nearest_fixed<const D: usize>(&self, a: &[f32; D]) -> usize {
-        let (mut best, mut best_d) = (usize::MAX, f32::INFINITY);
-        for (i, row) in self.features.chunks_exact(D).enumerate() {
-            let row: &[f32; D] = row.try_into().expect("chunks of D");
-            let mut d = 0.0f32;
-            for k in 0..D {
-                let x = row[k] - a[k];
-                d += x * x;
-            }
-            if d < best_d && !self.visited[i] {
-                best_d = d;
-                best = i;
-            }
-        }
-        self.fallback(best)
-    }
-
-    fn nearest_any(&self, a: &[f32]) -> usize {
-        let (mut best, mut best_d) = (usize::MAX, f32::INFINITY);
-        for (i, row) in self.features.chunks_exact(self.dim.max(1)).enumerate() {
-            let d: f32 = row.iter().zip(a).map(|(x, y)| (x - y) * (x - y)).sum();
-            if d < best_d && !self.visited[i] {
-                best_d = d;
-                best = i;
-            }
-        }
-        self.fallback(best)
-    }
-
-    /// Every distance was NaN or infinite: the first unvisited cell.
-    fn fallback(&self, best: usize) -> usize {
-        if best != usize::MAX {
-            return best;
-        }
-        self.visited.iter().position(|v| !v).unwrap_or(0)
-    }
-}
 
 /// One search run: every query in order, with the running best.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -211,45 +135,6 @@ pub(crate) mod tests {
         }
         s.cells = vec![tiny_cell(); n];
         s
-    }
-
-    #[test]
-    fn nearest_not_visited_agrees_with_a_sort_of_all_distances() {
-        for dim in [16, 5] {
-            let t = table(300, dim);
-            let mut env = NearestEnv::new(&t);
-            let mut visited = vec![false; t.len()];
-            let mut rng = images::rng(3, 0);
-            use rand::RngExt;
-            for _ in 0..300 {
-                let a: Vec<f32> = (0..dim).map(|_| rng.random_range(-1.0..20.0)).collect();
-                let got = env.step(&a).unwrap();
-                let want = (0..t.len())
-                    .filter(|&i| !visited[i])
-                    .min_by(|&i, &j| {
-                        let d = |i: usize| -> f32 {
-                            t.feature(i)
-                                .iter()
-                                .zip(&a)
-                                .map(|(x, y)| (x - y) * (x - y))
-                                .sum()
-                        };
-                        d(i).partial_cmp(&d(j)).unwrap().then(i.cmp(&j))
-                    })
-                    .unwrap();
-                assert_eq!(got, want);
-                visited[got] = true;
-            }
-            assert_eq!(env.step(&vec![0.0; dim]), None, "all visited");
-        }
-    }
-
-    #[test]
-    fn nan_actions_still_pick_an_unvisited_cell() {
-        let t = table(3, 16);
-        let mut env = NearestEnv::new(&t);
-        env.visit(0);
-        assert_eq!(env.step(&[f32::NAN; 16]), Some(1));
     }
 
     #[test]

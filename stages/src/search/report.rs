@@ -131,6 +131,7 @@ pub fn write_charts(out: &Path, traces: &[Trace], budget: f64) -> Result<Vec<Str
             x_label: "simulated training seconds".into(),
             y_label: format!("best {what} accuracy in table - best found"),
             log_x: true,
+            log_y: true,
             x_ticks: Vec::new(),
             series,
         }

@@ -1,7 +1,6 @@
 //! The searchable table of `reinforce` and `predict`: per cell its latent feature (train-vae's
 //! `latent.safetensors`) and its measured figures (a benchmark table, or the networks pretrained
 //! in this pipeline). Cells without a feature or without figures are not searchable.
-use std::collections::HashMap;
 use std::path::Path;
 
 use serde_json::Value;
@@ -216,9 +215,4 @@ pub fn read_latent(dir: &Path) -> Result<(Space, Vec<f32>, usize), StageError> {
         .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
         .collect();
     Ok((space, features, shape[1]))
-}
-
-/// Index of each hash (for tests and tools).
-pub fn positions(s: &Searchable) -> HashMap<ModuleHash, usize> {
-    s.hashes.iter().enumerate().map(|(i, h)| (*h, i)).collect()
 }

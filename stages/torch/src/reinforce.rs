@@ -5,9 +5,11 @@
 //! the nearest not-yet-queried cell, whose validation accuracy is the reward and whose training
 //! time the cost. Every `batch_size` queries: loss = mean(-log p(a_t) (r_t - baseline)), one Adam
 //! step, and the LSTM state resets; the next episode starts from the last queried cell. The start
-//! cell is drawn uniformly and is not a query. Seeds run in parallel (one thread each); all
-//! randomness (initial weights, start cell, action noise) comes from the seed's own generator, so
-//! a seed's trace does not depend on the thread count.
+//! cell is drawn uniformly and is not a query. Seeds run in groups of 16 stepped together (one
+//! scan of the features answers the group's 16 queries: `nasflow_stages::search::nearest`), the
+//! groups in parallel; all randomness (initial weights, start cell, action noise) comes from the
+//! seed's own generator, so a seed's trace depends neither on the thread count nor on the other
+//! seeds.
 use std::io::Write;
 
 use rand::RngExt;
@@ -16,9 +18,10 @@ use rayon::prelude::*;
 use tch::{nn, nn::OptimizerConfig, Kind, Tensor};
 
 use nasflow_stages::images;
+use nasflow_stages::search::nearest::{nearest_batch, Features, Visited};
 use nasflow_stages::search::report::{summarize, write_charts};
 use nasflow_stages::search::table::Searchable;
-use nasflow_stages::search::{random_search, NearestEnv, Trace, Tracker, REINFORCE_STREAM};
+use nasflow_stages::search::{random_search, Trace, Tracker, REINFORCE_STREAM};
 use nasflow_stages::{StageContext, StageError};
 
 use crate::train::torch_err;
@@ -83,55 +86,143 @@ impl Policy {
     }
 }
 
-/// One REINFORCE run.
-pub fn reinforce(table: &Searchable, s: Settings, seed: u64) -> Result<Trace, StageError> {
-    let dim = table.dim;
-    let mut rng = images::rng(seed, REINFORCE_STREAM);
-    let vs = nn::VarStore::new(tch::Device::Cpu);
-    let policy = Policy::new(&vs, dim as i64, s.hidden, &mut rng);
-    let mut opt = nn::Adam::default().build(&vs, s.lr).map_err(torch_err)?;
-    let mut env = NearestEnv::new(table);
-    let mut tracker = Tracker::new(table, s.budget, "reinforce", seed);
-    let start = rng.random_range(0..table.len());
-    env.visit(start);
-    let mut current = start;
-    let half_log_2pi = 0.5 * (2.0 * std::f64::consts::PI).ln();
-    let mut action = vec![0f32; dim];
-    'search: while !tracker.exhausted() {
-        let mut state = None;
-        let (mut log_probs, mut rewards) = (Vec::new(), Vec::new());
-        for _ in 0..s.batch.max(1) {
-            let x = Tensor::from_slice(table.feature(current)).reshape([1, dim as i64]);
-            let mean = policy.forward(&x, &mut state);
-            let m: Vec<f32> = Vec::<f32>::try_from(mean.view([-1])).map_err(torch_err)?;
-            for (a, mu) in action.iter_mut().zip(&m) {
-                let e: f32 = StandardNormal.sample(&mut rng);
-                *a = mu + e;
-            }
-            // log N(a; mean, I) = -|a - mean|^2 / 2 - dim/2 log(2 pi)
-            let a = Tensor::from_slice(&action).reshape([1, dim as i64]);
-            let lp = (&a - &mean).square().sum(Kind::Float) * -0.5 - half_log_2pi * dim as f64;
-            let Some(next) = env.step(&action) else {
-                break 'search;
-            };
-            let reward = tracker.query(next);
-            log_probs.push(lp);
-            rewards.push(reward - s.baseline);
-            current = next;
-            if tracker.exhausted() {
-                break;
-            }
+/// Runs stepped together, so that one scan of the features answers all their queries.
+const GROUP: usize = 16;
+
+/// One REINFORCE run, stepped from outside: [`Run::act`], then the environment, then
+/// [`Run::observe`].
+struct Run<'t> {
+    table: &'t Searchable,
+    s: Settings,
+    rng: rand_chacha::ChaCha8Rng,
+    _vs: nn::VarStore,
+    policy: Policy,
+    opt: nn::Optimizer,
+    visited: Visited,
+    tracker: Tracker<'t>,
+    current: usize,
+    state: Option<(Tensor, Tensor)>,
+    log_probs: Vec<Tensor>,
+    rewards: Vec<f64>,
+    action: Vec<f32>,
+    pending: Option<Tensor>,
+    done: bool,
+}
+
+impl<'t> Run<'t> {
+    fn new(table: &'t Searchable, s: Settings, seed: u64) -> Result<Run<'t>, StageError> {
+        let mut rng = images::rng(seed, REINFORCE_STREAM);
+        let vs = nn::VarStore::new(tch::Device::Cpu);
+        let policy = Policy::new(&vs, table.dim as i64, s.hidden, &mut rng);
+        let opt = nn::Adam::default().build(&vs, s.lr).map_err(torch_err)?;
+        let mut visited = Visited::new(table.len());
+        // The start cell: drawn uniformly, visited, not a query.
+        let current = rng.random_range(0..table.len());
+        visited.visit(current);
+        Ok(Run {
+            table,
+            s,
+            rng,
+            _vs: vs,
+            policy,
+            opt,
+            done: visited.left() == 0,
+            visited,
+            tracker: Tracker::new(table, s.budget, "reinforce", seed),
+            current,
+            state: None,
+            log_probs: Vec::new(),
+            rewards: Vec::new(),
+            action: vec![0.0; table.dim],
+            pending: None,
+        })
+    }
+
+    /// Samples the next action from the policy at the current cell's feature.
+    fn act(&mut self) -> Result<(), StageError> {
+        let dim = self.table.dim as i64;
+        let x = Tensor::from_slice(self.table.feature(self.current)).reshape([1, dim]);
+        let mean = self.policy.forward(&x, &mut self.state);
+        let m: Vec<f32> = Vec::<f32>::try_from(mean.view([-1])).map_err(torch_err)?;
+        for (a, mu) in self.action.iter_mut().zip(&m) {
+            let e: f32 = StandardNormal.sample(&mut self.rng);
+            *a = mu + e;
         }
-        if log_probs.is_empty() {
+        // log N(a; mean, I) = -|a - mean|^2 / 2 - dim/2 log(2 pi)
+        let a = Tensor::from_slice(&self.action).reshape([1, dim]);
+        let half_log_2pi = 0.5 * (2.0 * std::f64::consts::PI).ln();
+        self.pending =
+            Some((&a - &mean).square().sum(Kind::Float) * -0.5 - half_log_2pi * dim as f64);
+        Ok(())
+    }
+
+    /// Takes the environment's answer (the cell, already marked visited; `None`: none left).
+    fn observe(&mut self, next: Option<usize>) -> Result<(), StageError> {
+        let (Some(next), Some(lp)) = (next, self.pending.take()) else {
+            self.done = true;
+            return Ok(());
+        };
+        let reward = self.tracker.query(next);
+        self.log_probs.push(lp);
+        self.rewards.push(reward - self.s.baseline);
+        self.current = next;
+        if self.log_probs.len() >= self.s.batch.max(1) || self.tracker.exhausted() {
+            self.update();
+        }
+        self.done = self.tracker.exhausted() || self.visited.left() == 0;
+        Ok(())
+    }
+
+    /// End of an episode: loss = mean(-log p (r - baseline)), one Adam step, LSTM state reset.
+    fn update(&mut self) {
+        let r = Tensor::from_slice(&self.rewards).to_kind(Kind::Float);
+        let loss = (Tensor::stack(&self.log_probs, 0) * r)
+            .neg()
+            .mean(Kind::Float);
+        self.opt.zero_grad();
+        loss.backward();
+        self.opt.step();
+        self.log_probs.clear();
+        self.rewards.clear();
+        self.state = None;
+    }
+}
+
+/// REINFORCE runs for `seeds`, stepped together (see [`GROUP`]); one trace per seed, in order.
+/// A seed's trace does not depend on which seeds it runs with.
+pub fn reinforce(
+    table: &Searchable,
+    features: &Features,
+    s: Settings,
+    seeds: &[u64],
+) -> Result<Vec<Trace>, StageError> {
+    let mut runs = seeds
+        .iter()
+        .map(|&seed| Run::new(table, s, seed))
+        .collect::<Result<Vec<_>, _>>()?;
+    loop {
+        let active: Vec<usize> = (0..runs.len()).filter(|&i| !runs[i].done).collect();
+        if active.is_empty() {
             break;
         }
-        let r = Tensor::from_slice(&rewards).to_kind(Kind::Float);
-        let loss = (Tensor::stack(&log_probs, 0) * r).neg().mean(Kind::Float);
-        opt.zero_grad();
-        loss.backward();
-        opt.step();
+        for &i in &active {
+            runs[i].act()?;
+        }
+        let picks = {
+            let queries: Vec<(&[f32], &Visited)> = active
+                .iter()
+                .map(|&i| (runs[i].action.as_slice(), &runs[i].visited))
+                .collect();
+            nearest_batch(features, &queries)
+        };
+        for (&i, pick) in active.iter().zip(picks) {
+            if let Some(p) = pick {
+                runs[i].visited.visit(p);
+            }
+            runs[i].observe(pick)?;
+        }
     }
-    Ok(tracker.trace)
+    Ok(runs.into_iter().map(|r| r.tracker.trace).collect())
 }
 
 pub fn run(ctx: &StageContext) -> Result<(), StageError> {
@@ -159,22 +250,30 @@ pub fn run(ctx: &StageContext) -> Result<(), StageError> {
         .num_threads(ctx.threads.max(1))
         .build()
         .map_err(|e| StageError::Failed(format!("thread pool: {e}")))?;
+    let features = Features::new(&table);
     let done = std::sync::atomic::AtomicU64::new(0);
     let total = seeds.len() as u64 * if random { 2 } else { 1 };
     let tick = || {
         let d = done.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
         (ctx.progress)(d, total);
     };
-    let mut traces: Vec<Trace> = pool.install(|| {
-        seeds
-            .par_iter()
-            .map(|&seed| {
-                let t = reinforce(&table, settings, seed);
-                tick();
-                t
-            })
-            .collect::<Result<Vec<_>, _>>()
-    })?;
+    let groups: Vec<&[u64]> = seeds.chunks(GROUP).collect();
+    let mut traces: Vec<Trace> = pool
+        .install(|| {
+            groups
+                .par_iter()
+                .map(|g| {
+                    let t = reinforce(&table, &features, settings, g);
+                    for _ in 0..g.len() {
+                        tick();
+                    }
+                    t
+                })
+                .collect::<Result<Vec<_>, _>>()
+        })?
+        .into_iter()
+        .flatten()
+        .collect();
     if random {
         traces.extend(pool.install(|| {
             seeds
