@@ -31,6 +31,24 @@ pub struct Sets {
     /// Override a stage param for this invocation: --set stage.param=value (value typed as TOML).
     #[arg(long = "set", value_name = "STAGE.PARAM=VALUE")]
     pub sets: Vec<Override>,
+    /// Apply a variant declared in pipeline.toml ([variants.NAME], or every point of a
+    /// [sweeps.NAME] matrix); repeatable for run and metrics.
+    #[arg(long = "variant", value_name = "NAME")]
+    pub variant: Vec<String>,
+    /// Every declared variant (run, metrics): `--variants` or `--variants all`.
+    #[arg(long = "variants", value_name = "all", num_args = 0..=1, default_missing_value = "all", value_parser = ["all"])]
+    pub variants: Option<String>,
+}
+
+impl Sets {
+    /// The variant names asked for (`all` for every one).
+    pub fn names(&self) -> Vec<String> {
+        let mut n = self.variant.clone();
+        if self.variants.is_some() {
+            n.push("all".into());
+        }
+        n
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -116,6 +134,10 @@ pub enum Command {
 
 #[derive(Debug, Subcommand)]
 pub enum CacheCommand {
+    /// Print a key of the targets' definitions (default: all stages) and everything upstream,
+    /// for CI cache services (actions/cache): it is known before running and changes whenever
+    /// a stage key could.
+    Key { targets: Vec<String> },
     /// Write the current results of the targets (default: all) and their upstream to a bundle.
     Export { file: PathBuf, targets: Vec<String> },
     /// Add a bundle's results to the cache (each blob is checked against its digest).

@@ -19,7 +19,7 @@ use nasflow::plan::{Action, Engine, EngineError, Planned};
 use nasflow::progress::Ui;
 use nasflow::registry::Registry;
 
-use crate::cli::{CacheCommand, Cli, Command};
+use crate::cli::{CacheCommand, Cli, Command, Sets};
 
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]
@@ -85,49 +85,85 @@ pub fn dispatch(cli: Cli) -> Result<ExitCode> {
             force,
             dry_run,
         } => {
-            let project = Project::load(&cli.pipeline, &sets.sets)?;
-            if dry_run {
-                return plan(&project, &targets, &force, false);
+            let variants = selected(&cli.pipeline, &sets)?;
+            let many = variants.len() > 1 || !variants[0].0.is_empty();
+            let mut code = ExitCode::SUCCESS;
+            for (name, overrides) in variants {
+                if many {
+                    eprintln!("== variant {name}");
+                }
+                let project = Project::load(&cli.pipeline, &overrides)?;
+                let c = if dry_run {
+                    plan(&project, &targets, &force, false)?
+                } else {
+                    run(&project, &targets, jobs, &force)?
+                };
+                if c != ExitCode::SUCCESS {
+                    code = c;
+                }
             }
-            run(&project, &targets, jobs, &force)
+            Ok(code)
         }
         Command::Plan {
             targets,
             sets,
             json,
-        } => plan(
-            &Project::load(&cli.pipeline, &sets.sets)?,
-            &targets,
-            &[],
-            json,
-        ),
-        Command::Why { stage, sets } => why(&Project::load(&cli.pipeline, &sets.sets)?, &stage),
-        Command::Status { sets, json } => status(&Project::load(&cli.pipeline, &sets.sets)?, json),
+        } => plan(&load_one(&cli.pipeline, &sets)?, &targets, &[], json),
+        Command::Why { stage, sets } => why(&load_one(&cli.pipeline, &sets)?, &stage),
+        Command::Status { sets, json } => status(&load_one(&cli.pipeline, &sets)?, json),
         Command::Dag { format } => {
             let project = Project::load(&cli.pipeline, &[])?;
             print!("{}", dag::render(&project.p, &project.dag, &format));
             Ok(ExitCode::SUCCESS)
         }
-        Command::Show { stage, sets, json } => {
-            show(&Project::load(&cli.pipeline, &sets.sets)?, &stage, json)
-        }
+        Command::Show { stage, sets, json } => show(&load_one(&cli.pipeline, &sets)?, &stage, json),
         Command::Metrics {
             stages,
             sets,
             compare,
             compare_set,
             json,
-        } => metrics(
-            &cli.pipeline,
-            &stages,
-            &sets.sets,
-            &compare,
-            &compare_set,
-            json,
-        ),
+        } => metrics(&cli.pipeline, &stages, &sets, &compare, &compare_set, json),
         Command::Gc { dry_run, keep } => gc(&Project::load(&cli.pipeline, &[])?, keep, dry_run),
         Command::Cache(c) => cache_command(&cli.pipeline, c),
     }
+}
+
+/// The pipelines a command works on: the file with `--set`, or one per selected variant (the
+/// variant's overrides after `--set`), each with its label.
+fn selected(file: &Path, sets: &Sets) -> Result<Vec<(String, Vec<Override>)>> {
+    let names = sets.names();
+    if names.is_empty() {
+        return Ok(vec![(String::new(), sets.sets.clone())]);
+    }
+    let all = nasflow::variants::load(file)?;
+    let chosen = nasflow::variants::select(&all, &names).map_err(UsageError)?;
+    Ok(chosen
+        .into_iter()
+        .map(|v| {
+            let mut o = sets.sets.clone();
+            o.extend(v.overrides.iter().cloned());
+            (v.name.clone(), o)
+        })
+        .collect())
+}
+
+/// One pipeline: the file with `--set` and at most one variant.
+fn load_one(file: &Path, sets: &Sets) -> Result<Project> {
+    let mut sel = selected(file, sets)?;
+    if sel.len() > 1 {
+        return Err(UsageError(format!(
+            "this command takes one variant; {} were selected ({})",
+            sel.len(),
+            sel.iter()
+                .map(|s| s.0.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ))
+        .into());
+    }
+    let (_, overrides) = sel.remove(0);
+    Project::load(file, &overrides)
 }
 
 fn force_set(project: &Project, force: &[String]) -> Result<HashSet<usize>> {
@@ -407,7 +443,7 @@ fn metrics_column(project: &Project, stages: &[String], label: String) -> Result
 fn metrics(
     file: &Path,
     stages: &[String],
-    sets: &[Override],
+    all_sets: &Sets,
     compare: &[std::path::PathBuf],
     compare_set: &[Override],
     json: bool,
@@ -419,6 +455,7 @@ fn metrics(
         }
         l
     };
+    let sets = &all_sets.sets;
     let base = Project::load(file, sets)?;
     let order: Vec<String> = base
         .dag
@@ -436,6 +473,12 @@ fn metrics(
         let all: Vec<Override> = sets.iter().chain(compare_set).cloned().collect();
         let p = Project::load(file, &all)?;
         cols.push(metrics_column(&p, stages, label(file, &all))?);
+    }
+    if !all_sets.names().is_empty() {
+        for (name, overrides) in selected(file, all_sets)? {
+            let p = Project::load(file, &overrides)?;
+            cols.push(metrics_column(&p, stages, format!("variant {name}"))?);
+        }
     }
     if json {
         let v: Vec<_> = cols
@@ -485,6 +528,16 @@ fn gc(project: &Project, keep: usize, dry_run: bool) -> Result<ExitCode> {
 
 fn cache_command(file: &Path, c: CacheCommand) -> Result<ExitCode> {
     match c {
+        CacheCommand::Key { targets } => {
+            let project = Project::load(file, &[])?;
+            let closure = project.closure(&targets)?;
+            let cache = project.cache()?;
+            let engine = Engine::new(&project.p, &project.dag, &project.reg, &cache);
+            let key = engine.definition_key(&closure)?;
+            engine.save_statcache()?;
+            println!("nasflow-{}", &key[..32]);
+            Ok(ExitCode::SUCCESS)
+        }
         CacheCommand::Export {
             file: bundle,
             targets,

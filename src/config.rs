@@ -180,8 +180,13 @@ pub fn parse(
     })?;
     let root = doc.as_table();
     for (key, _) in root.iter() {
-        if key != "pipeline" && key != "stages" {
-            return Err(cx.unknown_key(root, key, "the top level", &["pipeline", "stages"]));
+        if !["pipeline", "stages", "variants", "sweeps"].contains(&key) {
+            return Err(cx.unknown_key(
+                root,
+                key,
+                "the top level",
+                &["pipeline", "stages", "variants", "sweeps"],
+            ));
         }
     }
     let mut pipeline = cx.pipeline_settings(root)?;

@@ -12,3 +12,4 @@ pub mod progress;
 pub mod registry;
 pub mod runner;
 pub mod testkinds;
+pub mod variants;

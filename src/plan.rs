@@ -248,6 +248,27 @@ impl<'a> Engine<'a> {
         ki
     }
 
+    /// A key of the stages' definitions: per stage of `closure` (in order) its name, its
+    /// dependencies' names and its key inputs without upstream outputs (kind, version, params,
+    /// command, globals, input file contents). It is known before anything runs, so a CI cache
+    /// service can restore a cache by it; it changes whenever any stage key could.
+    pub fn definition_key(&self, closure: &[usize]) -> Result<String> {
+        let empty = HashMap::new();
+        let mut h = blake3::Hasher::new();
+        for &i in closure {
+            let ki = self.key_inputs(i, &empty)?;
+            h.update(self.p.stages[i].name.as_bytes());
+            for d in self.dag.deps(i) {
+                h.update(b"\0");
+                h.update(self.p.stages[d].name.as_bytes());
+            }
+            h.update(b"\0");
+            h.update(ki.key().as_bytes());
+            h.update(b"\n");
+        }
+        Ok(h.finalize().to_hex().to_string())
+    }
+
     /// Why a stage whose key has no usable record must run.
     pub fn dirty_reasons(&self, i: usize, ki: &KeyInputs) -> Vec<DirtyReason> {
         let last = self.cache.last_record(&self.p.stages[i].name);

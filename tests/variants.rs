@@ -1,0 +1,138 @@
+//! Variants and sweeps declared in pipeline.toml, `nasflow cache key`, and a CI cache round trip
+//! (run, export, a fresh checkout imports and runs nothing), through the binary.
+mod common;
+
+use common::{set, stderr, stdout, Project};
+
+/// `b` writes its `y` param as its summary number.
+const PIPELINE: &str = r#"
+[pipeline]
+seed = 1
+
+[stages.a]
+kind = "test-write"
+text = "a"
+
+[stages.b]
+kind = "cmd"
+deps = ["a"]
+y = 1
+run = "python3 -c 'import json,os; p=json.load(open(os.environ[\"NASFLOW_PARAMS\"])); json.dump({\"v\": p[\"y\"]}, open(os.environ[\"NASFLOW_OUT\"] + \"/summary.json\", \"w\"))'"
+
+[stages.c]
+kind = "test-write"
+deps = ["b"]
+text = "c"
+
+[variants.big.b]
+y = 5
+
+[sweeps.ys.b]
+y = [2, 3]
+"#;
+
+#[test]
+fn variants_share_upstream_results_and_show_side_by_side() {
+    let p = Project::new(PIPELINE);
+    assert_eq!(p.run_ok(&[]), set(&["a", "b", "c"]));
+    // Every variant reuses `a`; each computes its own `b` and `c`.
+    let out = p.nasflow(&["run", "--variants"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let err = stderr(&out);
+    for v in [
+        "== variant big",
+        "== variant ys[b.y=2]",
+        "== variant ys[b.y=3]",
+    ] {
+        assert!(err.contains(v), "{err}");
+    }
+    assert_eq!(err.matches("cached a").count(), 3, "{err}");
+    // A second time everything is cached; a sweep is selected by its name.
+    assert_eq!(p.run_ok(&["--variant", "ys"]), set(&[]));
+    assert_eq!(p.run_ok(&["--variant", "big", "c"]), set(&[]));
+
+    let out = p.nasflow(&["metrics", "b", "--variants"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    let row = text.lines().find(|l| l.starts_with("b ")).unwrap();
+    let cells: Vec<&str> = row.split_whitespace().collect();
+    assert_eq!(
+        cells,
+        ["b", "v", "1", "5", "+4", "2", "+1", "3", "+2"],
+        "{text}"
+    );
+
+    // plan/why/show take one variant.
+    let out = p.nasflow(&["plan", "--variant", "big"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stdout(&out).lines().all(|l| l.starts_with("cached")),
+        "{}",
+        stdout(&out)
+    );
+    let out = p.nasflow(&["plan", "--variant", "ys"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("takes one variant"),
+        "{}",
+        stderr(&out)
+    );
+    let out = p.nasflow(&["run", "--variant", "nope"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("declared: big, ys[b.y=2], ys[b.y=3]"),
+        "{}",
+        stderr(&out)
+    );
+    // A variant naming an unknown param is a config error, as with --set.
+    p.write_pipeline(&format!("{PIPELINE}\n[variants.bad.a]\nnope = 1\n"));
+    let out = p.nasflow(&["run", "--variant", "bad"]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+}
+
+#[test]
+fn a_restored_cache_recomputes_nothing_and_an_edit_only_its_downstream() {
+    // CI on main: run, compute the cache key, export the cache.
+    let ci1 = Project::new(PIPELINE);
+    let key = |p: &Project| {
+        let out = p.nasflow(&["cache", "key"]);
+        assert!(out.status.success(), "{}", stderr(&out));
+        stdout(&out).trim().to_string()
+    };
+    let k1 = key(&ci1);
+    assert!(k1.starts_with("nasflow-") && k1.len() == 40, "{k1}");
+    ci1.run_ok(&[]);
+    assert_eq!(key(&ci1), k1, "the key does not depend on what has run");
+    let bundle = ci1.path().join("cache.tar");
+    let out = ci1.nasflow(&["cache", "export", bundle.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", stderr(&out));
+
+    // The next CI run: a fresh checkout, same key, restore, run: nothing recomputed.
+    let ci2 = Project::new(PIPELINE);
+    assert_eq!(key(&ci2), k1);
+    let out = ci2.nasflow(&["cache", "import", bundle.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(ci2.run_ok(&[]), set(&[]));
+
+    // A commit that edits one param: a new key, and only the stages downstream of it run.
+    let edited = PIPELINE.replacen("y = 1", "y = 7", 1);
+    let ci3 = Project::new(&edited);
+    assert_ne!(key(&ci3), k1);
+    let out = ci3.nasflow(&["cache", "import", bundle.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(ci3.run_ok(&[]), set(&["b", "c"]));
+
+    // A partial bundle (only `a` and what it needs) is usable: the rest computes.
+    let part = ci1.path().join("a.tar");
+    let out = ci1.nasflow(&["cache", "export", part.to_str().unwrap(), "a"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let ci4 = Project::new(PIPELINE);
+    let out = ci4.nasflow(&["cache", "import", part.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(ci4.run_ok(&[]), set(&["b", "c"]));
+    // Keys of a target cover only its upstream.
+    let out = ci4.nasflow(&["cache", "key", "a"]);
+    let ka = stdout(&out).trim().to_string();
+    let ci5 = Project::new(&edited);
+    assert_eq!(stdout(&ci5.nasflow(&["cache", "key", "a"])).trim(), ka);
+}
