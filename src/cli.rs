@@ -67,6 +67,10 @@ pub enum Command {
         /// Print the plan instead of running it.
         #[arg(long)]
         dry_run: bool,
+        /// A remote cache directory (shared filesystem): fetch what it has before running,
+        /// upload what ran after. Uploads that fail are reported; the run still succeeds.
+        #[arg(long, value_name = "DIR", env = "NASFLOW_REMOTE")]
+        remote: Option<std::path::PathBuf>,
     },
     /// Show what would run and why.
     Plan {
@@ -134,6 +138,18 @@ pub enum Command {
 
 #[derive(Debug, Subcommand)]
 pub enum CacheCommand {
+    /// Upload the current results of the targets (default: all) and their upstream to a remote
+    /// cache directory (a shared filesystem); every blob is verified on arrival.
+    Push {
+        remote: PathBuf,
+        targets: Vec<String>,
+    },
+    /// Download from a remote cache directory the results the targets (default: all) would
+    /// otherwise compute; every blob is verified on arrival.
+    Pull {
+        remote: PathBuf,
+        targets: Vec<String>,
+    },
     /// Print a key of the targets' definitions (default: all stages) and everything upstream,
     /// for CI cache services (actions/cache): it is known before running and changes whenever
     /// a stage key could.

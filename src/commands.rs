@@ -84,6 +84,7 @@ pub fn dispatch(cli: Cli) -> Result<ExitCode> {
             jobs,
             force,
             dry_run,
+            remote,
         } => {
             let variants = selected(&cli.pipeline, &sets)?;
             let many = variants.len() > 1 || !variants[0].0.is_empty();
@@ -93,11 +94,33 @@ pub fn dispatch(cli: Cli) -> Result<ExitCode> {
                     eprintln!("== variant {name}");
                 }
                 let project = Project::load(&cli.pipeline, &overrides)?;
+                // The remote is a help, never a reason to fail: problems with it are reported
+                // and the run goes on locally.
+                let remote = match &remote {
+                    Some(dir) if !dry_run => match Cache::open_remote(dir) {
+                        Ok(r) => Some(r),
+                        Err(e) => {
+                            eprintln!("remote {} unavailable, running locally: {e}", dir.display());
+                            None
+                        }
+                    },
+                    _ => None,
+                };
+                if let Some(r) = &remote {
+                    if let Err(e) = pull(&project, r, &targets) {
+                        eprintln!("remote {}: fetching stopped: {e:#}", r.root().display());
+                    }
+                }
                 let c = if dry_run {
                     plan(&project, &targets, &force, false)?
                 } else {
                     run(&project, &targets, jobs, &force)?
                 };
+                if let Some(r) = &remote {
+                    if let Err(e) = push(&project, r, &targets) {
+                        eprintln!("not uploaded (remote {}): {e:#}", r.root().display());
+                    }
+                }
                 if c != ExitCode::SUCCESS {
                     code = c;
                 }
@@ -164,6 +187,69 @@ fn load_one(file: &Path, sets: &Sets) -> Result<Project> {
     }
     let (_, overrides) = sel.remove(0);
     Project::load(file, &overrides)
+}
+
+/// Uploads the current results of the targets' closure to `remote`; reports what was not
+/// uploaded. True when everything was.
+fn push(project: &Project, remote: &Cache, targets: &[String]) -> Result<bool> {
+    let closure = project.closure(targets)?;
+    let (cache, plan) = planned(project, &closure, &HashSet::new())?;
+    let records: Vec<_> = plan
+        .iter()
+        .filter_map(|s| s.record.as_deref().cloned())
+        .collect();
+    let t = cache.push(remote, &records)?;
+    eprintln!(
+        "remote {}: uploaded {} records, {} blobs",
+        remote.root().display(),
+        t.records,
+        t.blobs
+    );
+    for why in &t.failed {
+        eprintln!("not uploaded: {why}");
+    }
+    Ok(t.failed.is_empty())
+}
+
+/// Fetches from `remote` every result the targets' closure would otherwise compute, stage by
+/// stage in order (a fetched stage's output fixes its downstream keys). True when nothing failed.
+fn pull(project: &Project, remote: &Cache, targets: &[String]) -> Result<bool> {
+    let closure = project.closure(targets)?;
+    let (mut records, mut blobs, mut ok) = (0, 0, true);
+    let mut tried = HashSet::new();
+    loop {
+        let (cache, plan) = planned(project, &closure, &HashSet::new())?;
+        let mut progress = false;
+        for s in &plan {
+            let (None, Some(key)) = (&s.record, &s.key) else {
+                continue;
+            };
+            let name = &project.p.stages[s.stage].name;
+            if !tried.insert((name.clone(), key.clone())) {
+                continue;
+            }
+            match cache.fetch(remote, name, key)? {
+                None => {}
+                Some(Ok(n)) => {
+                    records += 1;
+                    blobs += n;
+                    progress = true;
+                }
+                Some(Err(why)) => {
+                    ok = false;
+                    eprintln!("not fetched: {why}");
+                }
+            }
+        }
+        if !progress {
+            break;
+        }
+    }
+    eprintln!(
+        "remote {}: fetched {records} records, {blobs} blobs",
+        remote.root().display()
+    );
+    Ok(ok)
 }
 
 fn force_set(project: &Project, force: &[String]) -> Result<HashSet<usize>> {
@@ -569,6 +655,24 @@ fn cache_command(file: &Path, c: CacheCommand) -> Result<ExitCode> {
                 bundle.display()
             );
             Ok(ExitCode::SUCCESS)
+        }
+        CacheCommand::Push { remote, targets } => {
+            let project = Project::load(file, &[])?;
+            let r = Cache::open_remote(&remote)?;
+            Ok(if push(&project, &r, &targets)? {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(1)
+            })
+        }
+        CacheCommand::Pull { remote, targets } => {
+            let project = Project::load(file, &[])?;
+            let r = Cache::open_remote(&remote)?;
+            Ok(if pull(&project, &r, &targets)? {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(1)
+            })
         }
         CacheCommand::Import { file: bundle } => {
             let project = Project::load(file, &[])?;

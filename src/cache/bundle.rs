@@ -136,7 +136,7 @@ impl Cache {
 impl Cache {
     /// Streams one blob into tmp/ while hashing it; renames it into place only if its content
     /// matches its digest. Blobs can be gigabytes: they are never held in memory.
-    fn import_blob(
+    pub(crate) fn import_blob(
         &self,
         entry: &mut impl Read,
         digest: &str,

@@ -19,6 +19,7 @@ pub mod bundle;
 pub mod gc;
 pub mod lock;
 pub mod record;
+pub mod remote;
 pub mod statcache;
 
 use std::path::{Path, PathBuf};
