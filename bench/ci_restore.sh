@@ -10,7 +10,7 @@ cargo build --release --locked -q
 B=$PWD/target/release/nasflow
 W=bench/work/ci; rm -rf "$W"; mkdir -p "$W/cold" "$W/warm"
 cp pipeline.toml "$W/cold/"; cp pipeline.toml "$W/warm/"
-t() { local s=$(date +%s.%N); "$@" > /dev/null 2>&1; python3 -c "print(round($(date +%s.%N) - $s, 2))"; }
+t() { local s=$(date +%s.%N); "$@" > /dev/null 2>&1; python3 -c "print(round($(date +%s.%N) - $s, 3))"; }
 echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)"
 echo "cold run:        $(cd "$W/cold" && t "$B" run predict reinforce) s"
 echo "cache key:       $(cd "$W/cold" && t "$B" cache key predict reinforce) s"
