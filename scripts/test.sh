@@ -3,4 +3,14 @@
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 ./scripts/install-libtorch.sh >/dev/null
+# tests/remote_http.rs runs the HTTP remote against a real nginx (Debian's nginx-light, with
+# WebDAV's PUT); install it where we can, else that test says it skipped.
+if ! command -v nginx >/dev/null 2>&1 && [ ! -x /usr/sbin/nginx ]; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    { apt-get install -y nginx-light || { apt-get update && apt-get install -y nginx-light; }; } >/dev/null 2>&1 \
+      || echo "note: nginx-light could not be installed; tests/remote_http.rs will skip"
+  else
+    echo "note: nginx is missing and cannot be installed here (needs root and apt); tests/remote_http.rs will skip"
+  fi
+fi
 cargo test --workspace --locked "$@"

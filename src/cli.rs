@@ -67,10 +67,11 @@ pub enum Command {
         /// Print the plan instead of running it.
         #[arg(long)]
         dry_run: bool,
-        /// A remote cache directory (shared filesystem): fetch what it has before running,
-        /// upload what ran after. Uploads that fail are reported; the run still succeeds.
-        #[arg(long, value_name = "DIR", env = "NASFLOW_REMOTE")]
-        remote: Option<std::path::PathBuf>,
+        /// A remote cache (a directory on a shared filesystem, or an http:// URL): fetch what it
+        /// has before running, upload what ran after. Remote failures are reported; the run
+        /// still succeeds.
+        #[arg(long, value_name = "DIR|URL", env = "NASFLOW_REMOTE")]
+        remote: Option<String>,
     },
     /// Show what would run and why.
     Plan {
@@ -139,15 +140,15 @@ pub enum Command {
 #[derive(Debug, Subcommand)]
 pub enum CacheCommand {
     /// Upload the current results of the targets (default: all) and their upstream to a remote
-    /// cache directory (a shared filesystem); every blob is verified on arrival.
+    /// cache (a directory on a shared filesystem, or an http:// URL).
     Push {
-        remote: PathBuf,
+        remote: String,
         targets: Vec<String>,
     },
-    /// Download from a remote cache directory the results the targets (default: all) would
-    /// otherwise compute; every blob is verified on arrival.
+    /// Download from a remote cache (directory or http:// URL) the results the targets (default:
+    /// all) would otherwise compute; every blob is verified against its digest.
     Pull {
-        remote: PathBuf,
+        remote: String,
         targets: Vec<String>,
     },
     /// Print a key of the targets' definitions (default: all stages) and everything upstream,

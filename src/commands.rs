@@ -10,6 +10,7 @@ use serde_json::json;
 
 use nasflow::cache::gc::Roots;
 use nasflow::cache::lock::Lock;
+use nasflow::cache::remote::Store;
 use nasflow::cache::Cache;
 use nasflow::config::{self, ConfigError, Override, Pipeline};
 use nasflow::dag::{self, Dag, UnknownTarget};
@@ -97,18 +98,18 @@ pub fn dispatch(cli: Cli) -> Result<ExitCode> {
                 // The remote is a help, never a reason to fail: problems with it are reported
                 // and the run goes on locally.
                 let remote = match &remote {
-                    Some(dir) if !dry_run => match Cache::open_remote(dir) {
+                    Some(dir) if !dry_run => match nasflow::cache::remote::open(dir) {
                         Ok(r) => Some(r),
                         Err(e) => {
-                            eprintln!("remote {} unavailable, running locally: {e}", dir.display());
+                            eprintln!("remote {dir} unavailable, running locally: {e}");
                             None
                         }
                     },
                     _ => None,
                 };
                 if let Some(r) = &remote {
-                    if let Err(e) = pull(&project, r, &targets) {
-                        eprintln!("remote {}: fetching stopped: {e:#}", r.root().display());
+                    if let Err(e) = pull(&project, r.as_ref(), &targets) {
+                        eprintln!("remote {}: fetching stopped: {e:#}", r.describe());
                     }
                 }
                 let c = if dry_run {
@@ -117,8 +118,8 @@ pub fn dispatch(cli: Cli) -> Result<ExitCode> {
                     run(&project, &targets, jobs, &force)?
                 };
                 if let Some(r) = &remote {
-                    if let Err(e) = push(&project, r, &targets) {
-                        eprintln!("not uploaded (remote {}): {e:#}", r.root().display());
+                    if let Err(e) = push(&project, r.as_ref(), &targets) {
+                        eprintln!("not uploaded (remote {}): {e:#}", r.describe());
                     }
                 }
                 if c != ExitCode::SUCCESS {
@@ -191,7 +192,7 @@ fn load_one(file: &Path, sets: &Sets) -> Result<Project> {
 
 /// Uploads the current results of the targets' closure to `remote`; reports what was not
 /// uploaded. True when everything was.
-fn push(project: &Project, remote: &Cache, targets: &[String]) -> Result<bool> {
+fn push(project: &Project, remote: &dyn Store, targets: &[String]) -> Result<bool> {
     let closure = project.closure(targets)?;
     let (cache, plan) = planned(project, &closure, &HashSet::new())?;
     let records: Vec<_> = plan
@@ -201,7 +202,7 @@ fn push(project: &Project, remote: &Cache, targets: &[String]) -> Result<bool> {
     let t = cache.push(remote, &records)?;
     eprintln!(
         "remote {}: uploaded {} records, {} blobs",
-        remote.root().display(),
+        remote.describe(),
         t.records,
         t.blobs
     );
@@ -213,7 +214,7 @@ fn push(project: &Project, remote: &Cache, targets: &[String]) -> Result<bool> {
 
 /// Fetches from `remote` every result the targets' closure would otherwise compute, stage by
 /// stage in order (a fetched stage's output fixes its downstream keys). True when nothing failed.
-fn pull(project: &Project, remote: &Cache, targets: &[String]) -> Result<bool> {
+fn pull(project: &Project, remote: &dyn Store, targets: &[String]) -> Result<bool> {
     let closure = project.closure(targets)?;
     let (mut records, mut blobs, mut ok) = (0, 0, true);
     let mut tried = HashSet::new();
@@ -247,7 +248,7 @@ fn pull(project: &Project, remote: &Cache, targets: &[String]) -> Result<bool> {
     }
     eprintln!(
         "remote {}: fetched {records} records, {blobs} blobs",
-        remote.root().display()
+        remote.describe()
     );
     Ok(ok)
 }
@@ -658,8 +659,8 @@ fn cache_command(file: &Path, c: CacheCommand) -> Result<ExitCode> {
         }
         CacheCommand::Push { remote, targets } => {
             let project = Project::load(file, &[])?;
-            let r = Cache::open_remote(&remote)?;
-            Ok(if push(&project, &r, &targets)? {
+            let r = nasflow::cache::remote::open(&remote)?;
+            Ok(if push(&project, r.as_ref(), &targets)? {
                 ExitCode::SUCCESS
             } else {
                 ExitCode::from(1)
@@ -667,8 +668,8 @@ fn cache_command(file: &Path, c: CacheCommand) -> Result<ExitCode> {
         }
         CacheCommand::Pull { remote, targets } => {
             let project = Project::load(file, &[])?;
-            let r = Cache::open_remote(&remote)?;
-            Ok(if pull(&project, &r, &targets)? {
+            let r = nasflow::cache::remote::open(&remote)?;
+            Ok(if pull(&project, r.as_ref(), &targets)? {
                 ExitCode::SUCCESS
             } else {
                 ExitCode::from(1)
