@@ -132,7 +132,7 @@ pub enum Command {
         #[arg(long, default_value_t = 3)]
         keep: usize,
     },
-    /// Export, import or verify the cache.
+    /// The cache: a CI key, bundles (export/import), remotes (push/pull), verification.
     #[command(subcommand)]
     Cache(CacheCommand),
 }
