@@ -4,6 +4,17 @@ use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+/// Two built-in test stages, `b` after `a`: the smallest pipeline with an upstream.
+pub const TWO_STAGES: &str = r#"
+[stages.a]
+kind = "test-write"
+text = "a"
+[stages.b]
+kind = "test-write"
+deps = ["a"]
+text = "b"
+"#;
+
 pub struct Project {
     pub dir: tempfile::TempDir,
 }

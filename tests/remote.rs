@@ -4,15 +4,7 @@ mod common;
 
 use common::{set, stderr, Project};
 
-const PIPELINE: &str = r#"
-[stages.a]
-kind = "test-write"
-text = "a"
-[stages.b]
-kind = "test-write"
-deps = ["a"]
-text = "b"
-"#;
+const PIPELINE: &str = common::TWO_STAGES;
 
 #[test]
 fn a_second_machine_fetches_instead_of_computing() {

@@ -8,15 +8,7 @@ use std::process::{Child, Command, Stdio};
 
 use common::{set, stderr, Project};
 
-const PIPELINE: &str = r#"
-[stages.a]
-kind = "test-write"
-text = "a"
-[stages.b]
-kind = "test-write"
-deps = ["a"]
-text = "b"
-"#;
+const PIPELINE: &str = common::TWO_STAGES;
 
 struct Nginx {
     child: Child,
