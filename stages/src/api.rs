@@ -162,6 +162,24 @@ impl StageContext<'_> {
         let s = self.str(name)?;
         Ok((!s.is_empty()).then(|| PathBuf::from(s)))
     }
+    /// An array param, each entry converted by `f` (`None`: a bad entry, reported by value).
+    pub fn list<T>(
+        &self,
+        name: &str,
+        f: impl Fn(&Value) -> Option<T>,
+    ) -> Result<Vec<T>, StageError> {
+        self.params
+            .get(name)
+            .and_then(Value::as_array)
+            .ok_or_else(|| self.missing(name, "an array"))?
+            .iter()
+            .map(|v| {
+                f(v).ok_or_else(|| {
+                    StageError::Config(format!("stage `{}`: bad entry {v} in `{name}`", self.stage))
+                })
+            })
+            .collect()
+    }
     fn missing(&self, name: &str, what: &str) -> StageError {
         StageError::Config(format!(
             "stage `{}`: param `{name}` must be {what}",

@@ -23,14 +23,12 @@
 //! Draws use ChaCha8 seeded with the pipeline seed, one stream per draw (0 subsample, 1 train
 //! nets, 2 validation nets), and rand's `index::sample`; the versions are pinned by Cargo.lock.
 use std::collections::HashSet;
-use std::fs::File;
-use std::io::{BufWriter, Write};
-use std::path::Path;
 
 use serde_json::{json, Value};
 
 use crate::api::{KindSpec, ParamSpec, ParamType, StageContext, StageError};
 use crate::nb101::{Cell, ModuleHash, Space, Table};
+use crate::pretrain::write_jsonl;
 
 pub static SAMPLE: KindSpec = KindSpec {
     name: "sample",
@@ -148,16 +146,16 @@ pub fn run(ctx: &StageContext) -> Result<(), StageError> {
 
     let entries = space.entries();
     let out = ctx.out;
-    write_lines(
+    write_jsonl(
         &out.join("items.jsonl"),
         train_lab
             .iter()
             .map(|&i| ("train", i))
-            .chain(valid_lab.iter().map(|&i| ("valid", i))),
-        |(split, i)| {
-            let (h, c) = &entries[i];
-            item_json(h, c, split)
-        },
+            .chain(valid_lab.iter().map(|&i| ("valid", i)))
+            .map(|(split, i)| {
+                let (h, c) = &entries[i];
+                item_json(h, c, split)
+            }),
     )?;
     for (name, part) in [
         ("unlabeled-train.nb101", train),
@@ -189,7 +187,7 @@ pub fn run(ctx: &StageContext) -> Result<(), StageError> {
             }
         }
         with_figures = lines.len();
-        write_lines(&out.join("figures.jsonl"), lines.into_iter(), |v| v)?;
+        write_jsonl(&out.join("figures.jsonl"), lines)?;
     }
     let summary = json!({
         "space": space.len(),
@@ -222,18 +220,4 @@ pub fn item_json(hash: &ModuleHash, cell: &Cell, split: &str) -> Value {
         "ops": cell.ops().iter().map(|o| o.name()).collect::<Vec<_>>(),
         "split": split,
     })
-}
-
-fn write_lines<T>(
-    path: &Path,
-    items: impl Iterator<Item = T>,
-    f: impl Fn(T) -> Value,
-) -> Result<(), StageError> {
-    let file = File::create(path).map_err(|e| StageError::io(path, e))?;
-    let mut w = BufWriter::new(file);
-    for it in items {
-        serde_json::to_writer(&mut w, &f(it)).map_err(|e| StageError::io(path, e.into()))?;
-        w.write_all(b"\n").map_err(|e| StageError::io(path, e))?;
-    }
-    w.flush().map_err(|e| StageError::io(path, e))
 }

@@ -15,13 +15,11 @@
 //! `rmse.png`, `pearson.png`.
 pub mod regress;
 
-use std::collections::BTreeMap;
-use std::io::Write;
-
 use rand::RngExt;
 use rayon::prelude::*;
 use serde::Serialize;
 use serde_json::{json, Map, Value};
+use std::collections::BTreeMap;
 
 use crate::api::{KindSpec, ParamSpec, ParamType, StageContext, StageError};
 use crate::images;
@@ -273,25 +271,6 @@ pub fn write_charts(
     Ok(())
 }
 
-fn list<T>(
-    ctx: &StageContext,
-    name: &str,
-    f: impl Fn(&Value) -> Option<T>,
-) -> Result<Vec<T>, StageError> {
-    ctx.params[name]
-        .as_array()
-        .ok_or_else(|| {
-            StageError::Config(format!("stage `{}`: `{name}` must be an array", ctx.stage))
-        })?
-        .iter()
-        .map(|v| {
-            f(v).ok_or_else(|| {
-                StageError::Config(format!("stage `{}`: bad entry {v} in `{name}`", ctx.stage))
-            })
-        })
-        .collect()
-}
-
 pub fn run(ctx: &StageContext) -> Result<(), StageError> {
     let table = Searchable::load(ctx)?;
     let use_test = match ctx.str("target")? {
@@ -309,7 +288,7 @@ pub fn run(ctx: &StageContext) -> Result<(), StageError> {
         ctx.float("gp_length_scale")?,
         ctx.float("gp_alpha")?,
     );
-    let regressors = list(ctx, "regressors", |v| match v.as_str()? {
+    let regressors = ctx.list("regressors", |v| match v.as_str()? {
         "rf" => Some(Regressor::Forest { trees, seed: 0 }),
         "gp" => Some(Regressor::Gp {
             length_scale: ls,
@@ -318,7 +297,7 @@ pub fn run(ctx: &StageContext) -> Result<(), StageError> {
         _ => None,
     })?;
     let p = Protocol {
-        sizes: list(ctx, "train_sizes", |v| v.as_u64().map(|s| s as usize))?,
+        sizes: ctx.list("train_sizes", |v| v.as_u64().map(|s| s as usize))?,
         seeds: (0..ctx.count("seeds")? as u64)
             .map(|k| ctx.seed + k)
             .collect(),
@@ -329,15 +308,7 @@ pub fn run(ctx: &StageContext) -> Result<(), StageError> {
         baseline: ctx.params["baseline"].as_bool().unwrap_or(true),
     };
     let (scored, skipped) = evaluate(&table, &p, ctx.threads)?;
-    let path = ctx.out.join("results.jsonl");
-    let mut text = Vec::new();
-    for s in &scored {
-        serde_json::to_writer(&mut text, s).map_err(|e| StageError::Failed(e.to_string()))?;
-        text.push(b'\n');
-    }
-    std::fs::File::create(&path)
-        .and_then(|mut f| f.write_all(&text))
-        .map_err(|e| StageError::io(&path, e))?;
+    crate::pretrain::write_jsonl(&ctx.out.join("results.jsonl"), &scored)?;
     let mut summary = summarize(&scored);
     summary["table"] = json!({"source": table.source, "cells": table.len(),
         "labeled_train": table.labeled_train.iter().filter(|&&t| t).count(),

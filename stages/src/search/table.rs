@@ -166,9 +166,7 @@ fn pretrained_rows(dir: &Path, items: &[(ModuleHash, String)]) -> Result<Vec<Fig
     let mut rows = Vec::new();
     for (k, (hash, _)) in items.iter().enumerate() {
         let path = dir.join(format!("items/{k:05}/metrics.json"));
-        let text = std::fs::read_to_string(&path).map_err(|e| StageError::io(&path, e))?;
-        let m: Value = serde_json::from_str(&text)
-            .map_err(|e| StageError::Failed(format!("{}: bad JSON: {e}", path.display())))?;
+        let m: Value = crate::pretrain::read_json(&path)?;
         let epochs = m["epochs"].as_array().cloned().unwrap_or_default();
         let valid = epochs.last().and_then(|e| e["held_out_accuracy"].as_f64());
         let cost: f64 = epochs.iter().filter_map(|e| e["seconds"].as_f64()).sum();

@@ -9,13 +9,12 @@
 //! - `networks.jsonl`: the networks in order (`hash`, `matrix`, `ops`, `split`);
 //! - `summary.json`: per set the rows, networks, images and the mean-vector baseline L1.
 use std::collections::BTreeMap;
-use std::io::Write;
 
 use serde_json::{json, Value};
 use tch::{Kind, Tensor};
 
 use nasflow_stages::preprocess::{unseen_valid_count, SETS};
-use nasflow_stages::pretrain::write_json;
+use nasflow_stages::pretrain::{write_json, write_jsonl};
 use nasflow_stages::{StageContext, StageError};
 
 use crate::train::torch_err;
@@ -239,15 +238,12 @@ pub fn run(ctx: &StageContext) -> Result<(), StageError> {
     tensors.push(("position_std".into(), position_std));
     Tensor::write_safetensors(&tensors, ctx.out.join("io.safetensors")).map_err(torch_err)?;
 
-    let path = ctx.out.join("networks.jsonl");
-    let mut w = std::io::BufWriter::new(
-        std::fs::File::create(&path).map_err(|e| StageError::io(&path, e))?,
-    );
-    for it in &items {
-        let v = json!({"hash": it["hash"], "matrix": it["matrix"], "ops": it["ops"], "split": it["split"]});
-        writeln!(w, "{v}").map_err(|e| StageError::io(&path, e))?;
-    }
-    w.flush().map_err(|e| StageError::io(&path, e))?;
+    write_jsonl(
+        &ctx.out.join("networks.jsonl"),
+        items.iter().map(|it| {
+            json!({"hash": it["hash"], "matrix": it["matrix"], "ops": it["ops"], "split": it["split"]})
+        }),
+    )?;
     write_json(&ctx.out.join("summary.json"), &Value::Object(summary))
 }
 

@@ -10,8 +10,6 @@
 //! groups in parallel; all randomness (initial weights, start cell, action noise) comes from the
 //! seed's own generator, so a seed's trace depends neither on the thread count nor on the other
 //! seeds.
-use std::io::Write;
-
 use rand::RngExt;
 use rand_distr::{Distribution, StandardNormal, Uniform};
 use rayon::prelude::*;
@@ -287,15 +285,7 @@ pub fn run(ctx: &StageContext) -> Result<(), StageError> {
         }));
     }
     let out = ctx.out;
-    let path = out.join("traces.jsonl");
-    let file = std::fs::File::create(&path).map_err(|e| StageError::io(&path, e))?;
-    let mut w = std::io::BufWriter::new(file);
-    for t in &traces {
-        serde_json::to_writer(&mut w, t)
-            .map_err(|e| StageError::Failed(format!("{}: {e}", path.display())))?;
-        w.write_all(b"\n").map_err(|e| StageError::io(&path, e))?;
-    }
-    w.flush().map_err(|e| StageError::io(&path, e))?;
+    nasflow_stages::pretrain::write_jsonl(&out.join("traces.jsonl"), &traces)?;
     let mut summary = summarize(&traces, &table, settings.budget);
     summary["source"] = serde_json::json!(table.source);
     nasflow_stages::pretrain::write_json(&out.join("summary.json"), &summary)?;

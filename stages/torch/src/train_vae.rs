@@ -114,15 +114,7 @@ pub fn run(ctx: &StageContext) -> Result<(), StageError> {
         ctx.float("coef_k")?,
     );
     let k = ctx.count("k")?;
-    let checkpoints: Vec<usize> = ctx.params["checkpoints"]
-        .as_array()
-        .map(|a| {
-            a.iter()
-                .filter_map(Value::as_u64)
-                .map(|e| e as usize)
-                .collect()
-        })
-        .unwrap_or_default();
+    let checkpoints: Vec<usize> = ctx.list("checkpoints", |v| v.as_u64().map(|e| e as usize))?;
     tch::set_num_threads(ctx.threads.max(1) as i32);
     let device = torch_device(ctx.device);
     tch::manual_seed(ctx.seed as i64);
