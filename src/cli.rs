@@ -72,6 +72,10 @@ pub enum Command {
         /// still succeeds.
         #[arg(long, value_name = "DIR|URL", env = "NASFLOW_REMOTE")]
         remote: Option<String>,
+        /// Where items of item-level stages run: `local`, or `slurm` (job arrays; settings from
+        /// [pipeline.executor], defaults otherwise). Default: the pipeline's executor.
+        #[arg(long, value_parser = ["local", "slurm"])]
+        executor: Option<String>,
     },
     /// Show what would run and why.
     Plan {
@@ -135,6 +139,15 @@ pub enum Command {
     /// The cache: a CI key, bundles (export/import), remotes (push/pull), verification.
     #[command(subcommand)]
     Cache(CacheCommand),
+    /// One task of a Slurm array submitted by `nasflow run` with the slurm executor: computes
+    /// item $SLURM_ARRAY_TASK_ID of the manifest into the shared cache.
+    #[command(hide = true)]
+    SlurmTask {
+        manifest: PathBuf,
+        /// The task (default: $SLURM_ARRAY_TASK_ID), to rerun one by hand.
+        #[arg(long)]
+        task: Option<usize>,
+    },
 }
 
 #[derive(Debug, Subcommand)]

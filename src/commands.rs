@@ -19,6 +19,7 @@ use nasflow::metrics::Column;
 use nasflow::plan::{Action, Engine, EngineError, Planned};
 use nasflow::progress::Ui;
 use nasflow::registry::Registry;
+use nasflow::slurm::ExecutorKind;
 
 use crate::cli::{CacheCommand, Cli, Command, Sets};
 
@@ -86,6 +87,7 @@ pub fn dispatch(cli: Cli) -> Result<ExitCode> {
             force,
             dry_run,
             remote,
+            executor,
         } => {
             let variants = selected(&cli.pipeline, &sets)?;
             let many = variants.len() > 1 || !variants[0].0.is_empty();
@@ -94,7 +96,12 @@ pub fn dispatch(cli: Cli) -> Result<ExitCode> {
                 if many {
                     eprintln!("== variant {name}");
                 }
-                let project = Project::load(&cli.pipeline, &overrides)?;
+                let mut project = Project::load(&cli.pipeline, &overrides)?;
+                match executor.as_deref() {
+                    Some("local") => project.p.executor.kind = ExecutorKind::Local,
+                    Some("slurm") => project.p.executor.kind = ExecutorKind::Slurm,
+                    _ => {}
+                }
                 // The remote is a help, never a reason to fail: problems with it are reported
                 // and the run goes on locally.
                 let remote = match &remote {
@@ -125,6 +132,9 @@ pub fn dispatch(cli: Cli) -> Result<ExitCode> {
                 if c != ExitCode::SUCCESS {
                     code = c;
                 }
+                if nasflow::interrupt::requested() {
+                    return Ok(ExitCode::from(130));
+                }
             }
             Ok(code)
         }
@@ -150,6 +160,16 @@ pub fn dispatch(cli: Cli) -> Result<ExitCode> {
         } => metrics(&cli.pipeline, &stages, &sets, &compare, &compare_set, json),
         Command::Gc { dry_run, keep } => gc(&Project::load(&cli.pipeline, &[])?, keep, dry_run),
         Command::Cache(c) => cache_command(&cli.pipeline, c),
+        Command::SlurmTask { manifest, task } => match nasflow::slurm::task::run(&manifest, task) {
+            Ok(done) => {
+                eprintln!("nasflow slurm-task: {done}");
+                Ok(ExitCode::SUCCESS)
+            }
+            Err(e) => {
+                eprintln!("error: {e}");
+                Ok(ExitCode::from(1))
+            }
+        },
     }
 }
 
@@ -308,6 +328,10 @@ fn run(
                 project.p.stages[o.stage].name
             );
         }
+    }
+    if nasflow::interrupt::requested() {
+        eprintln!("\ninterrupted (Ctrl-C): Slurm arrays cancelled; finished items are kept, `nasflow run` continues from them");
+        return Ok(ExitCode::from(130));
     }
     Ok(if failed > 0 {
         ExitCode::from(1)

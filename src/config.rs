@@ -28,7 +28,15 @@ use nasflow_stages::ParamType;
 
 /// The keys of a `[stages.NAME]` table that are not params.
 pub const RESERVED: &[&str] = &["kind", "deps", "foreach", "inputs", "run"];
-const PIPELINE_KEYS: &[&str] = &["name", "cache", "device", "seed", "jobs", "gpu_slots"];
+const PIPELINE_KEYS: &[&str] = &[
+    "name",
+    "cache",
+    "device",
+    "seed",
+    "jobs",
+    "gpu_slots",
+    "executor",
+];
 
 /// A validated pipeline.
 #[derive(Debug, Clone)]
@@ -44,6 +52,8 @@ pub struct Pipeline {
     pub seed: u64,
     pub jobs: Option<usize>,
     pub gpu_slots: usize,
+    /// Where items of item-level stages run (`[pipeline.executor]`).
+    pub executor: crate::slurm::Executor,
     /// Stages in file order.
     pub stages: Vec<StageDecl>,
 }
@@ -315,6 +325,7 @@ impl Cx<'_> {
             seed: 0,
             jobs: None,
             gpu_slots: 1,
+            executor: Default::default(),
             stages: Vec::new(),
         };
         let Some(item) = root.get("pipeline") else {
@@ -356,6 +367,23 @@ impl Cx<'_> {
                     } else {
                         p.gpu_slots = n
                     }
+                }
+                "executor" => {
+                    let t = item
+                        .as_table()
+                        .ok_or_else(|| bad("a table ([pipeline.executor])"))?;
+                    p.executor = crate::slurm::settings::parse(t).map_err(|e| {
+                        if e.message.starts_with("unknown key") {
+                            self.unknown_key(
+                                t,
+                                &e.key,
+                                "[pipeline.executor]",
+                                crate::slurm::settings::EXECUTOR_KEYS,
+                            )
+                        } else {
+                            self.err(self.item_pos(t, &e.key), e.message, e.help)
+                        }
+                    })?;
                 }
                 _ => return Err(self.unknown_key(table, key, "[pipeline]", PIPELINE_KEYS)),
             }

@@ -14,7 +14,8 @@ use std::time::{Instant, SystemTime};
 use crate::cache::blobs::manifest_digest;
 use crate::cache::lock::Lock;
 use crate::cache::record::{ItemRef, RECORD_FORMAT};
-use crate::cache::{FileEntry, ItemRecord, Provenance, StageRecord};
+use crate::cache::{FileEntry, StageRecord};
+use crate::item::{provenance, ItemJob};
 use crate::job::{Job, Probe};
 use crate::key::{DirtyReason, KeyInputs};
 use crate::plan::{Engine, EngineError, ItemSpec, Result};
@@ -61,12 +62,18 @@ enum Task {
         spec: ItemSpec,
         forced: bool,
     },
+    /// The uncached items of a stage, computed on Slurm (one task follows them all).
+    Array {
+        i: usize,
+        items: Vec<(String, KeyInputs, ItemSpec)>,
+        forced: bool,
+    },
 }
 
 impl Task {
     fn stage(&self) -> usize {
         match self {
-            Task::Stage { i, .. } | Task::Item { i, .. } => *i,
+            Task::Stage { i, .. } | Task::Item { i, .. } | Task::Array { i, .. } => *i,
         }
     }
 }
@@ -74,6 +81,8 @@ impl Task {
 enum TaskOk {
     Stage(Arc<StageRecord>, bool),
     Item(usize, ItemRef, bool),
+    /// Finished items of an array, and the reports of the failed ones.
+    Array(Vec<(usize, ItemRef)>, Vec<String>),
 }
 
 struct Active {
@@ -92,6 +101,18 @@ enum State {
     Active(Box<Active>),
     Done(Arc<StageRecord>),
     Failed,
+}
+
+/// Resolves a device spec (`auto`, `cpu`, `cuda`, `cuda:N`) to `cpu` or `cuda:N` on this host,
+/// asking the worker only when CUDA may be involved.
+pub fn resolve_device(spec: &str) -> std::result::Result<String, String> {
+    if spec == "cpu" {
+        return Ok("cpu".into());
+    }
+    let probe = probe_worker()?;
+    nasflow_stages::device::resolve_with(spec, probe.cuda_linked, || probe.cuda_devices)
+        .map(|d| d.to_string())
+        .map_err(|e| e.to_string())
 }
 
 /// Asks `nasflow-worker probe` which CUDA devices the worker can use.
@@ -142,16 +163,28 @@ impl<'a> Engine<'a> {
         };
         let result = std::thread::scope(|scope| -> Result<()> {
             let (tx, rx) = mpsc::channel::<(Task, std::result::Result<TaskOk, String>)>();
-            let (mut running, mut running_gpu) = (0usize, 0usize);
+            let (mut running, mut running_gpu, mut following) = (0usize, 0usize, 0usize);
             let gpu_capacity = self.p.gpu_slots;
             loop {
                 s.advance(closure)?;
                 // Launch what fits: `jobs` tasks, and device tasks within the GPU slots.
                 let mut deferred = VecDeque::new();
-                while running < opts.jobs.max(1) {
+                while running - following < opts.jobs.max(1) {
                     let Some(task) = s.queue.pop_front() else {
                         break;
                     };
+                    if let Task::Array { i, items, forced } = &task {
+                        // Followed, not computed, here: no job slot or device slot.
+                        let follow = s.follow(*i, items, *forced)?;
+                        running += 1;
+                        following += 1;
+                        let tx = tx.clone();
+                        scope.spawn(move || {
+                            let r = follow();
+                            let _ = tx.send((task, r));
+                        });
+                        continue;
+                    }
                     let gpu = s.uses_gpu(task.stage());
                     if gpu && running_gpu >= gpu_capacity {
                         deferred.push_back(task);
@@ -173,7 +206,11 @@ impl<'a> Engine<'a> {
                 }
                 let (task, result) = rx.recv().expect("a running task reports");
                 running -= 1;
-                running_gpu -= s.uses_gpu(task.stage()) as usize;
+                if matches!(task, Task::Array { .. }) {
+                    following -= 1;
+                } else {
+                    running_gpu -= s.uses_gpu(task.stage()) as usize;
+                }
                 s.finish(task, result)?;
             }
             Ok(())
@@ -300,6 +337,8 @@ impl<'e, 'a> Scheduler<'e, 'a> {
             Err(e) => return self.fail_now(i, e.to_string()),
         };
         active.items = vec![None; specs.len()];
+        let slurm = self.e.p.executor.slurm().is_some();
+        let mut array = Vec::new();
         let mut cached = 0;
         for spec in specs {
             let item_ki = self.e.item_inputs(i, &ki, &spec);
@@ -317,6 +356,10 @@ impl<'e, 'a> Scheduler<'e, 'a> {
                     }
                 }
             }
+            if slurm {
+                array.push((item_key, item_ki, spec));
+                continue;
+            }
             active.outstanding += 1;
             self.queue.push_back(Task::Item {
                 i,
@@ -328,10 +371,19 @@ impl<'e, 'a> Scheduler<'e, 'a> {
         }
         let total = active.items.len();
         self.ui.line(&format!(
-            "items  {}: {} to compute, {cached} cached",
+            "items  {}: {} to compute{}, {cached} cached",
             self.name(i),
-            total - cached
+            total - cached,
+            if slurm { " on Slurm" } else { "" }
         ));
+        if !array.is_empty() {
+            active.outstanding += 1;
+            self.queue.push_back(Task::Array {
+                i,
+                items: array,
+                forced,
+            });
+        }
         active.bar = self
             .ui
             .bar(self.name(i), "items", total as u64, cached as u64);
@@ -391,6 +443,21 @@ impl<'e, 'a> Scheduler<'e, 'a> {
                 } else {
                     o.items_cached += 1
                 }
+            }
+            (Ok(TaskOk::Array(done, errors)), _) => {
+                let o = self.outcomes.get_mut(&i).expect("outcome");
+                o.items_ran += done.len();
+                for (index, item) in done {
+                    active.items[index] = Some(item);
+                }
+                for e in &errors {
+                    ui.line(&format!("FAILED {name} {e}"));
+                }
+                active.errors.extend(errors);
+            }
+            (Err(message), Task::Array { .. }) => {
+                ui.line(&format!("FAILED {name}: {message}"));
+                active.errors.push(message);
             }
             (Err(message), Task::Stage { .. }) => {
                 self.ui.line(&format!("FAILED {}: {message}", self.name(i)));
@@ -455,12 +522,73 @@ impl<'e, 'a> Scheduler<'e, 'a> {
     /// What a task thread needs: the input directories (materialized now, on this thread) and
     /// the settings.
     fn task_context(&self, task: &Task) -> Result<TaskContext<'e, 'a>> {
-        let i = task.stage();
+        let spec = match task {
+            Task::Item { spec, .. } => Some(spec),
+            _ => None,
+        };
+        Ok(TaskContext {
+            e: self.e,
+            ui: self.ui,
+            inputs: self.inputs(task.stage(), spec)?,
+            threads: self.threads,
+            device: self.e.device()?,
+        })
+    }
+
+    /// The items of stage `i` as Slurm array tasks, and a function that follows them to the
+    /// end (run on a thread of its own).
+    fn follow(
+        &self,
+        i: usize,
+        items: &[(String, KeyInputs, ItemSpec)],
+        forced: bool,
+    ) -> Result<impl FnOnce() -> std::result::Result<TaskOk, String> + Send + 'e> {
+        let settings = self.e.p.executor.slurm().expect("slurm executor");
+        // The host that runs a task resolves the device: a login node may have no GPU.
+        let device = if settings.gpus_per_item > 0 {
+            self.e.p.device.clone()
+        } else {
+            "cpu".to_string()
+        };
+        let mut jobs = Vec::with_capacity(items.len());
+        for (key, ki, spec) in items {
+            jobs.push(item_job(
+                self.e,
+                i,
+                (key, ki, spec),
+                forced,
+                self.inputs(i, Some(spec))?,
+                &device,
+                settings.cpus_per_item as usize,
+            ));
+        }
+        let State::Active(active) = &self.states[&i] else {
+            unreachable!("a followed stage is active")
+        };
+        let follow = crate::slurm::array::Follow {
+            settings,
+            cache: self.e.cache,
+            stage: self.e.p.stages[i].name.clone(),
+            stage_key: active.key.clone(),
+            exe: std::env::current_exe().unwrap_or_else(|_| PathBuf::from("nasflow")),
+            ui: self.ui,
+            bar: active.bar.clone(),
+        };
+        Ok(move || {
+            follow
+                .run(jobs)
+                .map(|o| TaskOk::Array(o.done, o.errors))
+                .map_err(|err| err.to_string())
+        })
+    }
+
+    /// The input directories of stage `i` (of one item with `spec`), materialized now.
+    fn inputs(&self, i: usize, spec: Option<&ItemSpec>) -> Result<BTreeMap<String, PathBuf>> {
         let s = &self.e.p.stages[i];
         let mut inputs = BTreeMap::new();
         for d in self.e.dag.deps(i) {
             let dep = &self.e.p.stages[d];
-            if let (Task::Item { spec, .. }, Some(f)) = (task, &s.foreach) {
+            if let (Some(spec), Some(f)) = (spec, &s.foreach) {
                 if f == &dep.name {
                     // The item's own upstream item, never the whole list (see the key module).
                     if let Some(up) = &spec.upstream {
@@ -485,13 +613,7 @@ impl<'e, 'a> Scheduler<'e, 'a> {
             };
             inputs.insert(dep.name.clone(), self.e.output_dir(d, r)?);
         }
-        Ok(TaskContext {
-            e: self.e,
-            ui: self.ui,
-            inputs,
-            threads: self.threads,
-            device: self.e.device()?,
-        })
+        Ok(inputs)
     }
 }
 
@@ -509,17 +631,47 @@ impl TaskContext<'_, '_> {
     }
 
     fn execute_inner(&self, task: &Task) -> Result<std::result::Result<TaskOk, String>> {
+        match task {
+            Task::Stage { i, key, ki, forced } => self.execute_stage(*i, key, ki, *forced),
+            Task::Item {
+                i,
+                key,
+                ki,
+                spec,
+                forced,
+            } => {
+                let t = item_job(
+                    self.e,
+                    *i,
+                    (key, ki, spec),
+                    *forced,
+                    self.inputs.clone(),
+                    &self.device,
+                    self.threads,
+                );
+                let name = &self.e.p.stages[*i].name;
+                let r = crate::item::compute(self.e.cache, &t, || {
+                    self.ui.line(&format!(
+                        "wait   {name}: another nasflow process is computing item {}; waiting for its lock",
+                        spec.index
+                    ));
+                })?;
+                Ok(r.map(|c| TaskOk::Item(spec.index, c.item, c.ran)))
+            }
+            Task::Array { .. } => unreachable!("arrays run in the Slurm follower"),
+        }
+    }
+
+    fn execute_stage(
+        &self,
+        i: usize,
+        key: &str,
+        ki: &KeyInputs,
+        forced: bool,
+    ) -> Result<std::result::Result<TaskOk, String>> {
         let e = self.e;
-        let (i, key, item) = match task {
-            Task::Stage { i, key, .. } => (*i, key, None),
-            Task::Item { i, key, spec, .. } => (*i, key, Some(spec)),
-        };
         let stage = &e.p.stages[i];
-        let lock_name = if item.is_some() {
-            format!("{}.item.{key}.lock", stage.name)
-        } else {
-            format!("{}.{key}.lock", stage.name)
-        };
+        let lock_name = format!("{}.{key}.lock", stage.name);
         let _lock = Lock::exclusive(&e.cache.root().join("locks").join(lock_name), || {
             self.ui.line(&format!(
                 "wait   {}: another nasflow process is computing it; waiting for its lock",
@@ -527,25 +679,9 @@ impl TaskContext<'_, '_> {
             ));
         })?;
         // Another process may have published it while we waited.
-        if let (Some(spec), Task::Item { forced: false, .. }) = (item, task) {
-            if let Some(r) = e.cache.read_item(&stage.name, key)? {
-                if e.cache.has_blobs(&r.files) {
-                    return Ok(Ok(TaskOk::Item(
-                        spec.index,
-                        ItemRef {
-                            key: key.clone(),
-                            value: r.value,
-                            output_digest: r.output_digest,
-                        },
-                        false,
-                    )));
-                }
-            }
-        } else if let Task::Stage { forced: false, .. } = task {
-            {
-                if let Some(r) = e.usable_record(i, key) {
-                    return Ok(Ok(TaskOk::Stage(r, false)));
-                }
+        if !forced {
+            if let Some(r) = e.usable_record(i, key) {
+                return Ok(Ok(TaskOk::Stage(r, false)));
             }
         }
         let staging = e.cache.staging(&stage.name)?;
@@ -556,7 +692,7 @@ impl TaskContext<'_, '_> {
             stage: stage.name.clone(),
             params: e.run_params(i),
             inputs: self.inputs.clone(),
-            item: item.map(|s| (s.index, s.value.clone())),
+            item: None,
             out: out.clone(),
             seed: e.p.seed,
             device: self.device.clone(),
@@ -572,13 +708,8 @@ impl TaskContext<'_, '_> {
                 &staging.dir,
             ),
             KindRef::Spec(_) => {
-                // A whole-stage native job reports its steps on a bar of its own; items already
-                // advance their stage's item bar.
-                let bar = if item.is_none() {
-                    self.ui.bar(&stage.name, "steps", 0, 0)
-                } else {
-                    None
-                };
+                // A whole-stage native job reports its steps on a bar of its own.
+                let bar = self.ui.bar(&stage.name, "steps", 0, 0);
                 let progress = |done: u64, total: u64| {
                     if let Some(bar) = &bar {
                         bar.set_length(total);
@@ -604,48 +735,56 @@ impl TaskContext<'_, '_> {
             &self.device,
             finished.peak_rss_bytes,
         );
-        match task {
-            Task::Stage { ki, .. } => {
-                e.cache
-                    .replace_dir(&out, &e.cache.out_dir(&stage.name, key, false))?;
-                let record = StageRecord {
-                    format: RECORD_FORMAT,
-                    stage: stage.name.clone(),
-                    key: key.clone(),
-                    key_inputs: ki.clone(),
-                    output_digest,
-                    files,
-                    items: vec![],
-                    provenance: prov,
-                };
-                e.cache.write_record(&record)?;
-                Ok(Ok(TaskOk::Stage(Arc::new(record), true)))
-            }
-            Task::Item { ki, spec, .. } => {
-                e.cache
-                    .replace_dir(&out, &e.cache.out_dir(&stage.name, key, true))?;
-                let record = ItemRecord {
-                    format: RECORD_FORMAT,
-                    stage: stage.name.clone(),
-                    key: key.clone(),
-                    value: spec.value.clone(),
-                    key_inputs: ki.clone(),
-                    output_digest: output_digest.clone(),
-                    files,
-                    provenance: prov,
-                };
-                e.cache.write_item(&record)?;
-                Ok(Ok(TaskOk::Item(
-                    spec.index,
-                    ItemRef {
-                        key: key.clone(),
-                        value: spec.value.clone(),
-                        output_digest,
-                    },
-                    true,
-                )))
-            }
-        }
+        e.cache
+            .replace_dir(&out, &e.cache.out_dir(&stage.name, key, false))?;
+        let record = StageRecord {
+            format: RECORD_FORMAT,
+            stage: stage.name.clone(),
+            key: key.to_string(),
+            key_inputs: ki.clone(),
+            output_digest,
+            files,
+            items: vec![],
+            provenance: prov,
+        };
+        e.cache.write_record(&record)?;
+        Ok(Ok(TaskOk::Stage(Arc::new(record), true)))
+    }
+}
+
+/// What one item needs to run anywhere: the item's key and inputs, and the stage's job.
+fn item_job(
+    e: &Engine,
+    i: usize,
+    (key, ki, spec): (&str, &KeyInputs, &ItemSpec),
+    forced: bool,
+    inputs: BTreeMap<String, PathBuf>,
+    device: &str,
+    threads: usize,
+) -> ItemJob {
+    let stage = &e.p.stages[i];
+    ItemJob {
+        command: match e.kind(i) {
+            KindRef::Cmd => stage.run.clone(),
+            KindRef::Spec(_) => None,
+        },
+        project: e.p.root.clone(),
+        key: key.to_string(),
+        key_inputs: ki.clone(),
+        index: spec.index,
+        value: spec.value.clone(),
+        forced,
+        job: Job {
+            kind: stage.kind.clone(),
+            stage: stage.name.clone(),
+            params: e.run_params(i),
+            inputs,
+            item: Some((spec.index, spec.value.clone())),
+            out: PathBuf::new(),
+            seed: e.p.seed,
+            device: device.to_string(),
+            threads,
+        },
     }
 }
 
@@ -700,29 +839,4 @@ fn assemble(
         .drop_dir(&e.cache.out_dir(&record.stage, &record.key, false))?;
     e.cache.write_record(&record)?;
     Ok(record)
-}
-
-fn provenance(
-    started_at: SystemTime,
-    duration_s: f64,
-    device: &str,
-    peak_rss_bytes: u64,
-) -> Provenance {
-    let ended = SystemTime::now();
-    Provenance {
-        started: humantime::format_rfc3339_seconds(started_at).to_string(),
-        ended: humantime::format_rfc3339_seconds(ended).to_string(),
-        ended_unix: ended
-            .duration_since(SystemTime::UNIX_EPOCH)
-            .map(|d| d.as_secs_f64())
-            .unwrap_or(0.0),
-        duration_s,
-        device: device.to_string(),
-        peak_rss_bytes,
-        nasflow_version: env!("CARGO_PKG_VERSION").to_string(),
-        libtorch_version: env!("NASFLOW_LIBTORCH_VERSION").to_string(),
-        host: std::fs::read_to_string("/proc/sys/kernel/hostname")
-            .map(|h| h.trim().to_string())
-            .unwrap_or_default(),
-    }
 }

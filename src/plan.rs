@@ -400,16 +400,7 @@ impl<'a> Engine<'a> {
     /// The resolved device: "cpu" or "cuda:N". Asks the worker only when CUDA may be involved.
     pub fn device(&self) -> Result<String> {
         self.device
-            .get_or_init(|| {
-                let spec = self.p.device.as_str();
-                if spec == "cpu" {
-                    return Ok("cpu".into());
-                }
-                let probe = crate::exec::probe_worker()?;
-                nasflow_stages::device::resolve_with(spec, probe.cuda_linked, || probe.cuda_devices)
-                    .map(|d| d.to_string())
-                    .map_err(|e| e.to_string())
-            })
+            .get_or_init(|| crate::exec::resolve_device(&self.p.device))
             .clone()
             .map_err(EngineError::Device)
     }

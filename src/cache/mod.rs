@@ -62,10 +62,24 @@ pub(crate) fn io(path: &Path) -> impl FnOnce(std::io::Error) -> CacheError + '_ 
 /// How old an unlocked temp file must be before a sweep removes it.
 const STALE_TMP: std::time::Duration = std::time::Duration::from_secs(3600);
 
+/// How old another host's staging directory must be before a sweep removes it: its lock cannot
+/// be tested from here (flock does not reach across every shared filesystem), so only age tells.
+const STALE_OTHER_HOST: std::time::Duration = std::time::Duration::from_secs(7 * 24 * 3600);
+
+/// This host's name (provenance, and the prefix of names under tmp/).
+pub fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_string())
+        .unwrap_or_default()
+}
+
 /// A cache directory.
 #[derive(Debug)]
 pub struct Cache {
     root: PathBuf,
+    /// Names under tmp/ start with it, so that hosts sharing the cache never collide and each
+    /// sweeps only its own leftovers.
+    host: String,
     counter: AtomicU64,
 }
 
@@ -77,8 +91,13 @@ impl Cache {
             std::fs::create_dir_all(&dir).map_err(io(&dir))?;
         }
         let root = root.canonicalize().map_err(io(root))?;
+        let host: String = hostname()
+            .chars()
+            .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
+            .collect();
         Ok(Cache {
             root,
+            host: if host.is_empty() { "host".into() } else { host },
             counter: AtomicU64::new(0),
         })
     }
@@ -121,7 +140,12 @@ impl Cache {
     /// A fresh staging directory under tmp/, locked for as long as the guard lives.
     pub fn staging(&self, label: &str) -> Result<Staging> {
         let n = self.counter.fetch_add(1, Ordering::Relaxed);
-        let name = format!("{}-{}-{n}-{label}", std::process::id(), nanos());
+        let name = format!(
+            "{}-{}-{}-{n}-{label}",
+            self.host,
+            std::process::id(),
+            nanos()
+        );
         let dir = self.root.join("tmp").join(&name);
         let lock = lock::Lock::try_exclusive(&self.root.join("tmp").join(format!("{name}.lock")))?
             .expect("a fresh staging lock is free");
@@ -129,8 +153,17 @@ impl Cache {
         Ok(Staging { dir, _lock: lock })
     }
 
-    /// Removes staging directories left by killed processes (their locks are free), and temp
-    /// files older than [`STALE_TMP`] (a live process renames its temp files within seconds).
+    /// Whether a name under tmp/ was made on this host (names from before hosts were part of
+    /// them start with the pid, a number, and count as this host's).
+    fn made_here(&self, name: &str) -> bool {
+        let first = name.split('-').next().unwrap_or("");
+        name.starts_with(&format!("{}-", self.host))
+            || (!first.is_empty() && first.chars().all(|c| c.is_ascii_digit()))
+    }
+
+    /// Removes staging directories left by killed processes on this host (their locks are
+    /// free), other hosts' only after [`STALE_OTHER_HOST`], and temp files older than
+    /// [`STALE_TMP`] (a live process renames its temp files within seconds).
     pub fn sweep_staging(&self) -> Result<usize> {
         let tmp = self.root.join("tmp");
         let mut removed = 0;
@@ -150,6 +183,20 @@ impl Cache {
                 continue;
             }
             if is_lock {
+                let name = entry.file_name().to_string_lossy().to_string();
+                if !self.made_here(&name) {
+                    let age = entry
+                        .metadata()
+                        .and_then(|m| m.modified())
+                        .ok()
+                        .and_then(|t| t.elapsed().ok());
+                    if age.is_some_and(|a| a > STALE_OTHER_HOST) {
+                        let _ = std::fs::remove_dir_all(path.with_extension(""));
+                        let _ = std::fs::remove_file(&path);
+                        removed += 1;
+                    }
+                    continue;
+                }
                 if let Some(_held) = lock::Lock::try_exclusive(&path)? {
                     let dir = path.with_extension("");
                     let _ = std::fs::remove_dir_all(&dir);
@@ -165,9 +212,12 @@ impl Cache {
     /// Files left there by killed processes are removed by [`Cache::sweep_staging`].
     pub fn tmp_path(&self, label: &str) -> PathBuf {
         let n = self.counter.fetch_add(1, Ordering::Relaxed);
-        self.root
-            .join("tmp")
-            .join(format!("{}-{}-{n}.{label}", std::process::id(), nanos()))
+        self.root.join("tmp").join(format!(
+            "{}-{}-{}-{n}.{label}",
+            self.host,
+            std::process::id(),
+            nanos()
+        ))
     }
 
     /// Writes `bytes` to `dest` atomically (temp file in tmp/, then rename).
@@ -225,8 +275,18 @@ mod tests {
         let dead = cache.root().join("tmp").join("1-2-3-dead");
         std::fs::create_dir(&dead).unwrap();
         std::fs::write(cache.root().join("tmp").join("1-2-3-dead.lock"), "").unwrap();
+        // Another host's staging directory: its lock cannot be tested from here.
+        let remote = cache.root().join("tmp").join("gpu-node-7-1-2-3-pretrain");
+        std::fs::create_dir(&remote).unwrap();
+        std::fs::write(remote.with_extension("lock"), "").unwrap();
         assert_eq!(cache.sweep_staging().unwrap(), 2);
-        assert!(live.dir.is_dir() && fresh.exists());
+        assert!(live.dir.is_dir() && fresh.exists() && remote.is_dir());
         assert!(!stale.exists() && !dead.exists());
+        assert!(live
+            .dir
+            .file_name()
+            .unwrap()
+            .to_string_lossy()
+            .starts_with(&cache.host));
     }
 }

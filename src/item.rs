@@ -1,0 +1,159 @@
+//! Computing one item of an item-level stage and publishing it. The same code runs in a thread of
+//! the local scheduler and in a Slurm array task (`nasflow slurm-task`) on another host, so the
+//! cache directory is the only meeting point, and it is safe for many writers on many hosts:
+//!
+//! - every file is written under `tmp/` (names carry host, pid and time) and renamed or
+//!   hard-linked into place; a blob's name is its digest, so two writers of the same blob agree;
+//! - the item record is renamed into place last, after its blobs exist: a reader sees the whole
+//!   item or none of it;
+//! - the per-item lock only saves duplicate work on one host (flock may not reach across NFS
+//!   clients); two hosts computing the same item publish the same record, and the last rename wins.
+use std::path::PathBuf;
+use std::time::{Instant, SystemTime};
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::cache::blobs::manifest_digest;
+use crate::cache::lock::Lock;
+use crate::cache::record::{ItemRef, RECORD_FORMAT};
+use crate::cache::{Cache, ItemRecord, Provenance, Result};
+use crate::job::Job;
+use crate::key::KeyInputs;
+use crate::runner;
+
+/// Everything needed to compute one item without the pipeline file: what a Slurm task reads.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ItemJob {
+    /// A `cmd` stage's command; `None` for a native kind (run by `nasflow-worker`).
+    pub command: Option<String>,
+    /// The project directory (a `cmd` stage runs there).
+    pub project: PathBuf,
+    pub key: String,
+    pub key_inputs: KeyInputs,
+    pub index: usize,
+    pub value: Value,
+    /// Recompute even if the item is published (`nasflow run --force`).
+    pub forced: bool,
+    /// The job for the runner; `out` is set when it runs, `device` may still be a spec
+    /// (`auto`, `cuda`) that the host running it resolves.
+    pub job: Job,
+}
+
+impl ItemJob {
+    pub fn stage(&self) -> &str {
+        &self.job.stage
+    }
+
+    pub fn item_ref(&self, output_digest: String) -> ItemRef {
+        ItemRef {
+            key: self.key.clone(),
+            value: self.value.clone(),
+            output_digest,
+        }
+    }
+}
+
+/// An item that is published: computed now (`ran`) or found in the cache.
+pub struct Computed {
+    pub item: ItemRef,
+    pub ran: bool,
+}
+
+/// The published item, if its record and every blob it names are in the cache.
+pub fn published(cache: &Cache, stage: &str, key: &str) -> Result<Option<ItemRef>> {
+    Ok(cache
+        .read_item(stage, key)?
+        .filter(|r| cache.has_blobs(&r.files))
+        .map(|r| ItemRef {
+            key: key.to_string(),
+            value: r.value,
+            output_digest: r.output_digest,
+        }))
+}
+
+/// Computes the item and publishes it, unless it is published already (by another process,
+/// perhaps while this one waited for the item's lock). `Ok(Err(report))` is a failure of the
+/// item itself; `Err` a failure of the cache.
+pub fn compute(
+    cache: &Cache,
+    t: &ItemJob,
+    on_wait: impl FnOnce(),
+) -> Result<std::result::Result<Computed, String>> {
+    let stage = t.stage();
+    let lock_path = cache
+        .root()
+        .join("locks")
+        .join(format!("{stage}.item.{}.lock", t.key));
+    let _lock = Lock::exclusive(&lock_path, on_wait)?;
+    if !t.forced {
+        if let Some(item) = published(cache, stage, &t.key)? {
+            return Ok(Ok(Computed { item, ran: false }));
+        }
+    }
+    let staging = cache.staging(stage)?;
+    let out = staging.dir.join("out");
+    std::fs::create_dir_all(&out).map_err(crate::cache::io(&out))?;
+    let job = Job {
+        out: out.clone(),
+        ..t.job.clone()
+    };
+    let started_at = SystemTime::now();
+    let started = Instant::now();
+    let finished = match &t.command {
+        Some(command) => runner::run_cmd(command, &job, &t.project, &staging.dir),
+        None => runner::run_worker(&job, &staging.dir, &|_, _| {}),
+    };
+    let finished = match finished {
+        Ok(f) => f,
+        Err(report) => return Ok(Err(report)),
+    };
+    let files = cache.ingest(&out)?;
+    let output_digest = manifest_digest(&files);
+    cache.replace_dir(&out, &cache.out_dir(stage, &t.key, true))?;
+    let record = ItemRecord {
+        format: RECORD_FORMAT,
+        stage: stage.to_string(),
+        key: t.key.clone(),
+        value: t.value.clone(),
+        key_inputs: t.key_inputs.clone(),
+        output_digest: output_digest.clone(),
+        files,
+        provenance: provenance(
+            started_at,
+            started.elapsed().as_secs_f64(),
+            &job.device,
+            finished.peak_rss_bytes,
+        ),
+    };
+    cache.write_item(&record)?;
+    Ok(Ok(Computed {
+        item: t.item_ref(output_digest),
+        ran: true,
+    }))
+}
+
+pub use crate::cache::hostname;
+
+pub fn provenance(
+    started_at: SystemTime,
+    duration_s: f64,
+    device: &str,
+    peak_rss_bytes: u64,
+) -> Provenance {
+    let ended = SystemTime::now();
+    Provenance {
+        started: humantime::format_rfc3339_seconds(started_at).to_string(),
+        ended: humantime::format_rfc3339_seconds(ended).to_string(),
+        ended_unix: ended
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map(|d| d.as_secs_f64())
+            .unwrap_or(0.0),
+        duration_s,
+        device: device.to_string(),
+        peak_rss_bytes,
+        nasflow_version: env!("CARGO_PKG_VERSION").to_string(),
+        libtorch_version: env!("NASFLOW_LIBTORCH_VERSION").to_string(),
+        host: hostname(),
+    }
+}
