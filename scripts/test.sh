@@ -13,4 +13,8 @@ if ! command -v nginx >/dev/null 2>&1 && [ ! -x /usr/sbin/nginx ]; then
     echo "note: nginx is missing and cannot be installed here (needs root and apt); tests/remote_http.rs will skip"
   fi
 fi
+# tests/slurm.rs runs the Slurm executor on a real single-node cluster (scripts/slurm-cluster.sh);
+# install Debian's slurm-wlm daemons and munge where we can, else that test says it skipped.
+./scripts/slurm-cluster.sh install \
+  || echo "note: Slurm (slurmctld, slurmd, slurm-client, munge) could not be installed here (needs root and apt); tests/slurm.rs will skip"
 cargo test --workspace --locked "$@"

@@ -9,7 +9,7 @@ use nasflow::config::Override;
 /// pipeline.toml form a DAG; their outputs are content-addressed in a cache, so after an edit only
 /// the stages downstream of it rerun.
 ///
-/// Exit codes: 0 ok, 1 a stage failed, 2 bad usage or config.
+/// Exit codes: 0 ok, 1 a stage failed, 2 bad usage or config, 130 interrupted (Ctrl-C).
 #[derive(Debug, Parser)]
 #[command(name = "nasflow", version, about, long_about)]
 pub struct Cli {

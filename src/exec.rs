@@ -6,6 +6,9 @@
 //! change leaves its dependents cached (early cutoff). Each running stage or item owns a locked
 //! staging directory; its result is ingested into blobs and its record written only after it
 //! succeeded, so a failure or a kill leaves earlier results intact and finished items kept.
+//!
+//! With the Slurm executor, the uncached items of an item-level stage become one task that
+//! submits them as job arrays and follows them ([`crate::slurm::array`]); it takes no job slot.
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::path::PathBuf;
 use std::sync::{mpsc, Arc};

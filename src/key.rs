@@ -16,7 +16,7 @@
 //! | each `Path` param's content digest          | yes | as for declared inputs; the param's text is in the params too |
 //! | for one item: the item's value, and for an item-level upstream that item's output digest | yes, instead of the whole upstream digest | so that growing a list from 600 to 700 items computes only the 100 new ones |
 //! | other stages' params, stage names, `deps` order | no  | unrelated edits must not rerun anything |
-//! | the device (`cpu`, `cuda:0`), `jobs`, `gpu_slots` | no  | results computed on a GPU cluster are reused on a CPU laptop or in CI; the device is kept in the record's provenance instead |
+//! | the device (`cpu`, `cuda:0`), `jobs`, `gpu_slots`, the executor (local, Slurm) | no  | results computed on a GPU cluster are reused on a CPU laptop or in CI; the device and host are kept in the record's provenance instead |
 //! | absolute paths, the cache location, mtimes, host | no  | keys must survive moving, archiving and restoring the cache |
 //! | nasflow's and libtorch's versions           | no  | provenance only; kinds bump `version` when their outputs change |
 //!

@@ -35,7 +35,7 @@ impl Ui {
         let m = self.multi.as_ref()?;
         let bar = m.add(ProgressBar::new(total));
         let template = format!(
-            "{{prefix:>12}} [{{bar:30}}] {{pos}}/{{len}} {unit}  {{elapsed}} (eta {{eta}})"
+            "{{prefix:>12}} [{{bar:30}}] {{pos}}/{{len}} {unit}  {{elapsed}} (eta {{eta}}) {{msg}}"
         );
         bar.set_style(
             ProgressStyle::with_template(&template)

@@ -100,3 +100,26 @@ fn bad_set_override_is_a_usage_error() {
     assert_eq!(out.status.code(), Some(2));
     assert!(stderr(&out).contains("unknown stage `nope`"));
 }
+
+#[test]
+fn executor_settings_are_checked_where_they_are_written() {
+    let stage = "[stages.a]\nkind = \"cmd\"\nrun = \"true\"\n";
+    assert_config_error(
+        &format!("[pipeline.executor]\nkind = \"slurm\"\npartion = \"gpu\"\n{stage}"),
+        "3:1",
+        &[
+            "unknown key `partion` in [pipeline.executor]",
+            "did you mean `partition`?",
+        ],
+    );
+    assert_config_error(
+        &format!("[pipeline.executor]\nkind = \"pbs\"\n{stage}"),
+        "2:8",
+        &["unknown executor `pbs`", "kind = \"slurm\""],
+    );
+    assert_config_error(
+        &format!("[pipeline.executor]\nkind = \"slurm\"\ngpus_per_item = \"one\"\n{stage}"),
+        "3:17",
+        &["`pipeline.executor.gpus_per_item` must be a non-negative integer, not string"],
+    );
+}

@@ -1,14 +1,14 @@
 //! The Slurm executor against a real Slurm: a single-node cluster on localhost (munged,
 //! slurmctld and slurmd from Debian's munge and slurm-wlm packages, which scripts/test.sh
-//! installs), started here with a private configuration, ports and munge socket, and stopped
-//! at the end. Item-level stages run as job arrays: results equal a local run's, a killed task
+//! installs), started by scripts/slurm-cluster.sh with a private configuration, ports and munge
+//! socket, and stopped at the end. Item-level stages run as job arrays: results equal a local run's, a killed task
 //! is retried, a task that keeps failing is reported with its log, Ctrl-C cancels the array and
 //! a rerun continues, and a killed nasflow is restarted without computing anything twice.
 mod common;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use common::{stderr, Project};
@@ -16,11 +16,10 @@ use serde_json::Value;
 
 struct Cluster {
     dir: tempfile::TempDir,
-    daemons: Vec<Child>,
 }
 
 fn find(name: &str) -> Option<PathBuf> {
-    let mut dirs: Vec<PathBuf> = ["/usr/sbin", "/usr/bin", "/usr/local/sbin", "/usr/local/bin"]
+    let mut dirs: Vec<PathBuf> = ["/usr/sbin", "/usr/local/sbin"]
         .iter()
         .map(PathBuf::from)
         .collect();
@@ -30,16 +29,13 @@ fn find(name: &str) -> Option<PathBuf> {
     dirs.into_iter().map(|d| d.join(name)).find(|p| p.exists())
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+fn script() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/slurm-cluster.sh")
 }
 
 impl Cluster {
-    /// Starts the cluster; `None` (with the reason) where Slurm or munge is not installed.
+    /// Starts the cluster with scripts/slurm-cluster.sh; `None` (with the reason) where Slurm
+    /// or munge is not installed.
     fn start() -> Option<Cluster> {
         let tools = [
             "munged",
@@ -66,91 +62,19 @@ impl Cluster {
             eprintln!("SKIPPED: slurmd must run as root to start jobs; run the tests as root (as scripts/test.sh does in CI)");
             return None;
         }
-        let key = Path::new("/etc/munge/munge.key");
-        assert!(
-            key.exists(),
-            "munge is installed but {} is missing",
-            key.display()
-        );
-        let dir = tempfile::tempdir().unwrap();
-        let d = dir.path();
-        for sub in ["state", "spool"] {
-            std::fs::create_dir_all(d.join(sub)).unwrap();
-        }
-        let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
-            .unwrap()
-            .trim()
-            .to_string();
-        let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
-        let (ctld_port, slurmd_port) = (free_port(), free_port());
-        let d_s = d.display();
-        let conf = format!(
-            "ClusterName=nasflowtest
-SlurmctldHost={host}(127.0.0.1)
-SlurmctldPort={ctld_port}
-SlurmdPort={slurmd_port}
-SlurmUser=root
-SlurmdUser=root
-StateSaveLocation={d_s}/state
-SlurmdSpoolDir={d_s}/spool
-SlurmctldPidFile={d_s}/slurmctld.pid
-SlurmdPidFile={d_s}/slurmd.pid
-SlurmctldLogFile={d_s}/slurmctld.log
-SlurmdLogFile={d_s}/slurmd.log
-AuthType=auth/munge
-AuthInfo=socket={d_s}/munge.sock
-CredType=cred/munge
-ProctrackType=proctrack/linuxproc
-TaskPlugin=task/none
-SelectType=select/cons_tres
-SelectTypeParameters=CR_Core
-MpiDefault=none
-ReturnToService=2
-JobAcctGatherType=jobacct_gather/none
-AccountingStorageType=accounting_storage/none
-JobCompType=jobcomp/none
-NodeName={host} NodeAddr=127.0.0.1 CPUs={cpus} RealMemory=1000 State=UNKNOWN
-PartitionName=debug Nodes={host} Default=YES MaxTime=INFINITE State=UP
-"
-        );
-        std::fs::write(d.join("slurm.conf"), conf).unwrap();
-        let d = d.to_path_buf();
-        let log = |name: &str| std::fs::File::create(d.join(name)).unwrap();
-        let mut cluster = Cluster {
-            dir,
-            daemons: Vec::new(),
+        let cluster = Cluster {
+            dir: tempfile::tempdir().unwrap(),
         };
-        let munged = Command::new(find("munged").unwrap())
-            .args(["--foreground", "--force"])
-            .arg(format!("--socket={}/munge.sock", d.display()))
-            .arg(format!("--pid-file={}/munged.pid", d.display()))
-            .arg(format!("--log-file={}/munged.log", d.display()))
-            .arg(format!("--seed-file={}/munged.seed", d.display()))
-            .arg(format!("--key-file={}", key.display()))
-            .stdout(Stdio::null())
-            .stderr(log("munged.out"))
-            .spawn()
+        let out = Command::new(script())
+            .arg("start")
+            .arg(cluster.dir.path())
+            .output()
             .unwrap();
-        cluster.daemons.push(munged);
-        cluster.wait_for("munged's socket", || d.join("munge.sock").exists());
-        for (daemon, args) in [("slurmctld", &["-D", "-i"][..]), ("slurmd", &["-D"][..])] {
-            let child = Command::new(find(daemon).unwrap())
-                .args(args)
-                .arg("-f")
-                .arg(cluster.conf())
-                .stdout(Stdio::null())
-                .stderr(log(&format!("{daemon}.out")))
-                .spawn()
-                .unwrap();
-            cluster.daemons.push(child);
-        }
-        cluster.wait_for("the node to be idle", || {
-            let out = cluster
-                .client("sinfo")
-                .args(["--noheader", "--format=%T"])
-                .output();
-            out.is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "idle")
-        });
+        assert!(
+            out.status.success(),
+            "slurm-cluster.sh start failed:\n{}",
+            stderr(&out)
+        );
         Some(cluster)
     }
 
@@ -162,28 +86,6 @@ PartitionName=debug Nodes={host} Default=YES MaxTime=INFINITE State=UP
         let mut c = Command::new(find(tool).unwrap());
         c.env("SLURM_CONF", self.conf());
         c
-    }
-
-    fn wait_for(&self, what: &str, mut ready: impl FnMut() -> bool) {
-        let start = Instant::now();
-        while !ready() {
-            if start.elapsed() > Duration::from_secs(90) {
-                let logs: String = ["munged.out", "slurmctld.log", "slurmd.log", "slurmd.out"]
-                    .iter()
-                    .map(|f| {
-                        let text =
-                            std::fs::read_to_string(self.dir.path().join(f)).unwrap_or_default();
-                        let tail: Vec<&str> = text.lines().rev().take(15).collect();
-                        format!(
-                            "--- {f}\n{}\n",
-                            tail.into_iter().rev().collect::<Vec<_>>().join("\n")
-                        )
-                    })
-                    .collect();
-                panic!("timed out waiting for {what}\n{logs}");
-            }
-            std::thread::sleep(Duration::from_millis(200));
-        }
     }
 
     /// This user's jobs still queued or running: `JOB_TASK STATE NAME` lines.
@@ -214,25 +116,10 @@ PartitionName=debug Nodes={host} Default=YES MaxTime=INFINITE State=UP
 
 impl Drop for Cluster {
     fn drop(&mut self) {
-        let _ = self.client("scancel").arg("--me").status();
-        let start = Instant::now();
-        while !self.active_jobs().is_empty() && start.elapsed() < Duration::from_secs(20) {
-            std::thread::sleep(Duration::from_millis(200));
-        }
-        for child in self.daemons.iter_mut().rev() {
-            unsafe {
-                libc::kill(child.id() as libc::pid_t, libc::SIGTERM);
-            }
-            let start = Instant::now();
-            while child.try_wait().ok().flatten().is_none() {
-                if start.elapsed() > Duration::from_secs(10) {
-                    let _ = child.kill();
-                    let _ = child.wait();
-                    break;
-                }
-                std::thread::sleep(Duration::from_millis(100));
-            }
-        }
+        let _ = Command::new(script())
+            .arg("stop")
+            .arg(self.dir.path())
+            .status();
     }
 }
 
@@ -523,3 +410,25 @@ kind = "extract"
 foreach = "pretrain"
 unseen = 20
 "#;
+
+/// Without Slurm's commands the item stage fails with what to do, and nothing else breaks.
+#[test]
+fn missing_sbatch_names_the_fix() {
+    // A PATH with the shell tools the cmd stages use and no Slurm.
+    let bin = tempfile::tempdir().unwrap();
+    for tool in ["sh", "seq", "sleep", "echo", "cat"] {
+        if let Some(path) = find(tool) {
+            std::os::unix::fs::symlink(path, bin.path().join(tool)).unwrap();
+        }
+    }
+    let p = project(&cmd_pipeline(0, 0.0));
+    let out = p.cmd(&["run"]).env("PATH", bin.path()).output().unwrap();
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("cannot run `sbatch`"), "{err}");
+    assert!(err.contains("--executor local"), "{err}");
+    assert!(!p.cache().join("items").join("work").exists());
+    // The same pipeline runs locally on request.
+    let out = p.cmd(&["run", "--executor", "local"]).output().unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+}
