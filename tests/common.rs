@@ -93,6 +93,19 @@ pub fn set(names: &[&str]) -> BTreeSet<String> {
     names.iter().map(|s| s.to_string()).collect()
 }
 
+/// The whole NB101 space enumerated through the CLI into `dir/space.nb101`.
+pub fn enumerated_space(dir: &Path) -> PathBuf {
+    let space = dir.join("space.nb101");
+    let out = Project::new("").nasflow(&["nb101", "enumerate", "--out", space.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stdout(&out).starts_with("423624 unique cells in "),
+        "{}",
+        stdout(&out)
+    );
+    space
+}
+
 /// Files under a directory, recursively.
 pub fn files_under(dir: &Path) -> Vec<PathBuf> {
     walkdir::WalkDir::new(dir)

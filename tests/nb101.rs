@@ -92,16 +92,7 @@ fn sample_project(space: &Path, table: &Path, cells: usize) -> Project {
 
 /// One enumeration through the CLI, shared by the sample tests below.
 fn enumerated(dir: &Path) -> PathBuf {
-    let p = Project::new("");
-    let space = dir.join("space.nb101");
-    let out = p.nasflow(&["nb101", "enumerate", "--out", space.to_str().unwrap()]);
-    assert!(out.status.success(), "{}", stderr(&out));
-    assert!(
-        stdout(&out).starts_with("423624 unique cells in "),
-        "{}",
-        stdout(&out)
-    );
-    space
+    common::enumerated_space(dir)
 }
 
 #[test]

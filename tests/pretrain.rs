@@ -53,10 +53,7 @@ prior_samples = 200
 
 /// The space, enumerated once for the three projects below.
 fn space_file(dir: &std::path::Path) -> PathBuf {
-    let bin = dir.join("space.nb101");
-    let out = Project::new("").nasflow(&["nb101", "enumerate", "--out", bin.to_str().unwrap()]);
-    assert!(out.status.success(), "{}", stderr(&out));
-    bin
+    common::enumerated_space(dir)
 }
 
 fn out_dir(p: &Project, stage: &str) -> PathBuf {

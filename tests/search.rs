@@ -71,9 +71,7 @@ seeds = 2
 
 /// The first 400 cells of the sorted space: the first 400 rows of nb101-1k.jsonl.
 fn small_space(dir: &Path) -> PathBuf {
-    let full = dir.join("space.nb101");
-    let out = Project::new("").nasflow(&["nb101", "enumerate", "--out", full.to_str().unwrap()]);
-    assert!(out.status.success(), "{}", stderr(&out));
+    let full = common::enumerated_space(dir);
     let space = Space::read(&full).unwrap();
     let small = dir.join("space-400.nb101");
     Space::from_entries(space.entries()[..400].to_vec())

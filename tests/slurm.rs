@@ -352,9 +352,7 @@ fn item_stages_run_as_slurm_job_arrays() {
     // 6. Networks trained and read out on Slurm equal those of a local run (same seed, one
     //    thread each): pretrain and extract on the synthetic images at tiny sizes.
     let tmp = tempfile::tempdir().unwrap();
-    let space = tmp.path().join("space.nb101");
-    let out = Project::new("").nasflow(&["nb101", "enumerate", "--out", space.to_str().unwrap()]);
-    assert!(out.status.success(), "{}", stderr(&out));
+    let space = common::enumerated_space(tmp.path());
     let nets = NETS.replace("SPACE", &space.to_string_lossy());
     let a = Project::new(&nets);
     let err = assert_ok(&cluster.run(&a, &["extract", "--executor", "slurm"]));

@@ -1,5 +1,9 @@
 //! Advisory file locks (flock through std's `File::lock`). The OS releases a lock when its
 //! process dies, so a lock left by a killed nasflow is recovered without anyone deleting a file.
+//!
+//! Locks only save duplicate work: every publication in the cache is an atomic rename, so
+//! correctness never depends on them. On a filesystem without locking (an NFS mount with
+//! `nolock`: flock fails with ENOLCK) a lock is therefore taken as granted, with one warning.
 use std::fs::{File, OpenOptions, TryLockError};
 use std::path::Path;
 
@@ -8,6 +12,8 @@ use super::{io, Result};
 #[derive(Debug)]
 pub struct Lock {
     _file: File,
+    /// False where the filesystem cannot lock and the lock was taken as granted.
+    held: bool,
 }
 
 fn open(path: &Path) -> Result<File> {
@@ -22,14 +28,45 @@ fn open(path: &Path) -> Result<File> {
         .map_err(io(path))
 }
 
+/// Whether a lock error means the filesystem cannot lock at all (then the lock is skipped).
+fn unsupported(path: &Path, e: &std::io::Error) -> bool {
+    let no_locks =
+        e.raw_os_error() == Some(libc::ENOLCK) || e.kind() == std::io::ErrorKind::Unsupported;
+    if no_locks {
+        static WARNED: std::sync::Once = std::sync::Once::new();
+        WARNED.call_once(|| {
+            eprintln!(
+                "warning: {}: the filesystem does not support locks ({e}); going on without them (two processes may compute the same result; both publish it atomically)",
+                path.display()
+            )
+        });
+    }
+    no_locks
+}
+
 impl Lock {
+    /// The outcome of a blocking lock call.
+    fn taken(file: File, path: &Path, r: std::io::Result<()>) -> Result<Lock> {
+        match r {
+            Ok(()) => Ok(Lock {
+                _file: file,
+                held: true,
+            }),
+            Err(e) if unsupported(path, &e) => Ok(Lock {
+                _file: file,
+                held: false,
+            }),
+            Err(e) => Err(io(path)(e)),
+        }
+    }
+
     /// Takes an exclusive lock, or `None` if another process holds it.
     pub fn try_exclusive(path: &Path) -> Result<Option<Lock>> {
         let file = open(path)?;
         match file.try_lock() {
-            Ok(()) => Ok(Some(Lock { _file: file })),
+            Ok(()) => Self::taken(file, path, Ok(())).map(Some),
             Err(TryLockError::WouldBlock) => Ok(None),
-            Err(TryLockError::Error(e)) => Err(io(path)(e)),
+            Err(TryLockError::Error(e)) => Self::taken(file, path, Err(e)).map(Some),
         }
     }
 
@@ -40,20 +77,25 @@ impl Lock {
         }
         on_wait();
         let file = open(path)?;
-        file.lock().map_err(io(path))?;
-        Ok(Lock { _file: file })
+        let r = file.lock();
+        Self::taken(file, path, r)
     }
 
     /// Takes a shared lock, calling `on_wait` once if it must wait.
     pub fn shared(path: &Path, on_wait: impl FnOnce()) -> Result<Lock> {
         let file = open(path)?;
         match file.try_lock_shared() {
-            Ok(()) => return Ok(Lock { _file: file }),
+            Ok(()) => return Self::taken(file, path, Ok(())),
             Err(TryLockError::WouldBlock) => on_wait(),
-            Err(TryLockError::Error(e)) => return Err(io(path)(e)),
+            Err(TryLockError::Error(e)) => return Self::taken(file, path, Err(e)),
         }
-        file.lock_shared().map_err(io(path))?;
-        Ok(Lock { _file: file })
+        let r = file.lock_shared();
+        Self::taken(file, path, r)
+    }
+
+    /// Whether the OS holds the lock for us (false where the filesystem cannot lock).
+    pub fn is_held(&self) -> bool {
+        self.held
     }
 }
 
@@ -69,5 +111,26 @@ mod tests {
         assert!(Lock::try_exclusive(&path).unwrap().is_none());
         drop(held);
         assert!(Lock::try_exclusive(&path).unwrap().is_some());
+    }
+
+    #[test]
+    fn only_a_filesystem_without_locks_skips_them() {
+        let p = Path::new("x.lock");
+        assert!(unsupported(
+            p,
+            &std::io::Error::from_raw_os_error(libc::ENOLCK)
+        ));
+        assert!(!unsupported(
+            p,
+            &std::io::Error::from_raw_os_error(libc::EACCES)
+        ));
+        let dir = tempfile::tempdir().unwrap();
+        let file = open(&dir.path().join("a.lock")).unwrap();
+        let skipped = Lock::taken(
+            file,
+            p,
+            Err(std::io::Error::from_raw_os_error(libc::ENOLCK)),
+        );
+        assert!(!skipped.unwrap().is_held());
     }
 }

@@ -172,34 +172,26 @@ impl Cache {
             let is_file = entry.file_type().is_ok_and(|t| t.is_file());
             let is_lock = path.extension().is_some_and(|e| e == "lock");
             if is_file && !is_lock {
-                let age = entry
-                    .metadata()
-                    .and_then(|m| m.modified())
-                    .ok()
-                    .and_then(|t| t.elapsed().ok());
-                if age.is_some_and(|a| a > STALE_TMP) && std::fs::remove_file(&path).is_ok() {
+                if older_than(&entry, STALE_TMP) && std::fs::remove_file(&path).is_ok() {
                     removed += 1;
                 }
                 continue;
             }
             if is_lock {
                 let name = entry.file_name().to_string_lossy().to_string();
-                if !self.made_here(&name) {
-                    let age = entry
-                        .metadata()
-                        .and_then(|m| m.modified())
-                        .ok()
-                        .and_then(|t| t.elapsed().ok());
-                    if age.is_some_and(|a| a > STALE_OTHER_HOST) {
-                        let _ = std::fs::remove_dir_all(path.with_extension(""));
-                        let _ = std::fs::remove_file(&path);
-                        removed += 1;
+                let dead = if self.made_here(&name) {
+                    // Free lock: its process died. Where the filesystem cannot lock, only age
+                    // tells, as for other hosts.
+                    match lock::Lock::try_exclusive(&path)? {
+                        Some(l) if l.is_held() => true,
+                        Some(_) => older_than(&entry, STALE_OTHER_HOST),
+                        None => false,
                     }
-                    continue;
-                }
-                if let Some(_held) = lock::Lock::try_exclusive(&path)? {
-                    let dir = path.with_extension("");
-                    let _ = std::fs::remove_dir_all(&dir);
+                } else {
+                    older_than(&entry, STALE_OTHER_HOST)
+                };
+                if dead {
+                    let _ = std::fs::remove_dir_all(path.with_extension(""));
                     let _ = std::fs::remove_file(&path);
                     removed += 1;
                 }
@@ -242,6 +234,15 @@ impl Drop for Staging {
         let _ = std::fs::remove_dir_all(&self.dir);
         // The lock file is removed by the next sweep; removing it here would race with it.
     }
+}
+
+fn older_than(entry: &std::fs::DirEntry, age: std::time::Duration) -> bool {
+    entry
+        .metadata()
+        .and_then(|m| m.modified())
+        .ok()
+        .and_then(|t| t.elapsed().ok())
+        .is_some_and(|a| a > age)
 }
 
 fn nanos() -> u128 {

@@ -141,28 +141,7 @@ impl Follow<'_> {
             })
             .collect();
         let mut outcome = Outcome::default();
-        if !subs.is_empty() {
-            let queue = client::squeue(&subs.values().map(|s| s.name.clone()).collect::<Vec<_>>())?;
-            let by_sub = self.index_queue(&subs, &queue);
-            let mut resumed = 0;
-            for (&n, sub) in &subs {
-                for (t, key) in sub.keys.iter().enumerate() {
-                    let Some(e) = entries.get_mut(key) else {
-                        continue;
-                    };
-                    if e.at.is_none() && by_sub.get(&(n, t)).is_some_and(|q| q.active()) {
-                        e.at = Some((n, t));
-                        resumed += 1;
-                    }
-                }
-            }
-            if resumed > 0 {
-                self.ui.line(&format!(
-                    "slurm  {}: following {resumed} task(s) still queued or running from an earlier nasflow",
-                    self.stage
-                ));
-            }
-        }
+        self.resume(&subs, &mut entries)?;
         self.collect_published(&mut entries, &mut outcome)?;
         self.submit(&mut subs, &mut entries)?;
         let mut last_counts = None;
@@ -268,6 +247,39 @@ impl Follow<'_> {
             }
         }
         Ok(outcome)
+    }
+
+    /// Items whose tasks in earlier submissions (a killed nasflow's) are still queued or running
+    /// are followed there, not submitted again.
+    fn resume(
+        &self,
+        subs: &BTreeMap<usize, Sub>,
+        entries: &mut BTreeMap<String, Entry>,
+    ) -> Result<(), SlurmError> {
+        if subs.is_empty() {
+            return Ok(());
+        }
+        let queue = client::squeue(&subs.values().map(|s| s.name.clone()).collect::<Vec<_>>())?;
+        let by_sub = self.index_queue(subs, &queue);
+        let mut resumed = 0;
+        for (&n, sub) in subs {
+            for (t, key) in sub.keys.iter().enumerate() {
+                let Some(e) = entries.get_mut(key) else {
+                    continue;
+                };
+                if e.at.is_none() && by_sub.get(&(n, t)).is_some_and(|q| q.active()) {
+                    e.at = Some((n, t));
+                    resumed += 1;
+                }
+            }
+        }
+        if resumed > 0 {
+            self.ui.line(&format!(
+                "slurm  {}: following {resumed} task(s) still queued or running from an earlier nasflow",
+                self.stage
+            ));
+        }
+        Ok(())
     }
 
     /// Items published meanwhile (by an earlier array, or another process) are done.
