@@ -347,16 +347,12 @@ impl<'e, 'a> Scheduler<'e, 'a> {
             let item_ki = self.e.item_inputs(i, &ki, &spec);
             let item_key = item_ki.key();
             if !forced {
-                if let Ok(Some(r)) = self.e.cache.read_item(self.name(i), &item_key) {
-                    if self.e.cache.has_blobs(&r.files) {
-                        active.items[spec.index] = Some(ItemRef {
-                            key: item_key,
-                            value: r.value,
-                            output_digest: r.output_digest,
-                        });
-                        cached += 1;
-                        continue;
-                    }
+                if let Ok(Some(item)) =
+                    crate::item::published(self.e.cache, self.name(i), &item_key)
+                {
+                    active.items[spec.index] = Some(item);
+                    cached += 1;
+                    continue;
                 }
             }
             if slurm {
@@ -687,68 +683,53 @@ impl TaskContext<'_, '_> {
                 return Ok(Ok(TaskOk::Stage(r, false)));
             }
         }
-        let staging = e.cache.staging(&stage.name)?;
-        let out = staging.dir.join("out");
-        std::fs::create_dir_all(&out).map_err(crate::cache::io(&out))?;
         let job = Job {
             kind: stage.kind.clone(),
             stage: stage.name.clone(),
             params: e.run_params(i),
             inputs: self.inputs.clone(),
             item: None,
-            out: out.clone(),
+            out: PathBuf::new(),
             seed: e.p.seed,
             device: self.device.clone(),
             threads: self.threads,
         };
-        let started_at = SystemTime::now();
-        let started = Instant::now();
-        let finished = match e.kind(i) {
-            KindRef::Cmd => runner::run_cmd(
-                stage.run.as_deref().expect("cmd has run"),
-                &job,
-                &e.p.root,
-                &staging.dir,
-            ),
-            KindRef::Spec(_) => {
-                // A whole-stage native job reports its steps on a bar of its own.
-                let bar = self.ui.bar(&stage.name, "steps", 0, 0);
-                let progress = |done: u64, total: u64| {
-                    if let Some(bar) = &bar {
-                        bar.set_length(total);
-                        bar.set_position(done);
-                    }
-                };
-                let r = runner::run_worker(&job, &staging.dir, &progress);
-                if let Some(bar) = bar {
-                    bar.finish_and_clear();
-                }
-                r
+        // A whole-stage native job reports its steps on a bar of its own.
+        let bar = match e.kind(i) {
+            KindRef::Spec(_) => self.ui.bar(&stage.name, "steps", 0, 0),
+            KindRef::Cmd => None,
+        };
+        let progress = |done: u64, total: u64| {
+            if let Some(bar) = &bar {
+                bar.set_length(total);
+                bar.set_position(done);
             }
         };
-        let finished = match finished {
-            Ok(f) => f,
+        let dest = e.cache.out_dir(&stage.name, key, false);
+        let produced = crate::item::produce(
+            e.cache,
+            &job,
+            stage.run.as_deref(),
+            &e.p.root,
+            &dest,
+            &progress,
+        )?;
+        if let Some(bar) = bar {
+            bar.finish_and_clear();
+        }
+        let p = match produced {
+            Ok(p) => p,
             Err(report) => return Ok(Err(report)),
         };
-        let files = e.cache.ingest(&out)?;
-        let output_digest = manifest_digest(&files);
-        let prov = provenance(
-            started_at,
-            started.elapsed().as_secs_f64(),
-            &self.device,
-            finished.peak_rss_bytes,
-        );
-        e.cache
-            .replace_dir(&out, &e.cache.out_dir(&stage.name, key, false))?;
         let record = StageRecord {
             format: RECORD_FORMAT,
             stage: stage.name.clone(),
             key: key.to_string(),
             key_inputs: ki.clone(),
-            output_digest,
-            files,
+            output_digest: p.output_digest,
+            files: p.files,
             items: vec![],
-            provenance: prov,
+            provenance: p.provenance,
         };
         e.cache.write_record(&record)?;
         Ok(Ok(TaskOk::Stage(Arc::new(record), true)))

@@ -8,7 +8,7 @@
 //!   item or none of it;
 //! - the per-item lock only saves duplicate work on one host (flock may not reach across NFS
 //!   clients); two hosts computing the same item publish the same record, and the last rename wins.
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::{Instant, SystemTime};
 
 use serde::{Deserialize, Serialize};
@@ -17,7 +17,7 @@ use serde_json::Value;
 use crate::cache::blobs::manifest_digest;
 use crate::cache::lock::Lock;
 use crate::cache::record::{ItemRef, RECORD_FORMAT};
-use crate::cache::{Cache, ItemRecord, Provenance, Result};
+use crate::cache::{Cache, FileEntry, ItemRecord, Provenance, Result};
 use crate::job::Job;
 use crate::key::KeyInputs;
 use crate::runner;
@@ -91,18 +91,65 @@ pub fn compute(
             return Ok(Ok(Computed { item, ran: false }));
         }
     }
-    let staging = cache.staging(stage)?;
+    let dest = cache.out_dir(stage, &t.key, true);
+    let p = match produce(
+        cache,
+        &t.job,
+        t.command.as_deref(),
+        &t.project,
+        &dest,
+        &|_, _| {},
+    )? {
+        Ok(p) => p,
+        Err(report) => return Ok(Err(report)),
+    };
+    let record = ItemRecord {
+        format: RECORD_FORMAT,
+        stage: stage.to_string(),
+        key: t.key.clone(),
+        value: t.value.clone(),
+        key_inputs: t.key_inputs.clone(),
+        output_digest: p.output_digest.clone(),
+        files: p.files,
+        provenance: p.provenance,
+    };
+    cache.write_item(&record)?;
+    Ok(Ok(Computed {
+        item: t.item_ref(p.output_digest),
+        ran: true,
+    }))
+}
+
+/// A job's outputs, stored: blobs, digest, and how they were made.
+pub struct Produced {
+    pub files: Vec<FileEntry>,
+    pub output_digest: String,
+    pub provenance: Provenance,
+}
+
+/// Runs a job (a `cmd` command in `project`, or a native kind in the worker) in a fresh staging
+/// directory, ingests its outputs into blobs and moves them to `dest` (the materialized view).
+/// The caller writes the record: that is the commit point. Used for whole stages and items.
+pub fn produce(
+    cache: &Cache,
+    job: &Job,
+    command: Option<&str>,
+    project: &Path,
+    dest: &Path,
+    progress: &dyn Fn(u64, u64),
+) -> Result<std::result::Result<Produced, String>> {
+    let staging = cache.staging(&job.stage)?;
     let out = staging.dir.join("out");
     std::fs::create_dir_all(&out).map_err(crate::cache::io(&out))?;
     let job = Job {
         out: out.clone(),
-        ..t.job.clone()
+        ..job.clone()
     };
     let started_at = SystemTime::now();
     let started = Instant::now();
-    let finished = match &t.command {
-        Some(command) => runner::run_cmd(command, &job, &t.project, &staging.dir),
-        None => runner::run_worker(&job, &staging.dir, &|_, _| {}),
+    let finished = match command {
+        Some(command) => runner::run_cmd(command, &job, project, &staging.dir),
+        None => runner::run_worker(&job, &staging.dir, progress),
     };
     let finished = match finished {
         Ok(f) => f,
@@ -110,26 +157,16 @@ pub fn compute(
     };
     let files = cache.ingest(&out)?;
     let output_digest = manifest_digest(&files);
-    cache.replace_dir(&out, &cache.out_dir(stage, &t.key, true))?;
-    let record = ItemRecord {
-        format: RECORD_FORMAT,
-        stage: stage.to_string(),
-        key: t.key.clone(),
-        value: t.value.clone(),
-        key_inputs: t.key_inputs.clone(),
-        output_digest: output_digest.clone(),
+    cache.replace_dir(&out, dest)?;
+    Ok(Ok(Produced {
         files,
+        output_digest,
         provenance: provenance(
             started_at,
             started.elapsed().as_secs_f64(),
             &job.device,
             finished.peak_rss_bytes,
         ),
-    };
-    cache.write_item(&record)?;
-    Ok(Ok(Computed {
-        item: t.item_ref(output_digest),
-        ran: true,
     }))
 }
 

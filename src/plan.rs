@@ -385,7 +385,10 @@ impl<'a> Engine<'a> {
     }
 
     pub fn item_usable(&self, i: usize, key: &str) -> bool {
-        matches!(self.cache.read_item(&self.p.stages[i].name, key), Ok(Some(r)) if self.cache.has_blobs(&r.files))
+        matches!(
+            crate::item::published(self.cache, &self.p.stages[i].name, key),
+            Ok(Some(_))
+        )
     }
 
     /// The directory holding a finished stage's outputs (materialized on demand).

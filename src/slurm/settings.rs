@@ -1,9 +1,8 @@
 //! `[pipeline.executor]`: where item-level work runs.
-use serde::Serialize;
 use toml_edit::{Item, Table};
 
 /// Where the items of item-level stages run. Whole stages always run locally.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub enum ExecutorKind {
     #[default]
     Local,
@@ -12,7 +11,7 @@ pub enum ExecutorKind {
 
 /// `[pipeline.executor]`: the kind, and the Slurm settings (kept with `kind = "local"` too, so
 /// that `nasflow run --executor slurm` uses them).
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct Executor {
     pub kind: ExecutorKind,
     pub slurm: SlurmSettings,
@@ -26,7 +25,7 @@ impl Executor {
 }
 
 /// The sbatch options of the array jobs, and how nasflow follows them.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct SlurmSettings {
     /// `--partition`; Slurm's default partition when unset.
     pub partition: Option<String>,
