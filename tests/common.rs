@@ -4,15 +4,15 @@ use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-/// Two built-in test stages, `b` after `a`: the smallest pipeline with an upstream.
+/// Two stages, `b` after `a`: the smallest pipeline with an upstream.
 pub const TWO_STAGES: &str = r#"
 [stages.a]
-kind = "test-write"
-text = "a"
+kind = "cmd"
+run = "echo a > $NASFLOW_OUT/out.txt"
 [stages.b]
-kind = "test-write"
+kind = "cmd"
 deps = ["a"]
-text = "b"
+run = "cat $NASFLOW_IN_A/out.txt > $NASFLOW_OUT/out.txt; echo b >> $NASFLOW_OUT/out.txt"
 "#;
 
 pub struct Project {

@@ -22,9 +22,12 @@ fn assert_config_error(pipeline: &str, line_col: &str, needles: &[&str]) {
 #[test]
 fn unknown_key_suggests_the_close_one() {
     assert_config_error(
-        "[stages.a]\nkind = \"test-write\"\ntext = \"x\"\nrepaet = 2\n",
-        "4:1",
-        &["unknown key `repaet`", "did you mean `repeat`?"],
+        "[stages.a]\nkind = \"preprocess\"\nunseen_valid_fracton = 0.2\n",
+        "3:1",
+        &[
+            "unknown key `unseen_valid_fracton`",
+            "did you mean `unseen_valid_fraction`?",
+        ],
     );
     assert_config_error(
         "[pipeline]\nseeed = 1\n[stages.a]\nkind = \"cmd\"\nrun = \"true\"\n",
@@ -36,10 +39,35 @@ fn unknown_key_suggests_the_close_one() {
 #[test]
 fn wrong_type_names_the_expected_type() {
     assert_config_error(
-        "[stages.a]\nkind = \"test-write\"\ntext = \"x\"\nrepeat = \"two\"\n",
-        "4:1",
-        &["`repeat` in [stages.a] must be integer, not a string"],
+        "[stages.t]\nkind = \"train-vae\"\nepochs = \"two\"\n",
+        "3:10",
+        &["`epochs` in [stages.t] must be an integer >= 1, not the string \"two\""],
     );
+}
+
+/// The values that used to fail only when the stage ran, hours later: now `plan` fails.
+#[test]
+fn bad_values_fail_at_plan_with_exit_2_located_with_did_you_mean() {
+    let toml = "[stages.train-vae]\nkind = \"train-vae\"\n\n[stages.predict]\nkind = \"predict\"\ndeps = [\"train-vae\"]\nregressors = [\"rf\", \"gp\"]\n\n[stages.reinforce]\nkind = \"reinforce\"\ndeps = [\"train-vae\"]\n";
+    let p = Project::new(toml);
+    let out = p.nasflow(&["plan", "--set", "train-vae.variant=arch2vc"]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(err.contains("--set train-vae.variant=arch2vc: `variant` in [stages.train-vae] must be one of \"io\", \"arch2vec\", not \"arch2vc\""), "{err}");
+    assert!(err.contains("did you mean `arch2vec`?"), "{err}");
+    let out = p.nasflow(&["plan", "--set", "reinforce.seeds=-5"]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("`seeds` in [stages.reinforce] must be an integer >= 1, not -5"),
+        "{}",
+        stderr(&out)
+    );
+    let q = Project::new(&toml.replace("\"gp\"]", "\"svm\"]"));
+    let out = q.nasflow(&["plan"]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(err.contains("pipeline.toml:7:14: `regressors[1]` in [stages.predict] must be one of \"rf\", \"gp\", not \"svm\""), "{err}");
+    assert!(!p.cache().exists(), "nothing written to the cache");
 }
 
 #[test]
@@ -56,21 +84,23 @@ fn cycle_is_named() {
 #[test]
 fn unknown_kind_suggests_a_known_one() {
     assert_config_error(
-        "[stages.a]\nkind = \"test-writ\"\ntext = \"x\"\n",
+        "[stages.a]\nkind = \"train-va\"\n",
         "2:8",
-        &[
-            "unknown stage kind `test-writ`",
-            "did you mean `test-write`?",
-        ],
+        &["unknown stage kind `train-va`", "did you mean `train-vae`?"],
     );
+    // The engine's test kinds are not the binary's.
+    let p = Project::new("[stages.a]\nkind = \"test-wrte\"\n");
+    let err = stderr(&p.nasflow(&["plan"]));
+    assert!(err.contains("known kinds: cmd, sample, pretrain"), "{err}");
+    assert!(!err.contains("test-write"), "{err}");
 }
 
 #[test]
-fn missing_required_param_names_it() {
+fn a_misspelled_reserved_key_in_a_cmd_stage_is_named() {
     assert_config_error(
-        "[stages.a]\nkind = \"test-write\"\n",
-        "1:9",
-        &["missing the required param `text`", "add text = ..."],
+        "[stages.a]\nkind = \"cmd\"\nrun = \"true\"\ndep = [\"b\"]\n",
+        "4:1",
+        &["looks like the reserved key `deps`", "did you mean `deps`?"],
     );
 }
 
@@ -85,11 +115,11 @@ fn invalid_toml_is_located() {
 
 #[test]
 fn bad_set_override_is_a_usage_error() {
-    let p = Project::new("[stages.a]\nkind = \"test-write\"\ntext = \"x\"\n");
-    let out = p.nasflow(&["plan", "--set", "a.repeat=many"]);
+    let p = Project::new("[stages.a]\nkind = \"preprocess\"\n");
+    let out = p.nasflow(&["plan", "--set", "a.unseen_valid_fraction=many"]);
     assert_eq!(out.status.code(), Some(2));
     assert!(
-        stderr(&out).contains("--set a.repeat=many: `repeat` in [stages.a] must be integer"),
+        stderr(&out).contains("--set a.unseen_valid_fraction=many: `unseen_valid_fraction` in [stages.a] must be a number in [0, 1]"),
         "{}",
         stderr(&out)
     );
@@ -99,6 +129,18 @@ fn bad_set_override_is_a_usage_error() {
     let out = p.nasflow(&["run", "nope"]);
     assert_eq!(out.status.code(), Some(2));
     assert!(stderr(&out).contains("unknown stage `nope`"));
+}
+
+#[test]
+fn a_bad_value_in_a_variant_points_at_the_variant() {
+    let p = Project::new("[stages.r]\nkind = \"reinforce\"\n\n[variants.few.r]\nseeds = 0\n");
+    let out = p.nasflow(&["plan", "--variant", "few"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("pipeline.toml:5:9: [variants.few] r.seeds=0: `seeds` in [stages.r] must be an integer >= 1, not 0"),
+        "{}",
+        stderr(&out)
+    );
 }
 
 #[test]

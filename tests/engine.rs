@@ -1,10 +1,41 @@
-//! The engine's promises, checked on the real binary: incremental reruns, early cutoff, item
-//! stages, crash safety, concurrent runs, cache verify/export/import.
+//! The engine's promises, checked on the real binary with `cmd` stages: incremental reruns,
+//! early cutoff, item stages, crash safety, concurrent runs, cache verify/export/import. (The
+//! engine's own unit tests cover the same with fake native kinds, in-process.)
 mod common;
 
 use std::time::{Duration, Instant};
 
 use common::*;
+
+/// The per-item command of [`items`]: sleeps `sleep` seconds, fails on the item whose id is
+/// `fail_on`, else writes the item.
+const EACH: &str = r#"run = '''
+python3 - <<'PY'
+import json, os, sys, time
+p = json.load(open(os.environ["NASFLOW_PARAMS"]))
+it = json.loads(os.environ["NASFLOW_ITEM"])
+time.sleep(p["sleep"])
+if it["id"] == p["fail_on"]:
+    sys.exit("item %s failed on purpose (fail_on)" % json.dumps(it))
+open(os.environ["NASFLOW_OUT"] + "/item.txt", "w").write("item %s\n" % json.dumps(it))
+PY
+'''
+"#;
+
+/// `list` writes `n` items `{"id": i}`; `each` runs [`EACH`] once per item (its params, in its
+/// key, after the defaults).
+fn items(n: usize, each_params: &str) -> String {
+    let list = format!(
+        "[stages.list]\nkind = \"cmd\"\nrun = \"seq 0 {} | sed 's/.*/{{\\\"id\\\":&}}/' > $NASFLOW_OUT/items.jsonl\"\n",
+        n as i64 - 1
+    );
+    let defaults = ["fail_on = -1", "sleep = 0"]
+        .iter()
+        .filter(|d| !each_params.starts_with(d.split(' ').next().unwrap()))
+        .map(|d| format!("{d}\n"))
+        .collect::<String>();
+    format!("{list}\n[stages.each]\nkind = \"cmd\"\nforeach = \"list\"\n{defaults}{each_params}\n{EACH}")
+}
 
 /// a → b → c, a → d, and e on its own.
 const DIAMOND: &str = r#"
@@ -13,14 +44,14 @@ name = "diamond"
 seed = 1
 
 [stages.a]
-kind = "test-write"
-text = "a"
+kind = "cmd"
+run = "echo a > $NASFLOW_OUT/out.txt"
 
 [stages.b]
-kind = "test-write"
+kind = "cmd"
 deps = ["a"]
-text = "b"
 repeat = 2
+run = "for i in $(seq $(tr -dc 0-9 < $NASFLOW_PARAMS)); do printf b; done > $NASFLOW_OUT/out.txt"
 
 [stages.c]
 kind = "cmd"
@@ -28,13 +59,13 @@ deps = ["b"]
 run = "cat $NASFLOW_IN_B/out.txt > $NASFLOW_OUT/c.txt"
 
 [stages.d]
-kind = "test-write"
+kind = "cmd"
 deps = ["a"]
-text = "d"
+run = "cat $NASFLOW_IN_A/out.txt > $NASFLOW_OUT/out.txt; echo d >> $NASFLOW_OUT/out.txt"
 
 [stages.e]
-kind = "test-write"
-text = "e"
+kind = "cmd"
+run = "echo e > $NASFLOW_OUT/out.txt"
 "#;
 
 #[test]
@@ -71,14 +102,13 @@ fn reformatting_and_reordering_the_toml_reruns_nothing() {
     let reordered = r#"
 # the same pipeline, reordered, reformatted and commented
 [stages.e]
-text   =   'e'
-kind = "test-write"
-scale = 1          # the default, written out (and as an integer)
+run = "echo e > $NASFLOW_OUT/out.txt"
+kind   =   'cmd'
 
 [stages.d]
-text = "d"
+run = "cat $NASFLOW_IN_A/out.txt > $NASFLOW_OUT/out.txt; echo d >> $NASFLOW_OUT/out.txt"
 deps = [ "a" ]
-kind = "test-write"
+kind = "cmd"
 
 [stages.c]
 run = "cat $NASFLOW_IN_B/out.txt > $NASFLOW_OUT/c.txt"
@@ -86,14 +116,14 @@ deps = ["b"]
 kind = "cmd"
 
 [stages.b]
-repeat = 2
-text = "b"
-kind = "test-write"
+repeat = 2       # a comment
+run = "for i in $(seq $(tr -dc 0-9 < $NASFLOW_PARAMS)); do printf b; done > $NASFLOW_OUT/out.txt"
+kind = "cmd"
 deps = ["a"]
 
 [stages.a]
-kind = "test-write"
-text = "a"
+kind = "cmd"
+run = "echo a > $NASFLOW_OUT/out.txt"
 
 [pipeline]
 seed = 1
@@ -101,6 +131,22 @@ name = "diamond"
 "#;
     p.write_pipeline(reordered);
     assert_eq!(p.run_ok(&[]), set(&[]));
+}
+
+#[test]
+fn a_native_kinds_params_are_canonical_in_the_key() {
+    // Reordered, commented, a float written as an integer, a default written out: same key.
+    let base = "[stages.p]\nkind = \"preprocess\"\n";
+    let same = "[stages.p]\n# the paper's fraction, written out\nunseen_valid_fraction = 0.1\nkind = \"preprocess\"\n";
+    let key = |toml: &str| stdout(&Project::new(toml).nasflow(&["cache", "key"]));
+    assert_eq!(key(base), key(same));
+    let one = "[stages.t]\nkind = \"train-vae\"\ndeps = []\nlr = 1\n";
+    let one_f = "[stages.t]\nkind = \"train-vae\"\ndeps = []\nlr = 1.0\n";
+    assert_eq!(key(one), key(one_f));
+    assert_ne!(
+        key(base),
+        key("[stages.p]\nkind = \"preprocess\"\nunseen_valid_fraction = 0.2\n")
+    );
 }
 
 #[test]
@@ -130,7 +176,7 @@ run = "cp $NASFLOW_IN_A/a.txt $NASFLOW_OUT/b.txt"
 #[test]
 fn growing_an_item_list_computes_only_the_new_items() {
     let toml = |n: usize| {
-        format!("[stages.list]\nkind = \"test-items\"\ncount = {n}\n\n[stages.each]\nkind = \"test-item\"\nforeach = \"list\"\n\n[stages.after]\nkind = \"cmd\"\ndeps = [\"each\"]\nrun = \"cat $NASFLOW_IN_EACH/items/*/item.txt > $NASFLOW_OUT/all.txt\"\n")
+        format!("{}\n[stages.after]\nkind = \"cmd\"\ndeps = [\"each\"]\nrun = \"cat $NASFLOW_IN_EACH/items/*/item.txt > $NASFLOW_OUT/all.txt\"\n", items(n, ""))
     };
     let p = Project::new(&toml(3));
     let out = p.nasflow(&["run"]);
@@ -159,8 +205,7 @@ fn growing_an_item_list_computes_only_the_new_items() {
 
 #[test]
 fn force_recomputes_every_item_of_an_item_level_stage() {
-    let toml = "[stages.list]\nkind = \"test-items\"\ncount = 3\n\n[stages.each]\nkind = \"test-item\"\nforeach = \"list\"\n";
-    let p = Project::new(toml);
+    let p = Project::new(&items(3, ""));
     p.run_ok(&[]);
     let out = p.nasflow(&["run", "--force", "each"]);
     assert!(
@@ -172,8 +217,8 @@ fn force_recomputes_every_item_of_an_item_level_stage() {
 
 #[test]
 fn a_failed_item_fails_the_stage_but_keeps_finished_items() {
-    let toml = "[stages.list]\nkind = \"test-items\"\ncount = 4\n\n[stages.each]\nkind = \"test-item\"\nforeach = \"list\"\nfail_on = 2\n";
-    let p = Project::new(toml);
+    let toml = items(4, "fail_on = 2");
+    let p = Project::new(&toml);
     let out = p.nasflow(&["run", "-j", "1"]);
     assert_eq!(out.status.code(), Some(1));
     assert!(
@@ -209,8 +254,7 @@ fn a_failing_cmd_reports_its_stderr_and_exits_1() {
 
 #[test]
 fn kill_9_mid_stage_keeps_finished_items_and_leaves_no_corrupt_record() {
-    let toml = "[stages.list]\nkind = \"test-items\"\ncount = 6\n\n[stages.each]\nkind = \"test-item\"\nforeach = \"list\"\nsleep_ms = 400\n";
-    let p = Project::new(toml);
+    let p = Project::new(&items(6, "sleep = 0.4"));
     let mut child = p
         .cmd(&["run", "-j", "1"])
         .stderr(std::process::Stdio::null())
@@ -319,7 +363,7 @@ fn a_corrupted_blob_is_caught_by_verify_and_recomputed() {
         .into_iter()
         .map(|f| std::fs::read_to_string(f).unwrap())
         .collect::<String>();
-    assert!(d.contains("d x1"), "{d}");
+    assert!(d.contains("a\nd"), "{d}");
 }
 
 #[test]
@@ -336,10 +380,10 @@ fn export_then_import_into_an_empty_cache_runs_nothing() {
     // A tampered bundle is rejected blob by blob.
     let mut bytes = std::fs::read(&bundle).unwrap();
     let at = bytes
-        .windows(3)
-        .position(|w| w == b"[a]")
-        .expect("a's text in the bundle");
-    bytes[at + 1] = b'z';
+        .windows(4)
+        .position(|w| w == b"a\nd\n")
+        .expect("d's text in the bundle");
+    bytes[at + 2] = b'z';
     std::fs::write(&bundle, bytes).unwrap();
     let r = Project::new(DIAMOND);
     let out = r.nasflow(&["cache", "import", bundle.to_str().unwrap()]);
@@ -390,12 +434,12 @@ fn cuda_asked_without_cuda_is_an_error_not_a_fallback() {
         return; // on a GPU machine this pipeline is valid
     }
     let p = Project::new(
-        "[pipeline]\ndevice = \"cuda\"\n\n[stages.a]\nkind = \"test-write\"\ntext = \"x\"\n",
+        "[pipeline]\ndevice = \"cuda\"\n\n[stages.a]\nkind = \"cmd\"\nrun = \"true\"\n",
     );
     let out = p.nasflow(&["run"]);
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
     assert!(
-        stderr(&out).contains("device `cuda` was asked for"),
+        stderr(&out).contains("device `cuda:0` was asked for"),
         "{}",
         stderr(&out)
     );

@@ -23,7 +23,7 @@ fn a_second_machine_fetches_instead_of_computing() {
     );
     assert_eq!(common::ran(&out), set(&[]));
     // push/pull by hand: an edited pipeline pushes its new `b`; a third machine pulls it.
-    let edited = PIPELINE.replace("text = \"b\"", "text = \"b2\"");
+    let edited = PIPELINE.replace("echo b >>", "echo b2 >>");
     let c = Project::new(&edited);
     assert_eq!(c.run_ok(&[]), set(&["a", "b"]));
     let out = c.nasflow(&["cache", "push", rs]);

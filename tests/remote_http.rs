@@ -181,7 +181,7 @@ fn upload_fetch_reject_and_survive_the_server_going_away() {
         "{PIPELINE}[stages.c]\nkind = \"cmd\"\ndeps = [\"b\"]\nrun = \"kill $(cat {}) && sleep 0.5 && echo c > $NASFLOW_OUT/c.txt\"\n",
         server.pid_file().display()
     );
-    let d = Project::new(&pipeline.replace("text = \"b\"", "text = \"b2\""));
+    let d = Project::new(&pipeline.replace("echo b >>", "echo b2 >>"));
     let out = d.nasflow(&["run", "--remote", url]);
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(stderr(&out).contains("not uploaded"), "{}", stderr(&out));

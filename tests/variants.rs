@@ -10,8 +10,8 @@ const PIPELINE: &str = r#"
 seed = 1
 
 [stages.a]
-kind = "test-write"
-text = "a"
+kind = "cmd"
+run = "echo a > $NASFLOW_OUT/out.txt"
 
 [stages.b]
 kind = "cmd"
@@ -20,9 +20,9 @@ y = 1
 run = "python3 -c 'import json,os; p=json.load(open(os.environ[\"NASFLOW_PARAMS\"])); json.dump({\"v\": p[\"y\"]}, open(os.environ[\"NASFLOW_OUT\"] + \"/summary.json\", \"w\"))'"
 
 [stages.c]
-kind = "test-write"
+kind = "cmd"
 deps = ["b"]
-text = "c"
+run = "cat $NASFLOW_IN_B/summary.json > $NASFLOW_OUT/out.txt"
 
 [variants.big.b]
 y = 5
@@ -84,10 +84,15 @@ fn variants_share_upstream_results_and_show_side_by_side() {
         "{}",
         stderr(&out)
     );
-    // A variant naming an unknown param is a config error, as with --set.
-    p.write_pipeline(&format!("{PIPELINE}\n[variants.bad.a]\nnope = 1\n"));
+    // A variant's bad param is a config error, as with --set, placed where the variant sets it.
+    p.write_pipeline(&format!("{PIPELINE}\n[variants.bad.a]\ndep = 1\n"));
     let out = p.nasflow(&["run", "--variant", "bad"]);
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("did you mean `deps`?"),
+        "{}",
+        stderr(&out)
+    );
 }
 
 #[test]

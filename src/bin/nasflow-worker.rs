@@ -3,24 +3,21 @@
 //!   nasflow-worker run JOB.json   run the job; progress on stdout, errors on stderr, exit 1 on failure
 //!   nasflow-worker probe          print the CUDA devices this binary can use, as JSON
 //!
-//! This is the one binary that links libtorch; the engine starts it as a child process.
+//! This is the one binary that links libtorch; the engine starts it as a child process. Its
+//! computations come from the same registration list as the engine's declarations.
 use std::io::Write;
 use std::process::ExitCode;
 
-use nasflow::job::{Job, Probe, PROGRESS_PREFIX};
-use nasflow_stages::{device, ItemInput, StageContext};
+use nasflow_contract::job::progress_line;
+use nasflow_contract::layout::WORKER_FACTS;
+use nasflow_contract::{Computations, Job, Probe, Progress, StageError};
 
 fn main() -> ExitCode {
     keep_freed_memory();
     let args: Vec<String> = std::env::args().collect();
     match args.get(1).map(String::as_str) {
         Some("probe") => {
-            let probe = Probe {
-                cuda_linked: device::CUDA_LINKED,
-                cuda_devices: cuda_device_count(),
-                libtorch: env!("NASFLOW_LIBTORCH_VERSION").to_string(),
-            };
-            println!("{}", serde_json::to_string(&probe).expect("serializes"));
+            println!("{}", serde_json::to_string(&probe()).expect("serializes"));
             ExitCode::SUCCESS
         }
         Some("run") if args.len() == 3 => match run(&args[2]) {
@@ -37,41 +34,37 @@ fn main() -> ExitCode {
     }
 }
 
-fn run(job_file: &str) -> Result<(), String> {
-    let text = std::fs::read_to_string(job_file).map_err(|e| format!("{job_file}: {e}"))?;
-    let job: Job = serde_json::from_str(&text).map_err(|e| format!("{job_file}: {e}"))?;
-    let run = nasflow::testkinds::runner(&job.kind)
-        .or_else(|| nasflow_stages::runner(&job.kind))
-        .or_else(|| nasflow_torch::runner(&job.kind))
-        .ok_or_else(|| {
-            format!(
-                "this nasflow-worker has no stage kind `{}` (is it from another nasflow version?)",
-                job.kind
-            )
-        })?;
-    let device = device::resolve_with(&job.device, device::CUDA_LINKED, cuda_device_count)
-        .map_err(|e| e.to_string())?;
-    let item = job.item.as_ref().map(|(index, value)| ItemInput {
-        index: *index,
-        value: value.clone(),
-    });
-    let progress = |done: u64, total: u64| {
+/// Whether this binary was linked with libtorch_cuda (the `cuda` cargo feature).
+const CUDA_LINKED: bool = cfg!(feature = "cuda");
+
+fn probe() -> Probe {
+    Probe {
+        cuda_linked: CUDA_LINKED,
+        cuda_devices: cuda_device_count(),
+        libtorch: env!("NASFLOW_LIBTORCH_VERSION").to_string(),
+    }
+}
+
+fn run(job_file: &str) -> Result<(), StageError> {
+    let text = std::fs::read_to_string(job_file).map_err(|e| StageError::io(job_file, e))?;
+    let job: Job =
+        serde_json::from_str(&text).map_err(|e| StageError::Failed(format!("{job_file}: {e}")))?;
+    let facts = probe();
+    let device = job
+        .device
+        .resolve(|| facts.clone())
+        .map_err(|e| StageError::Config(e.to_string()))?;
+    let facts_file = job.provenance.join(WORKER_FACTS);
+    let facts_json = serde_json::to_vec_pretty(&facts).expect("serializes");
+    std::fs::write(&facts_file, facts_json).map_err(|e| StageError::io(&facts_file, e))?;
+    let report = |p: &Progress| {
         let mut out = std::io::stdout().lock();
-        let _ = writeln!(out, "{PROGRESS_PREFIX} {done} {total}");
+        let _ = writeln!(out, "{}", progress_line(p));
         let _ = out.flush();
     };
-    let ctx = StageContext {
-        stage: &job.stage,
-        params: &job.params,
-        inputs: &job.inputs,
-        item: item.as_ref(),
-        out: &job.out,
-        seed: job.seed,
-        device,
-        threads: job.threads,
-        progress: &progress,
-    };
-    run(&ctx).map_err(|e| e.to_string())
+    let mut computations = Computations::default();
+    nasflow::register(&mut computations);
+    computations.run(&job, device, &report)
 }
 
 /// glibc hands freed blocks above its mmap threshold back to the OS and trims the heap top, so
@@ -90,7 +83,7 @@ fn keep_freed_memory() {
 
 /// The CUDA devices this binary can use (0 without the `cuda` feature).
 fn cuda_device_count() -> usize {
-    if !device::CUDA_LINKED {
+    if !CUDA_LINKED {
         return 0;
     }
     usize::try_from(tch::Cuda::device_count()).unwrap_or(0)

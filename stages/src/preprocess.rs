@@ -15,22 +15,41 @@
 //! networks x seen images), `valid_unseen` (the first 10% of train networks by hash x unseen
 //! images), `test_unseen` (the other 90% x unseen images), `test_valid` (validation networks x
 //! unseen images). Each set's mean-vector baseline (L1 of predicting the train mean) is recorded.
-use crate::api::{KindSpec, ParamSpec, ParamType};
+use nasflow_contract::{Kind, KindInfo};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
 
-pub static PREPROCESS: KindSpec = KindSpec {
-    name: "preprocess",
-    version: 1,
-    doc: "Build info-NAS's labeled input-output datasets (bias, weighting, per-network scaling, sort by weights, per-position scaling) and their mean baselines",
-    params: &[ParamSpec {
-        name: "unseen_valid_fraction",
-        ty: ParamType::Float,
-        default: Some("0.1"),
-        doc: "fraction of train networks (first by hash) whose unseen-image outputs form the unseen validation set (paper: 10%)",
-    }],
-    reads_seed: false,
-    uses_device: false,
-    item_level: false,
-};
+/// The `preprocess` kind.
+pub struct Preprocess;
+
+impl Kind for Preprocess {
+    type Params = PreprocessParams;
+    const INFO: KindInfo = KindInfo {
+        name: "preprocess",
+        version: 1,
+        doc: "Build info-NAS's labeled input-output datasets (bias, weighting, per-network scaling, sort by weights, per-position scaling) and their mean baselines",
+        reads_seed: false,
+        uses_device: false,
+        item_level: false,
+    };
+}
+
+/// The params of `preprocess`.
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
+#[serde(default, deny_unknown_fields)]
+pub struct PreprocessParams {
+    /// fraction of train networks (first by hash) whose unseen-image outputs form the unseen validation set (paper: 10%)
+    #[schemars(range(min = 0.0, max = 1.0))]
+    pub unseen_valid_fraction: f64,
+}
+
+impl Default for PreprocessParams {
+    fn default() -> Self {
+        PreprocessParams {
+            unseen_valid_fraction: 0.1,
+        }
+    }
+}
 
 /// The sets, in output order.
 pub const SETS: [&str; 5] = [

@@ -7,24 +7,65 @@
 //! seed: queried hashes, cumulative cost, best validation accuracy so far, test accuracy of that
 //! cell, regrets against the table's best), `summary.json` (final regrets per method, mean and
 //! 95% half-width), `regret-valid.png` and `regret-test.png`.
-use crate::api::{KindSpec, ParamSpec, ParamType};
-use crate::search::table::TABLE_DOC;
+use nasflow_contract::{Kind, KindInfo};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
 
-pub static REINFORCE: KindSpec = KindSpec {
-    name: "reinforce",
-    version: 1,
-    doc: "REINFORCE search (arch2vec's LSTM policy) in the latent space over a benchmark table, against random search",
-    params: &[
-        ParamSpec { name: "table", ty: ParamType::PathOr(&["pretrained"]), default: Some("\"pretrained\""), doc: TABLE_DOC },
-        ParamSpec { name: "seeds", ty: ParamType::Int, default: Some("500"), doc: "independent runs per method (paper: 500); seeds are the pipeline seed + 0..N" },
-        ParamSpec { name: "budget", ty: ParamType::Float, default: Some("1500000.0"), doc: "simulated training seconds per run: the sum of the queried cells' costs (paper: 1.5e6)" },
-        ParamSpec { name: "batch_size", ty: ParamType::Int, default: Some("16"), doc: "queries per policy update (episode length)" },
-        ParamSpec { name: "lr", ty: ParamType::Float, default: Some("0.01"), doc: "Adam learning rate of the policy" },
-        ParamSpec { name: "baseline", ty: ParamType::Float, default: Some("0.95"), doc: "constant reward baseline" },
-        ParamSpec { name: "hidden", ty: ParamType::Int, default: Some("128"), doc: "LSTM cell width of the policy" },
-        ParamSpec { name: "random_search", ty: ParamType::Bool, default: Some("true"), doc: "also run random search with the same seeds, table and budget" },
-    ],
-    reads_seed: true,
-    uses_device: false,
-    item_level: false,
-};
+use crate::search::table::TableSource;
+
+/// The `reinforce` kind.
+pub struct Reinforce;
+
+impl Kind for Reinforce {
+    type Params = ReinforceParams;
+    const INFO: KindInfo = KindInfo {
+        name: "reinforce",
+        version: 1,
+        doc: "REINFORCE search (arch2vec's LSTM policy) in the latent space over a benchmark table, against random search",
+        reads_seed: true,
+        uses_device: false,
+        item_level: false,
+    };
+}
+
+/// The params of `reinforce`.
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
+#[serde(default, deny_unknown_fields)]
+pub struct ReinforceParams {
+    /// "pretrained" (the networks pretrained in this pipeline: held-out accuracy as validation, test accuracy as test, measured training seconds as cost) or an NB101 table (nasbench_only108.tfrecord, arch2vec's data.json, hash-keyed *.jsonl)
+    pub table: TableSource,
+    /// independent runs per method (paper: 500); seeds are the pipeline seed + 0..N
+    #[schemars(range(min = 1))]
+    pub seeds: usize,
+    /// simulated training seconds per run: the sum of the queried cells' costs (paper: 1.5e6)
+    #[schemars(extend("exclusiveMinimum" = 0.0))]
+    pub budget: f64,
+    /// queries per policy update (episode length)
+    #[schemars(range(min = 1))]
+    pub batch_size: usize,
+    /// Adam learning rate of the policy
+    #[schemars(range(min = 0.0))]
+    pub lr: f64,
+    /// constant reward baseline
+    pub baseline: f64,
+    /// LSTM cell width of the policy
+    #[schemars(range(min = 1))]
+    pub hidden: usize,
+    /// also run random search with the same seeds, table and budget
+    pub random_search: bool,
+}
+
+impl Default for ReinforceParams {
+    fn default() -> Self {
+        ReinforceParams {
+            table: TableSource::default(),
+            seeds: 500,
+            budget: 1.5e6,
+            batch_size: 16,
+            lr: 0.01,
+            baseline: 0.95,
+            hidden: 128,
+            random_search: true,
+        }
+    }
+}

@@ -6,10 +6,11 @@
 use std::path::Path;
 use std::sync::OnceLock;
 
+use plotters::coord::types::RangedCoordf64;
 use plotters::prelude::*;
 use plotters::style::{register_font, FontStyle};
 
-use crate::api::StageError;
+use nasflow_contract::StageError;
 
 /// One data series of a chart.
 #[derive(Clone, Debug, Default)]
@@ -104,10 +105,8 @@ impl Chart {
         }
     }
 
-    fn draw(&self, path: &Path) -> Result<(), Box<dyn std::error::Error>> {
-        let floor = self.y_floor();
-        let root = BitMapBackend::new(path, (900, 560)).into_drawing_area();
-        root.fill(&WHITE)?;
+    /// The drawn extent (in axis coordinates) of every series.
+    fn bounds(&self, floor: f64) -> (f64, f64, f64, f64) {
         let (mut x0, mut x1, mut y0, mut y1) = (f64::MAX, f64::MIN, f64::MAX, f64::MIN);
         let mut see = |x: f64, y: f64| {
             if x.is_finite() && y.is_finite() {
@@ -127,8 +126,47 @@ impl Chart {
             }
         }
         if x0 > x1 {
-            (x0, x1, y0, y1) = (0.0, 1.0, 0.0, 1.0);
+            (0.0, 1.0, 0.0, 1.0)
+        } else {
+            (x0, x1, y0, y1)
         }
+    }
+
+    /// An x tick label: the categorical label, or the value (undoing a log axis).
+    fn x_label(&self, v: f64) -> String {
+        if !self.x_ticks.is_empty() {
+            return self
+                .x_ticks
+                .iter()
+                .find(|(x, _)| (x - v).abs() < 1e-6)
+                .map(|t| t.1.clone())
+                .unwrap_or_default();
+        }
+        if self.log_x {
+            let x = 10f64.powf(v);
+            if x >= 1e4 {
+                format!("{x:.1e}")
+            } else {
+                format!("{x:.0}")
+            }
+        } else {
+            format!("{v}")
+        }
+    }
+
+    fn y_label(&self, v: f64) -> String {
+        if self.log_y {
+            format!("{:.0e}", 10f64.powf(v))
+        } else {
+            format!("{v:.3}")
+        }
+    }
+
+    fn draw(&self, path: &Path) -> Result<(), Box<dyn std::error::Error>> {
+        let floor = self.y_floor();
+        let root = BitMapBackend::new(path, (900, 560)).into_drawing_area();
+        root.fill(&WHITE)?;
+        let (x0, x1, y0, y1) = self.bounds(floor);
         let (dx, dy) = ((x1 - x0).max(1e-9) * 0.03, (y1 - y0).max(1e-9) * 0.05);
         let mut chart = ChartBuilder::on(&root)
             .caption(&self.title, ("sans-serif", 22))
@@ -136,78 +174,20 @@ impl Chart {
             .x_label_area_size(45)
             .y_label_area_size(75)
             .build_cartesian_2d((x0 - dx)..(x1 + dx), (y0 - dy)..(y1 + dy))?;
-        let log_x = self.log_x;
-        let log_y = self.log_y;
-        let fmt_y = |v: &f64| {
-            if log_y {
-                format!("{:.0e}", 10f64.powf(*v))
-            } else {
-                format!("{v:.3}")
-            }
-        };
-        let ticks = &self.x_ticks;
-        let fmt_x = |v: &f64| {
-            if !ticks.is_empty() {
-                return ticks
-                    .iter()
-                    .find(|(x, _)| (x - v).abs() < 1e-6)
-                    .map(|t| t.1.clone())
-                    .unwrap_or_default();
-            }
-            if log_x {
-                let x = 10f64.powf(*v);
-                if x >= 1e4 {
-                    format!("{x:.1e}")
-                } else {
-                    format!("{x:.0}")
-                }
-            } else {
-                format!("{v}")
-            }
-        };
+        let fmt_x = |v: &f64| self.x_label(*v);
+        let fmt_y = |v: &f64| self.y_label(*v);
         let mut mesh = chart.configure_mesh();
         mesh.x_desc(&self.x_label)
             .y_desc(&self.y_label)
             .x_label_formatter(&fmt_x)
             .y_label_formatter(&fmt_y)
             .label_style(("sans-serif", 14));
-        if !ticks.is_empty() {
-            mesh.x_labels(ticks.len() * 2 + 1);
+        if !self.x_ticks.is_empty() {
+            mesh.x_labels(self.x_ticks.len() * 2 + 1);
         }
         mesh.draw()?;
         for (i, s) in self.series.iter().enumerate() {
-            let color = COLORS[i % COLORS.len()];
-            if !s.band.is_empty() {
-                let mut poly: Vec<(f64, f64)> = s
-                    .band
-                    .iter()
-                    .map(|&(x, _, hi)| (self.tx(x), self.ty(hi, floor)))
-                    .collect();
-                poly.extend(
-                    s.band
-                        .iter()
-                        .rev()
-                        .map(|&(x, lo, _)| (self.tx(x), self.ty(lo, floor))),
-                );
-                chart.draw_series(std::iter::once(Polygon::new(poly, color.mix(0.18))))?;
-            }
-            if !s.dots.is_empty() {
-                chart.draw_series(s.dots.iter().map(|&(x, y)| {
-                    Circle::new((self.tx(x), self.ty(y, floor)), 3, color.mix(0.5).filled())
-                }))?;
-            }
-            let line: Vec<(f64, f64)> = s
-                .line
-                .iter()
-                .filter(|p| p.1.is_finite())
-                .map(|&(x, y)| (self.tx(x), self.ty(y, floor)))
-                .collect();
-            chart
-                .draw_series(LineSeries::new(line, color.stroke_width(2)))?
-                .label(s.name.as_str())
-                .legend(move |(x, y)| {
-                    PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2))
-                });
+            self.draw_series(&mut chart, s, COLORS[i % COLORS.len()], floor)?;
         }
         chart
             .configure_series_labels()
@@ -217,6 +197,45 @@ impl Chart {
             .position(SeriesLabelPosition::UpperRight)
             .draw()?;
         root.present()?;
+        Ok(())
+    }
+
+    /// One series: its band, its dots, its line (with its legend entry).
+    fn draw_series<DB: DrawingBackend>(
+        &self,
+        chart: &mut ChartContext<'_, DB, Cartesian2d<RangedCoordf64, RangedCoordf64>>,
+        s: &Series,
+        color: RGBColor,
+        floor: f64,
+    ) -> Result<(), Box<dyn std::error::Error>>
+    where
+        DB::ErrorType: 'static,
+    {
+        let at = |x: f64, y: f64| (self.tx(x), self.ty(y, floor));
+        if !s.band.is_empty() {
+            let mut poly: Vec<(f64, f64)> = s.band.iter().map(|&(x, _, hi)| at(x, hi)).collect();
+            poly.extend(s.band.iter().rev().map(|&(x, lo, _)| at(x, lo)));
+            chart.draw_series(std::iter::once(Polygon::new(poly, color.mix(0.18))))?;
+        }
+        if !s.dots.is_empty() {
+            let dots = s
+                .dots
+                .iter()
+                .map(|&(x, y)| Circle::new(at(x, y), 3, color.mix(0.5).filled()));
+            chart.draw_series(dots)?;
+        }
+        let line: Vec<(f64, f64)> = s
+            .line
+            .iter()
+            .filter(|p| p.1.is_finite())
+            .map(|&(x, y)| at(x, y))
+            .collect();
+        chart
+            .draw_series(LineSeries::new(line, color.stroke_width(2)))?
+            .label(s.name.as_str())
+            .legend(move |(x, y)| {
+                PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2))
+            });
         Ok(())
     }
 }

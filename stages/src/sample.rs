@@ -23,30 +23,85 @@
 //! Draws use ChaCha8 seeded with the pipeline seed, one stream per draw (0 subsample, 1 train
 //! nets, 2 validation nets), and rand's `index::sample`; the versions are pinned by Cargo.lock.
 use std::collections::HashSet;
+use std::path::Path;
 
+use nasflow_contract::layout::{ITEMS_LIST, SUMMARY};
+use nasflow_contract::{Kind, KindInfo, PathParam, StageContext, StageError};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
-use crate::api::{KindSpec, ParamSpec, ParamType, StageContext, StageError};
+use crate::files::{write_json, write_jsonl};
 use crate::nb101::{Cell, ModuleHash, Space, Table};
-use crate::pretrain::write_jsonl;
 
-pub static SAMPLE: KindSpec = KindSpec {
-    name: "sample",
-    version: 1,
-    doc: "The NB101 cells to work on: the unlabeled set (whole space or a seeded subsample), its train/validation split, and the labeled networks to pretrain",
-    params: &[
-        ParamSpec { name: "cells", ty: ParamType::Int, default: Some("0"), doc: "size of a seeded subsample of the space (0: all 423,624 cells)" },
-        ParamSpec { name: "valid_fraction", ty: ParamType::Float, default: Some("0.1"), doc: "the last fraction of the (ordered) cells forms the validation part" },
-        ParamSpec { name: "train_nets", ty: ParamType::Int, default: Some("608"), doc: "labeled networks drawn from the train part (paper: 608)" },
-        ParamSpec { name: "valid_nets", ty: ParamType::Int, default: Some("77"), doc: "labeled networks drawn from the validation part (paper: 77)" },
-        ParamSpec { name: "table", ty: ParamType::Path, default: Some("\"\""), doc: "NB101 benchmark table (*.tfrecord, arch2vec data.json, *.jsonl) to join; \"\" for none" },
-        ParamSpec { name: "order", ty: ParamType::Str, default: Some("\"hash\""), doc: "universe order before the split: \"hash\" or \"table\" (the table's order, as arch2vec splits)" },
-        ParamSpec { name: "space", ty: ParamType::Path, default: Some("\"\""), doc: "an .nb101 space file to read instead of enumerating; \"\" to enumerate" },
-    ],
-    reads_seed: true,
-    uses_device: false,
-    item_level: false,
-};
+/// The `sample` kind.
+pub struct Sample;
+
+impl Kind for Sample {
+    type Params = SampleParams;
+    const INFO: KindInfo = KindInfo {
+        name: "sample",
+        version: 1,
+        doc: "The NB101 cells to work on: the unlabeled set (whole space or a seeded subsample), its train/validation split, and the labeled networks to pretrain",
+        reads_seed: true,
+        uses_device: false,
+        item_level: false,
+    };
+}
+
+/// The params of `sample`.
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
+#[serde(default, deny_unknown_fields)]
+pub struct SampleParams {
+    /// size of a seeded subsample of the space (0: all 423,624 cells)
+    pub cells: usize,
+    /// the last fraction of the (ordered) cells forms the validation part
+    #[schemars(range(min = 0.0), extend("exclusiveMaximum" = 1.0))]
+    pub valid_fraction: f64,
+    /// labeled networks drawn from the train part (paper: 608)
+    pub train_nets: usize,
+    /// labeled networks drawn from the validation part (paper: 77)
+    pub valid_nets: usize,
+    /// NB101 benchmark table (*.tfrecord, arch2vec data.json, *.jsonl) to join; "" for none
+    pub table: PathParam,
+    /// universe order before the split
+    pub order: Order,
+    /// an .nb101 space file to read instead of enumerating; "" to enumerate
+    pub space: PathParam,
+}
+
+impl Default for SampleParams {
+    fn default() -> Self {
+        SampleParams {
+            cells: 0,
+            valid_fraction: 0.1,
+            train_nets: 608,
+            valid_nets: 77,
+            table: PathParam::default(),
+            order: Order::Hash,
+            space: PathParam::default(),
+        }
+    }
+}
+
+/// The order of the universe before the split.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Order {
+    /// sorted by module hash
+    Hash,
+    /// the table's order (NB101's tfrecord order, as arch2vec splits), cells missing from it last
+    Table,
+}
+
+impl Order {
+    fn name(self) -> &'static str {
+        match self {
+            Order::Hash => "hash",
+            Order::Table => "table",
+        }
+    }
+}
 
 /// `amount` of `0..len`, seeded, in increasing order.
 fn draw(seed: u64, stream: u64, len: usize, amount: usize) -> Vec<usize> {
@@ -56,32 +111,50 @@ fn draw(seed: u64, stream: u64, len: usize, amount: usize) -> Vec<usize> {
     v
 }
 
-pub fn run(ctx: &StageContext) -> Result<(), StageError> {
-    let cells = ctx.count("cells")?;
-    let train_nets = ctx.count("train_nets")?;
-    let valid_nets = ctx.count("valid_nets")?;
-    let valid_fraction = ctx.float("valid_fraction")?;
-    if !(0.0..1.0).contains(&valid_fraction) {
-        return Err(StageError::Config(format!(
-            "stage `{}`: valid_fraction must be in [0, 1), not {valid_fraction}",
-            ctx.stage
-        )));
+/// What the stage decided: the universe (indices into the space) split into its parts, and the
+/// labeled networks of each part.
+struct Split {
+    universe: Vec<usize>,
+    n_train: usize,
+    train_lab: Vec<usize>,
+    valid_lab: Vec<usize>,
+}
+
+impl Split {
+    fn train(&self) -> &[usize] {
+        &self.universe[..self.n_train]
     }
-    let order = ctx.str("order")?;
-    let table = match ctx.path("table")? {
-        Some(p) => Some(Table::load(&p).map_err(|e| StageError::Failed(e.to_string()))?),
+    fn valid(&self) -> &[usize] {
+        &self.universe[self.n_train..]
+    }
+}
+
+pub fn run(ctx: &StageContext<SampleParams>) -> Result<(), StageError> {
+    let p = ctx.params;
+    let failed = |e: &dyn std::fmt::Display| StageError::Failed(e.to_string());
+    let table = match p.table.path() {
+        Some(path) => Some(Table::load(path).map_err(|e| failed(&e))?),
         None => None,
     };
-    let space = match ctx.path("space")? {
-        Some(p) => Space::read(&p).map_err(|e| StageError::Failed(e.to_string()))?,
+    let space = match p.space.path() {
+        Some(path) => Space::read(path).map_err(|e| failed(&e))?,
         None => Space::enumerate(),
     };
+    let universe = universe(ctx, &space, table.as_ref())?;
+    let split = split(ctx, universe)?;
+    write_outputs(ctx, &space, table.as_ref(), &split)
+}
 
-    // 1. The universe, as indices into the space.
-    let mut universe: Vec<usize> = match (order, &table) {
-        ("hash", _) => (0..space.len()).collect(),
-        ("table", Some(t)) => {
-            let (found, _) = t.join(&space);
+/// 1. and 2.: the universe in its order, subsampled.
+fn universe(
+    ctx: &StageContext<SampleParams>,
+    space: &Space,
+    table: Option<&Table>,
+) -> Result<Vec<usize>, StageError> {
+    let mut universe: Vec<usize> = match (ctx.params.order, table) {
+        (Order::Hash, _) => (0..space.len()).collect(),
+        (Order::Table, Some(t)) => {
+            let (found, _) = t.join(space);
             let mut seen = vec![false; space.len()];
             let mut u: Vec<usize> = Vec::with_capacity(space.len());
             for (i, _) in found {
@@ -92,20 +165,14 @@ pub fn run(ctx: &StageContext) -> Result<(), StageError> {
             u.extend((0..space.len()).filter(|&i| !seen[i]));
             u
         }
-        ("table", None) => {
+        (Order::Table, None) => {
             return Err(StageError::Config(format!(
                 "stage `{}`: order = \"table\" needs a `table`",
                 ctx.stage
             )))
         }
-        (other, _) => {
-            return Err(StageError::Config(format!(
-                "stage `{}`: order must be \"hash\" or \"table\", not \"{other}\"",
-                ctx.stage
-            )))
-        }
     };
-    // 2. Subsample.
+    let cells = ctx.params.cells;
     if cells > 0 {
         if cells > universe.len() {
             return Err(StageError::Config(format!(
@@ -119,13 +186,17 @@ pub fn run(ctx: &StageContext) -> Result<(), StageError> {
             .map(|k| universe[k])
             .collect();
     }
-    // 3. Split by index.
-    let n_train = ((1.0 - valid_fraction) * universe.len() as f64).floor() as usize;
+    Ok(universe)
+}
+
+/// 3. and 4.: the split by index and the labeled networks of each part.
+fn split(ctx: &StageContext<SampleParams>, universe: Vec<usize>) -> Result<Split, StageError> {
+    let p = ctx.params;
+    let n_train = ((1.0 - p.valid_fraction) * universe.len() as f64).floor() as usize;
     let (train, valid) = universe.split_at(n_train);
-    // 4. Labeled networks.
     for (want, have, name) in [
-        (train_nets, train.len(), "train_nets"),
-        (valid_nets, valid.len(), "valid_nets"),
+        (p.train_nets, train.len(), "train_nets"),
+        (p.valid_nets, valid.len(), "valid_nets"),
     ] {
         if want > have {
             return Err(StageError::Config(format!(
@@ -134,82 +205,96 @@ pub fn run(ctx: &StageContext) -> Result<(), StageError> {
             )));
         }
     }
-    let train_lab: Vec<usize> = draw(ctx.seed, 1, train.len(), train_nets)
-        .into_iter()
-        .map(|k| train[k])
-        .collect();
-    let valid_lab: Vec<usize> = draw(ctx.seed, 2, valid.len(), valid_nets)
-        .into_iter()
-        .map(|k| valid[k])
-        .collect();
-    let labeled: HashSet<usize> = train_lab.iter().chain(&valid_lab).copied().collect();
+    let pick = |stream: u64, part: &[usize], n: usize| -> Vec<usize> {
+        draw(ctx.seed, stream, part.len(), n)
+            .into_iter()
+            .map(|k| part[k])
+            .collect()
+    };
+    let train_lab = pick(1, train, p.train_nets);
+    let valid_lab = pick(2, valid, p.valid_nets);
+    Ok(Split {
+        n_train,
+        train_lab,
+        valid_lab,
+        universe,
+    })
+}
 
-    let entries = space.entries();
+fn write_outputs(
+    ctx: &StageContext<SampleParams>,
+    space: &Space,
+    table: Option<&Table>,
+    s: &Split,
+) -> Result<(), StageError> {
     let out = ctx.out;
+    let entries = space.entries();
+    let labeled: HashSet<usize> = s.train_lab.iter().chain(&s.valid_lab).copied().collect();
     write_jsonl(
-        &out.join("items.jsonl"),
-        train_lab
+        &out.join(ITEMS_LIST),
+        s.train_lab
             .iter()
             .map(|&i| ("train", i))
-            .chain(valid_lab.iter().map(|&i| ("valid", i)))
-            .map(|(split, i)| {
-                let (h, c) = &entries[i];
-                item_json(h, c, split)
-            }),
+            .chain(s.valid_lab.iter().map(|&i| ("valid", i)))
+            .map(|(split, i)| item_json(&entries[i].0, &entries[i].1, split)),
     )?;
     for (name, part) in [
-        ("unlabeled-train.nb101", train),
-        ("unlabeled-valid.nb101", valid),
+        ("unlabeled-train.nb101", s.train()),
+        ("unlabeled-valid.nb101", s.valid()),
     ] {
-        let s = Space::from_entries(
-            part.iter()
-                .filter(|i| !labeled.contains(i))
-                .map(|&i| entries[i])
-                .collect(),
-        );
-        let p = out.join(name);
-        s.write(&p).map_err(|e| StageError::io(&p, e))?;
+        let unlabeled = part.iter().filter(|i| !labeled.contains(i));
+        let sub = Space::from_entries(unlabeled.map(|&i| entries[i]).collect());
+        let path = out.join(name);
+        sub.write(&path).map_err(|e| StageError::io(&path, e))?;
     }
-    let mut with_figures = 0usize;
-    if let Some(t) = &table {
-        let rows = train
-            .iter()
-            .map(|&i| ("train", i))
-            .chain(valid.iter().map(|&i| ("valid", i)));
-        let mut lines = Vec::new();
-        for (split, i) in rows {
-            if let Some(r) = t.get(&entries[i].0) {
-                let mut v = serde_json::to_value(&r.figures).expect("figures serialize");
-                v["hash"] = json!(r.hash);
-                v["split"] = json!(split);
-                v["labeled"] = json!(labeled.contains(&i));
-                lines.push(v);
-            }
-        }
-        with_figures = lines.len();
-        write_jsonl(&out.join("figures.jsonl"), lines)?;
-    }
+    let with_figures = match table {
+        Some(t) => write_figures(&out.join("figures.jsonl"), t, entries, s, &labeled)?,
+        None => 0,
+    };
+    let p = ctx.params;
     let summary = json!({
         "space": space.len(),
-        "cells": universe.len(),
-        "order": order,
-        "train": train.len(),
-        "valid": valid.len(),
-        "train_nets": train_nets,
-        "valid_nets": valid_nets,
-        "unlabeled_train": train.len() - train_nets,
-        "unlabeled_valid": valid.len() - valid_nets,
-        "table": table.as_ref().map(|t| t.source.file_name().map(|n| n.to_string_lossy().to_string())),
-        "table_rows": table.as_ref().map(|t| t.len()),
+        "cells": s.universe.len(),
+        "order": p.order.name(),
+        "train": s.train().len(),
+        "valid": s.valid().len(),
+        "train_nets": p.train_nets,
+        "valid_nets": p.valid_nets,
+        "unlabeled_train": s.train().len() - p.train_nets,
+        "unlabeled_valid": s.valid().len() - p.valid_nets,
+        "table": table.map(|t| t.source.file_name().map(|n| n.to_string_lossy().to_string())),
+        "table_rows": table.map(|t| t.len()),
         "with_figures": with_figures,
         "seed": ctx.seed,
     });
-    let p = out.join("summary.json");
-    std::fs::write(
-        &p,
-        serde_json::to_string_pretty(&summary).expect("json") + "\n",
-    )
-    .map_err(|e| StageError::io(&p, e))
+    write_json(&out.join(SUMMARY), &summary)
+}
+
+/// `figures.jsonl`: the table's figures of every sampled cell it has; returns how many.
+fn write_figures(
+    path: &Path,
+    t: &Table,
+    entries: &[(ModuleHash, Cell)],
+    s: &Split,
+    labeled: &HashSet<usize>,
+) -> Result<usize, StageError> {
+    let rows = s
+        .train()
+        .iter()
+        .map(|&i| ("train", i))
+        .chain(s.valid().iter().map(|&i| ("valid", i)));
+    let mut lines = Vec::new();
+    for (split, i) in rows {
+        if let Some(r) = t.get(&entries[i].0) {
+            let mut v = serde_json::to_value(&r.figures).expect("figures serialize");
+            v["hash"] = json!(r.hash);
+            v["split"] = json!(split);
+            v["labeled"] = json!(labeled.contains(&i));
+            lines.push(v);
+        }
+    }
+    write_jsonl(path, &lines)?;
+    Ok(lines.len())
 }
 
 /// One labeled network as `items.jsonl` holds it.

@@ -12,26 +12,7 @@ use serde_json::json;
 use crate::nb101::params::{trainable_parameters, Skeleton};
 use crate::nb101::{module_hash, Arch2vec, Cell, Space, Table};
 
-/// A subcommand of the `nasflow` CLI.
-pub struct Tool {
-    pub command: fn() -> clap::Command,
-    pub run: fn(&clap::ArgMatches) -> Result<(), ToolError>,
-}
-
-impl Tool {
-    pub fn name(&self) -> String {
-        (self.command)().get_name().to_string()
-    }
-}
-
-#[derive(Debug, thiserror::Error)]
-pub enum ToolError {
-    /// Bad arguments or input (exit code 2).
-    #[error("{0}")]
-    Usage(String),
-    #[error("{0}")]
-    Failed(String),
-}
+pub use nasflow_contract::{Tool, ToolError};
 
 pub fn tools() -> Vec<Tool> {
     vec![Tool {

@@ -14,46 +14,128 @@ use std::path::Path;
 
 use serde_json::{json, Value};
 
-use crate::api::{KindSpec, ParamSpec, ParamType, StageError};
+use nasflow_contract::layout::SUMMARY;
+use nasflow_contract::{Kind, KindInfo, StageError};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use crate::images::ImageSource;
 use crate::report::{Chart, Series};
 
-pub static TRAIN_VAE: KindSpec = KindSpec {
-    name: "train-vae",
-    version: 2,
-    doc: "Train arch2vec's graph VAE, extended with info-NAS's input-output head (variant = \"io\") or plain (variant = \"arch2vec\"), semi-supervised",
-    params: &[
-        ParamSpec { name: "variant", ty: ParamType::Str, default: Some("\"io\""), doc: "\"io\" (info-NAS) or \"arch2vec\" (the reference VAE on the same batch stream)" },
-        ParamSpec { name: "epochs", ty: ParamType::Int, default: Some("30"), doc: "training epochs (paper: 30)" },
-        ParamSpec { name: "checkpoints", ty: ParamType::List, default: Some("[10, 30]"), doc: "epochs after which to save a checkpoint (the last epoch always is)" },
-        ParamSpec { name: "batch_size", ty: ParamType::Int, default: Some("32"), doc: "batch size of labeled and unlabeled batches" },
-        ParamSpec { name: "lr", ty: ParamType::Float, default: Some("0.001"), doc: "Adam learning rate (each optimizer)" },
-        ParamSpec { name: "grad_clip", ty: ParamType::Float, default: Some("5.0"), doc: "gradient-norm clipping" },
-        ParamSpec { name: "k", ty: ParamType::Int, default: Some("300"), doc: "labeled batches per run of the interleaving" },
-        ParamSpec { name: "coef_k", ty: ParamType::Float, default: Some("0.33"), doc: "scales the unlabeled run length of the interleaving" },
-        ParamSpec { name: "image_channels", ty: ParamType::Int, default: Some("128"), doc: "first width of the head's image branch (paper: 128)" },
-        ParamSpec { name: "images", ty: ParamType::PathOr(&["synthetic"]), default: Some("\"synthetic\""), doc: "the image set pretrain and extract used" },
-        ParamSpec { name: "prior_samples", ty: ParamType::Int, default: Some("10000"), doc: "cells decoded from the prior per epoch for validity and uniqueness" },
-        ParamSpec { name: "unlabeled_limit", ty: ParamType::Int, default: Some("0"), doc: "train on the first N unlabeled train cells only (0: all)" },
-    ],
-    reads_seed: true,
-    uses_device: true,
-    item_level: false,
-};
+/// The `train-vae` kind.
+pub struct TrainVae;
+
+impl Kind for TrainVae {
+    type Params = TrainVaeParams;
+    const INFO: KindInfo = KindInfo {
+        name: "train-vae",
+        version: 2,
+        doc: "Train arch2vec's graph VAE, extended with info-NAS's input-output head (variant = \"io\") or plain (variant = \"arch2vec\"), semi-supervised",
+        reads_seed: true,
+        uses_device: true,
+        item_level: false,
+    };
+}
+
+/// The params of `train-vae`.
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
+#[serde(default, deny_unknown_fields)]
+pub struct TrainVaeParams {
+    /// which model to train
+    pub variant: Variant,
+    /// training epochs (paper: 30)
+    #[schemars(range(min = 1))]
+    pub epochs: usize,
+    /// epochs after which to save a checkpoint (the last epoch always is)
+    pub checkpoints: Vec<usize>,
+    /// batch size of labeled and unlabeled batches
+    #[schemars(range(min = 2))]
+    pub batch_size: usize,
+    /// Adam learning rate (each optimizer)
+    #[schemars(range(min = 0.0))]
+    pub lr: f64,
+    /// gradient-norm clipping
+    #[schemars(range(min = 0.0))]
+    pub grad_clip: f64,
+    /// labeled batches per run of the interleaving
+    #[schemars(range(min = 1))]
+    pub k: usize,
+    /// scales the unlabeled run length of the interleaving
+    #[schemars(range(min = 0.0))]
+    pub coef_k: f64,
+    /// first width of the head's image branch (paper: 128)
+    #[schemars(range(min = 1))]
+    pub image_channels: usize,
+    /// the image set pretrain and extract used
+    pub images: ImageSource,
+    /// cells decoded from the prior per epoch for validity and uniqueness
+    pub prior_samples: usize,
+    /// train on the first N unlabeled train cells only (0: all)
+    pub unlabeled_limit: usize,
+}
+
+impl Default for TrainVaeParams {
+    fn default() -> Self {
+        TrainVaeParams {
+            variant: Variant::Io,
+            epochs: 30,
+            checkpoints: vec![10, 30],
+            batch_size: 32,
+            lr: 0.001,
+            grad_clip: 5.0,
+            k: 300,
+            coef_k: 0.33,
+            image_channels: 128,
+            images: ImageSource::default(),
+            prior_samples: 10000,
+            unlabeled_limit: 0,
+        }
+    }
+}
+
+/// The model `train-vae` trains.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Variant {
+    /// info-NAS: arch2vec's VAE with the input-output head, semi-supervised
+    Io,
+    /// the plain arch2vec VAE on the same batch stream (the paper's reference model)
+    Arch2vec,
+}
+
+impl Variant {
+    pub fn name(self) -> &'static str {
+        match self {
+            Variant::Io => "io",
+            Variant::Arch2vec => "arch2vec",
+        }
+    }
+}
 
 /// Writes train-vae's reports from its `metrics.json` value: `summary.json` (the last epoch's
 /// numbers) and per-epoch charts, `loss.png`, `quality.png` (reconstruction accuracy, validity,
 /// uniqueness) and, for the io variant, `l1.png` (labeled L1 per set against its mean baseline).
 pub fn report(out: &Path, metrics: &Value) -> Result<(), StageError> {
     let epochs = metrics["epochs"].as_array().cloned().unwrap_or_default();
-    let curve = |key: &str| -> Vec<(f64, f64)> {
+    let sets: Vec<String> = epochs
+        .last()
+        .and_then(|e| e["l1"].as_object())
+        .map(|m| m.keys().cloned().collect())
+        .unwrap_or_default();
+    charts(out, &epochs, &sets)?;
+    crate::files::write_json(&out.join(SUMMARY), &summary(&epochs, &sets))
+}
+
+fn charts(out: &Path, epochs: &[Value], sets: &[String]) -> Result<(), StageError> {
+    let curve = |pick: &dyn Fn(&Value) -> Option<f64>| -> Vec<(f64, f64)> {
         epochs
             .iter()
-            .filter_map(|e| Some((e["epoch"].as_f64()?, e[key].as_f64()?)))
+            .filter_map(|e| Some((e["epoch"].as_f64()?, pick(e)?)))
             .collect()
     };
     let series = |name: &str, key: &str| Series {
         name: name.into(),
-        line: curve(key),
+        line: curve(&|e| e[key].as_f64()),
         ..Series::default()
     };
     let chart = |title: &str, y: &str, series: Vec<Series>| Chart {
@@ -86,33 +168,24 @@ pub fn report(out: &Path, metrics: &Value) -> Result<(), StageError> {
         ],
     )
     .write_png(&out.join("quality.png"))?;
-    let sets: Vec<String> = epochs
-        .last()
-        .and_then(|e| e["l1"].as_object())
-        .map(|m| m.keys().cloned().collect())
-        .unwrap_or_default();
-    if !sets.is_empty() {
-        let mut all = Vec::new();
-        for set in &sets {
-            let pick = |i: usize| -> Vec<(f64, f64)> {
-                epochs
-                    .iter()
-                    .filter_map(|e| Some((e["epoch"].as_f64()?, e["l1"][set][i].as_f64()?)))
-                    .collect()
-            };
+    if sets.is_empty() {
+        return Ok(());
+    }
+    let mut all = Vec::new();
+    for set in sets {
+        for (i, name) in [(0, set.to_string()), (1, format!("{set} mean baseline"))] {
             all.push(Series {
-                name: set.to_string(),
-                line: pick(0),
-                ..Series::default()
-            });
-            all.push(Series {
-                name: format!("{set} mean baseline"),
-                line: pick(1),
+                name,
+                line: curve(&|e| e["l1"][set][i].as_f64()),
                 ..Series::default()
             });
         }
-        chart("train-vae: labeled L1", "L1", all).write_png(&out.join("l1.png"))?;
     }
+    chart("train-vae: labeled L1", "L1", all).write_png(&out.join("l1.png"))
+}
+
+/// The last epoch's numbers, each set's L1 and baseline, and the summed seconds.
+fn summary(epochs: &[Value], sets: &[String]) -> Value {
     let mut summary = serde_json::Map::new();
     if let Some(last) = epochs.last() {
         for key in [
@@ -128,14 +201,14 @@ pub fn report(out: &Path, metrics: &Value) -> Result<(), StageError> {
                 summary.insert(key.into(), v.clone());
             }
         }
-        for set in &sets {
+        for set in sets {
             summary.insert(format!("l1_{set}"), last["l1"][set][0].clone());
             summary.insert(format!("l1_{set}_baseline"), last["l1"][set][1].clone());
         }
     }
     let seconds: f64 = epochs.iter().filter_map(|e| e["seconds"].as_f64()).sum();
     summary.insert("seconds".into(), json!(seconds));
-    crate::pretrain::write_json(&out.join("summary.json"), &Value::Object(summary))
+    Value::Object(summary)
 }
 
 #[cfg(test)]

@@ -6,8 +6,6 @@
 pub mod cifar;
 pub mod synthetic;
 
-use std::path::Path;
-
 use rand::{Rng, RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
@@ -60,12 +58,21 @@ pub struct Dataset {
     pub name: String,
 }
 
+/// The keyword of an `images` param for the embedded synthetic set.
+pub struct Synthetic;
+
+impl nasflow_contract::Keywords for Synthetic {
+    const KEYWORDS: &'static [&'static str] = &["synthetic"];
+}
+
 /// An image source as pipeline.toml names it: `"synthetic"` or a CIFAR-10 directory.
-pub fn load(spec: &str, seed: u64) -> Result<Dataset, cifar::CifarError> {
-    if spec == "synthetic" {
-        Ok(synthetic::generate(seed, synthetic::TRAIN, synthetic::TEST))
-    } else {
-        cifar::load_dir(Path::new(spec))
+pub type ImageSource = nasflow_contract::PathOr<Synthetic>;
+
+/// Loads an image source.
+pub fn load(source: &ImageSource, seed: u64) -> Result<Dataset, cifar::CifarError> {
+    match source.path() {
+        None => Ok(synthetic::generate(seed, synthetic::TRAIN, synthetic::TEST)),
+        Some(dir) => cifar::load_dir(dir),
     }
 }
 

@@ -128,8 +128,6 @@ impl Table {
     pub fn from_tfrecord(path: &Path) -> Result<Table, TableError> {
         let file = File::open(path).map_err(|e| err(path, None, &e.to_string()))?;
         let mut reader = tfrecord::Reader::new(BufReader::with_capacity(1 << 20, file));
-        // Per hash: cell, params, and per epochs the runs' (validation, test, time).
-        type Runs = BTreeMap<u32, Vec<(f64, f64, f64)>>;
         let mut order: Vec<ModuleHash> = Vec::new();
         let mut by_hash: HashMap<ModuleHash, (Cell, Option<u64>, Runs)> = HashMap::new();
         let mut n = 0usize;
@@ -140,81 +138,22 @@ impl Table {
                 Ok(None) => break,
                 Err(e) => return Err(err(path, Some(at), &e.to_string())),
             };
-            let (hash, epochs, bits, ops, metrics): (String, u32, String, String, String) =
-                serde_json::from_slice(&data).map_err(|e| {
-                    err(
-                        path,
-                        Some(at.clone()),
-                        &format!("not the JSON array [hash, epochs, adjacency, ops, metrics]: {e}"),
-                    )
-                })?;
-            let hash: ModuleHash = hash
-                .parse()
-                .map_err(|e| err(path, Some(at.clone()), &format!("{e}")))?;
-            let cell = Cell::parse(&bits, &ops)
-                .and_then(|c| c.canonical().map(|_| c))
-                .map_err(|e| err(path, Some(at.clone()), &format!("invalid cell: {e}")))?;
-            let raw = base64::engine::general_purpose::STANDARD
-                .decode(metrics.as_bytes())
-                .map_err(|e| {
-                    err(
-                        path,
-                        Some(at.clone()),
-                        &format!("metrics are not base64: {e}"),
-                    )
-                })?;
-            let m = ModelMetrics::decode(&raw[..]).map_err(|e| {
-                err(
-                    path,
-                    Some(at.clone()),
-                    &format!("metrics are not a ModelMetrics protobuf: {e}"),
-                )
-            })?;
-            let last = m
-                .evaluation_data
-                .last()
-                .ok_or_else(|| err(path, Some(at.clone()), "metrics have no evaluation data"))?;
-            let run = (
-                last.validation_accuracy.unwrap_or(f64::NAN),
-                last.test_accuracy.unwrap_or(f64::NAN),
-                last.training_time.unwrap_or(f64::NAN),
-            );
-            let entry = by_hash.entry(hash).or_insert_with(|| {
-                order.push(hash);
-                (
-                    cell,
-                    m.trainable_parameters.map(|p| p as u64),
-                    BTreeMap::new(),
-                )
+            let r = tfrecord_run(&data).map_err(|m| err(path, Some(at), &m))?;
+            let entry = by_hash.entry(r.hash).or_insert_with(|| {
+                order.push(r.hash);
+                (r.cell, r.params, BTreeMap::new())
             });
-            entry.2.entry(epochs).or_default().push(run);
+            entry.2.entry(r.epochs).or_default().push(r.run);
             n += 1;
         }
         let rows = order
             .into_iter()
             .map(|hash| {
                 let (cell, params, runs) = by_hash.remove(&hash).expect("grouped");
-                let mean = |v: &[(f64, f64, f64)], f: fn(&(f64, f64, f64)) -> f64| {
-                    v.iter().map(f).sum::<f64>() / v.len() as f64
-                };
-                let (&epochs, last) = runs.iter().next_back().expect("at least one run");
-                let figures = Figures {
-                    trainable_parameters: params,
-                    validation_accuracy: Some(mean(last, |r| r.0)),
-                    test_accuracy: Some(mean(last, |r| r.1)),
-                    training_time: Some(mean(last, |r| r.2)),
-                    validation_by_epochs: if runs.len() > 1 {
-                        runs.iter().map(|(e, v)| (*e, mean(v, |r| r.0))).collect()
-                    } else {
-                        BTreeMap::new()
-                    },
-                    epochs,
-                    runs: last.len() as u32,
-                };
                 Row {
                     hash,
                     cell: Some(cell),
-                    figures,
+                    figures: averaged(params, &runs),
                 }
             })
             .collect();
@@ -364,6 +303,72 @@ fn err(path: &Path, at: Option<String>, what: &str) -> TableError {
         path: path.to_path_buf(),
         at,
         what: what.to_string(),
+    }
+}
+
+/// Per epoch budget: the runs' (validation, test, training time).
+type Runs = BTreeMap<u32, Vec<(f64, f64, f64)>>;
+
+/// One tfrecord record: a run of a cell at an epoch budget.
+struct TfRun {
+    hash: ModuleHash,
+    epochs: u32,
+    cell: Cell,
+    params: Option<u64>,
+    run: (f64, f64, f64),
+}
+
+/// Decodes one record: the JSON array [hash, epochs, adjacency bits, ops, base64 ModelMetrics].
+fn tfrecord_run(data: &[u8]) -> Result<TfRun, String> {
+    let (hash, epochs, bits, ops, metrics): (String, u32, String, String, String) =
+        serde_json::from_slice(data).map_err(|e| {
+            format!("not the JSON array [hash, epochs, adjacency, ops, metrics]: {e}")
+        })?;
+    let hash: ModuleHash = hash.parse().map_err(|e| format!("{e}"))?;
+    let cell = Cell::parse(&bits, &ops)
+        .and_then(|c| c.canonical().map(|_| c))
+        .map_err(|e| format!("invalid cell: {e}"))?;
+    let raw = base64::engine::general_purpose::STANDARD
+        .decode(metrics.as_bytes())
+        .map_err(|e| format!("metrics are not base64: {e}"))?;
+    let m = ModelMetrics::decode(&raw[..])
+        .map_err(|e| format!("metrics are not a ModelMetrics protobuf: {e}"))?;
+    let last = m
+        .evaluation_data
+        .last()
+        .ok_or("metrics have no evaluation data")?;
+    Ok(TfRun {
+        hash,
+        epochs,
+        cell,
+        params: m.trainable_parameters.map(|p| p as u64),
+        run: (
+            last.validation_accuracy.unwrap_or(f64::NAN),
+            last.test_accuracy.unwrap_or(f64::NAN),
+            last.training_time.unwrap_or(f64::NAN),
+        ),
+    })
+}
+
+/// A cell's figures: the mean of its runs at the largest epoch budget (arch2vec averages the
+/// 3 runs), and the validation accuracy per budget when there are several.
+fn averaged(params: Option<u64>, runs: &Runs) -> Figures {
+    let mean = |v: &[(f64, f64, f64)], f: fn(&(f64, f64, f64)) -> f64| {
+        v.iter().map(f).sum::<f64>() / v.len() as f64
+    };
+    let (&epochs, last) = runs.iter().next_back().expect("at least one run");
+    Figures {
+        trainable_parameters: params,
+        validation_accuracy: Some(mean(last, |r| r.0)),
+        test_accuracy: Some(mean(last, |r| r.1)),
+        training_time: Some(mean(last, |r| r.2)),
+        validation_by_epochs: if runs.len() > 1 {
+            runs.iter().map(|(e, v)| (*e, mean(v, |r| r.0))).collect()
+        } else {
+            BTreeMap::new()
+        },
+        epochs,
+        runs: last.len() as u32,
     }
 }
 

@@ -21,34 +21,102 @@ use serde::Serialize;
 use serde_json::{json, Map, Value};
 use std::collections::BTreeMap;
 
-use crate::api::{KindSpec, ParamSpec, ParamType, StageContext, StageError};
+use nasflow_contract::layout::SUMMARY;
+use nasflow_contract::{Kind, KindInfo, StageContext, StageError};
+use schemars::JsonSchema;
+use serde::Deserialize;
+
 use crate::images;
 use crate::nb101::Arch2vec;
 use crate::report::{mean_ci95, Chart, Series};
-use crate::search::table::{Searchable, TABLE_DOC};
+use crate::search::table::{Searchable, TableSource};
 use regress::{pearson, rmse, Regressor};
 
-pub static PREDICT: KindSpec = KindSpec {
-    name: "predict",
-    version: 1,
-    doc: "Predict network accuracy from the latent features (random forest, Gaussian process), against a plain encoding",
-    params: &[
-        ParamSpec { name: "table", ty: ParamType::PathOr(&["pretrained"]), default: Some("\"pretrained\""), doc: TABLE_DOC },
-        ParamSpec { name: "target", ty: ParamType::Str, default: Some("\"valid\""), doc: "the accuracy to predict: \"valid\" or \"test\"" },
-        ParamSpec { name: "train_sizes", ty: ParamType::List, default: Some("[250, 600, 1000]"), doc: "fit-set sizes (paper: 250)" },
-        ParamSpec { name: "seeds", ty: ParamType::Int, default: Some("10"), doc: "random fit sets per size; seeds are the pipeline seed + 0..N" },
-        ParamSpec { name: "threshold", ty: ParamType::Float, default: Some("0.8"), doc: "score only cells whose true accuracy is above this (paper: 0.8)" },
-        ParamSpec { name: "regressors", ty: ParamType::List, default: Some("[\"rf\", \"gp\"]"), doc: "\"rf\" (random forest) and/or \"gp\" (Gaussian process), scikit-learn's defaults" },
-        ParamSpec { name: "rf_trees", ty: ParamType::Int, default: Some("100"), doc: "trees of the random forest" },
-        ParamSpec { name: "gp_length_scale", ty: ParamType::Float, default: Some("1.0"), doc: "RBF length scale of the GP (fixed, as scikit-learn's default kernel)" },
-        ParamSpec { name: "gp_alpha", ty: ParamType::Float, default: Some("1e-10"), doc: "added to the GP kernel matrix's diagonal" },
-        ParamSpec { name: "fit_outside_train", ty: ParamType::Bool, default: Some("true"), doc: "fit and score only cells that are not labeled training networks (info-NAS)" },
-        ParamSpec { name: "baseline", ty: ParamType::Bool, default: Some("true"), doc: "also fit on the plain encoding (flattened adjacency + one-hot ops)" },
-    ],
-    reads_seed: true,
-    uses_device: false,
-    item_level: false,
-};
+/// The `predict` kind.
+pub struct Predict;
+
+impl Kind for Predict {
+    type Params = PredictParams;
+    const INFO: KindInfo = KindInfo {
+        name: "predict",
+        version: 1,
+        doc: "Predict network accuracy from the latent features (random forest, Gaussian process), against a plain encoding",
+        reads_seed: true,
+        uses_device: false,
+        item_level: false,
+    };
+}
+
+/// The params of `predict`.
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
+#[serde(default, deny_unknown_fields)]
+pub struct PredictParams {
+    /// "pretrained" (the networks pretrained in this pipeline) or an NB101 table file, as reinforce's `table`
+    pub table: TableSource,
+    /// the accuracy to predict
+    pub target: Target,
+    /// fit-set sizes (paper: 250)
+    #[schemars(range(min = 2))]
+    pub train_sizes: Vec<usize>,
+    /// random fit sets per size; seeds are the pipeline seed + 0..N
+    #[schemars(range(min = 1))]
+    pub seeds: usize,
+    /// score only cells whose true accuracy is above this (paper: 0.8)
+    pub threshold: f64,
+    /// the regressors, each with scikit-learn's defaults
+    pub regressors: Vec<RegressorName>,
+    /// trees of the random forest
+    #[schemars(range(min = 1))]
+    pub rf_trees: usize,
+    /// RBF length scale of the GP (fixed, as scikit-learn's default kernel)
+    #[schemars(extend("exclusiveMinimum" = 0.0))]
+    pub gp_length_scale: f64,
+    /// added to the GP kernel matrix's diagonal
+    #[schemars(range(min = 0.0))]
+    pub gp_alpha: f64,
+    /// fit and score only cells that are not labeled training networks (info-NAS)
+    pub fit_outside_train: bool,
+    /// also fit on the plain encoding (flattened adjacency + one-hot ops)
+    pub baseline: bool,
+}
+
+impl Default for PredictParams {
+    fn default() -> Self {
+        PredictParams {
+            table: TableSource::default(),
+            target: Target::Valid,
+            train_sizes: vec![250, 600, 1000],
+            seeds: 10,
+            threshold: 0.8,
+            regressors: vec![RegressorName::Rf, RegressorName::Gp],
+            rf_trees: 100,
+            gp_length_scale: 1.0,
+            gp_alpha: 1e-10,
+            fit_outside_train: true,
+            baseline: true,
+        }
+    }
+}
+
+/// Which accuracy `predict` predicts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Target {
+    /// the validation accuracy
+    Valid,
+    /// the test accuracy (where the table has it)
+    Test,
+}
+
+/// A regressor `predict` can fit.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum RegressorName {
+    /// random forest (smartcore; scikit-learn's defaults)
+    Rf,
+    /// Gaussian process (scikit-learn's default GaussianProcessRegressor)
+    Gp,
+}
 
 /// One scored fit.
 #[derive(Clone, Debug, Serialize, PartialEq)]
@@ -94,15 +162,10 @@ pub fn evaluate(
     p: &Protocol,
     threads: usize,
 ) -> Result<(Vec<Scored>, Vec<usize>), StageError> {
-    let target = |i: usize| {
-        if p.use_test {
-            table.test[i]
-        } else {
-            Some(table.valid[i])
-        }
-    };
     let candidates: Vec<usize> = (0..table.len())
-        .filter(|&i| !(p.fit_outside_train && table.labeled_train[i]) && target(i).is_some())
+        .filter(|&i| {
+            !(p.fit_outside_train && table.labeled_train[i]) && target(table, p, i).is_some()
+        })
         .collect();
     let mut sets: Vec<(&str, Vec<Vec<f64>>)> = vec![(
         "latent",
@@ -122,7 +185,13 @@ pub fn evaluate(
         for &seed in &p.seeds {
             for (name, rows) in &sets {
                 for r in &p.regressors {
-                    tasks.push((size, seed, *name, rows, *r));
+                    tasks.push(Fit {
+                        size,
+                        seed,
+                        features: name,
+                        rows,
+                        regressor: *r,
+                    });
                 }
             }
         }
@@ -134,49 +203,80 @@ pub fn evaluate(
     let scored = pool.install(|| {
         tasks
             .par_iter()
-            .map(|&(size, seed, name, rows, r)| {
-                // The fit set of (size, seed): a partial Fisher-Yates shuffle of the candidates.
-                let mut rng = images::rng(seed, STREAM ^ size as u64);
-                let mut order = candidates.clone();
-                for k in 0..size {
-                    let j = rng.random_range(k..order.len());
-                    order.swap(k, j);
-                }
-                let (fit, rest) = order.split_at(size);
-                let eval: Vec<usize> = rest
-                    .iter()
-                    .copied()
-                    .filter(|&i| target(i).is_some_and(|t| t > p.threshold))
-                    .collect();
-                let pick = |ix: &[usize]| -> Vec<Vec<f64>> {
-                    ix.iter().map(|&i| rows[i].clone()).collect()
-                };
-                let y: Vec<f64> = fit.iter().map(|&i| target(i).unwrap_or(0.0)).collect();
-                let r = match r {
-                    Regressor::Forest { trees, .. } => Regressor::Forest { trees, seed },
-                    gp => gp,
-                };
-                let pred = r.fit_predict(&pick(fit), &y, &pick(&eval)).map_err(|e| {
-                    StageError::Failed(format!("{name} features, {size} cells, seed {seed}: {e}"))
-                })?;
-                let truth: Vec<f64> = eval.iter().map(|&i| target(i).unwrap_or(0.0)).collect();
-                Ok(Scored {
-                    features: name.to_string(),
-                    regressor: r.name().to_string(),
-                    train_size: size,
-                    seed,
-                    rmse: if eval.is_empty() {
-                        f64::NAN
-                    } else {
-                        rmse(&truth, &pred)
-                    },
-                    pearson: pearson(&truth, &pred),
-                    scored: eval.len(),
-                })
-            })
+            .map(|f| f.score(table, p, &candidates))
             .collect::<Result<Vec<_>, StageError>>()
     })?;
     Ok((scored, skipped))
+}
+
+/// The accuracy a cell is scored on.
+fn target(table: &Searchable, p: &Protocol, i: usize) -> Option<f64> {
+    if p.use_test {
+        table.test[i]
+    } else {
+        Some(table.valid[i])
+    }
+}
+
+/// One fit: a regressor on a feature set, fit on the (size, seed) fit set.
+struct Fit<'a> {
+    size: usize,
+    seed: u64,
+    features: &'a str,
+    rows: &'a [Vec<f64>],
+    regressor: Regressor,
+}
+
+impl Fit<'_> {
+    fn score(
+        &self,
+        table: &Searchable,
+        p: &Protocol,
+        candidates: &[usize],
+    ) -> Result<Scored, StageError> {
+        let (size, seed) = (self.size, self.seed);
+        // The fit set of (size, seed): a partial Fisher-Yates shuffle of the candidates.
+        let mut rng = images::rng(seed, STREAM ^ size as u64);
+        let mut order = candidates.to_vec();
+        for k in 0..size {
+            let j = rng.random_range(k..order.len());
+            order.swap(k, j);
+        }
+        let (fit, rest) = order.split_at(size);
+        let truth_of = |i: usize| target(table, p, i).unwrap_or(0.0);
+        let eval: Vec<usize> = rest
+            .iter()
+            .copied()
+            .filter(|&i| target(table, p, i).is_some_and(|t| t > p.threshold))
+            .collect();
+        let pick =
+            |ix: &[usize]| -> Vec<Vec<f64>> { ix.iter().map(|&i| self.rows[i].clone()).collect() };
+        let y: Vec<f64> = fit.iter().map(|&i| truth_of(i)).collect();
+        let r = match self.regressor {
+            Regressor::Forest { trees, .. } => Regressor::Forest { trees, seed },
+            gp => gp,
+        };
+        let pred = r.fit_predict(&pick(fit), &y, &pick(&eval)).map_err(|e| {
+            StageError::Failed(format!(
+                "{} features, {size} cells, seed {seed}: {e}",
+                self.features
+            ))
+        })?;
+        let truth: Vec<f64> = eval.iter().map(|&i| truth_of(i)).collect();
+        Ok(Scored {
+            features: self.features.to_string(),
+            regressor: r.name().to_string(),
+            train_size: size,
+            seed,
+            rmse: if eval.is_empty() {
+                f64::NAN
+            } else {
+                rmse(&truth, &pred)
+            },
+            pearson: pearson(&truth, &pred),
+            scored: eval.len(),
+        })
+    }
 }
 
 /// Per feature set, regressor and size: mean and 95% half-width of RMSE and Pearson r.
@@ -271,53 +371,44 @@ pub fn write_charts(
     Ok(())
 }
 
-pub fn run(ctx: &StageContext) -> Result<(), StageError> {
-    let table = Searchable::load(ctx)?;
-    let use_test = match ctx.str("target")? {
-        "valid" => false,
-        "test" => true,
-        other => {
-            return Err(StageError::Config(format!(
-                "stage `{}`: target must be \"valid\" or \"test\", not \"{other}\"",
-                ctx.stage
-            )))
-        }
-    };
-    let (trees, ls, alpha) = (
-        ctx.count("rf_trees")?,
-        ctx.float("gp_length_scale")?,
-        ctx.float("gp_alpha")?,
-    );
-    let regressors = ctx.list("regressors", |v| match v.as_str()? {
-        "rf" => Some(Regressor::Forest { trees, seed: 0 }),
-        "gp" => Some(Regressor::Gp {
-            length_scale: ls,
-            alpha,
-        }),
-        _ => None,
-    })?;
-    let p = Protocol {
-        sizes: ctx.list("train_sizes", |v| v.as_u64().map(|s| s as usize))?,
-        seeds: (0..ctx.count("seeds")? as u64)
-            .map(|k| ctx.seed + k)
-            .collect(),
-        threshold: ctx.float("threshold")?,
+pub fn run(ctx: &StageContext<PredictParams>) -> Result<(), StageError> {
+    let p = ctx.params;
+    let table = Searchable::load(ctx, &p.table)?;
+    let use_test = p.target == Target::Test;
+    let regressors = p
+        .regressors
+        .iter()
+        .map(|r| match r {
+            RegressorName::Rf => Regressor::Forest {
+                trees: p.rf_trees,
+                seed: 0,
+            },
+            RegressorName::Gp => Regressor::Gp {
+                length_scale: p.gp_length_scale,
+                alpha: p.gp_alpha,
+            },
+        })
+        .collect();
+    let protocol = Protocol {
+        sizes: p.train_sizes.clone(),
+        seeds: (0..p.seeds as u64).map(|k| ctx.seed + k).collect(),
+        threshold: p.threshold,
         regressors,
         use_test,
-        fit_outside_train: ctx.params["fit_outside_train"].as_bool().unwrap_or(true),
-        baseline: ctx.params["baseline"].as_bool().unwrap_or(true),
+        fit_outside_train: p.fit_outside_train,
+        baseline: p.baseline,
     };
-    let (scored, skipped) = evaluate(&table, &p, ctx.threads)?;
-    crate::pretrain::write_jsonl(&ctx.out.join("results.jsonl"), &scored)?;
+    let (scored, skipped) = evaluate(&table, &protocol, ctx.threads)?;
+    crate::files::write_jsonl(&ctx.out.join("results.jsonl"), &scored)?;
     let mut summary = summarize(&scored);
     summary["table"] = json!({"source": table.source, "cells": table.len(),
         "labeled_train": table.labeled_train.iter().filter(|&&t| t).count(),
         "without_feature": table.without_feature, "without_figures": table.without_figures});
     summary["target"] = json!(if use_test { "test" } else { "valid" });
-    summary["threshold"] = json!(p.threshold);
+    summary["threshold"] = json!(protocol.threshold);
     summary["skipped_sizes"] = json!(skipped);
-    crate::pretrain::write_json(&ctx.out.join("summary.json"), &summary)?;
-    let sizes: Vec<usize> = p
+    crate::files::write_json(&ctx.out.join(SUMMARY), &summary)?;
+    let sizes: Vec<usize> = protocol
         .sizes
         .iter()
         .copied()

@@ -11,50 +11,123 @@
 //! held-out images, the final test accuracy, wall time), and `network.json` (cell, sizes, image
 //! set). `extract` outputs `features.safetensors`, described in `nasflow_torch::extract`.
 
+use nasflow_contract::{Kind, KindInfo, PathOr, StageContext, StageError};
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use crate::api::{KindSpec, ParamSpec, ParamType, StageContext, StageError};
+use crate::images::Synthetic;
 use crate::nb101::params::Skeleton;
 use crate::nb101::{module_hash, Cell, ModuleHash, Op};
 
-const IMAGES_DOC: &str = "\"synthetic\" (the embedded set) or a CIFAR-10 directory (data_batch_1..5.bin, test_batch.bin)";
+/// The `pretrain` kind: one item per labeled network.
+pub struct Pretrain;
 
-pub static PRETRAIN: KindSpec = KindSpec {
-    name: "pretrain",
-    version: 1,
-    doc: "Train each labeled network (NASBench-PyTorch's network and trainer) on images",
-    params: &[
-        ParamSpec { name: "images", ty: ParamType::PathOr(&["synthetic"]), default: Some("\"synthetic\""), doc: IMAGES_DOC },
-        ParamSpec { name: "held_out", ty: ParamType::Int, default: Some("1000"), doc: "training images held out (seeded draw): evaluated every epoch, and extract's seen images" },
-        ParamSpec { name: "init_channels", ty: ParamType::Int, default: Some("128"), doc: "stem channels (NB101: 128)" },
-        ParamSpec { name: "stacks", ty: ParamType::Int, default: Some("3"), doc: "stacks of cells, max-pooling and channel doubling between them (NB101: 3)" },
-        ParamSpec { name: "cells_per_stack", ty: ParamType::Int, default: Some("3"), doc: "cells per stack (NB101: 3)" },
-        ParamSpec { name: "epochs", ty: ParamType::Int, default: Some("12"), doc: "training epochs (info-NAS: 12)" },
-        ParamSpec { name: "batch_size", ty: ParamType::Int, default: Some("128"), doc: "training batch size (paper: 128)" },
-        ParamSpec { name: "lr", ty: ParamType::Float, default: Some("0.025"), doc: "SGD learning rate, cosine-annealed per epoch" },
-        ParamSpec { name: "momentum", ty: ParamType::Float, default: Some("0.9"), doc: "SGD momentum" },
-        ParamSpec { name: "weight_decay", ty: ParamType::Float, default: Some("0.0001"), doc: "SGD weight decay (all parameters)" },
-        ParamSpec { name: "grad_clip", ty: ParamType::Float, default: Some("5.0"), doc: "gradient-norm clipping" },
-        ParamSpec { name: "train_limit", ty: ParamType::Int, default: Some("0"), doc: "train on the first N non-held-out images only (0: all)" },
-        ParamSpec { name: "test_limit", ty: ParamType::Int, default: Some("0"), doc: "final test accuracy on the first N test images (0: all)" },
-    ],
-    reads_seed: true,
-    uses_device: true,
-    item_level: true,
-};
+impl Kind for Pretrain {
+    type Params = PretrainParams;
+    const INFO: KindInfo = KindInfo {
+        name: "pretrain",
+        version: 1,
+        doc: "Train each labeled network (NASBench-PyTorch's network and trainer) on images",
+        reads_seed: true,
+        uses_device: true,
+        item_level: true,
+    };
+}
 
-pub static EXTRACT: KindSpec = KindSpec {
-    name: "extract",
-    version: 1,
-    doc: "Record each trained network's global-average-pool features on the seen (held-out) and unseen (test) images, and its classifier",
-    params: &[
-        ParamSpec { name: "images", ty: ParamType::PathOr(&["synthetic"]), default: Some("\"synthetic\""), doc: "the same image set as pretrain's" },
-        ParamSpec { name: "unseen", ty: ParamType::Int, default: Some("2000"), doc: "test images drawn (seeded) as the unseen set (paper: 2,000)" },
-    ],
-    reads_seed: true,
-    uses_device: true,
-    item_level: true,
-};
+/// The params of `pretrain`.
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
+#[serde(default, deny_unknown_fields)]
+pub struct PretrainParams {
+    /// "synthetic" (the embedded set) or a CIFAR-10 directory (data_batch_1..5.bin, test_batch.bin)
+    pub images: PathOr<Synthetic>,
+    /// training images held out (seeded draw): evaluated every epoch, and extract's seen images
+    pub held_out: usize,
+    /// stem channels (NB101: 128)
+    #[schemars(range(min = 1))]
+    pub init_channels: usize,
+    /// stacks of cells, max-pooling and channel doubling between them (NB101: 3)
+    #[schemars(range(min = 1))]
+    pub stacks: usize,
+    /// cells per stack (NB101: 3)
+    #[schemars(range(min = 1))]
+    pub cells_per_stack: usize,
+    /// training epochs (info-NAS: 12)
+    #[schemars(range(min = 1))]
+    pub epochs: usize,
+    /// training batch size (paper: 128)
+    #[schemars(range(min = 1))]
+    pub batch_size: usize,
+    /// SGD learning rate, cosine-annealed per epoch
+    #[schemars(range(min = 0.0))]
+    pub lr: f64,
+    /// SGD momentum
+    #[schemars(range(min = 0.0, max = 1.0))]
+    pub momentum: f64,
+    /// SGD weight decay (all parameters)
+    #[schemars(range(min = 0.0))]
+    pub weight_decay: f64,
+    /// gradient-norm clipping
+    #[schemars(range(min = 0.0))]
+    pub grad_clip: f64,
+    /// train on the first N non-held-out images only (0: all)
+    pub train_limit: usize,
+    /// final test accuracy on the first N test images (0: all)
+    pub test_limit: usize,
+}
+
+impl Default for PretrainParams {
+    fn default() -> Self {
+        PretrainParams {
+            images: PathOr::default(),
+            held_out: 1000,
+            init_channels: 128,
+            stacks: 3,
+            cells_per_stack: 3,
+            epochs: 12,
+            batch_size: 128,
+            lr: 0.025,
+            momentum: 0.9,
+            weight_decay: 0.0001,
+            grad_clip: 5.0,
+            train_limit: 0,
+            test_limit: 0,
+        }
+    }
+}
+
+/// The `extract` kind: one item per trained network.
+pub struct Extract;
+
+impl Kind for Extract {
+    type Params = ExtractParams;
+    const INFO: KindInfo = KindInfo {
+        name: "extract",
+        version: 1,
+        doc: "Record each trained network's global-average-pool features on the seen (held-out) and unseen (test) images, and its classifier",
+        reads_seed: true,
+        uses_device: true,
+        item_level: true,
+    };
+}
+
+/// The params of `extract`.
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
+#[serde(default, deny_unknown_fields)]
+pub struct ExtractParams {
+    /// the same image set as pretrain's
+    pub images: PathOr<Synthetic>,
+    /// test images drawn (seeded) as the unseen set (paper: 2,000)
+    pub unseen: usize,
+}
+
+impl Default for ExtractParams {
+    fn default() -> Self {
+        ExtractParams {
+            images: PathOr::default(),
+            unseen: 2000,
+        }
+    }
+}
 
 /// What `pretrain` records about a network, for `extract` and for people.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
@@ -98,10 +171,8 @@ fn cell_from(matrix: &[Vec<u8>], ops: &[String]) -> Result<Cell, StageError> {
 }
 
 /// The cell of a `sample` item (`{"hash", "matrix", "ops", ...}`); the hash must match.
-pub fn item_cell(ctx: &StageContext) -> Result<(ModuleHash, Cell), StageError> {
-    let item = ctx.item.ok_or_else(|| {
-        StageError::Config(format!("stage `{}` runs per item: set foreach", ctx.stage))
-    })?;
+pub fn item_cell<P>(ctx: &StageContext<P>) -> Result<(ModuleHash, Cell), StageError> {
+    let item = ctx.item()?;
     #[derive(Deserialize)]
     struct Item {
         hash: ModuleHash,
@@ -123,31 +194,4 @@ pub fn item_cell(ctx: &StageContext) -> Result<(ModuleHash, Cell), StageError> {
         )));
     }
     Ok((h, cell))
-}
-
-/// Writes pretty JSON.
-pub fn write_json(path: &std::path::Path, v: &impl Serialize) -> Result<(), StageError> {
-    let text = serde_json::to_string_pretty(v).expect("serializable") + "\n";
-    std::fs::write(path, text).map_err(|e| StageError::io(path, e))
-}
-
-/// Writes one JSON value a line (JSON Lines).
-pub fn write_jsonl<T: Serialize>(
-    path: &std::path::Path,
-    values: impl IntoIterator<Item = T>,
-) -> Result<(), StageError> {
-    use std::io::Write;
-    let file = std::fs::File::create(path).map_err(|e| StageError::io(path, e))?;
-    let mut w = std::io::BufWriter::new(file);
-    for v in values {
-        serde_json::to_writer(&mut w, &v).map_err(|e| StageError::io(path, e.into()))?;
-        w.write_all(b"\n").map_err(|e| StageError::io(path, e))?;
-    }
-    w.flush().map_err(|e| StageError::io(path, e))
-}
-
-/// Reads JSON.
-pub fn read_json<T: for<'de> Deserialize<'de>>(path: &std::path::Path) -> Result<T, StageError> {
-    let text = std::fs::read_to_string(path).map_err(|e| StageError::io(path, e))?;
-    serde_json::from_str(&text).map_err(|e| StageError::Failed(format!("{}: {e}", path.display())))
 }

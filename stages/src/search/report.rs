@@ -6,8 +6,8 @@ use serde_json::{json, Map, Value};
 
 use super::table::Searchable;
 use super::Trace;
-use crate::api::StageError;
 use crate::report::{mean_ci95, Chart, Series};
+use nasflow_contract::StageError;
 
 /// The regret of a trace at simulated time `t`: that of its last query finished by `t`.
 pub fn regret_at(cost: &[f64], regret: &[Option<f64>], t: f64) -> Option<f64> {

@@ -5,14 +5,24 @@ use std::path::Path;
 
 use serde_json::Value;
 
-use crate::api::{StageContext, StageError};
+use nasflow_contract::layout::{item_dir, ITEMS_LIST};
+use nasflow_contract::{Keywords, PathOr, StageContext, StageError};
+
 use crate::nb101::tables::Table;
 use crate::nb101::{Cell, ModuleHash, Space};
 
 /// The `table` param's keyword for the networks pretrained in this pipeline.
 pub const PRETRAINED: &str = "pretrained";
 
-pub const TABLE_DOC: &str = "\"pretrained\" (the networks pretrained in this pipeline: held-out accuracy as validation, test accuracy as test, measured training seconds as cost) or an NB101 table (nasbench_only108.tfrecord, arch2vec's data.json, hash-keyed *.jsonl)";
+/// The keywords of a `table` param.
+pub struct Pretrained;
+
+impl Keywords for Pretrained {
+    const KEYWORDS: &'static [&'static str] = &[PRETRAINED];
+}
+
+/// A `table` param: `"pretrained"` or an NB101 table file.
+pub type TableSource = PathOr<Pretrained>;
 
 /// Searchable cells in the table's order.
 #[derive(Clone, Debug, Default)]
@@ -59,27 +69,17 @@ impl Searchable {
     /// Loads the searchable table of a `reinforce` or `predict` run: features from the
     /// `train-vae` input, figures per the `table` param, labeled networks from the `pretrain`
     /// (or `sample`) input's `items.jsonl`.
-    pub fn load(ctx: &StageContext) -> Result<Searchable, StageError> {
+    pub fn load<P>(ctx: &StageContext<P>, table: &TableSource) -> Result<Searchable, StageError> {
         let vae = ctx.input("train-vae")?;
         let labeled_dir = ctx
             .inputs
             .get("pretrain")
             .or_else(|| ctx.inputs.get("sample"));
         let labeled = match labeled_dir {
-            Some(d) => read_items(&d.join("items.jsonl"))?,
+            Some(d) => read_items(&d.join(ITEMS_LIST))?,
             None => Vec::new(),
         };
-        let table = ctx.str("table")?;
-        let (rows, source) = if table == PRETRAINED {
-            let dir = ctx.inputs.get("pretrain").ok_or_else(|| {
-                StageError::Config(format!(
-                    "stage `{}`: table = \"pretrained\" needs the pretrain stage in deps (or name an NB101 table file)",
-                    ctx.stage
-                ))
-            })?;
-            (pretrained_rows(dir, &labeled)?, PRETRAINED.to_string())
-        } else {
-            let path = Path::new(table);
+        let (rows, source) = if let Some(path) = table.path() {
             let t = Table::load(path).map_err(|e| StageError::Failed(e.to_string()))?;
             let rows = t
                 .rows()
@@ -94,6 +94,19 @@ impl Searchable {
                 })
                 .collect();
             (rows, path.display().to_string())
+        } else if table.keyword().is_none() {
+            return Err(StageError::Config(format!(
+                "stage `{}`: `table` is empty: name an NB101 table file or \"pretrained\"",
+                ctx.stage
+            )));
+        } else {
+            let dir = ctx.inputs.get("pretrain").ok_or_else(|| {
+                StageError::Config(format!(
+                    "stage `{}`: table = \"pretrained\" needs the pretrain stage in deps (or name an NB101 table file)",
+                    ctx.stage
+                ))
+            })?;
+            (pretrained_rows(dir, &labeled)?, PRETRAINED.to_string())
         };
         let (cells, features, dim) = read_latent(vae)?;
         let train: std::collections::HashSet<ModuleHash> = labeled
@@ -165,8 +178,8 @@ fn read_items(path: &Path) -> Result<Vec<(ModuleHash, String)>, StageError> {
 fn pretrained_rows(dir: &Path, items: &[(ModuleHash, String)]) -> Result<Vec<Figures>, StageError> {
     let mut rows = Vec::new();
     for (k, (hash, _)) in items.iter().enumerate() {
-        let path = dir.join(format!("items/{k:05}/metrics.json"));
-        let m: Value = crate::pretrain::read_json(&path)?;
+        let path = dir.join(item_dir(k)).join("metrics.json");
+        let m: Value = crate::files::read_json(&path)?;
         let epochs = m["epochs"].as_array().cloned().unwrap_or_default();
         let valid = epochs.last().and_then(|e| e["held_out_accuracy"].as_f64());
         let cost: f64 = epochs.iter().filter_map(|e| e["seconds"].as_f64()).sum();

@@ -23,8 +23,9 @@ use tch::Tensor;
 
 use crate::network::{Init, Network};
 use crate::train::{labels, prepare, to_tensor, torch_device, torch_err};
+use nasflow_stages::files::read_json;
 use nasflow_stages::images;
-use nasflow_stages::pretrain::{item_cell, read_json, NetworkInfo};
+use nasflow_stages::pretrain::{item_cell, ExtractParams, NetworkInfo};
 use nasflow_stages::{StageContext, StageError};
 
 pub const UNSEEN_STREAM: u64 = 4;
@@ -49,7 +50,7 @@ fn index_tensor(idx: &[usize]) -> Tensor {
     Tensor::from_slice(&idx.iter().map(|&i| i as i64).collect::<Vec<_>>())
 }
 
-pub fn run(ctx: &StageContext) -> Result<(), StageError> {
+pub fn run(ctx: &StageContext<ExtractParams>) -> Result<(), StageError> {
     let (hash, _) = item_cell(ctx)?;
     let dir = ctx.input("pretrain")?;
     let info: NetworkInfo = read_json(&dir.join("network.json"))?;
@@ -61,7 +62,7 @@ pub fn run(ctx: &StageContext) -> Result<(), StageError> {
     }
     tch::set_num_threads(ctx.threads.max(1) as i32);
     let device = torch_device(ctx.device);
-    let p = prepare(ctx.str("images")?, info.held_out, ctx.seed)?;
+    let p = prepare(&ctx.params.images, info.held_out, ctx.seed)?;
     if p.data.name != info.images {
         return Err(StageError::Config(format!(
             "stage `{}` reads images {} but pretrain trained on {}: set the same `images` in both stages",
@@ -73,7 +74,7 @@ pub fn run(ctx: &StageContext) -> Result<(), StageError> {
     vs.load(dir.join("weights.safetensors"))
         .map_err(torch_err)?;
 
-    let unseen = ctx.count("unseen")?.min(p.data.test.len());
+    let unseen = ctx.params.unseen.min(p.data.test.len());
     let unseen_idx = rand::seq::index::sample(
         &mut images::rng(ctx.seed, UNSEEN_STREAM),
         p.data.test.len(),

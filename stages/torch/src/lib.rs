@@ -2,7 +2,8 @@
 //! `pretrain` trainer ([`train`]) and the `extract` feature extraction ([`extract`]).
 //!
 //! The kinds' declarations (params, docs) live in `nasflow-stages`, which the engine links; this
-//! crate holds their computations and is linked only by `nasflow-worker`. Keeping libtorch out of
+//! crate holds their computations (`run` functions, joined to the kinds by the root package's
+//! registration list) and is linked only by `nasflow-worker`. Keeping libtorch out of
 //! the engine by a crate boundary is what makes it reliable: within one crate, code generation
 //! may put tch-calling code and engine-visible statics in one object file, and the linker then
 //! pulls in libtorch (~300 ms to load) for a no-op run. `tests/cli.rs` checks the engine binary.
@@ -14,17 +15,3 @@ pub mod preprocess;
 pub mod reinforce;
 pub mod train;
 pub mod train_vae;
-
-use nasflow_stages::RunFn;
-
-/// The computation of a libtorch kind listed by `nasflow_stages::kinds`.
-pub fn runner(name: &str) -> Option<RunFn> {
-    match name {
-        "pretrain" => Some(train::run),
-        "extract" => Some(extract::run),
-        "preprocess" => Some(preprocess::run),
-        "train-vae" => Some(train_vae::run),
-        "reinforce" => Some(reinforce::run),
-        _ => None,
-    }
-}

@@ -13,8 +13,9 @@ use std::collections::BTreeMap;
 use serde_json::{json, Value};
 use tch::{Kind, Tensor};
 
-use nasflow_stages::preprocess::{unseen_valid_count, SETS};
-use nasflow_stages::pretrain::{write_json, write_jsonl};
+use nasflow_contract::layout::{ITEMS_LIST, SUMMARY};
+use nasflow_stages::files::{write_json, write_jsonl};
+use nasflow_stages::preprocess::{unseen_valid_count, PreprocessParams, SETS};
 use nasflow_stages::{StageContext, StageError};
 
 use crate::train::torch_err;
@@ -72,22 +73,68 @@ fn take(
     })
 }
 
-pub fn run(ctx: &StageContext) -> Result<(), StageError> {
-    let dir = ctx.input("extract")?;
-    let list = dir.join("items.jsonl");
-    let text = std::fs::read_to_string(&list).map_err(|e| StageError::io(&list, e))?;
-    let items: Vec<Value> = text
-        .lines()
-        .enumerate()
-        .map(|(i, l)| {
-            serde_json::from_str(l)
-                .map_err(|e| StageError::Failed(format!("{} line {}: {e}", list.display(), i + 1)))
-        })
-        .collect::<Result<_, _>>()?;
+/// Every network's extracted outputs, and the images they were extracted on.
+struct Extracted {
+    items: Vec<Value>,
+    nets: Vec<NetOutputs>,
+    seen_idx: Tensor,
+    unseen_idx: Tensor,
+}
+
+/// The members (network indices) of each set, in [`SETS`] order, and whether it is on the
+/// unseen images.
+type Members = [(Vec<usize>, bool); 5];
+
+/// (targets, network index, image position) of each set.
+type Set = (Tensor, Tensor, Tensor);
+
+pub fn run(ctx: &StageContext<PreprocessParams>) -> Result<(), StageError> {
+    // 1. Read every network's outputs (all extracted on the same images).
+    let e = read_extracted(ctx)?;
+    // 2. Split the networks into the paper's five sets.
+    let members = members(&e.items, ctx.params.unseen_valid_fraction)?;
+    // 3. Transform every sample (bias, weighting, per-network scaling, sort by weights).
+    let stats: Vec<(f64, f64)> = e.nets.iter().map(|n| network_stats(&n.seen)).collect();
+    let mut sets: Vec<Set> = members
+        .iter()
+        .map(|(m, unseen)| build_set(&e.nets, &stats, m, *unseen))
+        .collect();
+    // 4. Per-position scaling fitted on train, applied to every set.
+    let position_mean = sets[0].0.mean_dim(0, false, Kind::Float);
+    let position_std = sets[0].0.std_dim(0, false, false);
+    // A constant position (std 0) is centred, not divided.
+    let safe_std = position_std.where_self(&position_std.gt(0.0), &position_std.ones_like());
+    for s in &mut sets {
+        s.0 = (&s.0 - &position_mean) / &safe_std;
+    }
+    // 5. Write the sets, their baselines and the networks.
+    let (summary, mut tensors) = describe_sets(sets, &members, &e);
+    let f = |v: Vec<f64>| Tensor::from_slice(&v);
+    tensors.push(("seen_indices".into(), e.seen_idx));
+    tensors.push(("unseen_indices".into(), e.unseen_idx));
+    tensors.push((
+        "network_mean".into(),
+        f(stats.iter().map(|s| s.0).collect()),
+    ));
+    tensors.push(("network_std".into(), f(stats.iter().map(|s| s.1).collect())));
+    tensors.push(("position_mean".into(), position_mean));
+    tensors.push(("position_std".into(), position_std));
+    Tensor::write_safetensors(&tensors, ctx.out.join("io.safetensors")).map_err(torch_err)?;
+    write_jsonl(
+        &ctx.out.join("networks.jsonl"),
+        e.items.iter().map(|it| {
+            json!({"hash": it["hash"], "matrix": it["matrix"], "ops": it["ops"], "split": it["split"]})
+        }),
+    )?;
+    write_json(&ctx.out.join(SUMMARY), &Value::Object(summary))
+}
+
+fn read_extracted(ctx: &StageContext<PreprocessParams>) -> Result<Extracted, StageError> {
+    let list = ctx.item_list("extract")?;
     let (mut seen_idx, mut unseen_idx): (Option<Tensor>, Option<Tensor>) = (None, None);
-    let mut nets = Vec::with_capacity(items.len());
-    for k in 0..items.len() {
-        let path = dir.join(format!("items/{k:05}/features.safetensors"));
+    let mut nets = Vec::with_capacity(list.len());
+    for k in 0..list.len() {
+        let path = list.item(k).join("features.safetensors");
         let mut m = read(&path)?;
         for (name, slot) in [
             ("seen_indices", &mut seen_idx),
@@ -114,91 +161,93 @@ pub fn run(ctx: &StageContext) -> Result<(), StageError> {
             unseen_labels: take(&mut m, "unseen_labels", &path)?,
             wb: Tensor::cat(&[w, b.unsqueeze(1)], 1),
         });
-        (ctx.progress)((k + 1) as u64, items.len() as u64);
+        ctx.progress((k + 1) as u64, list.len() as u64);
     }
     let (Some(seen_idx), Some(unseen_idx)) = (seen_idx, unseen_idx) else {
         return Err(StageError::Failed(format!(
             "{}: no networks",
-            list.display()
+            list.dir.join(ITEMS_LIST).display()
         )));
     };
+    Ok(Extracted {
+        items: list.values,
+        nets,
+        seen_idx,
+        unseen_idx,
+    })
+}
+
+/// The paper's sets: train and validation networks on the seen images; the first train networks
+/// by hash (info-NAS: np.unique of the hashes) on unseen images as `valid_unseen`, the other
+/// train networks as `test_unseen`; validation networks on unseen images as `test_valid`.
+fn members(items: &[Value], unseen_valid_fraction: f64) -> Result<Members, StageError> {
     let split = |v: &Value| v["split"].as_str().unwrap_or("").to_string();
     let hash = |v: &Value| v["hash"].as_str().unwrap_or("").to_string();
-    let train: Vec<usize> = (0..items.len())
-        .filter(|&i| split(&items[i]) == "train")
-        .collect();
-    let valid: Vec<usize> = (0..items.len())
-        .filter(|&i| split(&items[i]) == "valid")
-        .collect();
+    let of = |s: &str| -> Vec<usize> {
+        (0..items.len())
+            .filter(|&i| split(&items[i]) == s)
+            .collect()
+    };
+    let (train, valid) = (of("train"), of("valid"));
     if train.is_empty() {
         return Err(StageError::Failed(
             "no train networks among extract's items (split = \"train\")".into(),
         ));
     }
-    // The first networks by hash (info-NAS: np.unique of the hashes) validate on unseen images.
     let mut by_hash = train.clone();
     by_hash.sort_by_key(|&i| hash(&items[i]));
-    let n_vu = unseen_valid_count(train.len(), ctx.float("unseen_valid_fraction")?);
+    let n_vu = unseen_valid_count(train.len(), unseen_valid_fraction);
     let valid_unseen: Vec<usize> = by_hash[..n_vu].to_vec();
     let test_unseen: Vec<usize> = train
         .iter()
         .copied()
         .filter(|i| !valid_unseen.contains(i))
         .collect();
+    Ok([
+        (train, false),
+        (valid.clone(), false),
+        (valid_unseen, true),
+        (test_unseen, true),
+        (valid, true),
+    ])
+}
 
-    let stats: Vec<(f64, f64)> = nets.iter().map(|n| network_stats(&n.seen)).collect();
-    // (targets, network index, image position) of a set.
-    let build = |members: &[usize], unseen: bool| -> (Tensor, Tensor, Tensor) {
-        let mut xs = Vec::new();
-        let mut net_ids = Vec::new();
-        let mut img_ids = Vec::new();
-        for &i in members {
-            let n = &nets[i];
-            let (f, y) = if unseen {
-                (&n.unseen, &n.unseen_labels)
-            } else {
-                (&n.seen, &n.seen_labels)
-            };
-            xs.push(transform(f, y, &n.wb, stats[i].0, stats[i].1));
-            let rows = f.size()[0];
-            net_ids.push(Tensor::full(
-                [rows],
-                i as i64,
-                (Kind::Int64, tch::Device::Cpu),
-            ));
-            img_ids.push(Tensor::arange(rows, (Kind::Int64, tch::Device::Cpu)));
-        }
-        if xs.is_empty() {
-            let c = nets[0].wb.size()[1];
-            let e = || Tensor::zeros([0], (Kind::Int64, tch::Device::Cpu));
-            return (
-                Tensor::zeros([0, c], (Kind::Float, tch::Device::Cpu)),
-                e(),
-                e(),
-            );
-        }
-        (
-            Tensor::cat(&xs, 0),
-            Tensor::cat(&net_ids, 0),
-            Tensor::cat(&img_ids, 0),
-        )
-    };
-    let members: [(&[usize], bool); 5] = [
-        (&train, false),
-        (&valid, false),
-        (&valid_unseen, true),
-        (&test_unseen, true),
-        (&valid, true),
-    ];
-    let mut sets: Vec<(Tensor, Tensor, Tensor)> =
-        members.iter().map(|(m, u)| build(m, *u)).collect();
-    let position_mean = sets[0].0.mean_dim(0, false, Kind::Float);
-    let position_std = sets[0].0.std_dim(0, false, false);
-    // A constant position (std 0) is centred, not divided.
-    let safe_std = position_std.where_self(&position_std.gt(0.0), &position_std.ones_like());
-    for s in &mut sets {
-        s.0 = (&s.0 - &position_mean) / &safe_std;
+/// Steps 1-3 of every sample of the member networks.
+fn build_set(nets: &[NetOutputs], stats: &[(f64, f64)], members: &[usize], unseen: bool) -> Set {
+    let cpu = tch::Device::Cpu;
+    let mut xs = Vec::new();
+    let mut net_ids = Vec::new();
+    let mut img_ids = Vec::new();
+    for &i in members {
+        let n = &nets[i];
+        let (f, y) = if unseen {
+            (&n.unseen, &n.unseen_labels)
+        } else {
+            (&n.seen, &n.seen_labels)
+        };
+        xs.push(transform(f, y, &n.wb, stats[i].0, stats[i].1));
+        let rows = f.size()[0];
+        net_ids.push(Tensor::full([rows], i as i64, (Kind::Int64, cpu)));
+        img_ids.push(Tensor::arange(rows, (Kind::Int64, cpu)));
     }
+    if xs.is_empty() {
+        let c = nets[0].wb.size()[1];
+        let e = || Tensor::zeros([0], (Kind::Int64, cpu));
+        return (Tensor::zeros([0, c], (Kind::Float, cpu)), e(), e());
+    }
+    (
+        Tensor::cat(&xs, 0),
+        Tensor::cat(&net_ids, 0),
+        Tensor::cat(&img_ids, 0),
+    )
+}
+
+/// Each set's summary (rows, networks, images, the mean-vector baseline L1) and tensors.
+fn describe_sets(
+    sets: Vec<Set>,
+    members: &Members,
+    e: &Extracted,
+) -> (serde_json::Map<String, Value>, Vec<(String, Tensor)>) {
     let train_mean = sets[0].0.mean_dim(0, false, Kind::Float);
     let mut summary = serde_json::Map::new();
     let mut tensors: Vec<(String, Tensor)> = Vec::new();
@@ -214,9 +263,9 @@ pub fn run(ctx: &StageContext) -> Result<(), StageError> {
             f64::NAN
         };
         let images = if *unseen {
-            unseen_idx.size()[0]
+            e.unseen_idx.size()[0]
         } else {
-            seen_idx.size()[0]
+            e.seen_idx.size()[0]
         };
         summary.insert(
             name.to_string(),
@@ -226,25 +275,7 @@ pub fn run(ctx: &StageContext) -> Result<(), StageError> {
         tensors.push((format!("{name}_network"), net));
         tensors.push((format!("{name}_image"), img));
     }
-    let f = |v: Vec<f64>| Tensor::from_slice(&v);
-    tensors.push(("seen_indices".into(), seen_idx));
-    tensors.push(("unseen_indices".into(), unseen_idx));
-    tensors.push((
-        "network_mean".into(),
-        f(stats.iter().map(|s| s.0).collect()),
-    ));
-    tensors.push(("network_std".into(), f(stats.iter().map(|s| s.1).collect())));
-    tensors.push(("position_mean".into(), position_mean));
-    tensors.push(("position_std".into(), position_std));
-    Tensor::write_safetensors(&tensors, ctx.out.join("io.safetensors")).map_err(torch_err)?;
-
-    write_jsonl(
-        &ctx.out.join("networks.jsonl"),
-        items.iter().map(|it| {
-            json!({"hash": it["hash"], "matrix": it["matrix"], "ops": it["ops"], "split": it["split"]})
-        }),
-    )?;
-    write_json(&ctx.out.join("summary.json"), &Value::Object(summary))
+    (summary, tensors)
 }
 
 #[cfg(test)]

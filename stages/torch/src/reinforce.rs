@@ -15,7 +15,9 @@ use rand_distr::{Distribution, StandardNormal, Uniform};
 use rayon::prelude::*;
 use tch::{nn, nn::OptimizerConfig, Kind, Tensor};
 
+use nasflow_contract::layout::SUMMARY;
 use nasflow_stages::images;
+use nasflow_stages::reinforce::ReinforceParams;
 use nasflow_stages::search::nearest::{nearest_batch, Features, Visited};
 use nasflow_stages::search::report::{summarize, write_charts};
 use nasflow_stages::search::table::Searchable;
@@ -223,8 +225,9 @@ pub fn reinforce(
     Ok(runs.into_iter().map(|r| r.tracker.trace).collect())
 }
 
-pub fn run(ctx: &StageContext) -> Result<(), StageError> {
-    let table = Searchable::load(ctx)?;
+pub fn run(ctx: &StageContext<ReinforceParams>) -> Result<(), StageError> {
+    let p = ctx.params;
+    let table = Searchable::load(ctx, &p.table)?;
     if table.is_empty() {
         return Err(StageError::Failed(format!(
             "stage `{}`: no searchable cells: none of the table's {} rows has both a latent feature and figures (does train-vae's sample cover the table's cells?)",
@@ -233,16 +236,14 @@ pub fn run(ctx: &StageContext) -> Result<(), StageError> {
         )));
     }
     let settings = Settings {
-        budget: ctx.float("budget")?,
-        batch: ctx.count("batch_size")?,
-        lr: ctx.float("lr")?,
-        baseline: ctx.float("baseline")?,
-        hidden: ctx.count("hidden")?.max(1) as i64,
+        budget: p.budget,
+        batch: p.batch_size,
+        lr: p.lr,
+        baseline: p.baseline,
+        hidden: p.hidden.max(1) as i64,
     };
-    let seeds: Vec<u64> = (0..ctx.count("seeds")? as u64)
-        .map(|k| ctx.seed + k)
-        .collect();
-    let random = ctx.params["random_search"].as_bool().unwrap_or(true);
+    let seeds: Vec<u64> = (0..p.seeds as u64).map(|k| ctx.seed + k).collect();
+    let random = p.random_search;
     tch::set_num_threads(1);
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(ctx.threads.max(1))
@@ -253,7 +254,7 @@ pub fn run(ctx: &StageContext) -> Result<(), StageError> {
     let total = seeds.len() as u64 * if random { 2 } else { 1 };
     let tick = || {
         let d = done.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
-        (ctx.progress)(d, total);
+        ctx.progress_with(d, total, "runs", String::new());
     };
     let groups: Vec<&[u64]> = seeds.chunks(GROUP).collect();
     let mut traces: Vec<Trace> = pool
@@ -285,10 +286,10 @@ pub fn run(ctx: &StageContext) -> Result<(), StageError> {
         }));
     }
     let out = ctx.out;
-    nasflow_stages::pretrain::write_jsonl(&out.join("traces.jsonl"), &traces)?;
+    nasflow_stages::files::write_jsonl(&out.join("traces.jsonl"), &traces)?;
     let mut summary = summarize(&traces, &table, settings.budget);
     summary["source"] = serde_json::json!(table.source);
-    nasflow_stages::pretrain::write_json(&out.join("summary.json"), &summary)?;
+    nasflow_stages::files::write_json(&out.join(SUMMARY), &summary)?;
     write_charts(out, &traces, settings.budget)?;
     Ok(())
 }

@@ -14,9 +14,12 @@ use tch::nn::{self, ModuleT, OptimizerConfig};
 use tch::{Kind, Tensor};
 
 use crate::network::{count_trainable, Init, Network};
-use nasflow_stages::images::{self, Dataset, Images};
+use nasflow_contract::Device;
+use nasflow_stages::files::write_json;
+use nasflow_stages::images::{self, Dataset, ImageSource, Images};
 use nasflow_stages::nb101::params::Skeleton;
-use nasflow_stages::pretrain::{item_cell, write_json, NetworkInfo};
+use nasflow_stages::nb101::{Cell, ModuleHash};
+use nasflow_stages::pretrain::{item_cell, NetworkInfo, PretrainParams};
 use nasflow_stages::{StageContext, StageError};
 
 /// Streams of the pipeline seed (see `images::rng`).
@@ -26,10 +29,10 @@ pub const AUGMENT_STREAM: u64 = 2;
 /// transform, materialised once).
 pub const HELD_OUT_STREAM: u64 = 3;
 
-pub fn torch_device(d: nasflow_stages::Device) -> tch::Device {
+pub fn torch_device(d: Device) -> tch::Device {
     match d {
-        nasflow_stages::Device::Cpu => tch::Device::Cpu,
-        nasflow_stages::Device::Cuda(n) => tch::Device::Cuda(n),
+        Device::Cpu => tch::Device::Cpu,
+        Device::Cuda(n) => tch::Device::Cuda(n),
     }
 }
 
@@ -46,8 +49,8 @@ pub struct Prepared {
     pub held_pixels: Vec<f32>,
 }
 
-pub fn prepare(spec: &str, held_out: usize, seed: u64) -> Result<Prepared, StageError> {
-    let data = images::load(spec, seed).map_err(|e| StageError::Failed(e.to_string()))?;
+pub fn prepare(source: &ImageSource, held_out: usize, seed: u64) -> Result<Prepared, StageError> {
+    let data = images::load(source, seed).map_err(|e| StageError::Failed(e.to_string()))?;
     if held_out >= data.train.len() {
         return Err(StageError::Config(format!(
             "held_out = {held_out} but the image set has {} training images",
@@ -138,126 +141,66 @@ struct Metrics {
     threads: usize,
 }
 
-pub fn run(ctx: &StageContext) -> Result<(), StageError> {
+/// The network being trained and its optimizer.
+struct Trainee {
+    vs: nn::VarStore,
+    net: Network,
+    opt: nn::Optimizer,
+    device: tch::Device,
+}
+
+pub fn run(ctx: &StageContext<PretrainParams>) -> Result<(), StageError> {
     let started = Instant::now();
+    let p = ctx.params;
     let (hash, cell) = item_cell(ctx)?;
     let sk = Skeleton {
         in_channels: 3,
-        init_channels: ctx.count("init_channels")?,
-        stacks: ctx.count("stacks")?,
-        cells_per_stack: ctx.count("cells_per_stack")?,
+        init_channels: p.init_channels,
+        stacks: p.stacks,
+        cells_per_stack: p.cells_per_stack,
         classes: images::CLASSES,
     };
-    let (epochs, batch_size) = (ctx.count("epochs")?, ctx.count("batch_size")?.max(1));
-    let (lr, momentum, wd, clip) = (
-        ctx.float("lr")?,
-        ctx.float("momentum")?,
-        ctx.float("weight_decay")?,
-        ctx.float("grad_clip")?,
-    );
-    let held_out = ctx.count("held_out")?;
-    let images_spec = ctx.str("images")?.to_string();
     tch::set_num_threads(ctx.threads.max(1) as i32);
     let device = torch_device(ctx.device);
 
-    let p = prepare(&images_spec, held_out, ctx.seed)?;
-    let mut train_idx = p.train_idx.clone();
-    let limit = ctx.count("train_limit")?;
-    if limit > 0 {
-        train_idx.truncate(limit);
+    // 1. The images: train (limited), held out, test (limited).
+    let data = prepare(&p.images, p.held_out, ctx.seed)?;
+    let mut train_idx = data.train_idx.clone();
+    if p.train_limit > 0 {
+        train_idx.truncate(p.train_limit);
     }
-    let held_labels = labels(&p.data.train, &p.held_idx, device);
-    let test_n = match ctx.count("test_limit")? {
-        0 => p.data.test.len(),
-        n => n.min(p.data.test.len()),
+    let test_n = match p.test_limit {
+        0 => data.data.test.len(),
+        n => n.min(data.data.test.len()),
     };
     let test_idx: Vec<usize> = (0..test_n).collect();
 
+    // 2. The network, built after seeding libtorch, and SGD.
     tch::manual_seed(ctx.seed as i64);
     let vs = nn::VarStore::new(device);
     let net = Network::new(&vs.root(), &cell, &sk, Init::Paper);
-    let mut opt = nn::Sgd {
-        momentum,
+    let opt = nn::Sgd {
+        momentum: p.momentum,
         dampening: 0.0,
-        wd,
+        wd: p.weight_decay,
         nesterov: false,
     }
-    .build(&vs, lr)
+    .build(&vs, p.lr)
     .map_err(torch_err)?;
-
-    let mut shuffle_rng = images::rng(ctx.seed, SHUFFLE_STREAM);
-    let mut augment_rng = images::rng(ctx.seed, AUGMENT_STREAM);
-    let steps_per_epoch = train_idx.len().div_ceil(batch_size);
-    let total = (steps_per_epoch * epochs) as u64;
-    let mut history = Vec::new();
-    let mut trained_images = 0usize;
-    let train_started = Instant::now();
-    for epoch in 0..epochs {
-        let t0 = Instant::now();
-        let epoch_lr =
-            lr * (1.0 + (std::f64::consts::PI * epoch as f64 / epochs as f64).cos()) / 2.0;
-        opt.set_lr(epoch_lr);
-        images::shuffle(&mut train_idx, &mut shuffle_rng);
-        let (mut loss_sum, mut correct, mut seen) = (0.0, 0.0, 0usize);
-        for (step, chunk) in train_idx.chunks(batch_size).enumerate() {
-            if chunk.len() < 2 {
-                continue; // batch norm cannot train on one picture
-            }
-            let x = to_tensor(
-                &images::batch(&p.data.train, chunk, Some(&mut augment_rng)),
-                device,
-            );
-            let y = labels(&p.data.train, chunk, device);
-            let logits = net.forward_t(&x, true);
-            let loss = logits.cross_entropy_for_logits(&y);
-            opt.zero_grad();
-            loss.backward();
-            opt.clip_grad_norm(clip);
-            opt.step();
-            let n = chunk.len();
-            loss_sum += loss.double_value(&[]) * n as f64;
-            correct += correct_count(&logits, &y);
-            seen += n;
-            (ctx.progress)((epoch * steps_per_epoch + step + 1) as u64, total);
-        }
-        trained_images += seen;
-        let (held_out_loss, held_out_accuracy) =
-            evaluate(&net, &p.held_pixels, &held_labels, device);
-        history.push(Epoch {
-            epoch: epoch + 1,
-            lr: epoch_lr,
-            train_loss: loss_sum / seen.max(1) as f64,
-            train_accuracy: correct / seen.max(1) as f64,
-            held_out_loss,
-            held_out_accuracy,
-            seconds: t0.elapsed().as_secs_f64(),
-        });
-    }
-    let train_seconds = train_started.elapsed().as_secs_f64();
-    let test_pixels = images::batch(&p.data.test, &test_idx, None);
-    let (_, test_accuracy) = evaluate(
-        &net,
-        &test_pixels,
-        &labels(&p.data.test, &test_idx, device),
+    let mut t = Trainee {
+        vs,
+        net,
+        opt,
         device,
-    );
-
-    let out = ctx.out;
-    vs.save(out.join("weights.safetensors"))
-        .map_err(torch_err)?;
-    let info = NetworkInfo {
-        hash,
-        matrix: cell.matrix(),
-        ops: cell.ops().iter().map(|o| o.name().to_string()).collect(),
-        init_channels: sk.init_channels,
-        stacks: sk.stacks,
-        cells_per_stack: sk.cells_per_stack,
-        classes: sk.classes,
-        trainable_parameters: count_trainable(&vs),
-        images: p.data.name.clone(),
-        held_out,
     };
-    write_json(&out.join("network.json"), &info)?;
+
+    // 3. Train, evaluating on the held-out images after every epoch.
+    let (history, trained_images, train_seconds) = train(ctx, &mut t, &data, &mut train_idx);
+
+    // 4. Test, and write the outputs.
+    let test_pixels = images::batch(&data.data.test, &test_idx, None);
+    let test_labels = labels(&data.data.test, &test_idx, device);
+    let (_, test_accuracy) = evaluate(&t.net, &test_pixels, &test_labels, device);
     let metrics = Metrics {
         hash: hash.hex(),
         epochs: history,
@@ -269,5 +212,98 @@ pub fn run(ctx: &StageContext) -> Result<(), StageError> {
         device: ctx.device.to_string(),
         threads: ctx.threads,
     };
-    write_json(&out.join("metrics.json"), &metrics)
+    write_outputs(ctx, &t, &data, (hash, &cell, &sk), &metrics)
+}
+
+/// `weights.safetensors`, `network.json`, `metrics.json`.
+fn write_outputs(
+    ctx: &StageContext<PretrainParams>,
+    t: &Trainee,
+    data: &Prepared,
+    (hash, cell, sk): (ModuleHash, &Cell, &Skeleton),
+    metrics: &Metrics,
+) -> Result<(), StageError> {
+    let out = ctx.out;
+    t.vs.save(out.join("weights.safetensors"))
+        .map_err(torch_err)?;
+    let info = NetworkInfo {
+        hash,
+        matrix: cell.matrix(),
+        ops: cell.ops().iter().map(|o| o.name().to_string()).collect(),
+        init_channels: sk.init_channels,
+        stacks: sk.stacks,
+        cells_per_stack: sk.cells_per_stack,
+        classes: sk.classes,
+        trainable_parameters: count_trainable(&t.vs),
+        images: data.data.name.clone(),
+        held_out: ctx.params.held_out,
+    };
+    write_json(&out.join("network.json"), &info)?;
+    write_json(&out.join("metrics.json"), metrics)
+}
+
+/// Every epoch: set the cosine learning rate, shuffle, train on the batches (augmented),
+/// evaluate on the held-out images. Returns the epochs, the images trained on, the seconds.
+fn train(
+    ctx: &StageContext<PretrainParams>,
+    t: &mut Trainee,
+    data: &Prepared,
+    train_idx: &mut [usize],
+) -> (Vec<Epoch>, usize, f64) {
+    let p = ctx.params;
+    let (epochs, batch_size) = (p.epochs, p.batch_size.max(1));
+    let held_labels = labels(&data.data.train, &data.held_idx, t.device);
+    let mut shuffle_rng = images::rng(ctx.seed, SHUFFLE_STREAM);
+    let mut augment_rng = images::rng(ctx.seed, AUGMENT_STREAM);
+    let steps_per_epoch = train_idx.len().div_ceil(batch_size);
+    let total = (steps_per_epoch * epochs) as u64;
+    let mut history = Vec::new();
+    let mut trained_images = 0usize;
+    let train_started = Instant::now();
+    for epoch in 0..epochs {
+        let t0 = Instant::now();
+        let epoch_lr =
+            p.lr * (1.0 + (std::f64::consts::PI * epoch as f64 / epochs as f64).cos()) / 2.0;
+        t.opt.set_lr(epoch_lr);
+        images::shuffle(train_idx, &mut shuffle_rng);
+        let (mut loss_sum, mut correct, mut seen) = (0.0, 0.0, 0usize);
+        for (step, chunk) in train_idx.chunks(batch_size).enumerate() {
+            if chunk.len() < 2 {
+                continue; // batch norm cannot train on one picture
+            }
+            let x = to_tensor(
+                &images::batch(&data.data.train, chunk, Some(&mut augment_rng)),
+                t.device,
+            );
+            let y = labels(&data.data.train, chunk, t.device);
+            let logits = t.net.forward_t(&x, true);
+            let loss = logits.cross_entropy_for_logits(&y);
+            t.opt.zero_grad();
+            loss.backward();
+            t.opt.clip_grad_norm(p.grad_clip);
+            t.opt.step();
+            let n = chunk.len();
+            loss_sum += loss.double_value(&[]) * n as f64;
+            correct += correct_count(&logits, &y);
+            seen += n;
+            ctx.progress((epoch * steps_per_epoch + step + 1) as u64, total);
+        }
+        trained_images += seen;
+        let (held_out_loss, held_out_accuracy) =
+            evaluate(&t.net, &data.held_pixels, &held_labels, t.device);
+        history.push(Epoch {
+            epoch: epoch + 1,
+            lr: epoch_lr,
+            train_loss: loss_sum / seen.max(1) as f64,
+            train_accuracy: correct / seen.max(1) as f64,
+            held_out_loss,
+            held_out_accuracy,
+            seconds: t0.elapsed().as_secs_f64(),
+        });
+    }
+    (
+        history,
+        trained_images,
+        train_started.elapsed().as_secs_f64(),
+    )
 }

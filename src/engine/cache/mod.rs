@@ -1,0 +1,325 @@
+//! The content-addressed store under the cache directory.
+//!
+//! ```text
+//! cache/
+//!   blobs/ab/cdef…             file contents by blake3 digest (read-only)
+//!   records/STAGE/KEY.json     one record per (stage, key): output manifest + provenance
+//!   items/STAGE/KEY.json       one record per item of an item-level stage
+//!   out/STAGE/KEY/…            materialized outputs (hard links to blobs); derived, rebuilt on demand
+//!   tmp/                       staging directories of running stages, each with its lock
+//!   failed/STAGE/…             the provenance directories (logs) of the last failed runs
+//!   locks/                     advisory locks (a killed process's locks are released by the OS)
+//!   statcache.json             size/mtime/inode → digest of declared inputs; machine-local
+//! ```
+//!
+//! A record's provenance (timings, host, the run's stdout and stderr, whatever the stage wrote to
+//! its provenance directory) is stored with it, its files as blobs, but it is not part of the
+//! output digest: a rerun that reproduces the outputs is an early cutoff whatever its timings.
+//!
+//! Every path stored in a record is relative, so a cache directory can be moved, archived and
+//! restored. A record is the commit point: it is renamed into place only after its blobs and
+//! materialized directory exist, so a killed run leaves either a complete result or none.
+pub mod blobs;
+pub mod bundle;
+pub mod gc;
+pub mod lock;
+pub mod record;
+pub mod remote;
+pub mod statcache;
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+pub use record::{FileEntry, ItemRecord, Provenance, StageRecord};
+
+#[derive(Debug, thiserror::Error)]
+pub enum CacheError {
+    #[error("{}: {source}", path.display())]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{}: corrupt record: {message}\n  help: run `nasflow cache verify` to drop it", path.display())]
+    CorruptRecord { path: PathBuf, message: String },
+    #[error("{0}")]
+    Bundle(String),
+}
+
+pub type Result<T> = std::result::Result<T, CacheError>;
+
+impl From<walkdir::Error> for CacheError {
+    fn from(e: walkdir::Error) -> Self {
+        let path = e.path().map(Path::to_path_buf).unwrap_or_default();
+        CacheError::Io {
+            path,
+            source: e.into(),
+        }
+    }
+}
+
+pub(crate) fn io(path: &Path) -> impl FnOnce(std::io::Error) -> CacheError + '_ {
+    move |source| CacheError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+/// Failed runs whose logs are kept per stage.
+pub const FAILED_KEPT: usize = 5;
+
+/// How old an unlocked temp file must be before a sweep removes it.
+const STALE_TMP: std::time::Duration = std::time::Duration::from_secs(3600);
+
+/// How old another host's staging directory must be before a sweep removes it: its lock cannot
+/// be tested from here (flock does not reach across every shared filesystem), so only age tells.
+const STALE_OTHER_HOST: std::time::Duration = std::time::Duration::from_secs(7 * 24 * 3600);
+
+/// This host's name (provenance, and the prefix of names under tmp/).
+pub fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_string())
+        .unwrap_or_default()
+}
+
+/// A cache directory.
+#[derive(Debug)]
+pub struct Cache {
+    root: PathBuf,
+    /// Names under tmp/ start with it, so that hosts sharing the cache never collide and each
+    /// sweeps only its own leftovers.
+    host: String,
+    counter: AtomicU64,
+}
+
+impl Cache {
+    /// Opens (and creates) a cache directory.
+    pub fn open(root: &Path) -> Result<Cache> {
+        for sub in ["blobs", "records", "items", "out", "tmp", "locks"] {
+            let dir = root.join(sub);
+            std::fs::create_dir_all(&dir).map_err(io(&dir))?;
+        }
+        let root = root.canonicalize().map_err(io(root))?;
+        let host: String = hostname()
+            .chars()
+            .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
+            .collect();
+        Ok(Cache {
+            root,
+            host: if host.is_empty() { "host".into() } else { host },
+            counter: AtomicU64::new(0),
+        })
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    pub fn blob_path(&self, digest: &str) -> PathBuf {
+        self.root
+            .join("blobs")
+            .join(&digest[..2])
+            .join(&digest[2..])
+    }
+
+    pub fn record_path(&self, stage: &str, key: &str) -> PathBuf {
+        self.root
+            .join("records")
+            .join(stage)
+            .join(format!("{key}.json"))
+    }
+
+    pub fn item_path(&self, stage: &str, key: &str) -> PathBuf {
+        self.root
+            .join("items")
+            .join(stage)
+            .join(format!("{key}.json"))
+    }
+
+    /// Where a stage's (or, with `item`, one item's) outputs are materialized.
+    pub fn out_dir(&self, stage: &str, key: &str, item: bool) -> PathBuf {
+        let base = self.root.join("out").join(stage);
+        if item {
+            base.join("items").join(key)
+        } else {
+            base.join(key)
+        }
+    }
+
+    /// A fresh staging directory under tmp/, locked for as long as the guard lives.
+    pub fn staging(&self, label: &str) -> Result<Staging> {
+        let n = self.counter.fetch_add(1, Ordering::Relaxed);
+        let name = format!(
+            "{}-{}-{}-{n}-{label}",
+            self.host,
+            std::process::id(),
+            nanos()
+        );
+        let dir = self.root.join("tmp").join(&name);
+        let lock = lock::Lock::try_exclusive(&self.root.join("tmp").join(format!("{name}.lock")))?
+            .expect("a fresh staging lock is free");
+        std::fs::create_dir_all(&dir).map_err(io(&dir))?;
+        Ok(Staging { dir, _lock: lock })
+    }
+
+    /// Whether a name under tmp/ was made on this host (names from before hosts were part of
+    /// them start with the pid, a number, and count as this host's).
+    fn made_here(&self, name: &str) -> bool {
+        let first = name.split('-').next().unwrap_or("");
+        name.starts_with(&format!("{}-", self.host))
+            || (!first.is_empty() && first.chars().all(|c| c.is_ascii_digit()))
+    }
+
+    /// Removes staging directories left by killed processes on this host (their locks are
+    /// free), other hosts' only after [`STALE_OTHER_HOST`], and temp files older than
+    /// [`STALE_TMP`] (a live process renames its temp files within seconds).
+    pub fn sweep_staging(&self) -> Result<usize> {
+        let tmp = self.root.join("tmp");
+        let mut removed = 0;
+        for entry in std::fs::read_dir(&tmp).map_err(io(&tmp))?.flatten() {
+            let path = entry.path();
+            let is_file = entry.file_type().is_ok_and(|t| t.is_file());
+            let is_lock = path.extension().is_some_and(|e| e == "lock");
+            if is_file && !is_lock {
+                if older_than(&entry, STALE_TMP) && std::fs::remove_file(&path).is_ok() {
+                    removed += 1;
+                }
+                continue;
+            }
+            if is_lock {
+                let name = entry.file_name().to_string_lossy().to_string();
+                let dead = if self.made_here(&name) {
+                    // Free lock: its process died. Where the filesystem cannot lock, only age
+                    // tells, as for other hosts.
+                    match lock::Lock::try_exclusive(&path)? {
+                        Some(l) if l.is_held() => true,
+                        Some(_) => older_than(&entry, STALE_OTHER_HOST),
+                        None => false,
+                    }
+                } else {
+                    older_than(&entry, STALE_OTHER_HOST)
+                };
+                if dead {
+                    let _ = std::fs::remove_dir_all(path.with_extension(""));
+                    let _ = std::fs::remove_file(&path);
+                    removed += 1;
+                }
+            }
+        }
+        Ok(removed)
+    }
+
+    /// A fresh, unique file path under tmp/ (never shared between threads or processes).
+    /// Files left there by killed processes are removed by [`Cache::sweep_staging`].
+    pub fn tmp_path(&self, label: &str) -> PathBuf {
+        let n = self.counter.fetch_add(1, Ordering::Relaxed);
+        self.root.join("tmp").join(format!(
+            "{}-{}-{}-{n}.{label}",
+            self.host,
+            std::process::id(),
+            nanos()
+        ))
+    }
+
+    /// Keeps a failed run's provenance directory (its logs) under `failed/STAGE/`, the newest
+    /// [`FAILED_KEPT`] per stage; returns the path of its stderr log (or of the directory).
+    pub fn keep_failed(&self, stage: &str, provenance: &Path) -> Result<PathBuf> {
+        let dir = self.root.join("failed").join(stage);
+        std::fs::create_dir_all(&dir).map_err(io(&dir))?;
+        let stamp = humantime::format_rfc3339_seconds(std::time::SystemTime::now())
+            .to_string()
+            .replace(':', "");
+        let n = self.counter.fetch_add(1, Ordering::Relaxed);
+        let kept = dir.join(format!("{stamp}-{}-{}-{n}", self.host, std::process::id()));
+        std::fs::rename(provenance, &kept).map_err(io(&kept))?;
+        let mut old: Vec<PathBuf> = std::fs::read_dir(&dir)
+            .map_err(io(&dir))?
+            .flatten()
+            .map(|e| e.path())
+            .collect();
+        old.sort();
+        for p in old.iter().rev().skip(FAILED_KEPT) {
+            let _ = std::fs::remove_dir_all(p);
+        }
+        let log = kept.join(nasflow_contract::layout::STDERR_LOG);
+        Ok(if log.exists() { log } else { kept })
+    }
+
+    /// Writes `bytes` to `dest` atomically (temp file in tmp/, then rename).
+    pub fn write_atomic(&self, dest: &Path, bytes: &[u8]) -> Result<()> {
+        let tmp = self.tmp_path("part");
+        std::fs::write(&tmp, bytes).map_err(io(&tmp))?;
+        if let Some(parent) = dest.parent() {
+            std::fs::create_dir_all(parent).map_err(io(parent))?;
+        }
+        std::fs::rename(&tmp, dest).map_err(io(dest))
+    }
+}
+
+/// A staging directory and the lock that marks it as in use.
+pub struct Staging {
+    pub dir: PathBuf,
+    _lock: lock::Lock,
+}
+
+impl Drop for Staging {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+        // The lock file is removed by the next sweep; removing it here would race with it.
+    }
+}
+
+fn older_than(entry: &std::fs::DirEntry, age: std::time::Duration) -> bool {
+    entry
+        .metadata()
+        .and_then(|m| m.modified())
+        .ok()
+        .and_then(|t| t.elapsed().ok())
+        .is_some_and(|a| a > age)
+}
+
+fn nanos() -> u128 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sweep_removes_dead_staging_and_stale_temp_files_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = Cache::open(dir.path()).unwrap();
+        let live = cache.staging("live").unwrap();
+        let fresh = cache.tmp_path("part");
+        std::fs::write(&fresh, "x").unwrap();
+        let stale = cache.tmp_path("part");
+        std::fs::write(&stale, "x").unwrap();
+        let old = std::time::SystemTime::now() - 2 * STALE_TMP;
+        std::fs::File::options()
+            .write(true)
+            .open(&stale)
+            .unwrap()
+            .set_modified(old)
+            .unwrap();
+        // A staging directory whose lock is free: its process died.
+        let dead = cache.root().join("tmp").join("1-2-3-dead");
+        std::fs::create_dir(&dead).unwrap();
+        std::fs::write(cache.root().join("tmp").join("1-2-3-dead.lock"), "").unwrap();
+        // Another host's staging directory: its lock cannot be tested from here.
+        let remote = cache.root().join("tmp").join("gpu-node-7-1-2-3-pretrain");
+        std::fs::create_dir(&remote).unwrap();
+        std::fs::write(remote.with_extension("lock"), "").unwrap();
+        assert_eq!(cache.sweep_staging().unwrap(), 2);
+        assert!(live.dir.is_dir() && fresh.exists() && remote.is_dir());
+        assert!(!stale.exists() && !dead.exists());
+        assert!(live
+            .dir
+            .file_name()
+            .unwrap()
+            .to_string_lossy()
+            .starts_with(&cache.host));
+    }
+}

@@ -1,0 +1,188 @@
+//! Stage and item records: what a run produced (manifest, output digest) and how (provenance).
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use super::{io, Cache, CacheError, Result};
+use crate::key::KeyInputs;
+
+pub const RECORD_FORMAT: u32 = 1;
+
+/// One output file: its path inside the output directory and its blob.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FileEntry {
+    pub path: String,
+    pub digest: String,
+    pub size: u64,
+}
+
+/// How a result was produced. Not part of any key.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Provenance {
+    pub started: String,
+    pub ended: String,
+    /// Seconds since the Unix epoch at the end, for ordering records.
+    pub ended_unix: f64,
+    pub duration_s: f64,
+    pub device: String,
+    /// Peak resident memory of the process that computed it.
+    pub peak_rss_bytes: u64,
+    pub nasflow_version: String,
+    pub libtorch_version: String,
+    pub host: String,
+    /// The run's provenance directory (stdout.log, stderr.log, what the stage wrote there): blobs
+    /// like the outputs, but not part of the output digest, and never seen by downstream stages.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub files: Vec<FileEntry>,
+}
+
+/// An item of an item-level stage, as listed in the stage record.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ItemRef {
+    pub key: String,
+    pub value: Value,
+    pub output_digest: String,
+}
+
+/// The result of one stage for one key.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct StageRecord {
+    pub format: u32,
+    pub stage: String,
+    pub key: String,
+    pub key_inputs: KeyInputs,
+    pub output_digest: String,
+    pub files: Vec<FileEntry>,
+    /// For an item-level stage: its items in order (their outputs are under `items/NNNNN/`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub items: Vec<ItemRef>,
+    pub provenance: Provenance,
+}
+
+/// The result of one item of an item-level stage.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ItemRecord {
+    pub format: u32,
+    pub stage: String,
+    pub key: String,
+    pub value: Value,
+    pub key_inputs: KeyInputs,
+    pub output_digest: String,
+    pub files: Vec<FileEntry>,
+    pub provenance: Provenance,
+}
+
+impl StageRecord {
+    /// The output files, then the provenance files.
+    pub fn all_files(&self) -> impl Iterator<Item = &FileEntry> {
+        self.files.iter().chain(&self.provenance.files)
+    }
+}
+
+impl ItemRecord {
+    /// The output files, then the provenance files.
+    pub fn all_files(&self) -> impl Iterator<Item = &FileEntry> {
+        self.files.iter().chain(&self.provenance.files)
+    }
+}
+
+fn read_json<T: for<'de> Deserialize<'de>>(path: &Path) -> Result<Option<T>> {
+    match std::fs::read(path) {
+        Ok(bytes) => {
+            serde_json::from_slice(&bytes)
+                .map(Some)
+                .map_err(|e| CacheError::CorruptRecord {
+                    path: path.to_path_buf(),
+                    message: e.to_string(),
+                })
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(io(path)(e)),
+    }
+}
+
+impl Cache {
+    pub fn read_record(&self, stage: &str, key: &str) -> Result<Option<StageRecord>> {
+        read_json(&self.record_path(stage, key))
+    }
+
+    pub fn write_record(&self, r: &StageRecord) -> Result<()> {
+        let bytes = serde_json::to_vec_pretty(r).expect("record serializes");
+        self.write_atomic(&self.record_path(&r.stage, &r.key), &bytes)
+    }
+
+    pub fn read_item(&self, stage: &str, key: &str) -> Result<Option<ItemRecord>> {
+        read_json(&self.item_path(stage, key))
+    }
+
+    pub fn write_item(&self, r: &ItemRecord) -> Result<()> {
+        let bytes = serde_json::to_vec_pretty(r).expect("record serializes");
+        self.write_atomic(&self.item_path(&r.stage, &r.key), &bytes)
+    }
+
+    /// The keys of a stage's records.
+    pub fn record_keys(&self, stage: &str) -> Vec<String> {
+        list_keys(&self.root().join("records").join(stage))
+    }
+
+    pub fn item_keys(&self, stage: &str) -> Vec<String> {
+        list_keys(&self.root().join("items").join(stage))
+    }
+
+    /// Stage names that have records or items.
+    pub fn stages_with_records(&self) -> Vec<String> {
+        let mut names: Vec<String> = ["records", "items"]
+            .iter()
+            .flat_map(|d| {
+                std::fs::read_dir(self.root().join(d))
+                    .into_iter()
+                    .flatten()
+                    .flatten()
+            })
+            .map(|e| e.file_name().to_string_lossy().to_string())
+            .collect();
+        names.sort();
+        names.dedup();
+        names
+    }
+
+    /// A stage's records, newest first (unreadable ones skipped).
+    pub fn records_newest_first(&self, stage: &str) -> Vec<StageRecord> {
+        let mut v: Vec<StageRecord> = self
+            .record_keys(stage)
+            .iter()
+            .filter_map(|k| self.read_record(stage, k).ok().flatten())
+            .collect();
+        v.sort_by(|a, b| b.provenance.ended_unix.total_cmp(&a.provenance.ended_unix));
+        v
+    }
+
+    /// A stage's most recent record: the newest file is found by mtime, and only it is parsed
+    /// (`why` and `run` ask this for every stage that reruns).
+    pub fn last_record(&self, stage: &str) -> Option<StageRecord> {
+        let dir = self.root().join("records").join(stage);
+        let newest = std::fs::read_dir(dir)
+            .ok()?
+            .flatten()
+            .filter_map(|e| Some((e.metadata().ok()?.modified().ok()?, e.path())))
+            .max()?;
+        read_json(&newest.1).ok().flatten()
+    }
+}
+
+fn list_keys(dir: &Path) -> Vec<String> {
+    let mut keys: Vec<String> = std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| {
+            e.file_name()
+                .to_string_lossy()
+                .strip_suffix(".json")
+                .map(str::to_string)
+        })
+        .collect();
+    keys.sort();
+    keys
+}

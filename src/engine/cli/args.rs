@@ -1,0 +1,200 @@
+//! Command-line arguments (clap).
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::config::Override;
+
+/// A make-like build system for neural-architecture-search pipelines: stages declared in
+/// pipeline.toml form a DAG; their outputs are content-addressed in a cache, so after an edit only
+/// the stages downstream of it rerun.
+///
+/// Exit codes: 0 ok, 1 a stage failed, 2 bad usage or config, 130 interrupted (Ctrl-C).
+#[derive(Debug, Parser)]
+#[command(name = "nasflow", version, about, long_about)]
+pub struct Cli {
+    /// The pipeline file.
+    #[arg(
+        long,
+        short = 'p',
+        global = true,
+        default_value = "pipeline.toml",
+        env = "NASFLOW_PIPELINE"
+    )]
+    pub pipeline: PathBuf,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Args, Clone, Default)]
+pub struct Sets {
+    /// Override a stage param for this invocation: --set stage.param=value (value typed as TOML).
+    #[arg(long = "set", value_name = "STAGE.PARAM=VALUE")]
+    pub sets: Vec<Override>,
+    /// Apply a variant declared in pipeline.toml ([variants.NAME], or every point of a
+    /// [sweeps.NAME] matrix); repeatable for run and metrics.
+    #[arg(long = "variant", value_name = "NAME")]
+    pub variant: Vec<String>,
+    /// Every declared variant (run, metrics): `--variants` or `--variants all`.
+    #[arg(long = "variants", value_name = "all", num_args = 0..=1, default_missing_value = "all", value_parser = ["all"])]
+    pub variants: Option<String>,
+}
+
+impl Sets {
+    /// The variant names asked for (`all` for every one).
+    pub fn names(&self) -> Vec<String> {
+        let mut n = self.variant.clone();
+        if self.variants.is_some() {
+            n.push("all".into());
+        }
+        n
+    }
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the targets (default: every stage) and whatever they depend on.
+    Run {
+        targets: Vec<String>,
+        #[command(flatten)]
+        sets: Sets,
+        /// How many stages or items run at once (default: pipeline's `jobs`, else the CPU count).
+        #[arg(short = 'j', long)]
+        jobs: Option<usize>,
+        /// Rerun this stage even if it is cached (repeatable).
+        #[arg(long, value_name = "STAGE")]
+        force: Vec<String>,
+        /// Print the plan instead of running it.
+        #[arg(long)]
+        dry_run: bool,
+        /// A remote cache (a directory on a shared filesystem, or an http:// URL): fetch what it
+        /// has before running, upload what ran after. Remote failures are reported; the run
+        /// still succeeds.
+        #[arg(long, value_name = "DIR|URL", env = "NASFLOW_REMOTE")]
+        remote: Option<String>,
+        /// Where items of item-level stages run: `local`, or `slurm` (job arrays; settings from
+        /// [pipeline.executor], defaults otherwise). Default: the pipeline's executor.
+        #[arg(long, value_parser = ["local", "slurm"])]
+        executor: Option<String>,
+    },
+    /// Show what would run and why.
+    Plan {
+        targets: Vec<String>,
+        #[command(flatten)]
+        sets: Sets,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Explain which part of a stage's key changed since its last record.
+    Why {
+        stage: String,
+        #[command(flatten)]
+        sets: Sets,
+    },
+    /// Show every stage's state: cached, or why it would run.
+    Status {
+        #[command(flatten)]
+        sets: Sets,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print the stage graph.
+    Dag {
+        #[arg(long, default_value = "text", value_parser = ["text", "dot", "mermaid"])]
+        format: String,
+    },
+    /// Show a stage's output directory, files and provenance.
+    Show {
+        stage: String,
+        #[command(flatten)]
+        sets: Sets,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print what a stage's run wrote to stdout and stderr (kept in its provenance).
+    Log {
+        stage: String,
+        /// For an item-level stage: the item (0-based; default: every item).
+        #[arg(long)]
+        item: Option<usize>,
+        #[command(flatten)]
+        sets: Sets,
+    },
+    /// List each stage kind's params: type, default, allowed values and doc.
+    Params {
+        /// One kind (default: all).
+        kind: Option<String>,
+        /// As Markdown tables (the README's are generated this way).
+        #[arg(long, conflicts_with = "json")]
+        markdown: bool,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print the summary numbers of the current results (each stage's `summary.json`) as a table;
+    /// with --compare or --compare-set, side by side with the differences.
+    Metrics {
+        /// Stages to show (default: all).
+        stages: Vec<String>,
+        #[command(flatten)]
+        sets: Sets,
+        /// Another pipeline file to compare with (repeatable: one column each).
+        #[arg(long, value_name = "PIPELINE")]
+        compare: Vec<PathBuf>,
+        /// Compare with this pipeline changed by STAGE.PARAM=VALUE (repeatable: together they
+        /// make one more column).
+        #[arg(long = "compare-set", value_name = "STAGE.PARAM=VALUE")]
+        compare_set: Vec<Override>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Delete cache entries the current pipeline does not need, keeping the last N per stage.
+    Gc {
+        #[arg(long)]
+        dry_run: bool,
+        /// Records to keep per stage besides the current ones.
+        #[arg(long, default_value_t = 3)]
+        keep: usize,
+    },
+    /// The cache: a CI key, bundles (export/import), remotes (push/pull), verification.
+    #[command(subcommand)]
+    Cache(CacheCommand),
+    /// One task of a Slurm array submitted by `nasflow run` with the slurm executor: computes
+    /// item $SLURM_ARRAY_TASK_ID of the manifest into the shared cache.
+    #[command(hide = true)]
+    SlurmTask {
+        manifest: PathBuf,
+        /// The task (default: $SLURM_ARRAY_TASK_ID), to rerun one by hand.
+        #[arg(long)]
+        task: Option<usize>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum CacheCommand {
+    /// Upload the current results of the targets (default: all) and their upstream to a remote
+    /// cache (a directory on a shared filesystem, or an http:// URL).
+    Push {
+        remote: String,
+        targets: Vec<String>,
+    },
+    /// Download from a remote cache (directory or http:// URL) the results the targets (default:
+    /// all) would otherwise compute; every blob is verified against its digest.
+    Pull {
+        remote: String,
+        targets: Vec<String>,
+    },
+    /// Print a key of the targets' definitions (default: all stages) and everything upstream,
+    /// for CI cache services (actions/cache): it is known before running and changes whenever
+    /// a stage key could.
+    Key { targets: Vec<String> },
+    /// Write the current results of the targets (default: all) and their upstream to a bundle.
+    Export { file: PathBuf, targets: Vec<String> },
+    /// Add a bundle's results to the cache (each blob is checked against its digest).
+    Import { file: PathBuf },
+    /// Re-hash every blob; drop corrupt ones and the records using them, so the next run
+    /// recomputes them.
+    Verify {
+        #[arg(long)]
+        dry_run: bool,
+    },
+}

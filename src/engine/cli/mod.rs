@@ -1,0 +1,141 @@
+//! The `nasflow` command line: arguments ([`args`]), the commands behind them, and the exit
+//! codes (0 ok, 1 a stage failed, 2 bad usage or config, 130 interrupted). Library errors are
+//! typed; here, at the edge, they become `anyhow` errors and [`is_usage_error`] picks the code.
+mod args;
+mod inspect;
+mod metrics;
+mod project;
+mod run;
+mod store;
+
+use std::process::ExitCode;
+
+use clap::{CommandFactory, FromArgMatches};
+use nasflow_contract::ToolError;
+
+use crate::config::ConfigError;
+use crate::dag::UnknownTarget;
+use crate::engine::EngineError;
+use crate::registry::Registry;
+use args::{Cli, Command};
+
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+struct UsageError(String);
+
+/// Bad usage or config: exit code 2.
+fn is_usage_error(err: &anyhow::Error) -> bool {
+    err.chain().any(|e| {
+        e.is::<ConfigError>()
+            || e.is::<UnknownTarget>()
+            || e.is::<UsageError>()
+            || e.downcast_ref::<EngineError>()
+                .is_some_and(EngineError::is_usage)
+    })
+}
+
+/// Runs the command line with the kinds and tools of `registry`.
+pub fn main(registry: Registry) -> ExitCode {
+    // `nasflow show STAGE | head` must end quietly, as other Unix tools do, not panic on EPIPE.
+    // SAFETY: restoring the default disposition of a signal before any thread starts.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
+    let mut command = Cli::command();
+    for t in registry.tools() {
+        command = command.subcommand((t.command)());
+    }
+    let matches = command.get_matches();
+    if let Some((name, sub)) = matches.subcommand() {
+        if let Some(tool) = registry.tools().iter().find(|t| t.name() == name) {
+            return match (tool.run)(sub) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    ExitCode::from(if matches!(e, ToolError::Usage(_)) {
+                        2
+                    } else {
+                        1
+                    })
+                }
+            };
+        }
+    }
+    let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
+    match dispatch(cli, &registry) {
+        Ok(code) => code,
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            ExitCode::from(if is_usage_error(&err) { 2 } else { 1 })
+        }
+    }
+}
+
+fn dispatch(cli: Cli, reg: &Registry) -> anyhow::Result<ExitCode> {
+    let file = &cli.pipeline;
+    match cli.command {
+        Command::Run {
+            targets,
+            sets,
+            jobs,
+            force,
+            dry_run,
+            remote,
+            executor,
+        } => run::run_variants(
+            reg,
+            file,
+            &run::RunArgs {
+                targets,
+                sets,
+                jobs,
+                force,
+                dry_run,
+                remote,
+                executor,
+            },
+        ),
+        Command::Plan {
+            targets,
+            sets,
+            json,
+        } => inspect::plan(&project::load_one(reg, file, &sets)?, &targets, &[], json),
+        Command::Why { stage, sets } => inspect::why(&project::load_one(reg, file, &sets)?, &stage),
+        Command::Status { sets, json } => {
+            inspect::status(&project::load_one(reg, file, &sets)?, json)
+        }
+        Command::Dag { format } => inspect::dag(&project::Project::load(reg, file, &[])?, &format),
+        Command::Show { stage, sets, json } => {
+            inspect::show(&project::load_one(reg, file, &sets)?, &stage, json)
+        }
+        Command::Log { stage, item, sets } => {
+            inspect::log(&project::load_one(reg, file, &sets)?, &stage, item)
+        }
+        Command::Params {
+            kind,
+            markdown,
+            json,
+        } => inspect::params(reg, kind.as_deref(), markdown, json),
+        Command::Metrics {
+            stages,
+            sets,
+            compare,
+            compare_set,
+            json,
+        } => metrics::metrics(reg, file, &stages, &sets, &compare, &compare_set, json),
+        Command::Gc { dry_run, keep } => {
+            store::gc(&project::Project::load(reg, file, &[])?, keep, dry_run)
+        }
+        Command::Cache(c) => store::cache_command(reg, file, c),
+        Command::SlurmTask { manifest, task } => match crate::slurm::task::run(&manifest, task) {
+            Ok(done) => {
+                eprintln!("nasflow slurm-task: {done}");
+                Ok(ExitCode::SUCCESS)
+            }
+            Err(e) => {
+                eprintln!("error: {e}");
+                Ok(ExitCode::from(1))
+            }
+        },
+    }
+}

@@ -1,0 +1,217 @@
+//! `nasflow run`: the selected variants one after the other, each fetched from a remote first
+//! and uploaded after, then a summary.
+use std::collections::HashSet;
+use std::path::Path;
+use std::process::ExitCode;
+use std::time::Instant;
+
+use anyhow::Result;
+
+use super::args::Sets;
+use super::inspect;
+use super::project::{planned, selected, store_lock, Project};
+use crate::cache::remote::Store;
+use crate::registry::Registry;
+use crate::runner::child::ChildProcess;
+use crate::runner::Runner;
+use crate::schedule::{RunOptions, StageOutcome, Status};
+use crate::slurm::{ExecutorKind, SlurmArrays};
+
+pub struct RunArgs {
+    pub targets: Vec<String>,
+    pub sets: Sets,
+    pub jobs: Option<usize>,
+    pub force: Vec<String>,
+    pub dry_run: bool,
+    pub remote: Option<String>,
+    pub executor: Option<String>,
+}
+
+pub fn run_variants(reg: &Registry, file: &Path, a: &RunArgs) -> Result<ExitCode> {
+    let variants = selected(file, &a.sets)?;
+    let many = variants.len() > 1 || !variants[0].0.is_empty();
+    let mut code = ExitCode::SUCCESS;
+    for (name, overrides) in variants {
+        if many {
+            eprintln!("== variant {name}");
+        }
+        let mut project = Project::load(reg, file, &overrides)?;
+        match a.executor.as_deref() {
+            Some("local") => project.p.executor.kind = ExecutorKind::Local,
+            Some("slurm") => project.p.executor.kind = ExecutorKind::Slurm,
+            _ => {}
+        }
+        let c = run_one(&project, a)?;
+        if c != ExitCode::SUCCESS {
+            code = c;
+        }
+        if crate::interrupt::requested() {
+            return Ok(ExitCode::from(130));
+        }
+    }
+    Ok(code)
+}
+
+/// One pipeline: fetch from the remote, run (or plan), upload.
+fn run_one(project: &Project, a: &RunArgs) -> Result<ExitCode> {
+    if a.dry_run {
+        return inspect::plan(project, &a.targets, &a.force, false);
+    }
+    // The remote is a help, never a reason to fail: problems with it are reported and the
+    // run goes on locally.
+    let remote = match &a.remote {
+        Some(dir) => match crate::cache::remote::open(dir) {
+            Ok(r) => Some(r),
+            Err(e) => {
+                eprintln!("remote {dir} unavailable, running locally: {e}");
+                None
+            }
+        },
+        None => None,
+    };
+    if let Some(r) = &remote {
+        if let Err(e) = pull(project, r.as_ref(), &a.targets) {
+            eprintln!("remote {}: fetching stopped: {e:#}", r.describe());
+        }
+    }
+    let code = run(project, &a.targets, a.jobs, &a.force)?;
+    if let Some(r) = &remote {
+        if let Err(e) = push(project, r.as_ref(), &a.targets) {
+            eprintln!("not uploaded (remote {}): {e:#}", r.describe());
+        }
+    }
+    Ok(code)
+}
+
+fn run(
+    project: &Project,
+    targets: &[String],
+    jobs: Option<usize>,
+    force: &[String],
+) -> Result<ExitCode> {
+    let start = Instant::now();
+    let closure = project.closure(targets)?;
+    let force = project.force_set(force)?;
+    let cache = project.cache()?;
+    let _store = store_lock(&cache, false)?;
+    cache.sweep_staging()?;
+    let runner: Box<dyn Runner> = match project.p.executor.slurm() {
+        Some(s) => Box::new(SlurmArrays::new(s.clone(), project.p.device)),
+        None => Box::new(ChildProcess::new()),
+    };
+    let engine = project.engine(&cache, runner.as_ref());
+    let cores = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1);
+    let jobs = jobs.or(project.p.jobs).unwrap_or(cores).max(1);
+    let ui = crate::progress::Ui::new();
+    let outcomes = crate::schedule::run(&engine, &closure, &RunOptions { jobs, force }, &ui)?;
+    let failed = summarize(project, &outcomes, start);
+    if crate::interrupt::requested() {
+        eprintln!("\ninterrupted (Ctrl-C): Slurm arrays cancelled; finished items are kept, `nasflow run` continues from them");
+        return Ok(ExitCode::from(130));
+    }
+    Ok(if failed > 0 {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+/// Prints the run's summary, a line per stage, and each failure's report; returns how many
+/// stages failed or were skipped.
+fn summarize(project: &Project, outcomes: &[StageOutcome], start: Instant) -> usize {
+    let count = |f: fn(&Status) -> bool| outcomes.iter().filter(|o| f(&o.status)).count();
+    let ran = count(|s| *s == Status::Ran);
+    let cached = count(|s| *s == Status::Cached);
+    let failed = count(|s| matches!(s, Status::Failed(_) | Status::Skipped(_)));
+    eprintln!(
+        "summary: {ran} ran, {cached} cached, {failed} failed ({:.2}s)",
+        start.elapsed().as_secs_f64()
+    );
+    for o in outcomes {
+        let name = &project.p.stages[o.stage].name;
+        let items = if o.items_ran + o.items_cached > 0 {
+            format!("  items: {} ran, {} cached", o.items_ran, o.items_cached)
+        } else {
+            String::new()
+        };
+        let status = match &o.status {
+            Status::Cached => "cached".to_string(),
+            Status::Ran => format!("ran     {:>8.2}s", o.seconds),
+            Status::Failed(_) => "FAILED".to_string(),
+            Status::Skipped(dep) => format!("skipped (upstream `{dep}` failed)"),
+        };
+        eprintln!("  {name:<16} {status}{items}");
+    }
+    for o in outcomes {
+        if let Status::Failed(report) = &o.status {
+            let name = &project.p.stages[o.stage].name;
+            eprintln!("\nstage `{name}` failed: {report}");
+        }
+    }
+    failed
+}
+
+/// Uploads the current results of the targets' closure to `remote`; reports what was not
+/// uploaded. True when everything was.
+pub fn push(project: &Project, remote: &dyn Store, targets: &[String]) -> Result<bool> {
+    let closure = project.closure(targets)?;
+    let (cache, plan) = planned(project, &closure, &HashSet::new())?;
+    let records: Vec<_> = plan
+        .iter()
+        .filter_map(|s| s.record.as_deref().cloned())
+        .collect();
+    let t = cache.push(remote, &records)?;
+    eprintln!(
+        "remote {}: uploaded {} records, {} blobs",
+        remote.describe(),
+        t.records,
+        t.blobs
+    );
+    for why in &t.failed {
+        eprintln!("not uploaded: {why}");
+    }
+    Ok(t.failed.is_empty())
+}
+
+/// Fetches from `remote` every result the targets' closure would otherwise compute, stage by
+/// stage in order (a fetched stage's output fixes its downstream keys). True when nothing failed.
+pub fn pull(project: &Project, remote: &dyn Store, targets: &[String]) -> Result<bool> {
+    let closure = project.closure(targets)?;
+    let (mut records, mut blobs, mut ok) = (0, 0, true);
+    let mut tried = HashSet::new();
+    loop {
+        let (cache, plan) = planned(project, &closure, &HashSet::new())?;
+        let mut progress = false;
+        for s in &plan {
+            let (None, Some(key)) = (&s.record, &s.key) else {
+                continue;
+            };
+            let name = &project.p.stages[s.stage].name;
+            if !tried.insert((name.clone(), key.clone())) {
+                continue;
+            }
+            match cache.fetch(remote, name, key)? {
+                None => {}
+                Some(Ok(n)) => {
+                    records += 1;
+                    blobs += n;
+                    progress = true;
+                }
+                Some(Err(why)) => {
+                    ok = false;
+                    eprintln!("not fetched: {why}");
+                }
+            }
+        }
+        if !progress {
+            break;
+        }
+    }
+    eprintln!(
+        "remote {}: fetched {records} records, {blobs} blobs",
+        remote.describe()
+    );
+    Ok(ok)
+}

@@ -1,0 +1,355 @@
+//! A pipeline bound to its cache and runner: stage keys from upstream outputs, item lists,
+//! input views, jobs. What to do with each stage is decided in [`crate::decide`]; running the
+//! decisions is [`crate::schedule`]'s.
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, OnceLock};
+
+use nasflow_contract::layout::ITEMS_LIST;
+use nasflow_contract::{Device, DeviceSpec, Inputs, ItemInput, Job, ParamType};
+use serde_json::{json, Map, Value};
+
+use crate::cache::record::ItemRef;
+use crate::cache::statcache::StatCache;
+use crate::cache::{Cache, CacheError, StageRecord};
+use crate::config::Pipeline;
+use crate::dag::Dag;
+use crate::key::KeyInputs;
+use crate::registry::{KindRef, Registry};
+use crate::runner::Runner;
+
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    #[error(transparent)]
+    Cache(#[from] CacheError),
+    #[error("stage `{stage}`: input `{path}` cannot be read: {error}\n  help: create it, or fix the path (in `inputs` or a path param of [stages.{stage}])")]
+    Input {
+        stage: String,
+        path: String,
+        error: std::io::Error,
+    },
+    #[error("stage `{stage}`: {message}")]
+    Items { stage: String, message: String },
+    /// The device cannot be used, or the worker could not say which devices it can use.
+    #[error("{0}")]
+    Device(String),
+}
+
+impl EngineError {
+    /// Errors the user fixes in pipeline.toml or on the command line (exit code 2).
+    pub fn is_usage(&self) -> bool {
+        matches!(self, EngineError::Input { .. } | EngineError::Device(_))
+    }
+}
+
+pub type Result<T> = std::result::Result<T, EngineError>;
+
+/// One item of an item-level stage.
+#[derive(Debug, Clone)]
+pub struct ItemSpec {
+    pub index: usize,
+    pub value: Value,
+    /// The upstream item, when the `foreach` stage is itself item-level.
+    pub upstream: Option<ItemRef>,
+}
+
+/// Finished stages' records by stage index: what keys are computed from.
+pub type Done = HashMap<usize, Arc<StageRecord>>;
+
+/// A pipeline bound to its cache and runner.
+pub struct Engine<'a> {
+    pub p: &'a Pipeline,
+    pub dag: &'a Dag,
+    pub reg: &'a Registry,
+    pub cache: &'a Cache,
+    pub runner: &'a dyn Runner,
+    stat: Mutex<StatCache>,
+    /// Resolved once; a failure is kept as its message.
+    device: OnceLock<std::result::Result<Device, String>>,
+}
+
+impl<'a> Engine<'a> {
+    pub fn new(
+        p: &'a Pipeline,
+        dag: &'a Dag,
+        reg: &'a Registry,
+        cache: &'a Cache,
+        runner: &'a dyn Runner,
+    ) -> Self {
+        Engine {
+            p,
+            dag,
+            reg,
+            cache,
+            runner,
+            stat: Mutex::new(StatCache::load(cache)),
+            device: OnceLock::new(),
+        }
+    }
+
+    pub fn kind(&self, i: usize) -> KindRef<'a> {
+        self.reg
+            .get(&self.p.stages[i].kind)
+            .expect("validated kind")
+    }
+
+    pub fn name(&self, i: usize) -> &'a str {
+        &self.p.stages[i].name
+    }
+
+    pub fn save_statcache(&self) -> Result<()> {
+        Ok(self.stat.lock().expect("statcache").save(self.cache)?)
+    }
+
+    /// The stage's key inputs, given the records of its upstream stages (those in `done`).
+    pub fn key_inputs(&self, i: usize, done: &Done) -> Result<KeyInputs> {
+        let s = &self.p.stages[i];
+        let kind = self.kind(i);
+        let mut ki = KeyInputs {
+            kind: s.kind.clone(),
+            version: kind.version(),
+            params: self.keyed_params(i),
+            command: s.run.clone(),
+            globals: Default::default(),
+            upstream: Default::default(),
+            inputs: Default::default(),
+            item: None,
+        };
+        if kind.reads_seed() {
+            ki.globals.insert("seed".into(), json!(self.p.seed));
+        }
+        for d in self.dag.deps(i) {
+            if let Some(r) = done.get(&d) {
+                ki.upstream
+                    .insert(self.p.stages[d].name.clone(), r.output_digest.clone());
+            }
+        }
+        let mut stat = self.stat.lock().expect("statcache");
+        let paths = s.inputs.iter().cloned();
+        for path in paths.chain(self.path_params(i).into_iter().map(|(_, p)| p)) {
+            let digest = stat.digest(&self.p.root.join(&path)).map_err(|e| match e {
+                CacheError::Io { source, .. } => EngineError::Input {
+                    stage: s.name.clone(),
+                    path: path.clone(),
+                    error: source,
+                },
+                other => other.into(),
+            })?;
+            ki.inputs.insert(path, digest);
+        }
+        Ok(ki)
+    }
+
+    /// The params that go into the key: all but those the kind declares outside it.
+    fn keyed_params(&self, i: usize) -> Map<String, Value> {
+        let mut params = self.p.stages[i].params.clone();
+        if let KindRef::Native(d) = self.kind(i) {
+            for p in d.schema().params.iter().filter(|p| !p.keyed) {
+                params.remove(&p.name);
+            }
+        }
+        params
+    }
+
+    /// The non-empty path params of a stage (keywords excluded), as (param, path as written).
+    pub fn path_params(&self, i: usize) -> Vec<(String, String)> {
+        let KindRef::Native(d) = self.kind(i) else {
+            return Vec::new();
+        };
+        let params = &self.p.stages[i].params;
+        d.schema()
+            .params
+            .iter()
+            .filter_map(|p| {
+                let ParamType::Path { keywords } = &p.ty else {
+                    return None;
+                };
+                let v = params.get(&p.name)?.as_str()?;
+                let given = !v.is_empty() && !keywords.iter().any(|k| k == v);
+                given.then(|| (p.name.clone(), v.to_string()))
+            })
+            .collect()
+    }
+
+    /// The params a run sees: path params made absolute (keys use them as written).
+    pub fn run_params(&self, i: usize) -> Map<String, Value> {
+        let mut params = self.p.stages[i].params.clone();
+        for (name, path) in self.path_params(i) {
+            let abs = self.p.root.join(&path);
+            params.insert(name, json!(abs.to_string_lossy()));
+        }
+        params
+    }
+
+    /// A record that can be reused as is: present, readable, every output blob there.
+    pub fn usable_record(&self, i: usize, key: &str) -> Option<Arc<StageRecord>> {
+        let r = self.cache.read_record(self.name(i), key).ok().flatten()?;
+        self.cache.has_blobs(&r.files).then(|| Arc::new(r))
+    }
+
+    pub fn item_usable(&self, i: usize, key: &str) -> bool {
+        matches!(
+            crate::item::published(self.cache, self.name(i), key),
+            Ok(Some(_))
+        )
+    }
+
+    /// The items of an item-level stage, from its `foreach` upstream's record.
+    pub fn items(&self, i: usize, done: &Done) -> Result<Vec<ItemSpec>> {
+        let s = &self.p.stages[i];
+        let dep = s.foreach.as_ref().expect("item-level stage");
+        let err = |message: String| EngineError::Items {
+            stage: s.name.clone(),
+            message,
+        };
+        let up = &done[&self.p.index(dep).expect("validated dep")];
+        if !up.items.is_empty() {
+            return Ok(up
+                .items
+                .iter()
+                .enumerate()
+                .map(|(index, r)| ItemSpec {
+                    index,
+                    value: r.value.clone(),
+                    upstream: Some(r.clone()),
+                })
+                .collect());
+        }
+        let list = up.files.iter().find(|f| f.path == ITEMS_LIST).ok_or_else(|| {
+            err(format!("foreach = \"{dep}\", but `{dep}` wrote no {ITEMS_LIST} (one JSON value a line) to iterate over"))
+        })?;
+        let blob = self.cache.blob_path(&list.digest);
+        let text = std::fs::read_to_string(&blob).map_err(crate::cache::io(&blob))?;
+        text.lines()
+            .enumerate()
+            .filter(|(_, l)| !l.trim().is_empty())
+            .enumerate()
+            .map(|(index, (n, line))| {
+                let value = serde_json::from_str(line).map_err(|e| {
+                    err(format!(
+                        "line {} of `{dep}`'s {ITEMS_LIST} is not JSON: {e}",
+                        n + 1
+                    ))
+                })?;
+                Ok(ItemSpec {
+                    index,
+                    value,
+                    upstream: None,
+                })
+            })
+            .collect()
+    }
+
+    /// The key inputs of one item: the stage's, with the `foreach` upstream's whole digest
+    /// replaced by the item (see the key module).
+    pub fn item_inputs(&self, i: usize, base: &KeyInputs, item: &ItemSpec) -> KeyInputs {
+        let mut ki = base.clone();
+        ki.upstream
+            .remove(self.p.stages[i].foreach.as_ref().expect("item-level"));
+        ki.item = Some(match &item.upstream {
+            Some(up) => json!({"value": item.value, "upstream": up.output_digest}),
+            None => json!({"value": item.value}),
+        });
+        ki
+    }
+
+    /// A key of the stages' definitions: per stage of `closure` (in order) its name, its
+    /// dependencies' names and its key inputs without upstream outputs (kind, version, params,
+    /// command, globals, input file contents). It is known before anything runs, so a CI cache
+    /// service can restore a cache by it; it changes whenever any stage key could.
+    pub fn definition_key(&self, closure: &[usize]) -> Result<String> {
+        let empty = HashMap::new();
+        let mut h = blake3::Hasher::new();
+        for &i in closure {
+            let ki = self.key_inputs(i, &empty)?;
+            h.update(self.name(i).as_bytes());
+            for d in self.dag.deps(i) {
+                h.update(b"\0");
+                h.update(self.name(d).as_bytes());
+            }
+            h.update(b"\0");
+            h.update(ki.key().as_bytes());
+            h.update(b"\n");
+        }
+        Ok(h.finalize().to_hex().to_string())
+    }
+
+    /// The directory holding a finished stage's outputs (materialized on demand).
+    pub fn output_dir(&self, i: usize, record: &StageRecord) -> Result<PathBuf> {
+        let dir = self.cache.out_dir(self.name(i), &record.key, false);
+        self.cache.materialize(&record.files, &dir)?;
+        Ok(dir)
+    }
+
+    /// The input views of stage `i` (of one item, with `item`), materialized now. The `foreach`
+    /// dependency of an item over an item-level upstream is that upstream item's own view.
+    pub fn inputs(&self, i: usize, done: &Done, item: Option<&ItemSpec>) -> Result<Inputs> {
+        let s = &self.p.stages[i];
+        let mut inputs = Inputs::default();
+        for d in self.dag.deps(i) {
+            let dep = self.name(d);
+            let dir = match (item, &s.foreach) {
+                (Some(spec), Some(f)) if f == dep => match &spec.upstream {
+                    Some(up) => self.item_view(i, dep, up)?,
+                    None => continue,
+                },
+                _ => self.output_dir(d, &done[&d])?,
+            };
+            inputs.0.insert(dep.to_string(), dir);
+        }
+        Ok(inputs)
+    }
+
+    fn item_view(&self, i: usize, dep: &str, up: &ItemRef) -> Result<PathBuf> {
+        let rec = self
+            .cache
+            .read_item(dep, &up.key)?
+            .ok_or_else(|| EngineError::Items {
+                stage: self.name(i).to_string(),
+                message: format!("upstream item {} of `{dep}` vanished", up.key),
+            })?;
+        let dir = self.cache.out_dir(dep, &up.key, true);
+        self.cache.materialize(&rec.files, &dir)?;
+        Ok(dir)
+    }
+
+    /// The job of stage `i` (of one item, with `item`).
+    pub fn job(
+        &self,
+        i: usize,
+        inputs: Inputs,
+        item: Option<&ItemSpec>,
+        device: DeviceSpec,
+        threads: usize,
+    ) -> Job {
+        let s = &self.p.stages[i];
+        Job {
+            kind: s.kind.clone(),
+            stage: s.name.clone(),
+            command: s.run.clone(),
+            project: self.p.root.clone(),
+            params: self.run_params(i),
+            inputs,
+            item: item.map(|it| ItemInput {
+                index: it.index,
+                value: it.value.clone(),
+            }),
+            out: PathBuf::new(),
+            provenance: PathBuf::new(),
+            seed: self.p.seed,
+            device,
+            threads,
+        }
+    }
+
+    /// The pipeline's device resolved on this host; the runner is asked only when CUDA may be
+    /// involved, and once (a failure is kept as its message).
+    pub fn device(&self) -> Result<Device> {
+        self.device
+            .get_or_init(|| {
+                crate::runner::resolve_device(self.runner, self.p.device).map_err(|e| e.to_string())
+            })
+            .clone()
+            .map_err(EngineError::Device)
+    }
+}

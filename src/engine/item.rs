@@ -1,0 +1,215 @@
+//! Producing results: running one job in a fresh staging directory and storing what it wrote
+//! ([`produce`], for whole stages and items), and computing one item of an item-level stage and
+//! publishing it ([`compute`]). The same code runs in a thread of the local scheduler and in a
+//! Slurm array task (`nasflow slurm-task`) on another host, so the cache directory is the only
+//! meeting point, and it is safe for many writers on many hosts:
+//!
+//! - every file is written under `tmp/` (names carry host, pid and time) and renamed or
+//!   hard-linked into place; a blob's name is its digest, so two writers of the same blob agree;
+//! - the item record is renamed into place last, after its blobs exist: a reader sees the whole
+//!   item or none of it;
+//! - the per-item lock only saves duplicate work on one host (flock may not reach across NFS
+//!   clients); two hosts computing the same item publish the same record, and the last rename wins.
+use std::path::Path;
+use std::time::{Instant, SystemTime};
+
+use nasflow_contract::{Job, Progress};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::cache::blobs::manifest_digest;
+use crate::cache::lock::Lock;
+use crate::cache::record::{ItemRef, RECORD_FORMAT};
+use crate::cache::{Cache, FileEntry, ItemRecord, Provenance, Result};
+use crate::key::KeyInputs;
+use crate::progress::Ui;
+use crate::runner::{Finished, RunFailure, Runner};
+
+/// Everything needed to compute one item without the pipeline file: what a Slurm task reads.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ItemJob {
+    pub key: String,
+    pub key_inputs: KeyInputs,
+    pub index: usize,
+    pub value: Value,
+    /// Recompute even if the item is published (`nasflow run --force`).
+    pub forced: bool,
+    /// The job; `out` and `provenance` are set when it runs, and its `device` may be a spec
+    /// (`auto`, `cuda`) that the host running it resolves.
+    pub job: Job,
+}
+
+impl ItemJob {
+    pub fn stage(&self) -> &str {
+        &self.job.stage
+    }
+
+    pub fn item_ref(&self, output_digest: String) -> ItemRef {
+        ItemRef {
+            key: self.key.clone(),
+            value: self.value.clone(),
+            output_digest,
+        }
+    }
+}
+
+/// The uncached items of one stage, for a runner that computes items as batches (Slurm).
+pub struct ItemBatch<'a> {
+    pub cache: &'a Cache,
+    pub stage: String,
+    pub stage_key: String,
+    pub items: Vec<ItemJob>,
+    pub ui: &'a Ui,
+    pub bar: Option<indicatif::ProgressBar>,
+}
+
+/// What a batch of items came to.
+#[derive(Debug, Default)]
+pub struct ItemsOutcome {
+    /// (item index, published item) of every item that finished.
+    pub done: Vec<(usize, ItemRef)>,
+    /// One report per item that failed (after its retries).
+    pub errors: Vec<String>,
+}
+
+/// An item that is published: computed now (`ran`) or found in the cache.
+pub struct Computed {
+    pub item: ItemRef,
+    pub ran: bool,
+}
+
+/// The published item, if its record and every blob it names are in the cache.
+pub fn published(cache: &Cache, stage: &str, key: &str) -> Result<Option<ItemRef>> {
+    Ok(cache
+        .read_item(stage, key)?
+        .filter(|r| cache.has_blobs(&r.files))
+        .map(|r| ItemRef {
+            key: key.to_string(),
+            value: r.value,
+            output_digest: r.output_digest,
+        }))
+}
+
+/// Computes the item and publishes it, unless it is published already (by another process,
+/// perhaps while this one waited for the item's lock). `Ok(Err(failure))` is a failure of the
+/// item itself; `Err` a failure of the cache.
+pub fn compute(
+    cache: &Cache,
+    runner: &dyn Runner,
+    t: &ItemJob,
+    on_wait: impl FnOnce(),
+) -> Result<std::result::Result<Computed, RunFailure>> {
+    let stage = t.stage();
+    let lock_path = cache
+        .root()
+        .join("locks")
+        .join(format!("{stage}.item.{}.lock", t.key));
+    let _lock = Lock::exclusive(&lock_path, on_wait)?;
+    if !t.forced {
+        if let Some(item) = published(cache, stage, &t.key)? {
+            return Ok(Ok(Computed { item, ran: false }));
+        }
+    }
+    let dest = cache.out_dir(stage, &t.key, true);
+    let p = match produce(cache, runner, &t.job, &dest, &|_| {})? {
+        Ok(p) => p,
+        Err(failure) => return Ok(Err(failure)),
+    };
+    let record = ItemRecord {
+        format: RECORD_FORMAT,
+        stage: stage.to_string(),
+        key: t.key.clone(),
+        value: t.value.clone(),
+        key_inputs: t.key_inputs.clone(),
+        output_digest: p.output_digest.clone(),
+        files: p.files,
+        provenance: p.provenance,
+    };
+    cache.write_item(&record)?;
+    Ok(Ok(Computed {
+        item: t.item_ref(p.output_digest),
+        ran: true,
+    }))
+}
+
+/// A job's outputs, stored: blobs, digest, and how they were made.
+pub struct Produced {
+    pub files: Vec<FileEntry>,
+    pub output_digest: String,
+    pub provenance: Provenance,
+}
+
+/// Runs a job in a fresh staging directory, ingests its outputs into blobs and moves them to
+/// `dest` (the materialized view); its provenance directory (logs, timings) is stored too, apart
+/// from the outputs. The caller writes the record: that is the commit point. A failed job's
+/// provenance directory is kept under `failed/` and named in the failure.
+pub fn produce(
+    cache: &Cache,
+    runner: &dyn Runner,
+    job: &Job,
+    dest: &Path,
+    progress: &(dyn Fn(&Progress) + Sync),
+) -> Result<std::result::Result<Produced, RunFailure>> {
+    let staging = cache.staging(&job.stage)?;
+    let out = staging.dir.join("out");
+    let prov = staging.dir.join("provenance");
+    for d in [&out, &prov] {
+        std::fs::create_dir_all(d).map_err(crate::cache::io(d))?;
+    }
+    let job = Job {
+        out: out.clone(),
+        provenance: prov.clone(),
+        ..job.clone()
+    };
+    let started_at = SystemTime::now();
+    let started = Instant::now();
+    let finished = match runner.run(&job, &staging.dir, progress) {
+        Ok(f) => f,
+        Err(failure) => {
+            let kept = cache.keep_failed(&job.stage, &prov)?;
+            return Ok(Err(failure.with_log(kept)));
+        }
+    };
+    let files = cache.ingest(&out)?;
+    let output_digest = manifest_digest(&files);
+    let mut provenance = provenance(
+        started_at,
+        started.elapsed().as_secs_f64(),
+        &job.device.to_string(),
+        &finished,
+    );
+    provenance.files = cache.ingest(&prov)?;
+    cache.replace_dir(&out, dest)?;
+    Ok(Ok(Produced {
+        files,
+        output_digest,
+        provenance,
+    }))
+}
+
+pub use crate::cache::hostname;
+
+/// The engine's facts about a run: when, how long, where, with what.
+pub fn provenance(
+    started_at: SystemTime,
+    duration_s: f64,
+    device: &str,
+    finished: &Finished,
+) -> Provenance {
+    let ended = SystemTime::now();
+    Provenance {
+        started: humantime::format_rfc3339_seconds(started_at).to_string(),
+        ended: humantime::format_rfc3339_seconds(ended).to_string(),
+        ended_unix: ended
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map(|d| d.as_secs_f64())
+            .unwrap_or(0.0),
+        duration_s,
+        device: device.to_string(),
+        peak_rss_bytes: finished.peak_rss_bytes,
+        nasflow_version: env!("CARGO_PKG_VERSION").to_string(),
+        libtorch_version: finished.libtorch.clone().unwrap_or_default(),
+        host: hostname(),
+        files: Vec::new(),
+    }
+}

@@ -1,0 +1,241 @@
+//! Running one job in a child process: a `cmd` stage's shell command, or a native kind in
+//! `nasflow-worker`. The child's stdout (but for progress lines) and stderr go to
+//! `stdout.log` and `stderr.log` in the job's provenance directory.
+//!
+//! The `cmd` contract: `run` is executed by `sh -c` in the project directory with
+//!
+//! | variable               | value |
+//! |------------------------|-------|
+//! | `NASFLOW_OUT`          | the (empty) directory to write outputs into |
+//! | `NASFLOW_PROVENANCE`   | a directory for what varies from run to run (timings, logs): kept with the record, not part of the output digest |
+//! | `NASFLOW_PARAMS`       | a JSON file holding the stage's params table |
+//! | `NASFLOW_IN_<DEP>`     | each upstream stage's output directory (name upper-cased, `-` as `_`) |
+//! | `NASFLOW_STAGE`        | the stage name |
+//! | `NASFLOW_SEED`         | the pipeline seed |
+//! | `NASFLOW_DEVICE`       | the resolved device (`cpu`, `cuda:0`) |
+//! | `NASFLOW_THREADS`, `OMP_NUM_THREADS` | the CPU threads this job may use |
+//! | `NASFLOW_ITEM`, `NASFLOW_ITEM_INDEX` | for `foreach` stages: the item (JSON) and its index |
+//!
+//! A non-zero exit fails the stage.
+use std::collections::VecDeque;
+use std::io::{BufRead, BufReader, Write};
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::OnceLock;
+
+use nasflow_contract::job::parse_progress;
+use nasflow_contract::layout::{STDERR_LOG, STDOUT_LOG, WORKER_FACTS};
+use nasflow_contract::{Job, Probe, Progress};
+
+use super::{Exit, Finished, RunFailure, Runner};
+
+/// Lines of a failed job's output quoted in its failure report.
+const TAIL: usize = 20;
+
+/// Runs jobs as child processes; native kinds in `nasflow-worker`.
+#[derive(Default)]
+pub struct ChildProcess {
+    probe: OnceLock<Result<Probe, String>>,
+}
+
+impl ChildProcess {
+    pub fn new() -> ChildProcess {
+        ChildProcess::default()
+    }
+}
+
+/// The environment variable that names a dependency's directory.
+pub fn input_var(dep: &str) -> String {
+    format!("NASFLOW_IN_{}", dep.to_uppercase().replace('-', "_"))
+}
+
+/// The worker binary: `$NASFLOW_WORKER`, or `nasflow-worker` beside the running `nasflow`.
+pub fn worker_path() -> PathBuf {
+    if let Some(p) = std::env::var_os("NASFLOW_WORKER") {
+        return PathBuf::from(p);
+    }
+    let exe = std::env::current_exe().unwrap_or_else(|_| PathBuf::from("nasflow"));
+    exe.with_file_name("nasflow-worker")
+}
+
+impl Runner for ChildProcess {
+    fn probe(&self) -> Result<Probe, RunFailure> {
+        self.probe
+            .get_or_init(|| probe_worker().map_err(|e| e.to_string()))
+            .clone()
+            .map_err(RunFailure::Probe)
+    }
+
+    fn run(
+        &self,
+        job: &Job,
+        staging: &Path,
+        progress: &(dyn Fn(&Progress) + Sync),
+    ) -> Result<Finished, RunFailure> {
+        let cmd = match &job.command {
+            Some(command) => cmd_command(command, job, staging)?,
+            None => worker_command(job, staging)?,
+        };
+        let finished = spawn_and_wait(cmd, &job.provenance, progress)?;
+        Ok(Finished {
+            libtorch: worker_facts(&job.provenance).map(|p| p.libtorch),
+            ..finished
+        })
+    }
+}
+
+fn worker_facts(provenance: &Path) -> Option<Probe> {
+    serde_json::from_slice(&std::fs::read(provenance.join(WORKER_FACTS)).ok()?).ok()
+}
+
+/// Asks `nasflow-worker probe` which CUDA devices the worker can use.
+fn probe_worker() -> Result<Probe, RunFailure> {
+    let worker = worker_path();
+    let out = Command::new(&worker)
+        .arg("probe")
+        .output()
+        .map_err(|source| RunFailure::Spawn {
+            program: worker.display().to_string(),
+            source,
+            help: Some("build it with `cargo build --release` (it sits beside nasflow)"),
+        })?;
+    if !out.status.success() {
+        return Err(RunFailure::Probe(format!(
+            "{} probe failed: {}",
+            worker.display(),
+            String::from_utf8_lossy(&out.stderr).trim()
+        )));
+    }
+    serde_json::from_slice(&out.stdout)
+        .map_err(|e| RunFailure::Probe(format!("{} probe: {e}", worker.display())))
+}
+
+/// A `cmd` stage's command, with the contract's environment.
+fn cmd_command(command: &str, job: &Job, staging: &Path) -> Result<Command, RunFailure> {
+    let params_file = staging.join("params.json");
+    let params = serde_json::to_vec_pretty(&job.params).expect("params serialize");
+    std::fs::write(&params_file, params).map_err(RunFailure::io(&params_file))?;
+    let mut cmd = Command::new("sh");
+    cmd.arg("-c").arg(command).current_dir(&job.project);
+    cmd.env("NASFLOW_OUT", &job.out)
+        .env("NASFLOW_PROVENANCE", &job.provenance)
+        .env("NASFLOW_PARAMS", &params_file)
+        .env("NASFLOW_STAGE", &job.stage)
+        .env("NASFLOW_SEED", job.seed.to_string())
+        .env("NASFLOW_DEVICE", job.device.to_string())
+        .env("NASFLOW_THREADS", job.threads.to_string())
+        .env("OMP_NUM_THREADS", job.threads.to_string());
+    for (dep, dir) in job.inputs.iter() {
+        cmd.env(input_var(dep), dir);
+    }
+    if let Some(item) = &job.item {
+        cmd.env("NASFLOW_ITEM", item.value.to_string())
+            .env("NASFLOW_ITEM_INDEX", item.index.to_string());
+    }
+    Ok(cmd)
+}
+
+/// `nasflow-worker run JOB.json` for a native kind's job.
+fn worker_command(job: &Job, staging: &Path) -> Result<Command, RunFailure> {
+    let job_file = staging.join("job.json");
+    let text = serde_json::to_vec_pretty(job).expect("job serializes");
+    std::fs::write(&job_file, text).map_err(RunFailure::io(&job_file))?;
+    let mut cmd = Command::new(worker_path());
+    cmd.arg("run")
+        .arg(&job_file)
+        .env("OMP_NUM_THREADS", job.threads.to_string());
+    Ok(cmd)
+}
+
+/// Starts the child with its output in `provenance/`, relays its progress lines, waits.
+fn spawn_and_wait(
+    mut cmd: Command,
+    provenance: &Path,
+    progress: &(dyn Fn(&Progress) + Sync),
+) -> Result<Finished, RunFailure> {
+    let stderr_path = provenance.join(STDERR_LOG);
+    let stdout_path = provenance.join(STDOUT_LOG);
+    let stderr = std::fs::File::create(&stderr_path).map_err(RunFailure::io(&stderr_path))?;
+    let mut stdout_log =
+        std::fs::File::create(&stdout_path).map_err(RunFailure::io(&stdout_path))?;
+    cmd.stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(stderr);
+    // SAFETY: prctl is async-signal-safe; it makes the child die with the thread that started it,
+    // so a killed nasflow leaves no orphan still writing into a staging directory.
+    unsafe {
+        cmd.pre_exec(|| {
+            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+            Ok(())
+        });
+    }
+    let program = cmd.get_program().to_string_lossy().to_string();
+    let mut child = cmd.spawn().map_err(|source| RunFailure::Spawn {
+        program: program.clone(),
+        source,
+        help: None,
+    })?;
+    let stdout = child.stdout.take().expect("piped");
+    let mut tail: VecDeque<String> = VecDeque::new();
+    for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+        if let Some(p) = parse_progress(&line) {
+            progress(&p);
+            continue;
+        }
+        let _ = writeln!(stdout_log, "{line}");
+        tail.push_back(line);
+        if tail.len() > TAIL {
+            tail.pop_front();
+        }
+    }
+    let (status, rss) = wait4(child.id() as libc::pid_t).map_err(|source| RunFailure::Io {
+        path: PathBuf::from(&program),
+        source,
+    })?;
+    drop(child);
+    match status {
+        Exit::Code(0) => Ok(Finished {
+            peak_rss_bytes: rss,
+            libtorch: None,
+        }),
+        exit => Err(RunFailure::Exited {
+            exit,
+            stderr_tail: last_lines(&stderr_path, TAIL),
+            stdout_tail: tail.into(),
+            log: None,
+        }),
+    }
+}
+
+fn last_lines(path: &Path, n: usize) -> Vec<String> {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(n)..]
+        .iter()
+        .map(|l| l.to_string())
+        .collect()
+}
+
+/// Waits for a child and returns how it ended and its peak resident bytes.
+fn wait4(pid: libc::pid_t) -> std::io::Result<(Exit, u64)> {
+    let mut status: libc::c_int = 0;
+    // SAFETY: plain FFI call with valid out-pointers.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    loop {
+        let r = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
+        if r == pid {
+            break;
+        }
+        let err = std::io::Error::last_os_error();
+        if err.kind() != std::io::ErrorKind::Interrupted {
+            return Err(err);
+        }
+    }
+    let exit = if libc::WIFEXITED(status) {
+        Exit::Code(libc::WEXITSTATUS(status))
+    } else {
+        Exit::Signal(libc::WTERMSIG(status))
+    };
+    Ok((exit, usage.ru_maxrss as u64 * 1024))
+}

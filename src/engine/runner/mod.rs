@@ -1,0 +1,162 @@
+//! Runners: what executes a job. The scheduler never starts a process itself; it hands each job
+//! to a [`Runner`] (as ninja's builder hands commands to its CommandRunner), so the scheduling,
+//! keying and caching logic is tested with fake kinds in-process.
+//!
+//! Three implementations:
+//! - [`child::ChildProcess`]: a `cmd` stage's command under `sh -c`, or a native kind in
+//!   `nasflow-worker` (the one binary that links libtorch);
+//! - [`crate::slurm::SlurmArrays`]: whole stages as a child process, the items of item-level
+//!   stages as Slurm job arrays on a cluster;
+//! - [`in_process::InProcess`]: native kinds called in this process (tests).
+pub mod child;
+pub mod in_process;
+
+use std::path::{Path, PathBuf};
+
+use nasflow_contract::{Device, DeviceError, DeviceSpec, Job, Probe, Progress};
+
+use crate::item::{ItemBatch, ItemsOutcome};
+
+/// How a job ended when it succeeded.
+#[derive(Debug, Clone, Default)]
+pub struct Finished {
+    /// Peak resident memory of the process that computed it (0 where unknown).
+    pub peak_rss_bytes: u64,
+    /// The libtorch version the computation used, where one did.
+    pub libtorch: Option<String>,
+}
+
+/// How a process ended when it failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Exit {
+    Code(i32),
+    Signal(i32),
+}
+
+impl std::fmt::Display for Exit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Exit::Code(c) => write!(f, "exit code {c}"),
+            Exit::Signal(s) => write!(f, "killed by signal {s}"),
+        }
+    }
+}
+
+/// Why a job failed.
+#[derive(Debug, thiserror::Error)]
+pub enum RunFailure {
+    #[error("cannot start {program}: {source}{}", help.map(|h| format!("\n  help: {h}")).unwrap_or_default())]
+    Spawn {
+        program: String,
+        source: std::io::Error,
+        help: Option<&'static str>,
+    },
+    #[error("{}", exited(exit, stderr_tail, stdout_tail, log))]
+    Exited {
+        exit: Exit,
+        /// The last lines of its stderr (and of its stdout when stderr was empty).
+        stderr_tail: Vec<String>,
+        stdout_tail: Vec<String>,
+        /// Where its whole output was kept.
+        log: Option<PathBuf>,
+    },
+    #[error("{}: {source}", path.display())]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    /// An in-process computation's error.
+    #[error("{0}")]
+    Stage(String),
+    /// `nasflow-worker probe` answered something unreadable.
+    #[error("{0}")]
+    Probe(String),
+    /// The executor that runs items elsewhere (Slurm) failed as a whole.
+    #[error(transparent)]
+    Executor(Box<dyn std::error::Error + Send + Sync>),
+}
+
+fn exited(exit: &Exit, stderr: &[String], stdout: &[String], log: &Option<PathBuf>) -> String {
+    let mut report = exit.to_string();
+    if !stderr.is_empty() {
+        report.push_str(&format!(
+            "\n    stderr (last {} lines):\n      {}",
+            stderr.len(),
+            stderr.join("\n      ")
+        ));
+    } else if !stdout.is_empty() {
+        report.push_str(&format!("\n    stdout:\n      {}", stdout.join("\n      ")));
+    }
+    if let Some(log) = log {
+        report.push_str(&format!("\n    full output: {}", log.display()));
+    }
+    report
+}
+
+impl RunFailure {
+    pub fn io(path: &Path) -> impl FnOnce(std::io::Error) -> RunFailure + '_ {
+        move |source| RunFailure::Io {
+            path: path.to_path_buf(),
+            source,
+        }
+    }
+
+    /// Records where the failed job's whole output was kept.
+    pub fn with_log(mut self, kept: PathBuf) -> RunFailure {
+        if let RunFailure::Exited { log, .. } = &mut self {
+            *log = Some(kept);
+        }
+        self
+    }
+}
+
+/// What executes jobs.
+pub trait Runner: Sync {
+    /// What the computing binary can use (asked only when a device spec needs resolving).
+    fn probe(&self) -> Result<Probe, RunFailure>;
+
+    /// Runs one job in `staging` (a fresh directory holding `job.out` and `job.provenance`):
+    /// outputs go to `job.out`, the run's stdout and stderr to `job.provenance`.
+    fn run(
+        &self,
+        job: &Job,
+        staging: &Path,
+        progress: &(dyn Fn(&Progress) + Sync),
+    ) -> Result<Finished, RunFailure>;
+
+    /// Whether the items of item-level stages are computed as batches elsewhere
+    /// ([`Runner::run_items`]) instead of one job at a time.
+    fn batches_items(&self) -> bool {
+        false
+    }
+
+    /// Computes and publishes a batch of items (Slurm arrays), following it to the end.
+    fn run_items(&self, batch: ItemBatch<'_>) -> Result<ItemsOutcome, RunFailure> {
+        let _ = batch;
+        unreachable!("run_items is called only on runners that batch items")
+    }
+}
+
+/// Why a device spec could not be resolved.
+#[derive(Debug, thiserror::Error)]
+pub enum DeviceFailure {
+    #[error(transparent)]
+    Unavailable(#[from] DeviceError),
+    #[error("cannot tell which devices the worker can use: {0}")]
+    Probe(RunFailure),
+}
+
+/// Resolves a device spec on this host, asking the runner only when CUDA may be involved.
+pub fn resolve_device(runner: &dyn Runner, spec: DeviceSpec) -> Result<Device, DeviceFailure> {
+    let mut failed = None;
+    let resolved = spec.resolve(|| {
+        runner.probe().unwrap_or_else(|e| {
+            failed = Some(e);
+            Probe::cpu_only("")
+        })
+    });
+    match failed {
+        Some(e) => Err(DeviceFailure::Probe(e)),
+        None => Ok(resolved?),
+    }
+}

@@ -1,0 +1,883 @@
+//! Running the decisions: a scheduler over stages and items, with at most `jobs` tasks at once,
+//! a device slot per GPU task, locks against other nasflow processes, and atomic publication.
+//!
+//! Stages are decided in execution order as soon as their upstream outputs are known; the key
+//! is computed then, from the upstream *output digests*, so a rerun upstream whose outputs did not
+//! change leaves its dependents cached (early cutoff). Each running stage or item owns a locked
+//! staging directory; its result is ingested into blobs and its record written only after it
+//! succeeded, so a failure or a kill leaves earlier results intact and finished items kept.
+//!
+//! A *task* is what runs on a thread of the scheduler: a whole stage's job, one item's job, or
+//! (with a runner that batches items, Slurm) the follower of a stage's uncached items, which takes
+//! no job slot.
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::sync::{mpsc, Arc};
+use std::time::{Instant, SystemTime};
+
+use nasflow_contract::layout::{item_dir, ITEMS_LIST};
+use nasflow_contract::{DeviceSpec, Progress};
+
+use crate::cache::blobs::manifest_digest;
+use crate::cache::lock::Lock;
+use crate::cache::record::{ItemRef, RECORD_FORMAT};
+use crate::cache::{FileEntry, StageRecord};
+use crate::decide::{Decision, ItemPlan, RunPlan};
+use crate::engine::{Done, Engine, EngineError, Result};
+use crate::item::{provenance, ItemBatch, ItemJob, ItemsOutcome};
+use crate::key::{DirtyReason, KeyInputs};
+use crate::progress::Ui;
+use crate::registry::KindRef;
+use crate::runner::{Finished, RunFailure};
+
+/// How a stage ended in a run.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Status {
+    Cached,
+    Ran,
+    /// The failure report.
+    Failed(String),
+    /// Not run because an upstream stage failed.
+    Skipped(String),
+}
+
+#[derive(Debug, Clone)]
+pub struct StageOutcome {
+    pub stage: usize,
+    pub status: Status,
+    pub reasons: Vec<DirtyReason>,
+    pub seconds: f64,
+    pub items_ran: usize,
+    pub items_cached: usize,
+}
+
+pub struct RunOptions {
+    pub jobs: usize,
+    pub force: HashSet<usize>,
+}
+
+enum Task {
+    Stage {
+        i: usize,
+        key: String,
+        ki: KeyInputs,
+        forced: bool,
+    },
+    Item {
+        i: usize,
+        plan: ItemPlan,
+        forced: bool,
+    },
+    /// The uncached items of a stage, computed by the runner as a batch (Slurm arrays).
+    Batch {
+        i: usize,
+        items: Vec<ItemPlan>,
+        forced: bool,
+    },
+}
+
+impl Task {
+    fn stage(&self) -> usize {
+        match self {
+            Task::Stage { i, .. } | Task::Item { i, .. } | Task::Batch { i, .. } => *i,
+        }
+    }
+}
+
+enum TaskOk {
+    /// The stage's record; whether it ran (not found published by another process meanwhile).
+    Stage(Arc<StageRecord>, bool),
+    Item(usize, ItemRef, bool),
+    Batch(ItemsOutcome),
+}
+
+/// Why a task failed: its job, or the cache around it.
+#[derive(Debug, thiserror::Error)]
+enum TaskError {
+    #[error(transparent)]
+    Run(#[from] RunFailure),
+    #[error(transparent)]
+    Engine(#[from] EngineError),
+}
+
+impl From<crate::cache::CacheError> for TaskError {
+    fn from(e: crate::cache::CacheError) -> Self {
+        TaskError::Engine(e.into())
+    }
+}
+
+/// A stage whose tasks are running.
+struct Active {
+    key: String,
+    ki: KeyInputs,
+    items: Vec<Option<ItemRef>>,
+    outstanding: usize,
+    started: Instant,
+    started_at: SystemTime,
+    errors: Vec<String>,
+    bar: Option<indicatif::ProgressBar>,
+}
+
+enum State {
+    Waiting,
+    Active(Box<Active>),
+    /// Its record is in `Scheduler::done`.
+    Done,
+    Failed,
+}
+
+struct Scheduler<'e, 'a> {
+    e: &'e Engine<'a>,
+    ui: &'e Ui,
+    opts: &'e RunOptions,
+    threads: usize,
+    states: HashMap<usize, State>,
+    /// The records of finished stages (also in `states`), for key computation.
+    done: Done,
+    outcomes: BTreeMap<usize, StageOutcome>,
+    queue: VecDeque<Task>,
+}
+
+/// Runs the stages of a closure (in execution order). Stage failures are outcomes, not errors;
+/// an `Err` means the run could not proceed at all (device unavailable, cache unwritable).
+pub fn run(e: &Engine, closure: &[usize], opts: &RunOptions, ui: &Ui) -> Result<Vec<StageOutcome>> {
+    let cores = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1);
+    let mut s = Scheduler {
+        e,
+        ui,
+        opts,
+        threads: (cores / opts.jobs.max(1)).max(1),
+        states: closure.iter().map(|&i| (i, State::Waiting)).collect(),
+        done: HashMap::new(),
+        outcomes: BTreeMap::new(),
+        queue: VecDeque::new(),
+    };
+    let result = std::thread::scope(|scope| s.drive(scope, closure));
+    e.save_statcache()?;
+    result?;
+    Ok(s.outcomes.into_values().collect())
+}
+
+type Report = (Task, std::result::Result<TaskOk, TaskError>);
+
+impl<'e, 'a> Scheduler<'e, 'a> {
+    /// The loop: decide what is ready, launch what fits, wait for one task, repeat.
+    fn drive<'s>(&mut self, scope: &'s std::thread::Scope<'s, '_>, closure: &[usize]) -> Result<()>
+    where
+        'e: 's,
+    {
+        let (tx, rx) = mpsc::channel::<Report>();
+        let (mut running, mut running_gpu, mut batches) = (0usize, 0usize, 0usize);
+        loop {
+            self.advance(closure)?;
+            let mut deferred = VecDeque::new();
+            while running - batches < self.opts.jobs.max(1) {
+                let Some(task) = self.queue.pop_front() else {
+                    break;
+                };
+                let batch = matches!(task, Task::Batch { .. });
+                let gpu = !batch && self.uses_gpu(task.stage());
+                if gpu && running_gpu >= self.e.p.gpu_slots {
+                    deferred.push_back(task);
+                    continue;
+                }
+                let launch = self.launch(&task)?;
+                running += 1;
+                batches += batch as usize;
+                running_gpu += gpu as usize;
+                let tx = tx.clone();
+                scope.spawn(move || {
+                    let r = launch.run(&task);
+                    let _ = tx.send((task, r));
+                });
+            }
+            deferred.append(&mut self.queue);
+            self.queue = deferred;
+            if running == 0 {
+                return Ok(());
+            }
+            let (task, result) = rx.recv().expect("a running task reports");
+            running -= 1;
+            if matches!(task, Task::Batch { .. }) {
+                batches -= 1;
+            } else {
+                running_gpu -= self.uses_gpu(task.stage()) as usize;
+            }
+            self.finish(task, result)?;
+        }
+    }
+
+    fn uses_gpu(&self, i: usize) -> bool {
+        self.e.kind(i).uses_device() && self.e.device().is_ok_and(|d| d.is_cuda())
+    }
+
+    /// The records of stage `i`'s upstream stages (all done when it is decided).
+    fn upstream_records(&self, i: usize) -> Done {
+        self.e
+            .dag
+            .deps(i)
+            .into_iter()
+            .filter_map(|d| self.done.get(&d).map(|r| (d, r.clone())))
+            .collect()
+    }
+
+    fn mark_done(&mut self, i: usize, record: Arc<StageRecord>) {
+        self.done.insert(i, record);
+        self.states.insert(i, State::Done);
+    }
+
+    /// Decides every waiting stage whose upstream stages are all done (or skips it when one
+    /// failed). One pass in execution order suffices: a stage finished here is seen by its
+    /// dependents later in the same pass.
+    fn advance(&mut self, closure: &[usize]) -> Result<()> {
+        for &i in closure {
+            if !matches!(self.states[&i], State::Waiting) {
+                continue;
+            }
+            let deps = self.e.dag.deps(i);
+            if let Some(&bad) = deps
+                .iter()
+                .find(|d| matches!(self.states.get(d), Some(State::Failed)))
+            {
+                let dep = self.e.name(bad).to_string();
+                self.ui.line(&format!(
+                    "skip   {}: upstream `{dep}` failed",
+                    self.e.name(i)
+                ));
+                self.states.insert(i, State::Failed);
+                self.outcome(i, Status::Skipped(dep), vec![], 0.0);
+                continue;
+            }
+            if deps
+                .iter()
+                .all(|d| matches!(self.states.get(d), Some(State::Done)))
+            {
+                self.prepare(i)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn outcome(&mut self, i: usize, status: Status, reasons: Vec<DirtyReason>, seconds: f64) {
+        let o = self.outcomes.entry(i).or_insert(StageOutcome {
+            stage: i,
+            status: Status::Cached,
+            reasons: vec![],
+            seconds: 0.0,
+            items_ran: 0,
+            items_cached: 0,
+        });
+        o.status = status;
+        o.reasons = reasons;
+        o.seconds = seconds;
+    }
+
+    /// Decides stage `i` and queues its tasks.
+    fn prepare(&mut self, i: usize) -> Result<()> {
+        let forced = self.opts.force.contains(&i);
+        let decision = match self.e.decide(i, &self.upstream_records(i), forced) {
+            Ok(d) => d,
+            Err(e) if e.is_usage() => return Err(e),
+            Err(e) => return self.fail_now(i, e.to_string()),
+        };
+        let plan = match decision {
+            Decision::Cached(r) => {
+                self.ui.line(&format!("cached {}", self.e.name(i)));
+                self.mark_done(i, r);
+                self.outcome(i, Status::Cached, vec![], 0.0);
+                return Ok(());
+            }
+            Decision::Pending { .. } => unreachable!("decided once its upstream is done"),
+            Decision::Run(plan) => *plan,
+        };
+        self.e.device()?;
+        let why: Vec<String> = plan.reasons.iter().map(ToString::to_string).collect();
+        self.ui
+            .line(&format!("run    {}: {}", self.e.name(i), why.join("; ")));
+        self.outcome(i, Status::Ran, plan.reasons.clone(), 0.0);
+        let RunPlan {
+            key,
+            inputs: ki,
+            items,
+            ..
+        } = plan;
+        let mut active = Active {
+            key: key.clone(),
+            ki: ki.clone(),
+            items: vec![],
+            outstanding: 0,
+            started: Instant::now(),
+            started_at: SystemTime::now(),
+            errors: vec![],
+            bar: None,
+        };
+        match items {
+            None => {
+                active.outstanding = 1;
+                self.queue.push_back(Task::Stage { i, key, ki, forced });
+                self.states.insert(i, State::Active(Box::new(active)));
+                Ok(())
+            }
+            Some(items) => self.queue_items(i, active, items, forced),
+        }
+    }
+
+    /// Queues an item-level stage's uncached items: one task each, or one batch.
+    fn queue_items(
+        &mut self,
+        i: usize,
+        mut active: Active,
+        items: Vec<ItemPlan>,
+        forced: bool,
+    ) -> Result<()> {
+        active.items = vec![None; items.len()];
+        let batches = self.e.runner.batches_items();
+        let mut batch = Vec::new();
+        let mut cached = 0;
+        for plan in items {
+            if let Some(item) = &plan.published {
+                active.items[plan.spec.index] = Some(item.clone());
+                cached += 1;
+            } else if batches {
+                batch.push(plan);
+            } else {
+                active.outstanding += 1;
+                self.queue.push_back(Task::Item { i, plan, forced });
+            }
+        }
+        let total = active.items.len();
+        self.ui.line(&format!(
+            "items  {}: {} to compute{}, {cached} cached",
+            self.e.name(i),
+            total - cached,
+            if batches { " on Slurm" } else { "" }
+        ));
+        if !batch.is_empty() {
+            active.outstanding += 1;
+            self.queue.push_back(Task::Batch {
+                i,
+                items: batch,
+                forced,
+            });
+        }
+        active.bar = self
+            .ui
+            .bar(self.e.name(i), "items", total as u64, cached as u64);
+        self.outcomes.get_mut(&i).expect("outcome").items_cached = cached;
+        let finished = active.outstanding == 0;
+        self.states.insert(i, State::Active(Box::new(active)));
+        if finished {
+            self.finish_items(i)?;
+        }
+        Ok(())
+    }
+
+    fn fail_now(&mut self, i: usize, message: String) -> Result<()> {
+        self.ui
+            .line(&format!("FAILED {}: {message}", self.e.name(i)));
+        self.states.insert(i, State::Failed);
+        self.outcome(i, Status::Failed(message), vec![], 0.0);
+        Ok(())
+    }
+
+    fn active(&mut self, i: usize) -> &mut Active {
+        match self.states.get_mut(&i) {
+            Some(State::Active(a)) => a,
+            _ => unreachable!("a finished task's stage is active"),
+        }
+    }
+
+    /// A task reported: record what it did.
+    fn finish(&mut self, task: Task, result: std::result::Result<TaskOk, TaskError>) -> Result<()> {
+        let i = task.stage();
+        let name = self.e.name(i);
+        let active = self.active(i);
+        active.outstanding -= 1;
+        let seconds = active.started.elapsed().as_secs_f64();
+        match (result, task) {
+            (Ok(TaskOk::Stage(record, ran)), _) => {
+                let verb = if ran { "done  " } else { "reused" };
+                self.ui.line(&format!("{verb} {name} ({seconds:.2}s)"));
+                self.mark_done(i, record);
+                let o = self.outcomes.get_mut(&i).expect("outcome");
+                o.seconds = seconds;
+                if !ran {
+                    o.status = Status::Cached;
+                }
+                return Ok(());
+            }
+            (Err(e), Task::Stage { .. }) => {
+                self.ui.line(&format!("FAILED {name}: {e}"));
+                self.states.insert(i, State::Failed);
+                self.outcome(i, Status::Failed(e.to_string()), vec![], seconds);
+                return Ok(());
+            }
+            (Ok(TaskOk::Item(index, item, ran)), Task::Item { plan, .. }) => {
+                self.item_done(i, index, item, ran, &plan, seconds)
+            }
+            (Ok(TaskOk::Batch(outcome)), _) => self.batch_done(i, outcome),
+            (Err(e), Task::Batch { .. }) => {
+                self.ui.line(&format!("FAILED {name}: {e}"));
+                self.active(i).errors.push(e.to_string());
+            }
+            (Err(e), Task::Item { plan, .. }) => {
+                let what = format!("item {} {}", plan.spec.index, plan.spec.value);
+                self.ui.line(&format!("FAILED {name} {what}: {e}"));
+                self.active(i).errors.push(format!("{what}: {e}"));
+            }
+            (Ok(_), _) => unreachable!("a task reports its own kind of result"),
+        }
+        if self.active(i).outstanding == 0 {
+            self.finish_items(i)?;
+        }
+        Ok(())
+    }
+
+    fn item_done(
+        &mut self,
+        i: usize,
+        index: usize,
+        item: ItemRef,
+        ran: bool,
+        plan: &ItemPlan,
+        started: f64,
+    ) {
+        let name = self.e.name(i);
+        let ui = self.ui;
+        let active = self.active(i);
+        active.items[index] = Some(item);
+        if let Some(bar) = &active.bar {
+            bar.inc(1);
+        } else {
+            let done = active.items.iter().filter(|x| x.is_some()).count();
+            let total = active.items.len();
+            ui.line(&format!(
+                "item   {name} {done}/{total}: {} ({started:.2}s since the stage started)",
+                short(&plan.spec.value)
+            ));
+        }
+        let o = self.outcomes.get_mut(&i).expect("outcome");
+        if ran {
+            o.items_ran += 1
+        } else {
+            o.items_cached += 1
+        }
+    }
+
+    fn batch_done(&mut self, i: usize, outcome: ItemsOutcome) {
+        let name = self.e.name(i);
+        for e in &outcome.errors {
+            self.ui.line(&format!("FAILED {name} {e}"));
+        }
+        self.outcomes.get_mut(&i).expect("outcome").items_ran += outcome.done.len();
+        let active = self.active(i);
+        for (index, item) in outcome.done {
+            active.items[index] = Some(item);
+        }
+        active.errors.extend(outcome.errors);
+    }
+
+    /// All items of a stage are finished: assemble and publish the stage record, or fail it.
+    fn finish_items(&mut self, i: usize) -> Result<()> {
+        let Some(State::Active(active)) = self.states.remove(&i) else {
+            unreachable!()
+        };
+        if let Some(bar) = &active.bar {
+            bar.finish_and_clear();
+        }
+        let seconds = active.started.elapsed().as_secs_f64();
+        if !active.errors.is_empty() {
+            let n = active.errors.len();
+            let message = format!(
+                "{n} item(s) failed (finished items are kept):\n    {}",
+                active.errors.join("\n    ")
+            );
+            self.ui
+                .line(&format!("FAILED {}: {n} item(s) failed", self.e.name(i)));
+            self.states.insert(i, State::Failed);
+            let o = self.outcomes.get_mut(&i).expect("outcome");
+            o.status = Status::Failed(message);
+            o.seconds = seconds;
+            return Ok(());
+        }
+        let record = assemble(self.e, i, *active)?;
+        self.ui
+            .line(&format!("done   {} ({seconds:.2}s)", self.e.name(i)));
+        self.mark_done(i, Arc::new(record));
+        self.outcomes.get_mut(&i).expect("outcome").seconds = seconds;
+        Ok(())
+    }
+
+    /// What a task's thread needs, prepared on this thread: input views (materialized now) and
+    /// the jobs.
+    fn launch(&self, task: &Task) -> Result<Launch<'e, 'a>> {
+        let i = task.stage();
+        let done = self.upstream_records(i);
+        let device: DeviceSpec = self.e.device()?.into();
+        let work = match task {
+            Task::Stage { .. } => {
+                let inputs = self.e.inputs(i, &done, None)?;
+                Work::Job(self.e.job(i, inputs, None, device, self.threads))
+            }
+            Task::Item { plan, forced, .. } => {
+                Work::Item(Box::new(self.item_job(i, &done, plan, *forced, device)?))
+            }
+            Task::Batch { items, forced, .. } => Work::Batch(
+                items
+                    .iter()
+                    .map(|p| self.item_job(i, &done, p, *forced, device))
+                    .collect::<Result<_>>()?,
+                self.active_ref(i).key.clone(),
+                self.active_ref(i).bar.clone(),
+            ),
+        };
+        Ok(Launch {
+            e: self.e,
+            ui: self.ui,
+            work: Some(work),
+        })
+    }
+
+    fn active_ref(&self, i: usize) -> &Active {
+        match &self.states[&i] {
+            State::Active(a) => a,
+            _ => unreachable!("a launched task's stage is active"),
+        }
+    }
+
+    fn item_job(
+        &self,
+        i: usize,
+        done: &Done,
+        plan: &ItemPlan,
+        forced: bool,
+        device: DeviceSpec,
+    ) -> Result<ItemJob> {
+        let inputs = self.e.inputs(i, done, Some(&plan.spec))?;
+        Ok(ItemJob {
+            key: plan.key.clone(),
+            key_inputs: plan.inputs.clone(),
+            index: plan.spec.index,
+            value: plan.spec.value.clone(),
+            forced,
+            job: self
+                .e
+                .job(i, inputs, Some(&plan.spec), device, self.threads),
+        })
+    }
+}
+
+/// An item's value for a log line: its `hash` when it has one (a network), else the value.
+fn short(v: &serde_json::Value) -> String {
+    match v.get("hash").and_then(|h| h.as_str()) {
+        Some(h) => h.to_string(),
+        None => {
+            let s = v.to_string();
+            if s.len() > 60 {
+                format!("{}...", &s[..s.floor_char_boundary(57)])
+            } else {
+                s
+            }
+        }
+    }
+}
+
+enum Work {
+    Job(nasflow_contract::Job),
+    Item(Box<ItemJob>),
+    /// The items, the stage key, the stage's bar.
+    Batch(Vec<ItemJob>, String, Option<indicatif::ProgressBar>),
+}
+
+/// A task ready to run on its own thread.
+struct Launch<'e, 'a> {
+    e: &'e Engine<'a>,
+    ui: &'e Ui,
+    work: Option<Work>,
+}
+
+impl Launch<'_, '_> {
+    fn run(mut self, task: &Task) -> std::result::Result<TaskOk, TaskError> {
+        let i = task.stage();
+        let name = self.e.name(i);
+        match (self.work.take().expect("launched once"), task) {
+            (
+                Work::Job(job),
+                Task::Stage {
+                    key, ki, forced, ..
+                },
+            ) => self.stage(i, job, key, ki, *forced),
+            (Work::Item(t), _) => {
+                let wait = || {
+                    self.ui.line(&format!(
+                        "wait   {name}: another nasflow process is computing item {}; waiting for its lock",
+                        t.index
+                    ))
+                };
+                let c = crate::item::compute(self.e.cache, self.e.runner, &t, wait)??;
+                Ok(TaskOk::Item(t.index, c.item, c.ran))
+            }
+            (Work::Batch(items, stage_key, bar), _) => {
+                let batch = ItemBatch {
+                    cache: self.e.cache,
+                    stage: name.to_string(),
+                    stage_key,
+                    items,
+                    ui: self.ui,
+                    bar,
+                };
+                Ok(TaskOk::Batch(self.e.runner.run_items(batch)?))
+            }
+            (Work::Job(_), _) => unreachable!("a job is a whole stage's"),
+        }
+    }
+
+    /// A whole stage: under its lock, unless another process published it meanwhile.
+    fn stage(
+        &self,
+        i: usize,
+        job: nasflow_contract::Job,
+        key: &str,
+        ki: &KeyInputs,
+        forced: bool,
+    ) -> std::result::Result<TaskOk, TaskError> {
+        let e = self.e;
+        let name = e.name(i);
+        let lock_path = e
+            .cache
+            .root()
+            .join("locks")
+            .join(format!("{name}.{key}.lock"));
+        let _lock = Lock::exclusive(&lock_path, || {
+            self.ui.line(&format!(
+                "wait   {name}: another nasflow process is computing it; waiting for its lock"
+            ));
+        })?;
+        if !forced {
+            if let Some(r) = e.usable_record(i, key) {
+                return Ok(TaskOk::Stage(r, false));
+            }
+        }
+        // A whole-stage native job reports its steps on a bar of its own.
+        let bar = match e.kind(i) {
+            KindRef::Native(_) => self.ui.bar(name, "steps", 0, 0),
+            KindRef::Cmd => None,
+        };
+        let progress = |p: &Progress| {
+            if let Some(bar) = &bar {
+                bar.set_length(p.total);
+                bar.set_position(p.done);
+                if !p.note.is_empty() {
+                    bar.set_message(p.note.clone());
+                }
+            }
+        };
+        let dest = e.cache.out_dir(name, key, false);
+        let produced = crate::item::produce(e.cache, e.runner, &job, &dest, &progress)?;
+        if let Some(bar) = bar {
+            bar.finish_and_clear();
+        }
+        let p = produced?;
+        let record = StageRecord {
+            format: RECORD_FORMAT,
+            stage: name.to_string(),
+            key: key.to_string(),
+            key_inputs: ki.clone(),
+            output_digest: p.output_digest,
+            files: p.files,
+            items: vec![],
+            provenance: p.provenance,
+        };
+        e.cache.write_record(&record)?;
+        Ok(TaskOk::Stage(Arc::new(record), true))
+    }
+}
+
+/// The record of an item-level stage: `items.jsonl` (the item values in order) and each item's
+/// files under `items/NNNNN/`; its provenance lists each item's provenance files there too.
+fn assemble(e: &Engine, i: usize, active: Active) -> Result<StageRecord> {
+    let name = e.name(i);
+    let staging = e.cache.staging(name)?;
+    let list_dir = staging.dir.join("list");
+    std::fs::create_dir_all(&list_dir).map_err(crate::cache::io(&list_dir))?;
+    let items: Vec<ItemRef> = active
+        .items
+        .into_iter()
+        .map(|x| x.expect("every item finished"))
+        .collect();
+    let list: String = items.iter().map(|it| format!("{}\n", it.value)).collect();
+    let list_file = list_dir.join(ITEMS_LIST);
+    std::fs::write(&list_file, list).map_err(crate::cache::io(&list_file))?;
+    let mut files: Vec<FileEntry> = e.cache.ingest(&list_dir)?;
+    let (mut peak, mut logs) = (0, Vec::new());
+    let under = |n: usize, f: FileEntry| FileEntry {
+        path: format!("{}/{}", item_dir(n), f.path),
+        ..f
+    };
+    for (n, it) in items.iter().enumerate() {
+        let rec = e
+            .cache
+            .read_item(name, &it.key)?
+            .ok_or_else(|| EngineError::Items {
+                stage: name.to_string(),
+                message: format!("item record {} vanished", it.key),
+            })?;
+        peak = peak.max(rec.provenance.peak_rss_bytes);
+        files.extend(rec.files.into_iter().map(|f| under(n, f)));
+        logs.extend(rec.provenance.files.into_iter().map(|f| under(n, f)));
+    }
+    files.sort_by(|a, b| a.path.cmp(&b.path));
+    let elapsed = active
+        .started_at
+        .elapsed()
+        .map(|d| d.as_secs_f64())
+        .unwrap_or(0.0);
+    let device = e
+        .device()
+        .map(|d| d.to_string())
+        .unwrap_or_else(|_| "cpu".into());
+    let finished = Finished {
+        peak_rss_bytes: peak,
+        libtorch: None,
+    };
+    let mut provenance = provenance(active.started_at, elapsed, &device, &finished);
+    provenance.files = logs;
+    let record = StageRecord {
+        format: RECORD_FORMAT,
+        stage: name.to_string(),
+        key: active.key,
+        key_inputs: active.ki,
+        output_digest: manifest_digest(&files),
+        files,
+        items,
+        provenance,
+    };
+    // A forced rerun keeps the key; a view materialized from the previous record is stale.
+    e.cache
+        .drop_dir(&e.cache.out_dir(&record.stage, &record.key, false))?;
+    e.cache.write_record(&record)?;
+    Ok(record)
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::testkit::{names, Fixture};
+
+    /// a → b → c, a → d, and e on its own.
+    const DIAMOND: &str = r#"
+[stages.a]
+kind = "test-write"
+text = "a"
+[stages.b]
+kind = "test-write"
+deps = ["a"]
+text = "b"
+repeat = 2
+[stages.c]
+kind = "cmd"
+deps = ["b"]
+run = "cat $NASFLOW_IN_B/out.txt > $NASFLOW_OUT/c.txt"
+[stages.d]
+kind = "test-write"
+deps = ["a"]
+text = "d"
+[stages.e]
+kind = "test-write"
+text = "e"
+"#;
+
+    #[test]
+    fn an_edit_reruns_exactly_that_stage_and_its_descendants() {
+        let f = Fixture::new(DIAMOND);
+        assert_eq!(f.ran(&[]), names(&["a", "b", "c", "d", "e"]));
+        assert_eq!(f.ran(&[]), names(&[]), "a second run recomputes nothing");
+        assert_eq!(f.ran(&["b.repeat=3"]), names(&["b", "c"]));
+        let c = std::fs::read_dir(f.dir.path().join("cache/out/c"))
+            .unwrap()
+            .flatten()
+            .map(|d| std::fs::read_to_string(d.path().join("c.txt")).unwrap())
+            .collect::<String>();
+        assert!(c.contains("bbb"), "{c}");
+    }
+
+    #[test]
+    fn provenance_is_kept_with_the_record_but_is_not_part_of_the_output() {
+        let f = Fixture::new(DIAMOND);
+        f.run(&[], &[]);
+        let before = f.with_engine(&[], |e| e.plan(&[0], &Default::default()).unwrap());
+        // test-write writes a timestamp to its provenance: a forced rerun differs there only.
+        let (_, ran) = f.run(&[], &["a"]);
+        assert_eq!(
+            ran,
+            names(&["a"]),
+            "b and d are cached: a's outputs are identical"
+        );
+        let after = f.with_engine(&[], |e| e.plan(&[0], &Default::default()).unwrap());
+        let (r0, r1) = (
+            before[0].record.clone().unwrap(),
+            after[0].record.clone().unwrap(),
+        );
+        assert_eq!(r0.output_digest, r1.output_digest);
+        let stamp = |r: &crate::cache::StageRecord| {
+            r.provenance
+                .files
+                .iter()
+                .find(|f| f.path == "timing.txt")
+                .unwrap()
+                .digest
+                .clone()
+        };
+        assert_ne!(stamp(&r0), stamp(&r1), "the provenance is the new run's");
+        assert!(r1.files.iter().all(|f| f.path != "timing.txt"));
+    }
+
+    #[test]
+    fn a_param_outside_the_key_reaches_the_run_but_not_the_key() {
+        let f = Fixture::new(
+            "[stages.f]\nkind = \"test-fetch\"\nurl = \"http://a/x\"\ndigest = \"d1\"\n",
+        );
+        assert_eq!(f.ran(&[]), names(&["f"]));
+        assert_eq!(
+            f.ran(&["f.url=file:///mirror/x"]),
+            names(&[]),
+            "a mirror: same key"
+        );
+        assert_eq!(f.ran(&["f.digest=d2"]), names(&["f"]));
+    }
+
+    #[test]
+    fn growing_an_item_list_computes_only_the_new_items() {
+        let toml = |n: usize| {
+            format!("[stages.list]\nkind = \"test-items\"\ncount = {n}\n[stages.each]\nkind = \"test-item\"\nforeach = \"list\"\n")
+        };
+        let f = Fixture::new(&toml(3));
+        let (o, _) = f.run(&[], &[]);
+        assert_eq!((o[1].items_ran, o[1].items_cached), (3, 0));
+        f.write(&toml(5));
+        let (o, _) = f.run(&[], &[]);
+        assert_eq!((o[1].items_ran, o[1].items_cached), (2, 3));
+        let (o, _) = f.run(&[], &["each"]);
+        assert_eq!(
+            (o[1].items_ran, o[1].items_cached),
+            (5, 0),
+            "--force recomputes every item"
+        );
+    }
+
+    #[test]
+    fn a_failed_item_fails_the_stage_and_keeps_the_others() {
+        let toml = "[stages.list]\nkind = \"test-items\"\ncount = 4\n[stages.each]\nkind = \"test-item\"\nforeach = \"list\"\nfail_on = 2\n[stages.after]\nkind = \"cmd\"\ndeps = [\"each\"]\nrun = \"true\"\n";
+        let f = Fixture::new(toml);
+        let (o, _) = f.run(&[], &[]);
+        let crate::schedule::Status::Failed(report) = &o[1].status else {
+            panic!("{:?}", o[1].status)
+        };
+        assert!(report.contains("failed on purpose"), "{report}");
+        assert!(matches!(o[2].status, crate::schedule::Status::Skipped(_)));
+        let kept = std::fs::read_dir(f.dir.path().join("cache/items/each"))
+            .unwrap()
+            .count();
+        assert_eq!(kept, 3);
+    }
+}
