@@ -4,6 +4,8 @@
 #   2. a generated 1,000-stage pipeline: no-op `nasflow run`
 #   3. a pipeline with a 2 GB output: no-op `nasflow run` (the output must not be re-hashed)
 # Needs hyperfine (apt-get install hyperfine). Work files go to bench/work (git-ignored).
+# NOOP_BASELINE=/path/to/an/older/nasflow runs it beside this build in each comparison (the same
+# cache: keys are stable across versions), so that a change is measured side by side.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 root=$PWD
@@ -19,6 +21,9 @@ dvc=$root/bench/.venv/bin/dvc
 work=$root/bench/work
 rm -rf "$work"; mkdir -p "$work"
 export NASFLOW_PLAIN=1
+base=${NOOP_BASELINE:-}
+# `both CMD-ARGS...`: hyperfine commands for this nasflow and, when given, the baseline.
+both() { echo "$nasflow $*"; if [ -n "$base" ]; then echo "$base $*"; fi; }
 median() { python3 -c "import json,sys,statistics; r=json.load(open(sys.argv[1]))['results']; [print(f'{x[\"command\"]}: median {statistics.median(x[\"times\"])*1000:.1f} ms over {len(x[\"times\"])} runs') for x in r]" "$1"; }
 
 # 1. Seven stages, same DAG, trivial commands, in both tools.
@@ -40,9 +45,9 @@ mkdir -p "$work/dvc" "$work/nasflow"
     printf '[stages.%s]\nkind = "cmd"\ndeps = [%s]\nrun = "echo %s > $NASFLOW_OUT/%s.txt"\n\n' "$s" "${list%,}" "$s" "$s"
   done; } > "$work/nasflow/pipeline.toml"
 ( cd "$work/nasflow" && "$nasflow" run predict 2>/dev/null )
+mapfile -t cmds < <(both -p "$work/nasflow/pipeline.toml" run predict)
 hyperfine -N --warmup 3 --runs 30 --export-json "$work/seven.json" \
-  "$nasflow -p $work/nasflow/pipeline.toml run predict" \
-  "bash -c 'cd $work/dvc && $dvc repro -q'" >/dev/null
+  "${cmds[@]}" "bash -c 'cd $work/dvc && $dvc repro -q'" >/dev/null
 echo "== 7-stage no-op rerun"; median "$work/seven.json"
 
 # 2. 1,000 generated stages: stage i depends on i-1 and i/2.
@@ -56,7 +61,8 @@ with open(sys.argv[1], "w") as f:
         f.write('[stages.s%d]\nkind = "cmd"\ndeps = [%s]\nrun = "echo %d > $NASFLOW_OUT/o.txt"\n\n' % (i, names, i))
 PY
 ( cd "$work/big" && "$nasflow" run -j 2 2>/dev/null | tail -0 )
-hyperfine -N --warmup 2 --runs 20 --export-json "$work/big.json" "$nasflow -p $work/big/pipeline.toml run" >/dev/null
+mapfile -t cmds < <(both -p "$work/big/pipeline.toml" run)
+hyperfine -N --warmup 2 --runs 20 --export-json "$work/big.json" "${cmds[@]}" >/dev/null
 echo "== 1,000-stage no-op rerun"; median "$work/big.json"
 
 # 3. A 2 GB output in the DAG.
@@ -64,6 +70,7 @@ mkdir -p "$work/large"
 printf '[stages.big]\nkind = "cmd"\nrun = "head -c 2000000000 /dev/urandom > $NASFLOW_OUT/weights.bin"\n\n[stages.use]\nkind = "cmd"\ndeps = ["big"]\nrun = "ls -l $NASFLOW_IN_BIG > $NASFLOW_OUT/listing.txt"\n' > "$work/large/pipeline.toml"
 start=$(date +%s.%N); ( cd "$work/large" && "$nasflow" run 2>/dev/null ); end=$(date +%s.%N)
 echo "== 2 GB output: cold run (write + hash once) $(python3 -c "print(f'{($end-$start):.2f} s')")"
-hyperfine -N --warmup 2 --runs 20 --export-json "$work/large.json" "$nasflow -p $work/large/pipeline.toml run" >/dev/null
+mapfile -t cmds < <(both -p "$work/large/pipeline.toml" run)
+hyperfine -N --warmup 2 --runs 20 --export-json "$work/large.json" "${cmds[@]}" >/dev/null
 echo "== 2 GB output: no-op rerun"; median "$work/large.json"
 rm -rf "$work/large/cache"

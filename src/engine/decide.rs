@@ -57,17 +57,31 @@ pub struct Compared {
     pub ended: String,
 }
 
-impl Engine<'_> {
-    /// Decides stage `i` given the records of the finished stages; `forced` reruns it anyway.
-    pub fn decide(&self, i: usize, done: &Done, forced: bool) -> Result<Decision> {
+/// Decides stage `i` given the records of the finished stages; `forced` reruns it anyway.
+pub fn decide(e: &Engine, i: usize, done: &Done, forced: bool) -> Result<Decision> {
+    Decider { e }.decide(i, done, forced)
+}
+
+/// Decides every stage of `closure` in order, as `run` would (without running anything).
+pub fn plan(e: &Engine, closure: &[usize], force: &HashSet<usize>) -> Result<Vec<Planned>> {
+    Decider { e }.plan(closure, force)
+}
+
+struct Decider<'e, 'a> {
+    e: &'e Engine<'a>,
+}
+
+impl Decider<'_, '_> {
+    fn decide(&self, i: usize, done: &Done, forced: bool) -> Result<Decision> {
         let pending: Vec<String> = self
+            .e
             .dag
             .deps(i)
             .into_iter()
             .filter(|d| !done.contains_key(d))
-            .map(|d| self.name(d).to_string())
+            .map(|d| self.e.name(d).to_string())
             .collect();
-        let ki = self.key_inputs(i, done)?;
+        let ki = self.e.key_inputs(i, done)?;
         if !pending.is_empty() {
             let (mut reasons, compared) = self.reasons(i, &ki, &pending);
             reasons.retain(|r| *r != DirtyReason::NeverRun || compared.is_none());
@@ -80,7 +94,7 @@ impl Engine<'_> {
         }
         let key = ki.key();
         if !forced {
-            if let Some(r) = self.usable_record(i, &key) {
+            if let Some(r) = self.e.usable_record(i, &key) {
                 return Ok(Decision::Cached(r));
             }
         }
@@ -89,7 +103,7 @@ impl Engine<'_> {
         } else {
             self.reasons(i, &ki, &[])
         };
-        let items = match self.p.stages[i].foreach {
+        let items = match self.e.p.stages[i].foreach {
             Some(_) => Some(self.item_plans(i, done, &ki, forced)?),
             None => None,
         };
@@ -118,12 +132,12 @@ impl Engine<'_> {
         forced: bool,
     ) -> Result<Vec<ItemPlan>> {
         let mut plans = Vec::new();
-        for spec in self.items(i, done)? {
-            let inputs = self.item_inputs(i, ki, &spec);
+        for spec in self.e.items(i, done)? {
+            let inputs = self.e.item_inputs(i, ki, &spec);
             let key = inputs.key();
             let published = match forced {
                 true => None,
-                false => crate::item::published(self.cache, self.name(i), &key)?,
+                false => crate::item::published(self.e.cache, self.e.name(i), &key)?,
             };
             plans.push(ItemPlan {
                 spec,
@@ -143,7 +157,7 @@ impl Engine<'_> {
         ki: &KeyInputs,
         pending: &[String],
     ) -> (Vec<DirtyReason>, Option<Compared>) {
-        let records = self.cache.records_newest_first(self.name(i));
+        let records = self.e.cache.records_newest_first(self.e.name(i));
         let pending: HashSet<&String> = pending.iter().collect();
         let closest = records
             .iter()
@@ -203,9 +217,8 @@ pub struct Planned {
     pub compared: Option<Compared>,
 }
 
-impl Engine<'_> {
-    /// Decides every stage of `closure` in order, as `run` would (without running anything).
-    pub fn plan(&self, closure: &[usize], force: &HashSet<usize>) -> Result<Vec<Planned>> {
+impl Decider<'_, '_> {
+    fn plan(&self, closure: &[usize], force: &HashSet<usize>) -> Result<Vec<Planned>> {
         let mut done = std::collections::HashMap::new();
         let mut out = Vec::with_capacity(closure.len());
         for &i in closure {
@@ -255,13 +268,15 @@ mod tests {
         let f = Fixture::new("[stages.s]\nkind = \"test-write\"\nrepeat = 20\n");
         f.run(&[], &[]);
         let base = f.with_engine(&[], |e| {
-            e.plan(&[0], &Default::default()).unwrap()[0].key.clone()
+            super::plan(e, &[0], &Default::default()).unwrap()[0]
+                .key
+                .clone()
         });
         // An ablation: the newest record is the variant's.
         f.run(&["s.repeat=40"], &[]);
         // Then an edit of the base pipeline.
         f.write("[stages.s]\nkind = \"test-write\"\nrepeat = 20\nscale = 2\n");
-        let planned = f.with_engine(&[], |e| e.plan(&[0], &Default::default()).unwrap());
+        let planned = f.with_engine(&[], |e| super::plan(e, &[0], &Default::default()).unwrap());
         assert_eq!(
             planned[0].reasons,
             vec![DirtyReason::ParamChanged {
@@ -280,7 +295,9 @@ mod tests {
     #[test]
     fn a_stage_never_run_says_so_and_a_pending_one_names_its_upstream() {
         let f = Fixture::new("[stages.a]\nkind = \"test-write\"\n[stages.b]\nkind = \"test-write\"\ndeps = [\"a\"]\n");
-        let p = f.with_engine(&[], |e| e.plan(&[0, 1], &Default::default()).unwrap());
+        let p = f.with_engine(&[], |e| {
+            super::plan(e, &[0, 1], &Default::default()).unwrap()
+        });
         assert_eq!(p[0].reasons, vec![DirtyReason::NeverRun]);
         assert_eq!(
             p[1].reasons,
@@ -291,7 +308,7 @@ mod tests {
         );
         f.run(&[], &[]);
         let p = f.with_engine(&["a.text=z"], |e| {
-            e.plan(&[0, 1], &Default::default()).unwrap()
+            super::plan(e, &[0, 1], &Default::default()).unwrap()
         });
         assert_eq!(
             p[1].reasons,

@@ -276,7 +276,7 @@ impl<'e, 'a> Scheduler<'e, 'a> {
     /// Decides stage `i` and queues its tasks.
     fn prepare(&mut self, i: usize) -> Result<()> {
         let forced = self.opts.force.contains(&i);
-        let decision = match self.e.decide(i, &self.upstream_records(i), forced) {
+        let decision = match crate::decide::decide(self.e, i, &self.upstream_records(i), forced) {
             Ok(d) => d,
             Err(e) if e.is_usage() => return Err(e),
             Err(e) => return self.fail_now(i, e.to_string()),
@@ -805,7 +805,9 @@ text = "e"
     fn provenance_is_kept_with_the_record_but_is_not_part_of_the_output() {
         let f = Fixture::new(DIAMOND);
         f.run(&[], &[]);
-        let before = f.with_engine(&[], |e| e.plan(&[0], &Default::default()).unwrap());
+        let before = f.with_engine(&[], |e| {
+            crate::decide::plan(e, &[0], &Default::default()).unwrap()
+        });
         // test-write writes a timestamp to its provenance: a forced rerun differs there only.
         let (_, ran) = f.run(&[], &["a"]);
         assert_eq!(
@@ -813,7 +815,9 @@ text = "e"
             names(&["a"]),
             "b and d are cached: a's outputs are identical"
         );
-        let after = f.with_engine(&[], |e| e.plan(&[0], &Default::default()).unwrap());
+        let after = f.with_engine(&[], |e| {
+            crate::decide::plan(e, &[0], &Default::default()).unwrap()
+        });
         let (r0, r1) = (
             before[0].record.clone().unwrap(),
             after[0].record.clone().unwrap(),

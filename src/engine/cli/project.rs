@@ -60,7 +60,7 @@ pub fn planned(
     let cache = project.cache()?;
     let runner = ChildProcess::new();
     let engine = project.engine(&cache, &runner);
-    let plan = engine.plan(closure, force)?;
+    let plan = crate::decide::plan(&engine, closure, force)?;
     engine.save_statcache()?;
     Ok((cache, plan))
 }

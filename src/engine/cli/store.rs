@@ -24,9 +24,8 @@ pub fn gc(project: &Project, keep: usize, dry_run: bool) -> Result<ExitCode> {
     let cache = project.cache()?;
     let _store = store_lock(&cache, true)?;
     let runner = ChildProcess::new();
-    let plan = project
-        .engine(&cache, &runner)
-        .plan(project.dag.order(), &HashSet::new())?;
+    let engine = project.engine(&cache, &runner);
+    let plan = crate::decide::plan(&engine, project.dag.order(), &HashSet::new())?;
     let mut roots = Roots::default();
     for s in &plan {
         let name = project.p.stages[s.stage].name.clone();

@@ -12,7 +12,7 @@ use crate::runner::child::ChildProcess;
 use crate::runner::{resolve_device, DeviceFailure, RunFailure};
 
 #[derive(Debug, thiserror::Error)]
-pub enum TaskError {
+pub enum ArrayTaskError {
     #[error("SLURM_ARRAY_TASK_ID is not set: this runs as a Slurm array task (or pass --task N)")]
     NoTaskId,
     #[error("SLURM_ARRAY_TASK_ID: {0}")]
@@ -33,19 +33,19 @@ pub enum TaskError {
 }
 
 /// Runs task `task` (default: `$SLURM_ARRAY_TASK_ID`) of the manifest; returns what it did.
-pub fn run(manifest: &Path, task: Option<usize>) -> Result<String, TaskError> {
+pub fn run(manifest: &Path, task: Option<usize>) -> Result<String, ArrayTaskError> {
     let task = match task {
         Some(t) => t,
         None => std::env::var("SLURM_ARRAY_TASK_ID")
-            .map_err(|_| TaskError::NoTaskId)?
+            .map_err(|_| ArrayTaskError::NoTaskId)?
             .parse::<usize>()
-            .map_err(TaskError::BadTaskId)?,
+            .map_err(ArrayTaskError::BadTaskId)?,
     };
-    let text = std::fs::read(manifest).map_err(|source| TaskError::Read {
+    let text = std::fs::read(manifest).map_err(|source| ArrayTaskError::Read {
         path: manifest.to_path_buf(),
         source,
     })?;
-    let bad = |message: String| TaskError::Manifest {
+    let bad = |message: String| ArrayTaskError::Manifest {
         path: manifest.to_path_buf(),
         message,
     };
