@@ -9,7 +9,7 @@ use std::collections::HashSet;
 use std::sync::Arc;
 
 use crate::cache::record::ItemRef;
-use crate::cache::StageRecord;
+use crate::cache::{Digest, StageRecord};
 use crate::engine::{Done, Engine, ItemSpec, Result};
 use crate::key::{diff, DirtyReason, KeyInputs};
 
@@ -30,7 +30,7 @@ pub enum Decision {
 /// A stage that runs: its key, why, and (item-level) what each item needs.
 #[derive(Debug, Clone)]
 pub struct RunPlan {
-    pub key: String,
+    pub key: Digest,
     pub inputs: KeyInputs,
     pub reasons: Vec<DirtyReason>,
     pub compared: Option<Compared>,
@@ -43,7 +43,7 @@ pub struct RunPlan {
 #[derive(Debug, Clone)]
 pub struct ItemPlan {
     pub spec: ItemSpec,
-    pub key: String,
+    pub key: Digest,
     pub inputs: KeyInputs,
     /// Found in the cache (never for a forced stage).
     pub published: Option<ItemRef>,
@@ -52,7 +52,7 @@ pub struct ItemPlan {
 /// The record the reasons were computed against.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Compared {
-    pub key: String,
+    pub key: Digest,
     /// When it was computed.
     pub ended: String,
 }
@@ -211,7 +211,7 @@ pub struct Planned {
     pub action: Action,
     pub reasons: Vec<DirtyReason>,
     /// The key, when every upstream output is known.
-    pub key: Option<String>,
+    pub key: Option<Digest>,
     pub record: Option<Arc<StageRecord>>,
     /// The record the reasons compare against.
     pub compared: Option<Compared>,

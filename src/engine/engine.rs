@@ -5,13 +5,14 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, OnceLock};
 
-use nasflow_contract::layout::ITEMS_LIST;
+use nasflow_contract::layout::{item_dir, ITEMS_LIST};
 use nasflow_contract::{Device, DeviceSpec, Inputs, ItemInput, Job, ParamType};
 use serde_json::{json, Map, Value};
 
 use crate::cache::record::ItemRef;
 use crate::cache::statcache::StatCache;
-use crate::cache::{Cache, CacheError, StageRecord};
+use crate::cache::view::ViewRef;
+use crate::cache::{Cache, CacheError, Digest, FileEntry, RelPath, StageRecord};
 use crate::config::Pipeline;
 use crate::dag::Dag;
 use crate::key::KeyInputs;
@@ -121,7 +122,7 @@ impl<'a> Engine<'a> {
         for d in self.dag.deps(i) {
             if let Some(r) = done.get(&d) {
                 ki.upstream
-                    .insert(self.p.stages[d].name.clone(), r.output_digest.clone());
+                    .insert(self.p.stages[d].name.clone(), r.output_digest.to_string());
             }
         }
         let mut stat = self.stat.lock().expect("statcache");
@@ -187,7 +188,7 @@ impl<'a> Engine<'a> {
         self.cache.has_blobs(&r.files).then(|| Arc::new(r))
     }
 
-    pub fn item_usable(&self, i: usize, key: &str) -> bool {
+    pub fn item_usable(&self, i: usize, key: &Digest) -> bool {
         matches!(
             crate::item::published(self.cache, self.name(i), key),
             Ok(Some(_))
@@ -274,43 +275,76 @@ impl<'a> Engine<'a> {
         Ok(h.finalize().to_hex().to_string())
     }
 
-    /// The directory holding a finished stage's outputs (materialized on demand).
-    pub fn output_dir(&self, i: usize, record: &StageRecord) -> Result<PathBuf> {
-        let dir = self.cache.out_dir(self.name(i), &record.key, false);
-        self.cache.materialize(&record.files, &dir)?;
-        Ok(dir)
+    /// The view of a finished stage's outputs.
+    pub fn view_of(&self, i: usize, record: &StageRecord) -> ViewRef {
+        ViewRef {
+            stage: self.name(i).to_string(),
+            digest: record.output_digest.clone(),
+            item: false,
+            files: record.files.clone(),
+        }
     }
 
-    /// The input views of stage `i` (of one item, with `item`), materialized now. The `foreach`
-    /// dependency of an item over an item-level upstream is that upstream item's own view.
-    pub fn inputs(&self, i: usize, done: &Done, item: Option<&ItemSpec>) -> Result<Inputs> {
+    /// The directory holding a finished stage's outputs (materialized now).
+    pub fn output_dir(&self, i: usize, record: &StageRecord) -> Result<PathBuf> {
+        Ok(self.cache.materialize(&self.view_of(i, record))?)
+    }
+
+    /// The input views of stage `i` (of one item, with `item`): their directories by dependency
+    /// name, and what each must hold (the job materializes and holds them when it starts). The
+    /// `foreach` dependency of an item over an item-level upstream is that upstream item's view.
+    pub fn inputs(
+        &self,
+        i: usize,
+        done: &Done,
+        item: Option<&ItemSpec>,
+    ) -> Result<(Inputs, Vec<ViewRef>)> {
         let s = &self.p.stages[i];
         let mut inputs = Inputs::default();
+        let mut views = Vec::new();
         for d in self.dag.deps(i) {
             let dep = self.name(d);
-            let dir = match (item, &s.foreach) {
+            let view = match (item, &s.foreach) {
                 (Some(spec), Some(f)) if f == dep => match &spec.upstream {
-                    Some(up) => self.item_view(i, dep, up)?,
+                    Some(up) => self.item_view(d, &done[&d], spec.index, up),
                     None => continue,
                 },
-                _ => self.output_dir(d, &done[&d])?,
+                _ => self.view_of(d, &done[&d]),
             };
+            let dir = self.cache.view_dir(&view.stage, &view.digest, view.item);
             inputs.0.insert(dep.to_string(), dir);
+            views.push(view);
         }
-        Ok(inputs)
+        Ok((inputs, views))
     }
 
-    fn item_view(&self, i: usize, dep: &str, up: &ItemRef) -> Result<PathBuf> {
-        let rec = self
-            .cache
-            .read_item(dep, &up.key)?
-            .ok_or_else(|| EngineError::Items {
-                stage: self.name(i).to_string(),
-                message: format!("upstream item {} of `{dep}` vanished", up.key),
-            })?;
-        let dir = self.cache.out_dir(dep, &up.key, true);
-        self.cache.materialize(&rec.files, &dir)?;
-        Ok(dir)
+    /// The view of item `index` of an item-level upstream: from its item record, or, if that is
+    /// gone, from the stage record, which lists every item's files under `items/NNNNN/`.
+    fn item_view(&self, d: usize, up_record: &StageRecord, index: usize, up: &ItemRef) -> ViewRef {
+        let dep = self.name(d);
+        let files = match self.cache.read_item(dep, &up.key) {
+            Ok(Some(rec)) => rec.files,
+            _ => {
+                let prefix = format!("{}/", item_dir(index));
+                up_record
+                    .files
+                    .iter()
+                    .filter_map(|f| {
+                        let rest = f.path.strip_prefix(&prefix)?;
+                        Some(FileEntry {
+                            path: RelPath::new(rest).ok()?,
+                            ..f.clone()
+                        })
+                    })
+                    .collect()
+            }
+        };
+        ViewRef {
+            stage: dep.to_string(),
+            digest: up.output_digest.clone(),
+            item: true,
+            files,
+        }
     }
 
     /// The job of stage `i` (of one item, with `item`).

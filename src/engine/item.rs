@@ -10,7 +10,6 @@
 //!   item or none of it;
 //! - the per-item lock only saves duplicate work on one host (flock may not reach across NFS
 //!   clients); two hosts computing the same item publish the same record, and the last rename wins.
-use std::path::Path;
 use std::time::{Instant, SystemTime};
 
 use nasflow_contract::{Job, Progress};
@@ -20,7 +19,8 @@ use serde_json::Value;
 use crate::cache::blobs::manifest_digest;
 use crate::cache::lock::Lock;
 use crate::cache::record::{ItemRef, RECORD_FORMAT};
-use crate::cache::{Cache, FileEntry, ItemRecord, Provenance, Result};
+use crate::cache::view::ViewRef;
+use crate::cache::{Cache, Digest, FileEntry, ItemRecord, Provenance, Result, StageName};
 use crate::key::KeyInputs;
 use crate::progress::Ui;
 use crate::runner::{Finished, RunFailure, Runner};
@@ -28,7 +28,7 @@ use crate::runner::{Finished, RunFailure, Runner};
 /// Everything needed to compute one item without the pipeline file: what a Slurm task reads.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ItemJob {
-    pub key: String,
+    pub key: Digest,
     pub key_inputs: KeyInputs,
     pub index: usize,
     pub value: Value,
@@ -37,6 +37,8 @@ pub struct ItemJob {
     /// The job; `out` and `provenance` are set when it runs, and its `device` may be a spec
     /// (`auto`, `cuda`) that the host running it resolves.
     pub job: Job,
+    /// The input views the job reads (materialized and held where it runs).
+    pub views: Vec<ViewRef>,
 }
 
 impl ItemJob {
@@ -44,7 +46,7 @@ impl ItemJob {
         &self.job.stage
     }
 
-    pub fn item_ref(&self, output_digest: String) -> ItemRef {
+    pub fn item_ref(&self, output_digest: Digest) -> ItemRef {
         ItemRef {
             key: self.key.clone(),
             value: self.value.clone(),
@@ -57,7 +59,7 @@ impl ItemJob {
 pub struct ItemBatch<'a> {
     pub cache: &'a Cache,
     pub stage: String,
-    pub stage_key: String,
+    pub stage_key: Digest,
     pub items: Vec<ItemJob>,
     pub ui: &'a Ui,
     pub bar: Option<indicatif::ProgressBar>,
@@ -79,12 +81,16 @@ pub struct Computed {
 }
 
 /// The published item, if its record and every blob it names are in the cache.
-pub fn published(cache: &Cache, stage: &str, key: &str) -> Result<Option<ItemRef>> {
+/// An unreadable or inconsistent item record counts as absent: the item is computed again and
+/// its record replaced (`nasflow cache verify` reports such records).
+pub fn published(cache: &Cache, stage: &str, key: &Digest) -> Result<Option<ItemRef>> {
     Ok(cache
-        .read_item(stage, key)?
+        .read_item(stage, key)
+        .ok()
+        .flatten()
         .filter(|r| cache.has_blobs(&r.files))
         .map(|r| ItemRef {
-            key: key.to_string(),
+            key: key.clone(),
             value: r.value,
             output_digest: r.output_digest,
         }))
@@ -110,14 +116,13 @@ pub fn compute(
             return Ok(Ok(Computed { item, ran: false }));
         }
     }
-    let dest = cache.out_dir(stage, &t.key, true);
-    let p = match produce(cache, runner, &t.job, &dest, &|_| {})? {
+    let p = match produce(cache, runner, &t.job, &t.views, &|_| {})? {
         Ok(p) => p,
         Err(failure) => return Ok(Err(failure)),
     };
     let record = ItemRecord {
         format: RECORD_FORMAT,
-        stage: stage.to_string(),
+        stage: StageName::new(stage)?,
         key: t.key.clone(),
         value: t.value.clone(),
         key_inputs: t.key_inputs.clone(),
@@ -135,19 +140,20 @@ pub fn compute(
 /// A job's outputs, stored: blobs, digest, and how they were made.
 pub struct Produced {
     pub files: Vec<FileEntry>,
-    pub output_digest: String,
+    pub output_digest: Digest,
     pub provenance: Provenance,
 }
 
-/// Runs a job in a fresh staging directory, ingests its outputs into blobs and moves them to
-/// `dest` (the materialized view); its provenance directory (logs, timings) is stored too, apart
-/// from the outputs. The caller writes the record: that is the commit point. A failed job's
-/// provenance directory is kept under `failed/` and named in the failure.
+/// Runs a job in a fresh staging directory, holding its input views, then checks that it
+/// left them alone ([`crate::cache::view`]), ingests its outputs into blobs and publishes their
+/// view; its provenance directory (logs, timings) is stored too, apart from the outputs. The
+/// caller writes the record: that is the commit point. A failed job's provenance directory is
+/// kept under `failed/` and named in the failure.
 pub fn produce(
     cache: &Cache,
     runner: &dyn Runner,
     job: &Job,
-    dest: &Path,
+    views: &[ViewRef],
     progress: &(dyn Fn(&Progress) + Sync),
 ) -> Result<std::result::Result<Produced, RunFailure>> {
     let staging = cache.staging(&job.stage)?;
@@ -161,9 +167,19 @@ pub fn produce(
         provenance: prov.clone(),
         ..job.clone()
     };
+    let _held = cache.hold(views)?;
+    let before = cache.snapshot(views);
     let started_at = SystemTime::now();
     let started = Instant::now();
-    let finished = match runner.run(&job, &staging.dir, progress) {
+    let ran = runner.run(&job, &staging.dir, progress);
+    let changed = cache.changed_since(&before)?;
+    let ran = match (ran, changed.is_empty()) {
+        (r, true) => r,
+        (_, false) => Err(RunFailure::WroteInputs {
+            files: changed_files(views, &changed),
+        }),
+    };
+    let finished = match ran {
         Ok(f) => f,
         Err(failure) => {
             let kept = cache.keep_failed(&job.stage, &prov)?;
@@ -179,12 +195,28 @@ pub fn produce(
         &finished,
     );
     provenance.files = cache.ingest(&prov)?;
-    cache.replace_dir(&out, dest)?;
-    Ok(Ok(Produced {
+    let view = ViewRef {
+        stage: job.stage.clone(),
+        digest: output_digest.clone(),
+        item: job.item.is_some(),
         files,
+    };
+    cache.publish_view(&out, &view)?;
+    Ok(Ok(Produced {
+        files: view.files,
         output_digest,
         provenance,
     }))
+}
+
+/// The input files (as `STAGE/path`) whose blobs a job changed.
+fn changed_files(views: &[ViewRef], changed: &[Digest]) -> Vec<String> {
+    views
+        .iter()
+        .flat_map(|v| v.files.iter().map(move |f| (v, f)))
+        .filter(|(_, f)| changed.contains(&f.digest))
+        .map(|(v, f)| format!("{}/{}", v.stage, f.path))
+        .collect()
 }
 
 pub use crate::cache::hostname;

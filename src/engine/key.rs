@@ -28,6 +28,8 @@ use std::collections::BTreeMap;
 use std::fmt;
 
 use serde::{Deserialize, Serialize};
+
+use crate::cache::Digest;
 use serde_json::{Map, Value};
 
 /// Prefix of every key computation; bumped if the serialization of [`KeyInputs`] ever changes.
@@ -53,11 +55,11 @@ pub struct KeyInputs {
 }
 
 impl KeyInputs {
-    pub fn key(&self) -> String {
+    pub fn key(&self) -> Digest {
         let mut h = blake3::Hasher::new();
         h.update(KEY_FORMAT.as_bytes());
         h.update(&serde_json::to_vec(self).expect("key inputs serialize"));
-        h.finalize().to_hex().to_string()
+        Digest::of(h.finalize())
     }
 }
 

@@ -20,7 +20,8 @@ use nasflow_contract::{DeviceSpec, Progress};
 use crate::cache::blobs::manifest_digest;
 use crate::cache::lock::Lock;
 use crate::cache::record::{ItemRef, RECORD_FORMAT};
-use crate::cache::{FileEntry, StageRecord};
+use crate::cache::view::ViewRef;
+use crate::cache::{CacheError, Digest, FileEntry, RelPath, StageName, StageRecord};
 use crate::decide::{Decision, ItemPlan, RunPlan};
 use crate::engine::{Done, Engine, EngineError, Result};
 use crate::item::{provenance, ItemBatch, ItemJob, ItemsOutcome};
@@ -58,7 +59,7 @@ pub struct RunOptions {
 enum Task {
     Stage {
         i: usize,
-        key: String,
+        key: Digest,
         ki: KeyInputs,
         forced: bool,
     },
@@ -107,7 +108,7 @@ impl From<crate::cache::CacheError> for TaskError {
 
 /// A stage whose tasks are running.
 struct Active {
-    key: String,
+    key: Digest,
     ki: KeyInputs,
     items: Vec<Option<ItemRef>>,
     outstanding: usize,
@@ -517,8 +518,8 @@ impl<'e, 'a> Scheduler<'e, 'a> {
         let device: DeviceSpec = self.e.device()?.into();
         let work = match task {
             Task::Stage { .. } => {
-                let inputs = self.e.inputs(i, &done, None)?;
-                Work::Job(self.e.job(i, inputs, None, device, self.threads))
+                let (inputs, views) = self.e.inputs(i, &done, None)?;
+                Work::Job(self.e.job(i, inputs, None, device, self.threads), views)
             }
             Task::Item { plan, forced, .. } => {
                 Work::Item(Box::new(self.item_job(i, &done, plan, *forced, device)?))
@@ -554,7 +555,7 @@ impl<'e, 'a> Scheduler<'e, 'a> {
         forced: bool,
         device: DeviceSpec,
     ) -> Result<ItemJob> {
-        let inputs = self.e.inputs(i, done, Some(&plan.spec))?;
+        let (inputs, views) = self.e.inputs(i, done, Some(&plan.spec))?;
         Ok(ItemJob {
             key: plan.key.clone(),
             key_inputs: plan.inputs.clone(),
@@ -564,6 +565,7 @@ impl<'e, 'a> Scheduler<'e, 'a> {
             job: self
                 .e
                 .job(i, inputs, Some(&plan.spec), device, self.threads),
+            views,
         })
     }
 }
@@ -584,10 +586,11 @@ fn short(v: &serde_json::Value) -> String {
 }
 
 enum Work {
-    Job(nasflow_contract::Job),
+    /// A whole stage's job and its input views.
+    Job(nasflow_contract::Job, Vec<ViewRef>),
     Item(Box<ItemJob>),
     /// The items, the stage key, the stage's bar.
-    Batch(Vec<ItemJob>, String, Option<indicatif::ProgressBar>),
+    Batch(Vec<ItemJob>, Digest, Option<indicatif::ProgressBar>),
 }
 
 /// A task ready to run on its own thread.
@@ -603,11 +606,11 @@ impl Launch<'_, '_> {
         let name = self.e.name(i);
         match (self.work.take().expect("launched once"), task) {
             (
-                Work::Job(job),
+                Work::Job(job, views),
                 Task::Stage {
                     key, ki, forced, ..
                 },
-            ) => self.stage(i, job, key, ki, *forced),
+            ) => self.stage(i, (job, &views), key, ki, *forced),
             (Work::Item(t), _) => {
                 let wait = || {
                     self.ui.line(&format!(
@@ -629,7 +632,7 @@ impl Launch<'_, '_> {
                 };
                 Ok(TaskOk::Batch(self.e.runner.run_items(batch)?))
             }
-            (Work::Job(_), _) => unreachable!("a job is a whole stage's"),
+            (Work::Job(..), _) => unreachable!("a job is a whole stage's"),
         }
     }
 
@@ -637,8 +640,8 @@ impl Launch<'_, '_> {
     fn stage(
         &self,
         i: usize,
-        job: nasflow_contract::Job,
-        key: &str,
+        (job, views): (nasflow_contract::Job, &[ViewRef]),
+        key: &Digest,
         ki: &KeyInputs,
         forced: bool,
     ) -> std::result::Result<TaskOk, TaskError> {
@@ -673,16 +676,15 @@ impl Launch<'_, '_> {
                 }
             }
         };
-        let dest = e.cache.out_dir(name, key, false);
-        let produced = crate::item::produce(e.cache, e.runner, &job, &dest, &progress)?;
+        let produced = crate::item::produce(e.cache, e.runner, &job, views, &progress)?;
         if let Some(bar) = bar {
             bar.finish_and_clear();
         }
         let p = produced?;
         let record = StageRecord {
             format: RECORD_FORMAT,
-            stage: name.to_string(),
-            key: key.to_string(),
+            stage: StageName::new(name).map_err(CacheError::from)?,
+            key: key.clone(),
             key_inputs: ki.clone(),
             output_digest: p.output_digest,
             files: p.files,
@@ -711,9 +713,9 @@ fn assemble(e: &Engine, i: usize, active: Active) -> Result<StageRecord> {
     std::fs::write(&list_file, list).map_err(crate::cache::io(&list_file))?;
     let mut files: Vec<FileEntry> = e.cache.ingest(&list_dir)?;
     let (mut peak, mut logs) = (0, Vec::new());
-    let under = |n: usize, f: FileEntry| FileEntry {
-        path: format!("{}/{}", item_dir(n), f.path),
-        ..f
+    let under = |n: usize, f: FileEntry| -> Result<FileEntry> {
+        let path = RelPath::new(format!("{}/{}", item_dir(n), f.path)).map_err(CacheError::from)?;
+        Ok(FileEntry { path, ..f })
     };
     for (n, it) in items.iter().enumerate() {
         let rec = e
@@ -724,8 +726,19 @@ fn assemble(e: &Engine, i: usize, active: Active) -> Result<StageRecord> {
                 message: format!("item record {} vanished", it.key),
             })?;
         peak = peak.max(rec.provenance.peak_rss_bytes);
-        files.extend(rec.files.into_iter().map(|f| under(n, f)));
-        logs.extend(rec.provenance.files.into_iter().map(|f| under(n, f)));
+        files.extend(
+            rec.files
+                .into_iter()
+                .map(|f| under(n, f))
+                .collect::<Result<Vec<_>>>()?,
+        );
+        logs.extend(
+            rec.provenance
+                .files
+                .into_iter()
+                .map(|f| under(n, f))
+                .collect::<Result<Vec<_>>>()?,
+        );
     }
     files.sort_by(|a, b| a.path.cmp(&b.path));
     let elapsed = active
@@ -745,7 +758,7 @@ fn assemble(e: &Engine, i: usize, active: Active) -> Result<StageRecord> {
     provenance.files = logs;
     let record = StageRecord {
         format: RECORD_FORMAT,
-        stage: name.to_string(),
+        stage: StageName::new(name).map_err(CacheError::from)?,
         key: active.key,
         key_inputs: active.ki,
         output_digest: manifest_digest(&files),
@@ -753,9 +766,6 @@ fn assemble(e: &Engine, i: usize, active: Active) -> Result<StageRecord> {
         items,
         provenance,
     };
-    // A forced rerun keeps the key; a view materialized from the previous record is stale.
-    e.cache
-        .drop_dir(&e.cache.out_dir(&record.stage, &record.key, false))?;
     e.cache.write_record(&record)?;
     Ok(record)
 }

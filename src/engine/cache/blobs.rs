@@ -1,17 +1,19 @@
 //! Content-addressed blobs: ingesting a finished output directory, materializing one, verifying.
 use std::io::Read;
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 use rayon::prelude::*;
 use walkdir::WalkDir;
 
+use super::valid::{Digest, RelPath};
 use super::{io, Cache, CacheError, FileEntry, Result};
 
 /// Files at least this large are hashed with memory mapping on all cores.
 const MMAP_THRESHOLD: u64 = 16 << 20;
 
-/// The blake3 digest (hex) and size of a file.
-pub fn hash_file(path: &Path) -> Result<(String, u64)> {
+/// The blake3 digest and size of a file.
+pub fn hash_file(path: &Path) -> Result<(Digest, u64)> {
     let size = std::fs::metadata(path).map_err(io(path))?.len();
     let mut hasher = blake3::Hasher::new();
     if size >= MMAP_THRESHOLD {
@@ -22,16 +24,16 @@ pub fn hash_file(path: &Path) -> Result<(String, u64)> {
         file.read_to_end(&mut buf).map_err(io(path))?;
         hasher.update(&buf);
     }
-    Ok((hasher.finalize().to_hex().to_string(), size))
+    Ok((Digest::of(hasher.finalize()), size))
 }
 
 /// The digest of a whole output: over its sorted (path, file digest) pairs.
-pub fn manifest_digest(files: &[FileEntry]) -> String {
+pub fn manifest_digest(files: &[FileEntry]) -> Digest {
     listing_digest(files.iter().map(|f| (f.path.as_str(), f.digest.as_str())))
 }
 
 /// The digest of a listing of (relative path, content digest) pairs, in the order given.
-pub fn listing_digest<'a>(entries: impl IntoIterator<Item = (&'a str, &'a str)>) -> String {
+pub fn listing_digest<'a>(entries: impl IntoIterator<Item = (&'a str, &'a str)>) -> Digest {
     let mut h = blake3::Hasher::new();
     for (path, digest) in entries {
         h.update(path.as_bytes());
@@ -39,11 +41,11 @@ pub fn listing_digest<'a>(entries: impl IntoIterator<Item = (&'a str, &'a str)>)
         h.update(digest.as_bytes());
         h.update(b"\n");
     }
-    h.finalize().to_hex().to_string()
+    Digest::of(h.finalize())
 }
 
 /// The regular files under `dir`, as sorted relative '/'-separated paths.
-pub fn list_files(dir: &Path) -> Result<Vec<(String, PathBuf)>> {
+pub fn list_files(dir: &Path) -> Result<Vec<(RelPath, PathBuf)>> {
     let mut out = Vec::new();
     for entry in WalkDir::new(dir).follow_links(false).sort_by_file_name() {
         let entry = entry?;
@@ -60,11 +62,19 @@ pub fn list_files(dir: &Path) -> Result<Vec<(String, PathBuf)>> {
             });
         }
         let rel = entry.path().strip_prefix(dir).expect("under dir");
-        let rel = rel
+        let name = rel
             .components()
-            .map(|c| c.as_os_str().to_string_lossy())
-            .collect::<Vec<_>>()
-            .join("/");
+            .map(|c| c.as_os_str().to_str())
+            .collect::<Option<Vec<_>>>()
+            .map(|c| c.join("/"));
+        let rel = name
+            .and_then(|n| RelPath::new(n).ok())
+            .ok_or_else(|| CacheError::Io {
+                path: entry.path().to_path_buf(),
+                source: std::io::Error::other(
+                    "an output's path must be UTF-8, without backslashes, and at most 1024 bytes",
+                ),
+            })?;
         out.push((rel, entry.path().to_path_buf()));
     }
     out.sort();
@@ -99,7 +109,9 @@ impl Cache {
     }
 
     /// Makes `file` (whose digest is known) a blob; replaces it by a link to an existing blob.
-    fn store_blob(&self, file: &Path, digest: &str) -> Result<()> {
+    /// A file that has other hard links (say, to a file outside the cache) is copied into the
+    /// store, never linked: a blob must not share its bytes with anything that can change them.
+    fn store_blob(&self, file: &Path, digest: &Digest) -> Result<()> {
         let blob = self.blob_path(digest);
         if blob.exists() {
             std::fs::remove_file(file).map_err(io(file))?;
@@ -107,20 +119,27 @@ impl Cache {
         }
         let parent = blob.parent().expect("blob dir");
         std::fs::create_dir_all(parent).map_err(io(parent))?;
-        set_readonly(file)?;
-        match std::fs::hard_link(file, &blob) {
-            Ok(()) => Ok(()),
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
-            Err(_) => {
-                // Another filesystem: copy into tmp/ and rename into place.
-                let part = self.tmp_path("blob");
-                std::fs::copy(file, &part).map_err(io(&part))?;
-                std::fs::rename(&part, &blob).map_err(io(&blob))
+        let shared = std::fs::metadata(file).map_err(io(file))?.nlink() > 1;
+        if !shared {
+            set_readonly(file)?;
+            match std::fs::hard_link(file, &blob) {
+                Ok(()) => return Ok(()),
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => return Ok(()),
+                Err(_) => {} // another filesystem: copy below
             }
         }
+        let part = self.tmp_path("blob");
+        std::fs::copy(file, &part).map_err(io(&part))?;
+        set_readonly(&part)?;
+        std::fs::rename(&part, &blob).map_err(io(&blob))?;
+        if shared {
+            std::fs::remove_file(file).map_err(io(file))?;
+            self.link_or_copy(&blob, file)?;
+        }
+        Ok(())
     }
 
-    fn link_or_copy(&self, blob: &Path, dest: &Path) -> Result<()> {
+    pub(crate) fn link_or_copy(&self, blob: &Path, dest: &Path) -> Result<()> {
         if std::fs::hard_link(blob, dest).is_err() {
             std::fs::copy(blob, dest).map_err(io(dest))?;
             set_readonly(dest)?;
@@ -133,73 +152,28 @@ impl Cache {
         files.iter().all(|f| self.blob_path(&f.digest).exists())
     }
 
-    /// Renames a staged, ingested directory to `dest`; if another process published the same
-    /// result first, keeps theirs.
-    pub fn publish_dir(&self, staged: &Path, dest: &Path) -> Result<()> {
-        if let Some(parent) = dest.parent() {
-            std::fs::create_dir_all(parent).map_err(io(parent))?;
-        }
-        match std::fs::rename(staged, dest) {
-            Ok(()) => Ok(()),
-            Err(_) if dest.is_dir() => Ok(()),
-            Err(e) => Err(io(dest)(e)),
-        }
-    }
-
-    /// Publishes a freshly computed output at `dest`, replacing what is there: after a forced
-    /// rerun the key is the same but the files may differ, and a stale view must not survive.
-    pub fn replace_dir(&self, staged: &Path, dest: &Path) -> Result<()> {
-        self.drop_dir(dest)?;
-        self.publish_dir(staged, dest)
-    }
-
-    /// Removes a materialized output directory (moved aside first, so no reader sees it half
-    /// deleted); the next `materialize` rebuilds it from the current record.
-    pub fn drop_dir(&self, dest: &Path) -> Result<()> {
-        if dest.is_dir() {
-            let trash = self.staging("replaced")?;
-            std::fs::rename(dest, trash.dir.join("old")).map_err(io(dest))?;
-            let _ = std::fs::remove_dir_all(&trash.dir);
-        }
-        Ok(())
-    }
-
-    /// Builds `dest` from a manifest's blobs (hard links) unless it is already there.
-    pub fn materialize(&self, files: &[FileEntry], dest: &Path) -> Result<()> {
-        if dest.is_dir() {
-            return Ok(());
-        }
-        let staging = self.staging("materialize")?;
-        let tree = staging.dir.join("out");
-        std::fs::create_dir_all(&tree).map_err(io(&tree))?;
-        for f in files {
-            let target = tree.join(&f.path);
-            if let Some(parent) = target.parent() {
-                std::fs::create_dir_all(parent).map_err(io(parent))?;
-            }
-            let blob = self.blob_path(&f.digest);
-            if !blob.exists() {
-                return Err(CacheError::Io {
-                    path: blob,
-                    source: std::io::Error::other("blob missing: run `nasflow cache verify`"),
-                });
-            }
-            self.link_or_copy(&blob, &target)?;
-        }
-        self.publish_dir(&tree, dest)
-    }
-
-    /// Every blob digest in the store.
-    pub fn blob_digests(&self) -> Result<Vec<String>> {
+    /// Every blob digest in the store; files that are not blobs (a `.DS_Store`, a temp file
+    /// a copy tool left) are ignored.
+    pub fn blob_digests(&self) -> Result<Vec<Digest>> {
         let dir = self.root().join("blobs");
         let mut out = Vec::new();
         for shard in std::fs::read_dir(&dir).map_err(io(&dir))?.flatten() {
+            if !shard.file_type().is_ok_and(|t| t.is_dir()) {
+                continue;
+            }
             let prefix = shard.file_name().to_string_lossy().to_string();
             for blob in std::fs::read_dir(shard.path())
-                .map_err(io(&shard.path()))?
+                .into_iter()
+                .flatten()
                 .flatten()
             {
-                out.push(format!("{prefix}{}", blob.file_name().to_string_lossy()));
+                let name = format!("{prefix}{}", blob.file_name().to_string_lossy());
+                if let (Ok(d), true) = (
+                    Digest::new(name),
+                    blob.file_type().is_ok_and(|t| t.is_file()),
+                ) {
+                    out.push(d);
+                }
             }
         }
         out.sort();
@@ -208,13 +182,13 @@ impl Cache {
 
     /// Re-hashes every blob; returns the digests whose content does not match (deleted unless
     /// `dry_run`).
-    pub fn verify_blobs(&self, dry_run: bool) -> Result<Vec<String>> {
-        let corrupt: Vec<String> = self
+    pub fn verify_blobs(&self, dry_run: bool) -> Result<Vec<Digest>> {
+        let corrupt: Vec<Digest> = self
             .blob_digests()?
             .into_par_iter()
             .filter(|d| {
                 hash_file(&self.blob_path(d))
-                    .map(|(got, _)| &got != d)
+                    .map(|(got, _)| got != *d)
                     .unwrap_or(true)
             })
             .collect();

@@ -1,10 +1,16 @@
 //! `nasflow cache export/import`: a tar bundle of records, item records and their blobs.
-//! Import checks every blob against its digest and writes only records whose blobs all arrived.
+//!
+//! A bundle is untrusted input: each entry's name is parsed through the validation layer (a blob
+//! is `blobs/aa/rest` with a 64-hex digest; a record is `records/STAGE/KEY.json` with a valid
+//! stage name and key), each blob is verified against its digest as it streams in, each record
+//! is checked against its name and its manifest, and a record is written only when every blob it
+//! lists is present. Anything else is rejected, once, with the reason.
 use std::collections::BTreeSet;
-use std::io::{Read, Write};
+use std::io::Read;
 use std::path::Path;
 
-use super::blobs::manifest_digest;
+use super::remote::Rejection;
+use super::valid::{Digest, StageName};
 use super::{io, Cache, CacheError, ItemRecord, Result, StageRecord};
 
 #[derive(Debug, Default)]
@@ -13,7 +19,43 @@ pub struct ImportReport {
     pub records: usize,
     pub items: usize,
     /// Entries rejected, with the reason.
-    pub rejected: Vec<String>,
+    pub rejected: Vec<Rejected>,
+}
+
+/// A bundle entry that was not imported.
+#[derive(Debug, thiserror::Error)]
+#[error("{entry}: {why}")]
+pub struct Rejected {
+    pub entry: String,
+    pub why: Rejection,
+}
+
+/// What a bundle entry's name says it is.
+enum Entry {
+    Blob(Digest),
+    Record(StageName, Digest),
+    Item(StageName, Digest),
+}
+
+/// Parses an entry name; `Err` says why it is not one a bundle may hold.
+fn entry_of(name: &str) -> std::result::Result<Entry, Rejection> {
+    let parts: Vec<&str> = name.split('/').collect();
+    let doc = |stage: &str, file: &str| -> std::result::Result<(StageName, Digest), Rejection> {
+        let key = file
+            .strip_suffix(".json")
+            .ok_or_else(|| Rejection::NotRecord("not a .json record".into()))?;
+        Ok((StageName::new(stage)?, Digest::new(key)?))
+    };
+    match parts.as_slice() {
+        ["blobs", shard, rest] if shard.len() == 2 => {
+            Ok(Entry::Blob(Digest::new(format!("{shard}{rest}"))?))
+        }
+        ["records", stage, file] => doc(stage, file).map(|(s, k)| Entry::Record(s, k)),
+        ["items", stage, file] => doc(stage, file).map(|(s, k)| Entry::Item(s, k)),
+        _ => Err(Rejection::NotRecord(
+            "not an entry of a nasflow bundle".into(),
+        )),
+    }
 }
 
 impl Cache {
@@ -26,16 +68,17 @@ impl Cache {
     ) -> Result<usize> {
         let out = std::fs::File::create(file).map_err(io(file))?;
         let mut tar = tar::Builder::new(std::io::BufWriter::new(out));
-        let digests: BTreeSet<&str> = records
+        let digests: BTreeSet<&Digest> = records
             .iter()
             .flat_map(|r| r.all_files())
             .chain(items.iter().flat_map(|i| i.all_files()))
             .filter(|f| self.blob_path(&f.digest).exists())
-            .map(|f| f.digest.as_str())
+            .map(|f| &f.digest)
             .collect();
         for d in &digests {
             let path = self.blob_path(d);
-            tar.append_path_with_name(&path, format!("blobs/{}/{}", &d[..2], &d[2..]))
+            let (shard, rest) = d.split_at(2);
+            tar.append_path_with_name(&path, format!("blobs/{shard}/{rest}"))
                 .map_err(io(&path))?;
         }
         for i in items {
@@ -77,115 +120,89 @@ impl Cache {
                 .map_err(io(file))?
                 .to_string_lossy()
                 .to_string();
-            let parts: Vec<&str> = name.split('/').collect();
-            if let ["blobs", shard, rest] = parts.as_slice() {
-                let digest = format!("{shard}{rest}");
-                match self.import_blob(&mut entry, &digest)? {
+            let reject = |why: Rejection| Rejected {
+                entry: name.escape_debug().to_string(),
+                why,
+            };
+            let kind = match entry_of(&name) {
+                Ok(k) => k,
+                Err(why) => {
+                    report.rejected.push(reject(why));
+                    continue;
+                }
+            };
+            if let Entry::Blob(digest) = &kind {
+                match self.import_blob(&mut entry, digest)? {
                     Ok(()) => report.blobs += 1,
-                    Err(why) => report.rejected.push(format!("{name}: {why}")),
+                    Err(why) => report.rejected.push(reject(why)),
                 }
                 continue;
             }
             let mut bytes = Vec::new();
-            entry
+            (&mut entry)
+                .take(super::remote::MAX_DOC)
                 .read_to_end(&mut bytes)
                 .map_err(|e| bad(format!("{name}: truncated ({e})")))?;
-            match parts.as_slice() {
-                ["records", _, _] => match serde_json::from_slice(&bytes) {
-                    Ok(r) => records.push(r),
-                    Err(e) => report.rejected.push(format!("{name}: {e}")),
-                },
-                ["items", _, _] => match serde_json::from_slice(&bytes) {
-                    Ok(r) => items.push(r),
-                    Err(e) => report.rejected.push(format!("{name}: {e}")),
-                },
-                _ => report.rejected.push(format!("{name}: unexpected entry")),
+            let parsed = match kind {
+                Entry::Record(stage, key) => {
+                    parse_doc(&bytes, |r: &StageRecord| r.check(&stage, &key))
+                        .map(|r| records.push(r))
+                }
+                Entry::Item(stage, key) => {
+                    parse_doc(&bytes, |r: &ItemRecord| r.check(&stage, &key)).map(|r| items.push(r))
+                }
+                Entry::Blob(_) => unreachable!("imported above"),
+            };
+            if let Err(why) = parsed {
+                report.rejected.push(reject(why));
             }
         }
+        self.write_complete(items, records, &mut report)?;
+        Ok(report)
+    }
+
+    /// Writes the item records, then the records, whose blobs are all present.
+    fn write_complete(
+        &self,
+        items: Vec<ItemRecord>,
+        records: Vec<StageRecord>,
+        report: &mut ImportReport,
+    ) -> Result<()> {
+        let missing = |what: String| Rejected {
+            entry: what,
+            why: Rejection::Truncated("blobs missing from the bundle".into()),
+        };
         for i in items {
-            if self.has_blobs(&i.files)
-                && manifest_digest(&i.files) == i.output_digest
-                && valid_name(&i.stage, &i.key)
-            {
+            if self.has_blobs(&i.files) {
                 self.write_item(&i)?;
                 report.items += 1;
             } else {
-                report.rejected.push(format!(
-                    "items/{}/{}: blobs missing or digest mismatch",
-                    i.stage, i.key
-                ));
+                report
+                    .rejected
+                    .push(missing(format!("items/{}/{}", i.stage, i.key)));
             }
         }
         for r in records {
-            if self.has_blobs(&r.files)
-                && manifest_digest(&r.files) == r.output_digest
-                && valid_name(&r.stage, &r.key)
-            {
+            if self.has_blobs(&r.files) {
                 self.write_record(&r)?;
                 report.records += 1;
             } else {
-                report.rejected.push(format!(
-                    "records/{}/{}: blobs missing or digest mismatch",
-                    r.stage, r.key
-                ));
+                report
+                    .rejected
+                    .push(missing(format!("records/{}/{}", r.stage, r.key)));
             }
         }
-        Ok(report)
+        Ok(())
     }
 }
 
-impl Cache {
-    /// Streams one blob into tmp/ while hashing it; renames it into place only if its content
-    /// matches its digest. Blobs can be gigabytes: they are never held in memory.
-    pub(crate) fn import_blob(
-        &self,
-        entry: &mut impl Read,
-        digest: &str,
-    ) -> Result<std::result::Result<(), String>> {
-        let part = self.tmp_path("import");
-        let mut out = std::fs::File::create(&part).map_err(io(&part))?;
-        let mut hasher = blake3::Hasher::new();
-        let mut buf = vec![0u8; 1 << 20];
-        loop {
-            let n = match entry.read(&mut buf) {
-                Ok(0) => break,
-                Ok(n) => n,
-                Err(e) => {
-                    let _ = std::fs::remove_file(&part);
-                    return Ok(Err(format!("truncated ({e})")));
-                }
-            };
-            hasher.update(&buf[..n]);
-            out.write_all(&buf[..n]).map_err(io(&part))?;
-        }
-        drop(out);
-        if hasher.finalize().to_hex().as_str() != digest {
-            let _ = std::fs::remove_file(&part);
-            return Ok(Err("content does not match its digest".into()));
-        }
-        let dest = self.blob_path(digest);
-        if dest.exists() {
-            let _ = std::fs::remove_file(&part);
-            return Ok(Ok(()));
-        }
-        let mut perm = std::fs::metadata(&part).map_err(io(&part))?.permissions();
-        perm.set_readonly(true);
-        std::fs::set_permissions(&part, perm).map_err(io(&part))?;
-        let parent = dest.parent().expect("blob dir");
-        std::fs::create_dir_all(parent).map_err(io(parent))?;
-        std::fs::rename(&part, &dest).map_err(io(&dest))?;
-        Ok(Ok(()))
-    }
-}
-
-/// Stage names and keys become path components: refuse anything that could escape the cache.
-fn valid_name(stage: &str, key: &str) -> bool {
-    let ok = |s: &str| {
-        !s.is_empty()
-            && s.chars()
-                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
-    };
-    ok(stage) && ok(key)
+fn parse_doc<T: for<'de> serde::Deserialize<'de>>(
+    bytes: &[u8],
+    check: impl FnOnce(&T) -> std::result::Result<(), super::record::Mismatch>,
+) -> std::result::Result<T, Rejection> {
+    let r: T = serde_json::from_slice(bytes).map_err(|e| Rejection::NotRecord(e.to_string()))?;
+    check(&r)?;
+    Ok(r)
 }
 
 fn append_json<W: std::io::Write, T: serde::Serialize>(

@@ -26,17 +26,18 @@ pub struct GcReport {
 impl Cache {
     pub fn gc(&self, roots: &Roots, keep_last: usize, dry_run: bool) -> Result<GcReport> {
         let mut report = GcReport::default();
-        let mut live_blobs: HashSet<String> = HashSet::new();
+        let mut live_blobs: HashSet<super::Digest> = HashSet::new();
         let mut live_items: HashSet<(String, String)> = HashSet::new();
         let mut live_out: HashSet<std::path::PathBuf> = HashSet::new();
         for stage in self.stages_with_records() {
             for (n, r) in self.records_newest_first(&stage).into_iter().enumerate() {
-                let keep = n < keep_last || roots.records.contains(&(stage.clone(), r.key.clone()));
+                let keep =
+                    n < keep_last || roots.records.contains(&(stage.clone(), r.key.to_string()));
                 if keep {
                     report.records_kept += 1;
                     live_blobs.extend(r.all_files().map(|f| f.digest.clone()));
-                    live_items.extend(r.items.iter().map(|i| (stage.clone(), i.key.clone())));
-                    live_out.insert(self.out_dir(&stage, &r.key, false));
+                    live_items.extend(r.items.iter().map(|i| (stage.clone(), i.key.to_string())));
+                    live_out.insert(self.view_dir(&stage, &r.output_digest, false));
                 } else {
                     report.records_removed += 1;
                     if !dry_run {
@@ -51,8 +52,8 @@ impl Cache {
                 if keep {
                     if let Ok(Some(i)) = self.read_item(&stage, &key) {
                         live_blobs.extend(i.all_files().map(|f| f.digest.clone()));
+                        live_out.insert(self.view_dir(&stage, &i.output_digest, true));
                     }
-                    live_out.insert(self.out_dir(&stage, &key, true));
                 } else {
                     report.items_removed += 1;
                     if !dry_run {
@@ -83,6 +84,7 @@ impl Cache {
         let stages: BTreeSet<_> = std::fs::read_dir(&out)
             .map_err(io(&out))?
             .flatten()
+            .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
             .map(|e| e.path())
             .collect();
         for stage_dir in stages {
@@ -95,41 +97,123 @@ impl Cache {
                 if path.file_name().is_some_and(|n| n == "items") {
                     for item in std::fs::read_dir(&path).into_iter().flatten().flatten() {
                         if !live.contains(&item.path()) {
-                            std::fs::remove_dir_all(item.path()).map_err(io(&item.path()))?;
+                            remove_any(&item.path())?;
                         }
                     }
                 } else if !live.contains(&path) {
-                    std::fs::remove_dir_all(&path).map_err(io(&path))?;
+                    remove_any(&path)?;
                 }
             }
         }
         Ok(())
     }
 
-    /// Drops records (and materialized outputs) that reference missing blobs; returns how many.
-    pub fn drop_records_missing_blobs(&self) -> Result<usize> {
-        let mut dropped = 0;
+    /// Drops every record that cannot be trusted, and every record computed from one:
+    /// unreadable or inconsistent records, records whose output blobs are missing, stage records
+    /// whose items are gone, and (transitively) records whose key names the output digest of a
+    /// dropped one. Leaves a store from which the next run recomputes what is gone. Returns how
+    /// many records and item records were dropped.
+    pub fn drop_untrusted(&self) -> Result<usize> {
+        struct Entry {
+            path: std::path::PathBuf,
+            /// Output digest, upstream digests it was computed from, item keys it lists.
+            rec: Option<(String, Vec<String>, Vec<String>)>,
+            item_key: Option<String>,
+        }
+        let mut entries = Vec::new();
         for stage in self.stages_with_records() {
             for key in self.record_keys(&stage) {
-                let ok = matches!(self.read_record(&stage, &key), Ok(Some(r)) if self.has_blobs(&r.files));
-                if !ok {
-                    let p = self.record_path(&stage, &key);
-                    std::fs::remove_file(&p).map_err(io(&p))?;
-                    let _ = std::fs::remove_dir_all(self.out_dir(&stage, &key, false));
-                    dropped += 1;
-                }
+                let rec = match self.read_record(&stage, &key) {
+                    Ok(Some(r)) if self.has_blobs(&r.files) => Some((
+                        r.output_digest.to_string(),
+                        r.key_inputs.upstream.values().cloned().collect(),
+                        r.items
+                            .iter()
+                            .map(|i| format!("{stage}/{}", i.key))
+                            .collect(),
+                    )),
+                    _ => None,
+                };
+                let path = self.record_path(&stage, &key);
+                entries.push(Entry {
+                    path,
+                    rec,
+                    item_key: None,
+                });
             }
             for key in self.item_keys(&stage) {
-                let ok =
-                    matches!(self.read_item(&stage, &key), Ok(Some(r)) if self.has_blobs(&r.files));
-                if !ok {
-                    let p = self.item_path(&stage, &key);
-                    std::fs::remove_file(&p).map_err(io(&p))?;
-                    let _ = std::fs::remove_dir_all(self.out_dir(&stage, &key, true));
-                    dropped += 1;
-                }
+                let rec = match self.read_item(&stage, &key) {
+                    Ok(Some(r)) if self.has_blobs(&r.files) => {
+                        let up = r
+                            .key_inputs
+                            .item
+                            .as_ref()
+                            .and_then(|i| i["upstream"].as_str());
+                        let mut from: Vec<String> =
+                            r.key_inputs.upstream.values().cloned().collect();
+                        from.extend(up.map(str::to_string));
+                        Some((r.output_digest.to_string(), from, Vec::new()))
+                    }
+                    _ => None,
+                };
+                let path = self.item_path(&stage, &key);
+                entries.push(Entry {
+                    path,
+                    rec,
+                    item_key: Some(format!("{stage}/{key}")),
+                });
             }
         }
-        Ok(dropped)
+        // Fixpoint: drop what is bad, then whatever was computed from it.
+        let mut bad_digests: HashSet<String> = HashSet::new();
+        let mut bad_items: HashSet<String> = HashSet::new();
+        let mut dropped = vec![false; entries.len()];
+        loop {
+            let mut changed = false;
+            for (n, e) in entries.iter().enumerate() {
+                if dropped[n] {
+                    continue;
+                }
+                let bad = match &e.rec {
+                    None => true,
+                    Some((_, from, items)) => {
+                        from.iter().any(|d| bad_digests.contains(d))
+                            || items.iter().any(|k| bad_items.contains(k))
+                    }
+                };
+                if bad {
+                    dropped[n] = true;
+                    changed = true;
+                    if let Some((d, _, _)) = &e.rec {
+                        bad_digests.insert(d.clone());
+                    }
+                    if let Some(k) = &e.item_key {
+                        bad_items.insert(k.clone());
+                    }
+                }
+            }
+            if !changed {
+                break;
+            }
+        }
+        for (n, e) in entries.iter().enumerate() {
+            if dropped[n] {
+                std::fs::remove_file(&e.path).map_err(io(&e.path))?;
+            }
+        }
+        Ok(dropped.iter().filter(|d| **d).count())
+    }
+}
+
+/// Removes a directory tree or a file (a stray one); what is already gone is fine.
+fn remove_any(path: &std::path::Path) -> Result<()> {
+    let r = match std::fs::symlink_metadata(path) {
+        Ok(m) if m.is_dir() => std::fs::remove_dir_all(path),
+        Ok(_) => std::fs::remove_file(path),
+        Err(_) => return Ok(()),
+    };
+    match r {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(io(path)(e)),
+        _ => Ok(()),
     }
 }

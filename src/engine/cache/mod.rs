@@ -5,7 +5,9 @@
 //!   blobs/ab/cdef…             file contents by blake3 digest (read-only)
 //!   records/STAGE/KEY.json     one record per (stage, key): output manifest + provenance
 //!   items/STAGE/KEY.json       one record per item of an item-level stage
-//!   out/STAGE/KEY/…            materialized outputs (hard links to blobs); derived, rebuilt on demand
+//!   out/STAGE/DIGEST/…         views: materialized outputs (hard links to blobs), named by output
+//!                              digest; derived, checked on use, rebuilt when not whole (see [`view`])
+//!   quarantine/DIGEST          blobs a stage wrote into through its inputs, taken out of the store
 //!   tmp/                       staging directories of running stages, each with its lock
 //!   failed/STAGE/…             the provenance directories (logs) of the last failed runs
 //!   locks/                     advisory locks (a killed process's locks are released by the OS)
@@ -26,11 +28,14 @@ pub mod lock;
 pub mod record;
 pub mod remote;
 pub mod statcache;
+pub mod valid;
+pub mod view;
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
 pub use record::{FileEntry, ItemRecord, Provenance, StageRecord};
+pub use valid::{Digest, RelPath, StageName};
 
 #[derive(Debug, thiserror::Error)]
 pub enum CacheError {
@@ -43,6 +48,8 @@ pub enum CacheError {
     CorruptRecord { path: PathBuf, message: String },
     #[error("{0}")]
     Bundle(String),
+    #[error(transparent)]
+    Invalid(#[from] valid::Invalid),
 }
 
 pub type Result<T> = std::result::Result<T, CacheError>;
@@ -114,11 +121,10 @@ impl Cache {
         &self.root
     }
 
-    pub fn blob_path(&self, digest: &str) -> PathBuf {
-        self.root
-            .join("blobs")
-            .join(&digest[..2])
-            .join(&digest[2..])
+    /// Where a blob is. A [`Digest`] is 64 hex characters, so this cannot leave `blobs/`.
+    pub fn blob_path(&self, digest: &Digest) -> PathBuf {
+        let d = digest.as_str();
+        self.root.join("blobs").join(&d[..2]).join(&d[2..])
     }
 
     pub fn record_path(&self, stage: &str, key: &str) -> PathBuf {
@@ -133,16 +139,6 @@ impl Cache {
             .join("items")
             .join(stage)
             .join(format!("{key}.json"))
-    }
-
-    /// Where a stage's (or, with `item`, one item's) outputs are materialized.
-    pub fn out_dir(&self, stage: &str, key: &str, item: bool) -> PathBuf {
-        let base = self.root.join("out").join(stage);
-        if item {
-            base.join("items").join(key)
-        } else {
-            base.join(key)
-        }
     }
 
     /// A fresh staging directory under tmp/, locked for as long as the guard lives.

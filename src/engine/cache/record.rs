@@ -4,6 +4,8 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use super::blobs::manifest_digest;
+use super::valid::{Digest, RelPath, StageName};
 use super::{io, Cache, CacheError, Result};
 use crate::key::KeyInputs;
 
@@ -12,8 +14,8 @@ pub const RECORD_FORMAT: u32 = 1;
 /// One output file: its path inside the output directory and its blob.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FileEntry {
-    pub path: String,
-    pub digest: String,
+    pub path: RelPath,
+    pub digest: Digest,
     pub size: u64,
 }
 
@@ -40,19 +42,19 @@ pub struct Provenance {
 /// An item of an item-level stage, as listed in the stage record.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ItemRef {
-    pub key: String,
+    pub key: Digest,
     pub value: Value,
-    pub output_digest: String,
+    pub output_digest: Digest,
 }
 
 /// The result of one stage for one key.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct StageRecord {
     pub format: u32,
-    pub stage: String,
-    pub key: String,
+    pub stage: StageName,
+    pub key: Digest,
     pub key_inputs: KeyInputs,
-    pub output_digest: String,
+    pub output_digest: Digest,
     pub files: Vec<FileEntry>,
     /// For an item-level stage: its items in order (their outputs are under `items/NNNNN/`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -64,19 +66,78 @@ pub struct StageRecord {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ItemRecord {
     pub format: u32,
-    pub stage: String,
-    pub key: String,
+    pub stage: StageName,
+    pub key: Digest,
     pub value: Value,
     pub key_inputs: KeyInputs,
-    pub output_digest: String,
+    pub output_digest: Digest,
     pub files: Vec<FileEntry>,
     pub provenance: Provenance,
+}
+
+/// Why a record read from outside cannot be used as it is.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Mismatch {
+    #[error("it is stored as {stored} but names {named}")]
+    Place { stored: String, named: String },
+    #[error("its files do not add up to its output digest")]
+    Digest,
+    #[error("it lists `{0}` twice, or as both a file and a directory")]
+    Paths(String),
+    #[error("it has format {0}, which this nasflow does not read")]
+    Format(u32),
+}
+
+/// Checks a manifest: each path once, none also a directory of another, and the digest.
+fn check_manifest(
+    files: &[FileEntry],
+    output_digest: &Digest,
+) -> std::result::Result<(), Mismatch> {
+    let mut paths: Vec<&str> = files.iter().map(|f| f.path.as_str()).collect();
+    paths.sort_unstable();
+    for w in paths.windows(2) {
+        if w[0] == w[1]
+            || w[1]
+                .strip_prefix(w[0])
+                .is_some_and(|rest| rest.starts_with('/'))
+        {
+            return Err(Mismatch::Paths(w[0].to_string()));
+        }
+    }
+    if manifest_digest(files) != *output_digest {
+        return Err(Mismatch::Digest);
+    }
+    Ok(())
+}
+
+fn check_place(
+    stage: &str,
+    key: &str,
+    r_stage: &str,
+    r_key: &str,
+) -> std::result::Result<(), Mismatch> {
+    if stage != r_stage || key != r_key {
+        return Err(Mismatch::Place {
+            stored: format!("{stage}/{key}"),
+            named: format!("{r_stage}/{r_key}"),
+        });
+    }
+    Ok(())
 }
 
 impl StageRecord {
     /// The output files, then the provenance files.
     pub fn all_files(&self) -> impl Iterator<Item = &FileEntry> {
         self.files.iter().chain(&self.provenance.files)
+    }
+
+    /// Whether the record is what it says it is, stored where it is (`stage`, `key`).
+    pub fn check(&self, stage: &str, key: &str) -> std::result::Result<(), Mismatch> {
+        if self.format != RECORD_FORMAT {
+            return Err(Mismatch::Format(self.format));
+        }
+        check_place(stage, key, &self.stage, &self.key)?;
+        check_manifest(&self.files, &self.output_digest)
     }
 }
 
@@ -85,17 +146,31 @@ impl ItemRecord {
     pub fn all_files(&self) -> impl Iterator<Item = &FileEntry> {
         self.files.iter().chain(&self.provenance.files)
     }
+
+    /// Whether the item record is what it says it is, stored where it is.
+    pub fn check(&self, stage: &str, key: &str) -> std::result::Result<(), Mismatch> {
+        if self.format != RECORD_FORMAT {
+            return Err(Mismatch::Format(self.format));
+        }
+        check_place(stage, key, &self.stage, &self.key)?;
+        check_manifest(&self.files, &self.output_digest)
+    }
 }
 
-fn read_json<T: for<'de> Deserialize<'de>>(path: &Path) -> Result<Option<T>> {
+/// Reads a record file; a file that does not parse, or is not what its place says, is corrupt.
+fn read_json<T: for<'de> Deserialize<'de>>(
+    path: &Path,
+    check: impl FnOnce(&T) -> std::result::Result<(), Mismatch>,
+) -> Result<Option<T>> {
+    let corrupt = |message: String| CacheError::CorruptRecord {
+        path: path.to_path_buf(),
+        message,
+    };
     match std::fs::read(path) {
         Ok(bytes) => {
-            serde_json::from_slice(&bytes)
-                .map(Some)
-                .map_err(|e| CacheError::CorruptRecord {
-                    path: path.to_path_buf(),
-                    message: e.to_string(),
-                })
+            let r: T = serde_json::from_slice(&bytes).map_err(|e| corrupt(e.to_string()))?;
+            check(&r).map_err(|e| corrupt(e.to_string()))?;
+            Ok(Some(r))
         }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
         Err(e) => Err(io(path)(e)),
@@ -104,7 +179,9 @@ fn read_json<T: for<'de> Deserialize<'de>>(path: &Path) -> Result<Option<T>> {
 
 impl Cache {
     pub fn read_record(&self, stage: &str, key: &str) -> Result<Option<StageRecord>> {
-        read_json(&self.record_path(stage, key))
+        read_json(&self.record_path(stage, key), |r: &StageRecord| {
+            r.check(stage, key)
+        })
     }
 
     pub fn write_record(&self, r: &StageRecord) -> Result<()> {
@@ -113,7 +190,9 @@ impl Cache {
     }
 
     pub fn read_item(&self, stage: &str, key: &str) -> Result<Option<ItemRecord>> {
-        read_json(&self.item_path(stage, key))
+        read_json(&self.item_path(stage, key), |r: &ItemRecord| {
+            r.check(stage, key)
+        })
     }
 
     pub fn write_item(&self, r: &ItemRecord) -> Result<()> {
@@ -140,7 +219,10 @@ impl Cache {
                     .flatten()
                     .flatten()
             })
-            .map(|e| e.file_name().to_string_lossy().to_string())
+            .filter_map(|e| {
+                let name = e.file_name().to_str()?.to_string();
+                StageName::new(name).ok().map(|n| n.to_string())
+            })
             .collect();
         names.sort();
         names.dedup();
@@ -167,20 +249,21 @@ impl Cache {
             .flatten()
             .filter_map(|e| Some((e.metadata().ok()?.modified().ok()?, e.path())))
             .max()?;
-        read_json(&newest.1).ok().flatten()
+        let key = newest.1.file_stem()?.to_str()?.to_string();
+        self.read_record(stage, &key).ok().flatten()
     }
 }
 
+/// The keys of the `KEY.json` files in `dir`; other files (strays, temp files) are ignored.
 fn list_keys(dir: &Path) -> Vec<String> {
     let mut keys: Vec<String> = std::fs::read_dir(dir)
         .into_iter()
         .flatten()
         .flatten()
         .filter_map(|e| {
-            e.file_name()
-                .to_string_lossy()
-                .strip_suffix(".json")
-                .map(str::to_string)
+            let name = e.file_name();
+            let key = name.to_str()?.strip_suffix(".json")?;
+            Digest::new(key).ok().map(|d| d.to_string())
         })
         .collect();
     keys.sort();

@@ -74,9 +74,9 @@ impl StatCache {
                 let digest = self.file_digest(&file)?;
                 listing.push((rel, digest));
             }
-            return Ok(listing_digest(
-                listing.iter().map(|(r, d)| (r.as_str(), d.as_str())),
-            ));
+            return Ok(
+                listing_digest(listing.iter().map(|(r, d)| (r.as_str(), d.as_str()))).to_string(),
+            );
         }
         self.file_digest(path)
     }
@@ -95,6 +95,7 @@ impl StatCache {
             }
         }
         let (digest, size) = hash_file(path)?;
+        let digest = digest.to_string();
         self.hashed += 1;
         if now_ns() - mtime_ns > RACY_WINDOW_NS {
             let entry = Entry {

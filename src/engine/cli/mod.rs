@@ -13,6 +13,7 @@ use std::process::ExitCode;
 use clap::{CommandFactory, FromArgMatches};
 use nasflow_contract::ToolError;
 
+use crate::cache::remote::OpenError;
 use crate::config::ConfigError;
 use crate::dag::UnknownTarget;
 use crate::engine::EngineError;
@@ -31,6 +32,8 @@ fn is_usage_error(err: &anyhow::Error) -> bool {
             || e.is::<UsageError>()
             || e.downcast_ref::<EngineError>()
                 .is_some_and(EngineError::is_usage)
+            || e.downcast_ref::<OpenError>()
+                .is_some_and(|o| matches!(o, OpenError::NoDir(_)))
     })
 }
 

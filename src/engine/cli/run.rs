@@ -60,7 +60,7 @@ fn run_one(project: &Project, a: &RunArgs) -> Result<ExitCode> {
     // The remote is a help, never a reason to fail: problems with it are reported and the
     // run goes on locally.
     let remote = match &a.remote {
-        Some(dir) => match crate::cache::remote::open(dir) {
+        Some(dir) => match crate::cache::remote::open(dir, true) {
             Ok(r) => Some(r),
             Err(e) => {
                 eprintln!("remote {dir} unavailable, running locally: {e}");

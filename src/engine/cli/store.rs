@@ -31,7 +31,7 @@ pub fn gc(project: &Project, keep: usize, dry_run: bool) -> Result<ExitCode> {
         let name = project.p.stages[s.stage].name.clone();
         match &s.record {
             Some(r) => {
-                roots.records.insert((name, r.key.clone()));
+                roots.records.insert((name, r.key.to_string()));
             }
             None if project.p.stages[s.stage].foreach.is_some() => {
                 roots.stages_in_progress.insert(name);
@@ -61,11 +61,11 @@ pub fn cache_command(reg: &Registry, file: &Path, c: CacheCommand) -> Result<Exi
             targets,
         } => export(&project, &bundle, &targets),
         CacheCommand::Push { remote, targets } => {
-            let r = crate::cache::remote::open(&remote)?;
+            let r = crate::cache::remote::open(&remote, true)?;
             Ok(code(push(&project, r.as_ref(), &targets)?))
         }
         CacheCommand::Pull { remote, targets } => {
-            let r = crate::cache::remote::open(&remote)?;
+            let r = crate::cache::remote::open(&remote, false)?;
             Ok(code(pull(&project, r.as_ref(), &targets)?))
         }
         CacheCommand::Import { file: bundle } => import(&project, &bundle),
@@ -138,11 +138,7 @@ fn verify(project: &Project, dry_run: bool) -> Result<ExitCode> {
         let note = if dry_run { "" } else { " (dropped)" };
         eprintln!("corrupt blob {d}{note}");
     }
-    let dropped = if dry_run {
-        0
-    } else {
-        cache.drop_records_missing_blobs()?
-    };
+    let dropped = if dry_run { 0 } else { cache.drop_untrusted()? };
     println!("verify: {total} blobs checked, {} corrupt; {dropped} records dropped (the next run recomputes them)", corrupt.len());
     Ok(ExitCode::SUCCESS)
 }

@@ -68,6 +68,9 @@ pub enum RunFailure {
     /// An in-process computation's error.
     #[error("{0}")]
     Stage(String),
+    /// The job wrote into the blobs behind its input views.
+    #[error("the stage wrote into its inputs ({}): inputs are read-only; the changed results were taken out of the cache (quarantine/) and are recomputed on the next run", files.join(", "))]
+    WroteInputs { files: Vec<String> },
     /// `nasflow-worker probe` answered something unreadable.
     #[error("{0}")]
     Probe(String),

@@ -24,7 +24,7 @@ use serde::{Deserialize, Serialize};
 use super::client::{self, QueuedTask, Submission};
 use super::{SlurmError, SlurmSettings};
 use crate::cache::lock::Lock;
-use crate::cache::{io, Cache};
+use crate::cache::{io, Cache, Digest};
 use crate::interrupt;
 use crate::item::{published, ItemJob, ItemsOutcome as Outcome};
 use crate::progress::Ui;
@@ -45,7 +45,7 @@ pub struct Follow<'a> {
     pub settings: &'a SlurmSettings,
     pub cache: &'a Cache,
     pub stage: String,
-    pub stage_key: String,
+    pub stage_key: Digest,
     /// The nasflow binary the tasks run (it must be reachable from the compute nodes).
     pub exe: PathBuf,
     pub ui: &'a Ui,
@@ -56,7 +56,7 @@ struct Sub {
     name: String,
     job_id: Option<String>,
     /// Task index → item key.
-    keys: Vec<String>,
+    keys: Vec<Digest>,
 }
 
 struct Entry {
@@ -120,7 +120,7 @@ impl Follow<'_> {
         })?;
         let _following = interrupt::following();
         let mut subs = read_subs(&dir)?;
-        let mut entries: BTreeMap<String, Entry> = jobs
+        let mut entries: BTreeMap<Digest, Entry> = jobs
             .into_iter()
             .map(|job| {
                 let entry = Entry {
@@ -152,7 +152,7 @@ impl Follow<'_> {
     fn follow(
         &self,
         subs: &mut BTreeMap<usize, Sub>,
-        entries: &mut BTreeMap<String, Entry>,
+        entries: &mut BTreeMap<Digest, Entry>,
         outcome: &mut Outcome,
     ) -> Result<(), SlurmError> {
         let mut last_counts = None;
@@ -202,10 +202,10 @@ impl Follow<'_> {
     fn settle(
         &self,
         subs: &BTreeMap<usize, Sub>,
-        entries: &mut BTreeMap<String, Entry>,
+        entries: &mut BTreeMap<Digest, Entry>,
         by_sub: &HashMap<(usize, usize), &QueuedTask>,
         outcome: &mut Outcome,
-    ) -> Result<Vec<(String, usize, usize, String)>, SlurmError> {
+    ) -> Result<Vec<(Digest, usize, usize, String)>, SlurmError> {
         let mut finished = Vec::new();
         let mut failed = Vec::new();
         for (key, e) in entries.iter_mut() {
@@ -244,9 +244,9 @@ impl Follow<'_> {
     fn retry_or_report(
         &self,
         subs: &BTreeMap<usize, Sub>,
-        entries: &mut BTreeMap<String, Entry>,
+        entries: &mut BTreeMap<Digest, Entry>,
         outcome: &mut Outcome,
-        key: &str,
+        key: &Digest,
         (n, t): (usize, usize),
         state: &str,
     ) {
@@ -284,7 +284,7 @@ impl Follow<'_> {
     fn resume(
         &self,
         subs: &BTreeMap<usize, Sub>,
-        entries: &mut BTreeMap<String, Entry>,
+        entries: &mut BTreeMap<Digest, Entry>,
     ) -> Result<(), SlurmError> {
         if subs.is_empty() {
             return Ok(());
@@ -315,7 +315,7 @@ impl Follow<'_> {
     /// Items published meanwhile (by an earlier array, or another process) are done.
     fn collect_published(
         &self,
-        entries: &mut BTreeMap<String, Entry>,
+        entries: &mut BTreeMap<Digest, Entry>,
         outcome: &mut Outcome,
     ) -> Result<(), SlurmError> {
         let mut done = Vec::new();
@@ -341,7 +341,7 @@ impl Follow<'_> {
     fn submit(
         &self,
         subs: &mut BTreeMap<usize, Sub>,
-        entries: &mut BTreeMap<String, Entry>,
+        entries: &mut BTreeMap<Digest, Entry>,
     ) -> Result<(), SlurmError> {
         let mut waiting: Vec<&mut Entry> =
             entries.values_mut().filter(|e| e.at.is_none()).collect();
@@ -473,7 +473,7 @@ impl Follow<'_> {
     fn report(
         &self,
         by_sub: &HashMap<(usize, usize), &QueuedTask>,
-        entries: &BTreeMap<String, Entry>,
+        entries: &BTreeMap<Digest, Entry>,
     ) -> (usize, usize) {
         let (mut running, mut pending) = (0, 0);
         for e in entries.values() {
@@ -494,7 +494,7 @@ impl Follow<'_> {
     fn sleep(
         &self,
         subs: &BTreeMap<usize, Sub>,
-        entries: &BTreeMap<String, Entry>,
+        entries: &BTreeMap<Digest, Entry>,
     ) -> Result<(), SlurmError> {
         let until = Instant::now() + Duration::from_secs_f64(self.settings.poll_seconds);
         while Instant::now() < until {
@@ -521,7 +521,7 @@ impl Follow<'_> {
     }
 }
 
-fn in_flight_names(subs: &BTreeMap<usize, Sub>, entries: &BTreeMap<String, Entry>) -> Vec<String> {
+fn in_flight_names(subs: &BTreeMap<usize, Sub>, entries: &BTreeMap<Digest, Entry>) -> Vec<String> {
     let mut live: Vec<usize> = entries
         .values()
         .filter_map(|e| e.at.map(|(n, _)| n))
