@@ -137,6 +137,9 @@ pub fn compute(
     }))
 }
 
+/// Below this many free bytes, a failed job is reported as having run out of disk.
+const FULL: u64 = 1 << 20;
+
 /// A job's outputs, stored: blobs, digest, and how they were made.
 pub struct Produced {
     pub files: Vec<FileEntry>,
@@ -183,7 +186,11 @@ pub fn produce(
         Ok(f) => f,
         Err(failure) => {
             let kept = cache.keep_failed(&job.stage, &prov)?;
-            return Ok(Err(failure.with_log(kept)));
+            let failure = failure.with_log(kept);
+            return Ok(Err(match cache.space_left() {
+                Some(free) if free < FULL => failure.on_full_disk(cache.root().to_path_buf()),
+                _ => failure,
+            }));
         }
     };
     let files = cache.ingest(&out)?;

@@ -116,34 +116,41 @@ impl Cache {
     pub fn drop_untrusted(&self) -> Result<usize> {
         struct Entry {
             path: std::path::PathBuf,
-            /// Output digest, upstream digests it was computed from, item keys it lists.
+            /// Output digest, upstream digests it was computed from, item keys it lists (`None`:
+            /// unreadable).
             rec: Option<(String, Vec<String>, Vec<String>)>,
+            /// Readable, but its output blobs are not all there.
+            incomplete: bool,
             item_key: Option<String>,
         }
         let mut entries = Vec::new();
         for stage in self.stages_with_records() {
             for key in self.record_keys(&stage) {
-                let rec = match self.read_record(&stage, &key) {
-                    Ok(Some(r)) if self.has_blobs(&r.files) => Some((
-                        r.output_digest.to_string(),
-                        r.key_inputs.upstream.values().cloned().collect(),
-                        r.items
-                            .iter()
-                            .map(|i| format!("{stage}/{}", i.key))
-                            .collect(),
-                    )),
-                    _ => None,
+                let (rec, incomplete) = match self.read_record(&stage, &key) {
+                    Ok(Some(r)) => (
+                        Some((
+                            r.output_digest.to_string(),
+                            r.key_inputs.upstream.values().cloned().collect(),
+                            r.items
+                                .iter()
+                                .map(|i| format!("{stage}/{}", i.key))
+                                .collect(),
+                        )),
+                        !self.has_blobs(&r.files),
+                    ),
+                    _ => (None, true),
                 };
                 let path = self.record_path(&stage, &key);
                 entries.push(Entry {
                     path,
                     rec,
+                    incomplete,
                     item_key: None,
                 });
             }
             for key in self.item_keys(&stage) {
-                let rec = match self.read_item(&stage, &key) {
-                    Ok(Some(r)) if self.has_blobs(&r.files) => {
+                let (rec, incomplete) = match self.read_item(&stage, &key) {
+                    Ok(Some(r)) => {
                         let up = r
                             .key_inputs
                             .item
@@ -152,14 +159,19 @@ impl Cache {
                         let mut from: Vec<String> =
                             r.key_inputs.upstream.values().cloned().collect();
                         from.extend(up.map(str::to_string));
-                        Some((r.output_digest.to_string(), from, Vec::new()))
+                        let complete = self.has_blobs(&r.files);
+                        (
+                            Some((r.output_digest.to_string(), from, Vec::new())),
+                            !complete,
+                        )
                     }
-                    _ => None,
+                    _ => (None, true),
                 };
                 let path = self.item_path(&stage, &key);
                 entries.push(Entry {
                     path,
                     rec,
+                    incomplete,
                     item_key: Some(format!("{stage}/{key}")),
                 });
             }
@@ -174,13 +186,11 @@ impl Cache {
                 if dropped[n] {
                     continue;
                 }
-                let bad = match &e.rec {
-                    None => true,
-                    Some((_, from, items)) => {
+                let bad = e.incomplete
+                    || e.rec.as_ref().is_some_and(|(_, from, items)| {
                         from.iter().any(|d| bad_digests.contains(d))
                             || items.iter().any(|k| bad_items.contains(k))
-                    }
-                };
+                    });
                 if bad {
                     dropped[n] = true;
                     changed = true;

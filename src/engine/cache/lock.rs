@@ -11,21 +11,31 @@ use super::{io, Result};
 
 #[derive(Debug)]
 pub struct Lock {
-    _file: File,
+    _file: Option<File>,
     /// False where the filesystem cannot lock and the lock was taken as granted.
     held: bool,
 }
 
-fn open(path: &Path) -> Result<File> {
+/// Opens (creating) a lock file; on a read-only cache an existing one opens read-only (flock
+/// works on it), and a missing one cannot matter: nothing can be written there anyway.
+fn open(path: &Path) -> Result<Option<File>> {
+    let read_only = |e: &std::io::Error| e.raw_os_error() == Some(libc::EROFS);
     if let Some(parent) = path.parent() {
-        std::fs::create_dir_all(parent).map_err(io(parent))?;
+        match std::fs::create_dir_all(parent) {
+            Err(e) if read_only(&e) => return Ok(File::open(path).ok()),
+            r => r.map_err(io(parent))?,
+        }
     }
-    OpenOptions::new()
+    match OpenOptions::new()
         .create(true)
         .truncate(false)
         .write(true)
         .open(path)
-        .map_err(io(path))
+    {
+        Ok(f) => Ok(Some(f)),
+        Err(e) if read_only(&e) => Ok(File::open(path).ok()),
+        Err(e) => Err(io(path)(e)),
+    }
 }
 
 /// Whether a lock error means the filesystem cannot lock at all (then the lock is skipped).
@@ -49,20 +59,30 @@ impl Lock {
     fn taken(file: File, path: &Path, r: std::io::Result<()>) -> Result<Lock> {
         match r {
             Ok(()) => Ok(Lock {
-                _file: file,
+                _file: Some(file),
                 held: true,
             }),
             Err(e) if unsupported(path, &e) => Ok(Lock {
-                _file: file,
+                _file: Some(file),
                 held: false,
             }),
             Err(e) => Err(io(path)(e)),
         }
     }
 
+    /// A lock on a read-only cache whose lock file does not exist: nothing to guard.
+    fn not_needed() -> Lock {
+        Lock {
+            _file: None,
+            held: false,
+        }
+    }
+
     /// Takes an exclusive lock, or `None` if another process holds it.
     pub fn try_exclusive(path: &Path) -> Result<Option<Lock>> {
-        let file = open(path)?;
+        let Some(file) = open(path)? else {
+            return Ok(Some(Self::not_needed()));
+        };
         match file.try_lock() {
             Ok(()) => Self::taken(file, path, Ok(())).map(Some),
             Err(TryLockError::WouldBlock) => Ok(None),
@@ -76,14 +96,18 @@ impl Lock {
             return Ok(lock);
         }
         on_wait();
-        let file = open(path)?;
+        let Some(file) = open(path)? else {
+            return Ok(Self::not_needed());
+        };
         let r = file.lock();
         Self::taken(file, path, r)
     }
 
     /// Takes a shared lock, calling `on_wait` once if it must wait.
     pub fn shared(path: &Path, on_wait: impl FnOnce()) -> Result<Lock> {
-        let file = open(path)?;
+        let Some(file) = open(path)? else {
+            return Ok(Self::not_needed());
+        };
         match file.try_lock_shared() {
             Ok(()) => return Self::taken(file, path, Ok(())),
             Err(TryLockError::WouldBlock) => on_wait(),
@@ -125,7 +149,7 @@ mod tests {
             &std::io::Error::from_raw_os_error(libc::EACCES)
         ));
         let dir = tempfile::tempdir().unwrap();
-        let file = open(&dir.path().join("a.lock")).unwrap();
+        let file = open(&dir.path().join("a.lock")).unwrap().unwrap();
         let skipped = Lock::taken(
             file,
             p,

@@ -216,6 +216,16 @@ impl Cache {
         ))
     }
 
+    /// Bytes free for this process on the cache's filesystem (`None` where it cannot tell).
+    pub fn space_left(&self) -> Option<u64> {
+        use std::os::unix::ffi::OsStrExt;
+        let path = std::ffi::CString::new(self.root.as_os_str().as_bytes()).ok()?;
+        // SAFETY: statvfs fills the struct for a NUL-terminated path.
+        let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
+        (unsafe { libc::statvfs(path.as_ptr(), &mut st) } == 0)
+            .then(|| st.f_bavail as u64 * st.f_frsize as u64)
+    }
+
     /// Keeps a failed run's provenance directory (its logs) under `failed/STAGE/`, the newest
     /// [`FAILED_KEPT`] per stage; returns the path of its stderr log (or of the directory).
     pub fn keep_failed(&self, stage: &str, provenance: &Path) -> Result<PathBuf> {

@@ -167,6 +167,17 @@ pub enum Command {
         #[arg(long)]
         task: Option<usize>,
     },
+    /// What each job's command runs under: kills the command's process group when the command
+    /// ends, or when nasflow dies (the watchdog pipe closes).
+    #[command(hide = true)]
+    Supervise {
+        /// The read end of the watchdog pipe.
+        #[arg(long)]
+        watchdog_fd: i32,
+        /// The command and its arguments.
+        #[arg(last = true, required = true)]
+        command: Vec<std::ffi::OsString>,
+    },
 }
 
 #[derive(Debug, Subcommand)]

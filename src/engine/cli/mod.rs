@@ -68,10 +68,26 @@ pub fn main(registry: Registry) -> ExitCode {
     match dispatch(cli, &registry) {
         Ok(code) => code,
         Err(err) => {
-            eprintln!("error: {err:#}");
+            eprintln!("error: {}", render(&err));
             ExitCode::from(if is_usage_error(&err) { 2 } else { 1 })
         }
     }
+}
+
+/// An error and its causes, each cause once: library errors often show their source in their own
+/// message already (`path: No such file`), and `{:#}` would repeat it.
+fn render(err: &anyhow::Error) -> String {
+    let mut text = String::new();
+    for cause in err.chain() {
+        let c = cause.to_string();
+        if text.is_empty() {
+            text = c;
+        } else if !text.contains(&c) {
+            text.push_str(": ");
+            text.push_str(&c);
+        }
+    }
+    text
 }
 
 fn dispatch(cli: Cli, reg: &Registry) -> anyhow::Result<ExitCode> {
@@ -130,6 +146,14 @@ fn dispatch(cli: Cli, reg: &Registry) -> anyhow::Result<ExitCode> {
             store::gc(&project::Project::load(reg, file, &[])?, keep, dry_run)
         }
         Command::Cache(c) => store::cache_command(reg, file, c),
+        Command::Supervise {
+            watchdog_fd,
+            command,
+        } => Ok(crate::runner::supervise::main(
+            watchdog_fd,
+            &command[0],
+            &command[1..],
+        )),
         Command::SlurmTask { manifest, task } => match crate::slurm::task::run(&manifest, task) {
             Ok(done) => {
                 eprintln!("nasflow slurm-task: {done}");

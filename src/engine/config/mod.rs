@@ -201,8 +201,8 @@ pub fn parse(
     let stages = cx.table(item, "stages", Pos { line: 1, col: 1 })?;
     for (name, item) in stages.iter() {
         let pos = cx.key_pos(stages, name);
-        check_stage_name(name)
-            .map_err(|help| cx.err(pos, format!("invalid stage name `{name}`"), Some(help)))?;
+        check_stage_name(name, &pipeline.stages)
+            .map_err(|(message, help)| cx.err(pos, message, Some(help)))?;
         let table = cx.table(item, &format!("stages.{name}"), pos)?;
         let own: Vec<&Override> = overrides.iter().filter(|o| o.stage == name).collect();
         let decl = cx.stage(name, table, pos, registry, &own)?;
@@ -221,16 +221,29 @@ pub fn parse(
     Ok(pipeline)
 }
 
-/// Stage names are letters, digits, `_` and `-`.
-fn check_stage_name(name: &str) -> Result<(), String> {
-    let ok = !name.is_empty()
-        && name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
-    if ok {
-        Ok(())
-    } else {
-        Err("use letters, digits, `_` and `-`".into())
+/// Stage names are what the store accepts (letters, digits, `_`, `-`; at most 64), and no two
+/// may give a cmd stage the same `NASFLOW_IN_<DEP>` variable (`x-y`, `x_y` and `X_Y` would).
+fn check_stage_name(name: &str, earlier: &[StageDecl]) -> Result<(), (String, String)> {
+    crate::cache::valid::check_stage_name(name).map_err(|e| {
+        (
+            format!("invalid stage name `{}`: {}", e.value, e.why),
+            "use 1 to 64 letters, digits, `_` and `-`".to_string(),
+        )
+    })?;
+    let var = crate::runner::child::input_var(name);
+    match earlier
+        .iter()
+        .find(|s| crate::runner::child::input_var(&s.name) == var)
+    {
+        Some(other) => Err((
+            format!(
+                "stage names `{}` and `{name}` both give {var} to the stages that depend on them",
+                other.name
+            ),
+            "rename one of them: names must differ in more than case and `-` versus `_`"
+                .to_string(),
+        )),
+        None => Ok(()),
     }
 }
 

@@ -70,7 +70,18 @@ impl Cx<'_> {
         };
         match key {
             "name" => p.name = item.as_str().ok_or_else(|| bad("a string"))?.to_string(),
-            "cache" => p.cache_dir = p.root.join(item.as_str().ok_or_else(|| bad("a string"))?),
+            "cache" => {
+                let dir = item.as_str().ok_or_else(|| bad("a string"))?;
+                if dir.trim().is_empty() {
+                    let help = "name a directory, e.g. cache = \"cache\" (relative to this file)";
+                    return Err(self.err(
+                        pos,
+                        "`pipeline.cache` is empty".into(),
+                        Some(help.into()),
+                    ));
+                }
+                p.cache_dir = p.root.join(dir);
+            }
             "device" => {
                 let d = item.as_str().ok_or_else(|| bad("a string"))?;
                 p.device = d.parse().map_err(|e| self.err(pos, format!("{e}"), None))?;

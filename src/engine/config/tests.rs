@@ -125,3 +125,36 @@ fn a_bad_variant_value_points_at_the_variant() {
     let e = e.unwrap_err().to_string();
     assert!(e.starts_with("pipeline.toml:4:10: [variants.v] a.repeat=-2: `repeat` in [stages.a] must be an integer >= 1"), "{e}");
 }
+
+#[test]
+fn stage_names_are_bounded_and_do_not_collide_in_the_environment() {
+    let e = parse_str(
+        &format!(
+            "[stages.{}]\nkind = \"cmd\"\nrun = \"true\"\n",
+            "s".repeat(300)
+        ),
+        &[],
+    )
+    .unwrap_err();
+    assert!(
+        e.to_string().contains("must have 1 to 64 characters"),
+        "{e}"
+    );
+    let e = parse_str("[stages.x-y]\nkind = \"cmd\"\nrun = \"true\"\n[stages.X_Y]\nkind = \"cmd\"\nrun = \"true\"\n", &[]).unwrap_err();
+    assert!(
+        e.to_string()
+            .contains("`x-y` and `X_Y` both give NASFLOW_IN_X_Y"),
+        "{e}"
+    );
+    assert!(e.to_string().starts_with("pipeline.toml:4:9:"), "{e}");
+}
+
+#[test]
+fn an_empty_cache_setting_is_an_error() {
+    let e = parse_str(
+        "[pipeline]\ncache = \"\"\n[stages.a]\nkind = \"cmd\"\nrun = \"true\"\n",
+        &[],
+    )
+    .unwrap_err();
+    assert!(e.to_string().contains("`pipeline.cache` is empty"), "{e}");
+}

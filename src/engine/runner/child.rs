@@ -33,15 +33,25 @@ use super::{Exit, Finished, RunFailure, Runner};
 /// Lines of a failed job's output quoted in its failure report.
 const TAIL: usize = 20;
 
-/// Runs jobs as child processes; native kinds in `nasflow-worker`.
+/// Runs jobs as child processes; native kinds in `nasflow-worker`. Each job runs under
+/// `nasflow supervise` ([`super::supervise`]) where the `nasflow` binary is at hand, so that
+/// nothing it starts outlives it or nasflow.
 #[derive(Default)]
 pub struct ChildProcess {
     probe: OnceLock<Result<Probe, String>>,
+    supervisor: Option<PathBuf>,
 }
 
 impl ChildProcess {
     pub fn new() -> ChildProcess {
-        ChildProcess::default()
+        let exe = std::env::current_exe().ok();
+        let supervisor = std::env::var_os("NASFLOW_SUPERVISOR")
+            .map(PathBuf::from)
+            .or_else(|| exe.filter(|e| e.file_stem().is_some_and(|n| n == "nasflow")));
+        ChildProcess {
+            probe: OnceLock::new(),
+            supervisor,
+        }
     }
 }
 
@@ -77,7 +87,7 @@ impl Runner for ChildProcess {
             Some(command) => cmd_command(command, job, staging)?,
             None => worker_command(job, staging)?,
         };
-        let finished = spawn_and_wait(cmd, &job.provenance, progress)?;
+        let finished = spawn_and_wait(cmd, self.supervisor.as_deref(), &job.provenance, progress)?;
         Ok(Finished {
             libtorch: worker_facts(&job.provenance).map(|p| p.libtorch),
             ..finished
@@ -148,12 +158,70 @@ fn worker_command(job: &Job, staging: &Path) -> Result<Command, RunFailure> {
     Ok(cmd)
 }
 
-/// Starts the child with its output in `provenance/`, relays its progress lines, waits.
+/// `cmd` to run under `nasflow supervise` with the read end of the watchdog pipe.
+fn supervised(cmd: &Command, supervisor: &Path, watchdog: libc::c_int) -> Command {
+    let mut s = Command::new(supervisor);
+    s.arg("supervise")
+        .arg("--watchdog-fd")
+        .arg(watchdog.to_string())
+        .arg("--")
+        .arg(cmd.get_program())
+        .args(cmd.get_args());
+    if let Some(dir) = cmd.get_current_dir() {
+        s.current_dir(dir);
+    }
+    for (k, v) in cmd.get_envs() {
+        match v {
+            Some(v) => s.env(k, v),
+            None => s.env_remove(k),
+        };
+    }
+    // SAFETY: fcntl is async-signal-safe; the watchdog's read end is the one fd handed on.
+    unsafe {
+        s.pre_exec(move || {
+            libc::fcntl(watchdog, libc::F_SETFD, 0);
+            Ok(())
+        });
+    }
+    s
+}
+
+/// A pipe whose ends close on exec: (read, write).
+fn watchdog_pipe() -> std::io::Result<(std::os::fd::OwnedFd, std::os::fd::OwnedFd)> {
+    use std::os::fd::FromRawFd;
+    let mut fds = [0 as libc::c_int; 2];
+    // SAFETY: pipe2 fills two fds on success.
+    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: both fds were just created and are owned here.
+    Ok(unsafe {
+        (
+            std::os::fd::OwnedFd::from_raw_fd(fds[0]),
+            std::os::fd::OwnedFd::from_raw_fd(fds[1]),
+        )
+    })
+}
+
+/// Starts the child (supervised when a supervisor is given) with its output in `provenance/`,
+/// relays its progress lines, waits.
 fn spawn_and_wait(
-    mut cmd: Command,
+    cmd: Command,
+    supervisor: Option<&Path>,
     provenance: &Path,
     progress: &(dyn Fn(&Progress) + Sync),
 ) -> Result<Finished, RunFailure> {
+    use std::os::fd::AsRawFd;
+    let mut watchdog_write = None;
+    let mut cmd = match supervisor {
+        Some(sup) => {
+            let (r, w) = watchdog_pipe().map_err(RunFailure::io(sup))?;
+            let s = supervised(&cmd, sup, r.as_raw_fd());
+            watchdog_write = Some((r, w));
+            s
+        }
+        None => cmd,
+    };
     let stderr_path = provenance.join(STDERR_LOG);
     let stdout_path = provenance.join(STDOUT_LOG);
     let stderr = std::fs::File::create(&stderr_path).map_err(RunFailure::io(&stderr_path))?;
@@ -162,13 +230,16 @@ fn spawn_and_wait(
     cmd.stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(stderr);
-    // SAFETY: prctl is async-signal-safe; it makes the child die with the thread that started it,
-    // so a killed nasflow leaves no orphan still writing into a staging directory.
-    unsafe {
-        cmd.pre_exec(|| {
-            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
-            Ok(())
-        });
+    if watchdog_write.is_none() {
+        // Unsupervised (no nasflow binary at hand: tests): the child at least dies with the
+        // thread that started it. A supervisor must not: it kills the job's group then.
+        // SAFETY: prctl is async-signal-safe.
+        unsafe {
+            cmd.pre_exec(|| {
+                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+                Ok(())
+            });
+        }
     }
     let program = cmd.get_program().to_string_lossy().to_string();
     let mut child = cmd.spawn().map_err(|source| RunFailure::Spawn {
@@ -176,6 +247,11 @@ fn spawn_and_wait(
         source,
         help: None,
     })?;
+    // Only the write end stays here, until the job has ended (see `supervise`).
+    let _watchdog = watchdog_write.map(|(read, write)| {
+        drop(read);
+        write
+    });
     let stdout = child.stdout.take().expect("piped");
     let mut tail: VecDeque<String> = VecDeque::new();
     for line in BufReader::new(stdout).lines().map_while(Result::ok) {

@@ -10,6 +10,7 @@
 //! - [`in_process::InProcess`]: native kinds called in this process (tests).
 pub mod child;
 pub mod in_process;
+pub mod supervise;
 
 use std::path::{Path, PathBuf};
 
@@ -74,6 +75,13 @@ pub enum RunFailure {
     /// `nasflow-worker probe` answered something unreadable.
     #[error("{0}")]
     Probe(String),
+    /// The job failed on a full disk (its own messages may be lost: they were being written
+    /// there too).
+    #[error("{inner}\n    the cache's filesystem is full (no space left on device, ENOSPC): {}\n  help: free space there, or move the cache (`cache` in [pipeline]), and rerun", path.display())]
+    DiskFull {
+        inner: Box<RunFailure>,
+        path: PathBuf,
+    },
     /// The executor that runs items elsewhere (Slurm) failed as a whole.
     #[error(transparent)]
     Executor(Box<dyn std::error::Error + Send + Sync>),
@@ -110,6 +118,14 @@ impl RunFailure {
             *log = Some(kept);
         }
         self
+    }
+
+    /// Says so when the job failed on a full disk.
+    pub fn on_full_disk(self, path: PathBuf) -> RunFailure {
+        RunFailure::DiskFull {
+            inner: Box::new(self),
+            path,
+        }
     }
 }
 

@@ -70,7 +70,7 @@ impl Http {
             ureq::Error::Transport(t) => RemoteError::Transport {
                 op,
                 target: self.url(rel),
-                reason: t.to_string(),
+                reason: transport_reason(&t),
             },
         }
     }
@@ -144,6 +144,20 @@ impl Store for Http {
     fn put_doc(&self, rel: &str, bytes: &[u8]) -> Remote<()> {
         self.put(rel, bytes)
     }
+}
+
+/// What went wrong in a transport error, without its URL (the caller names it once).
+fn transport_reason(t: &ureq::Transport) -> String {
+    let mut reason = match t.message() {
+        Some(m) => format!("{}: {m}", t.kind()),
+        None => t.kind().to_string(),
+    };
+    let mut source = std::error::Error::source(t);
+    while let Some(s) = source {
+        reason.push_str(&format!(": {s}"));
+        source = s.source();
+    }
+    reason
 }
 
 /// rustls with the webpki roots and, from `NASFLOW_REMOTE_CA`, the user's own CA certificates.
