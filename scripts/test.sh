@@ -23,3 +23,8 @@ fi
 ./scripts/slurm-cluster.sh install \
   || echo "note: Slurm (slurmctld, slurmd, slurm-client, munge) could not be installed here (needs root and apt); tests/slurm.rs will skip"
 cargo test --workspace --exclude nasflow-contract --exclude nasflow-engine --locked "$@"
+# A bounded run of the fuzz targets (pipeline.toml, records, bundles, NB101 tables): seconds per
+# target in NASFLOW_FUZZ_SECONDS (default 30; 0 skips).
+if [ "${NASFLOW_FUZZ_SECONDS:-30}" != 0 ]; then
+  ./tests/fuzz/run.sh "${NASFLOW_FUZZ_SECONDS:-30}"
+fi

@@ -85,8 +85,11 @@ fn manifest_digest(files: &[Value]) -> String {
     h.finalize().to_hex().to_string()
 }
 
-/// The attacks, each an edit of a stage record (stage, edit).
-fn attacks(s: &Sentinel) -> Vec<(&'static str, &'static str, Box<dyn Fn(&mut Value)>)> {
+/// An attack: what it is, the stage whose record it edits, the edit.
+type Attack = (&'static str, &'static str, Box<dyn Fn(&mut Value)>);
+
+/// The attacks, each an edit of a stage record.
+fn attacks(s: &Sentinel) -> Vec<Attack> {
     let climb = s.climb("x");
     let abs = s.path().join("x").display().to_string();
     let read = s.climb("secret");

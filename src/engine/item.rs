@@ -201,6 +201,7 @@ pub fn produce(
         &job.device.to_string(),
         &finished,
     );
+    drop_empty_logs(&prov);
     provenance.files = cache.ingest(&prov)?;
     let view = ViewRef {
         stage: job.stage.clone(),
@@ -214,6 +215,19 @@ pub fn produce(
         output_digest,
         provenance,
     }))
+}
+
+/// A run that printed nothing leaves no log to keep (records stay small: a no-op run reads them).
+fn drop_empty_logs(prov: &std::path::Path) {
+    for log in [
+        nasflow_contract::layout::STDOUT_LOG,
+        nasflow_contract::layout::STDERR_LOG,
+    ] {
+        let path = prov.join(log);
+        if std::fs::metadata(&path).is_ok_and(|m| m.len() == 0) {
+            let _ = std::fs::remove_file(path);
+        }
+    }
 }
 
 /// The input files (as `STAGE/path`) whose blobs a job changed.

@@ -34,12 +34,16 @@ impl Ui {
         }
         let stamp = humantime::format_rfc3339_seconds(SystemTime::now()).to_string();
         let time = stamp.get(11..19).unwrap_or(&stamp);
-        let line = format!("[{time}] {message}");
+        let line = format!("[{time}] {message}\n");
         match &self.multi {
             Some(m) => {
-                let _ = m.println(line);
+                let _ = m.println(line.trim_end());
             }
-            None => eprintln!("{line}"),
+            // One write a line (stderr is unbuffered: `eprintln!` writes each piece apart).
+            None => {
+                use std::io::Write;
+                let _ = std::io::stderr().lock().write_all(line.as_bytes());
+            }
         }
     }
 

@@ -519,7 +519,7 @@ impl<'e, 'a> Scheduler<'e, 'a> {
         let work = match task {
             Task::Stage { .. } => {
                 let (inputs, views) = self.e.inputs(i, &done, None)?;
-                Work::Job(self.e.job(i, inputs, None, device, self.threads), views)
+                Work::Job(Box::new(self.e.job(i, inputs, None, device, self.threads)), views)
             }
             Task::Item { plan, forced, .. } => {
                 Work::Item(Box::new(self.item_job(i, &done, plan, *forced, device)?))
@@ -587,7 +587,7 @@ fn short(v: &serde_json::Value) -> String {
 
 enum Work {
     /// A whole stage's job and its input views.
-    Job(nasflow_contract::Job, Vec<ViewRef>),
+    Job(Box<nasflow_contract::Job>, Vec<ViewRef>),
     Item(Box<ItemJob>),
     /// The items, the stage key, the stage's bar.
     Batch(Vec<ItemJob>, Digest, Option<indicatif::ProgressBar>),
@@ -610,7 +610,7 @@ impl Launch<'_, '_> {
                 Task::Stage {
                     key, ki, forced, ..
                 },
-            ) => self.stage(i, (job, &views), key, ki, *forced),
+            ) => self.stage(i, (*job, &views), key, ki, *forced),
             (Work::Item(t), _) => {
                 let wait = || {
                     self.ui.line(&format!(

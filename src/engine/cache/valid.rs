@@ -231,3 +231,42 @@ mod tests {
         }
     }
 }
+
+/// Property tests over the entry points the fuzz targets cover (tests/fuzz), run with the suite:
+/// whatever bytes arrive, reading them is an error or a value, never a panic, and nothing is
+/// written outside the cache.
+#[cfg(test)]
+mod properties {
+    use proptest::prelude::*;
+
+    use crate::cache::{Cache, ItemRecord, StageRecord};
+
+    proptest! {
+        #[test]
+        fn records_from_any_json_are_checked_not_trusted(text in ".{0,400}") {
+            if let Ok(r) = serde_json::from_str::<StageRecord>(&text) {
+                let _ = r.check(&r.stage.to_string(), &r.key.to_string());
+            }
+            let _ = serde_json::from_str::<ItemRecord>(&text);
+        }
+
+        #[test]
+        fn any_pipeline_text_is_a_pipeline_or_an_error(text in "(\\[stages\\.[a-z]{1,3}\\]\n|kind = \"(cmd|test-write)\"\n|run = \"true\"\n|deps = \\[\"[a-z]\"\\]\n|[a-z]{1,6} = [0-9a-z\"\\[\\]]{1,6}\n){0,12}") {
+            let reg = crate::registry::Registry::from(crate::testkit::register);
+            if let Ok(p) = crate::config::parse(std::path::Path::new("p.toml"), &text, &reg, &[]) {
+                let _ = crate::dag::Dag::build(&p);
+            }
+        }
+
+        #[test]
+        fn any_bundle_bytes_import_or_are_rejected(bytes in proptest::collection::vec(any::<u8>(), 0..3000)) {
+            let dir = tempfile::tempdir().unwrap();
+            let bundle = dir.path().join("b.tar");
+            std::fs::write(&bundle, &bytes).unwrap();
+            let cache = Cache::open(&dir.path().join("cache")).unwrap();
+            let _ = cache.import(&bundle);
+            let outside: Vec<_> = std::fs::read_dir(dir.path()).unwrap().flatten().map(|e| e.file_name()).collect();
+            prop_assert!(outside.len() == 2, "{outside:?}");
+        }
+    }
+}

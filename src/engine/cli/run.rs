@@ -121,11 +121,15 @@ fn run(
 /// Prints the run's summary, a line per stage, and each failure's report; returns how many
 /// stages failed or were skipped.
 fn summarize(project: &Project, outcomes: &[StageOutcome], start: Instant) -> usize {
+    use std::fmt::Write as _;
     let count = |f: fn(&Status) -> bool| outcomes.iter().filter(|o| f(&o.status)).count();
     let ran = count(|s| *s == Status::Ran);
     let cached = count(|s| *s == Status::Cached);
     let failed = count(|s| matches!(s, Status::Failed(_) | Status::Skipped(_)));
-    eprintln!(
+    // Written at once: stderr is unbuffered, and a 1,000-stage no-op run prints 1,000 lines.
+    let mut text = String::new();
+    let _ = writeln!(
+        text,
         "summary: {ran} ran, {cached} cached, {failed} failed ({:.2}s)",
         start.elapsed().as_secs_f64()
     );
@@ -142,14 +146,16 @@ fn summarize(project: &Project, outcomes: &[StageOutcome], start: Instant) -> us
             Status::Failed(_) => "FAILED".to_string(),
             Status::Skipped(dep) => format!("skipped (upstream `{dep}` failed)"),
         };
-        eprintln!("  {name:<16} {status}{items}");
+        let _ = writeln!(text, "  {name:<16} {status}{items}");
     }
     for o in outcomes {
         if let Status::Failed(report) = &o.status {
             let name = &project.p.stages[o.stage].name;
-            eprintln!("\nstage `{name}` failed: {report}");
+            let _ = writeln!(text, "\nstage `{name}` failed: {report}");
         }
     }
+    use std::io::Write as _;
+    let _ = std::io::stderr().lock().write_all(text.as_bytes());
     failed
 }
 

@@ -199,9 +199,10 @@ pub fn parse(
         ));
     };
     let stages = cx.table(item, "stages", Pos { line: 1, col: 1 })?;
+    let mut vars = std::collections::HashMap::new();
     for (name, item) in stages.iter() {
         let pos = cx.key_pos(stages, name);
-        check_stage_name(name, &pipeline.stages)
+        check_stage_name(name, &mut vars)
             .map_err(|(message, help)| cx.err(pos, message, Some(help)))?;
         let table = cx.table(item, &format!("stages.{name}"), pos)?;
         let own: Vec<&Override> = overrides.iter().filter(|o| o.stage == name).collect();
@@ -223,7 +224,10 @@ pub fn parse(
 
 /// Stage names are what the store accepts (letters, digits, `_`, `-`; at most 64), and no two
 /// may give a cmd stage the same `NASFLOW_IN_<DEP>` variable (`x-y`, `x_y` and `X_Y` would).
-fn check_stage_name(name: &str, earlier: &[StageDecl]) -> Result<(), (String, String)> {
+fn check_stage_name(
+    name: &str,
+    vars: &mut std::collections::HashMap<String, String>,
+) -> Result<(), (String, String)> {
     crate::cache::valid::check_stage_name(name).map_err(|e| {
         (
             format!("invalid stage name `{}`: {}", e.value, e.why),
@@ -231,20 +235,14 @@ fn check_stage_name(name: &str, earlier: &[StageDecl]) -> Result<(), (String, St
         )
     })?;
     let var = crate::runner::child::input_var(name);
-    match earlier
-        .iter()
-        .find(|s| crate::runner::child::input_var(&s.name) == var)
-    {
-        Some(other) => Err((
-            format!(
-                "stage names `{}` and `{name}` both give {var} to the stages that depend on them",
-                other.name
-            ),
-            "rename one of them: names must differ in more than case and `-` versus `_`"
-                .to_string(),
-        )),
-        None => Ok(()),
+    if let Some(other) = vars.get(&var) {
+        return Err((
+            format!("stage names `{other}` and `{name}` both give {var} to the stages that depend on them"),
+            "rename one of them: names must differ in more than case and `-` versus `_`".to_string(),
+        ));
     }
+    vars.insert(var, name.to_string());
+    Ok(())
 }
 
 /// The pipeline text and what places positions in it.
