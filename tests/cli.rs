@@ -63,6 +63,9 @@ fn params_lists_every_param_of_a_kind_from_its_declaration() {
         "images",
         "prior_samples",
         "unlabeled_limit",
+        "reference",
+        "seed",
+        "original_quirks",
     ] {
         assert!(
             text.lines().any(|l| l.trim_start().starts_with(name)),
@@ -70,9 +73,10 @@ fn params_lists_every_param_of_a_kind_from_its_declaration() {
         );
     }
     assert!(
-        text.contains("one of \"io\", \"arch2vec\", default \"io\""),
+        text.contains("one of \"io\", \"arch2vec\", \"arch2vec-original\", default \"io\""),
         "{text}"
     );
+    assert!(text.contains("seed                   integer >= 0, default unset"), "{text}");
     let out = p.nasflow(&["params", "train-va"]);
     assert_eq!(out.status.code(), Some(2));
     assert!(common::stderr(&out).contains("did you mean `train-vae`?"));

@@ -53,7 +53,7 @@ fn bad_values_fail_at_plan_with_exit_2_located_with_did_you_mean() {
     let out = p.nasflow(&["plan", "--set", "train-vae.variant=arch2vc"]);
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
     let err = stderr(&out);
-    assert!(err.contains("--set train-vae.variant=arch2vc: `variant` in [stages.train-vae] must be one of \"io\", \"arch2vec\", not \"arch2vc\""), "{err}");
+    assert!(err.contains("--set train-vae.variant=arch2vc: `variant` in [stages.train-vae] must be one of \"io\", \"arch2vec\", \"arch2vec-original\", not \"arch2vc\""), "{err}");
     assert!(err.contains("did you mean `arch2vec`?"), "{err}");
     let out = p.nasflow(&["plan", "--set", "reinforce.seeds=-5"]);
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));

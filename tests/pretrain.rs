@@ -47,6 +47,13 @@ kind = "train-vae"
 deps = ["sample", "preprocess"]
 variant = "arch2vec"
 epochs = 2
+checkpoints = [1]
+prior_samples = 200
+[stages.vae-orig]
+kind = "train-vae"
+deps = ["sample", "preprocess"]
+variant = "arch2vec-original"
+epochs = 2
 checkpoints = []
 prior_samples = 200
 "#;
@@ -159,8 +166,12 @@ fn pretrain_and_extract_tiny_networks_deterministically() {
     let lines = std::fs::read_to_string(pre_dir.join("networks.jsonl")).unwrap();
     assert_eq!(lines.lines().count(), 3);
 
-    // train-vae, both variants, on the same upstream results.
-    for (stage, io) in [("vae-io", true), ("vae-ref", false)] {
+    // train-vae, the three variants, on the same upstream results.
+    for (stage, models) in [
+        ("vae-io", &["io", "reference"][..]),
+        ("vae-ref", &["arch2vec"][..]),
+        ("vae-orig", &["original"][..]),
+    ] {
         let dir = out_dir(&a, stage);
         let m: Value =
             serde_json::from_str(&std::fs::read_to_string(dir.join("metrics.json")).unwrap())
@@ -168,36 +179,59 @@ fn pretrain_and_extract_tiny_networks_deterministically() {
         let epochs = m["epochs"].as_array().unwrap();
         assert_eq!(epochs.len(), 2, "{stage}");
         for e in epochs {
-            for key in [
-                "unlabeled_loss",
-                "labeled_loss",
-                "valid_ops_accuracy",
-                "valid_adj_accuracy",
-                "validity",
-            ] {
-                let v = e[key].as_f64().unwrap();
-                assert!(v.is_finite() && v >= 0.0, "{stage} {key} {v}");
+            assert_eq!(e["models"].as_object().unwrap().len(), models.len(), "{stage}");
+            for model in models {
+                let me = &e["models"][model];
+                let mut keys = vec!["unlabeled_loss", "validity", "uniqueness"];
+                if *model != "original" {
+                    keys.push("labeled_loss");
+                }
+                for key in keys {
+                    let v = me[key].as_f64().unwrap_or(f64::NAN);
+                    assert!(v.is_finite() && v >= 0.0, "{stage} {model} {key} {v}");
+                }
+                for set in ["valid", "labeled_valid"] {
+                    for key in ["ops", "adj", "mean_corr_adj", "mean_fal_pos_adj"] {
+                        let v = me[set][key].as_f64().unwrap_or(f64::NAN);
+                        assert!((0.0..=1.0).contains(&v), "{stage} {model} {set}.{key} {v}");
+                    }
+                }
+                let sets = me["l1"].as_object().unwrap();
+                assert_eq!(sets.len(), if *model == "io" { 4 } else { 0 }, "{stage}");
+                for (set, l) in sets {
+                    let own = l["own_mean"].as_f64().unwrap();
+                    assert!(own > 0.0 && l["l1"].as_f64().unwrap() > 0.0, "{set}");
+                }
             }
-            assert_eq!(
-                e["l1"].as_object().unwrap().len(),
-                if io { 4 } else { 0 },
-                "{stage}"
-            );
         }
         let ck = tensors(&dir.join("checkpoint-epoch-2.safetensors"));
-        assert_eq!(ck.keys().any(|k| k.starts_with("head.")), io, "{stage}");
+        for model in models {
+            assert!(ck.keys().any(|k| k.starts_with(&format!("{model}.vae."))), "{stage}");
+        }
+        assert_eq!(ck.keys().any(|k| k.starts_with("io.head.")), stage == "vae-io");
         assert_eq!(
             dir.join("checkpoint-epoch-1.safetensors").exists(),
-            io,
+            stage != "vae-orig",
             "{stage}"
         );
-        // One 16-d latent feature per cell: the 297 unlabeled cells and the 3 networks.
+        // One 16-d latent feature per cell at each checkpoint: 297 unlabeled cells, 3 networks.
         let latent = tensors(&dir.join("latent.safetensors"));
-        assert_eq!(latent["features"].size(), vec![300, 16], "{stage}");
+        for model in models {
+            assert_eq!(latent[&format!("{model}/epoch-2")].size(), vec![300, 16], "{stage}");
+        }
         let cells = std::fs::metadata(dir.join("latent-cells.nb101"))
             .unwrap()
             .len();
         assert_eq!((cells - 24) / 24, 300);
+    }
+    // The reference trained alongside the io model equals arch2vec trained alone: same initial
+    // weights, same batches, its own noise stream.
+    let io = tensors(&out_dir(&a, "vae-io").join("latent.safetensors"));
+    let alone = tensors(&out_dir(&a, "vae-ref").join("latent.safetensors"));
+    for epoch in [1, 2] {
+        let (r, s) = (&io[&format!("reference/epoch-{epoch}")], &alone[&format!("arch2vec/epoch-{epoch}")]);
+        assert!(r.equal(s), "epoch {epoch}: reference != arch2vec alone");
+        assert!(!r.equal(&io[&format!("io/epoch-{epoch}")]), "the io model differs");
     }
 
     // Same seed, same device and threads: bit-identical weights in a second project.

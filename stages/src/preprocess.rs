@@ -14,7 +14,8 @@
 //! Sets (the paper's Table 2): `train` (train networks x seen images), `valid` (validation
 //! networks x seen images), `valid_unseen` (the first 10% of train networks by hash x unseen
 //! images), `test_unseen` (the other 90% x unseen images), `test_valid` (validation networks x
-//! unseen images). Each set's mean-vector baseline (L1 of predicting the train mean) is recorded.
+//! unseen images). Each set's mean-vector baseline is recorded: the L1 of predicting the set's own
+//! mean vector (info-NAS's `compute_dataset_stats.py`), and beside it that of the train mean.
 use nasflow_contract::{Kind, KindInfo};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -26,7 +27,7 @@ impl Kind for Preprocess {
     type Params = PreprocessParams;
     const INFO: KindInfo = KindInfo {
         name: "preprocess",
-        version: 1,
+        version: 2,
         doc: "Build info-NAS's labeled input-output datasets (bias, weighting, per-network scaling, sort by weights, per-position scaling) and their mean baselines",
         reads_seed: false,
         uses_device: false,

@@ -11,7 +11,7 @@ use nasflow_contract::{Kind, KindInfo};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use crate::search::table::TableSource;
+use crate::search::table::{Features, LatentChoice, TableSource};
 
 /// The `reinforce` kind.
 pub struct Reinforce;
@@ -20,7 +20,7 @@ impl Kind for Reinforce {
     type Params = ReinforceParams;
     const INFO: KindInfo = KindInfo {
         name: "reinforce",
-        version: 1,
+        version: 2,
         doc: "REINFORCE search (arch2vec's LSTM policy) in the latent space over a benchmark table, against random search",
         reads_seed: true,
         uses_device: false,
@@ -32,8 +32,12 @@ impl Kind for Reinforce {
 #[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct ReinforceParams {
-    /// "pretrained" (the networks pretrained in this pipeline: held-out accuracy as validation, test accuracy as test, measured training seconds as cost) or an NB101 table (nasbench_only108.tfrecord, arch2vec's data.json, hash-keyed *.jsonl)
+    /// "pretrained" (the networks pretrained in this pipeline: held-out accuracy as validation, test accuracy as test, simulated training seconds as cost: 3 x multiply-accumulates x images x epochs / 1e12) or an NB101 table (nasbench_only108.tfrecord, arch2vec's data.json, hash-keyed *.jsonl)
     pub table: TableSource,
+    /// whose latent features to search in: train-vae's main model or one it trained alongside
+    pub features: Features,
+    /// the train-vae checkpoint (epoch) whose features to use; 0: the last
+    pub checkpoint: usize,
     /// independent runs per method (paper: 500); seeds are the pipeline seed + 0..N
     #[schemars(range(min = 1))]
     pub seeds: usize,
@@ -55,10 +59,21 @@ pub struct ReinforceParams {
     pub random_search: bool,
 }
 
+impl ReinforceParams {
+    pub fn latent(&self) -> LatentChoice {
+        LatentChoice {
+            features: self.features,
+            checkpoint: self.checkpoint,
+        }
+    }
+}
+
 impl Default for ReinforceParams {
     fn default() -> Self {
         ReinforceParams {
             table: TableSource::default(),
+            features: Features::Main,
+            checkpoint: 0,
             seeds: 500,
             budget: 1.5e6,
             batch_size: 16,

@@ -284,6 +284,14 @@ fn choices_doc(ty: &ParamType) -> Vec<String> {
     }
 }
 
+/// A default as TOML would spell it; `unset` for an optional param without one.
+fn default_text(v: &serde_json::Value) -> String {
+    match v {
+        serde_json::Value::Null => "unset".into(),
+        v => v.to_string(),
+    }
+}
+
 fn params_text(d: &dyn Declaration) -> String {
     let info = d.info();
     let mut out = format!("{} (version {}): {}\n", info.name, info.version, info.doc);
@@ -297,7 +305,7 @@ fn params_text(d: &dyn Declaration) -> String {
             "  {:<22} {}, default {}{keyed}\n",
             p.name,
             type_name(p),
-            p.default
+            default_text(&p.default)
         ));
         out.push_str(&format!("  {:<22}   {}\n", "", p.doc));
         for c in choices_doc(&p.ty) {
@@ -325,7 +333,7 @@ pub fn params_markdown(d: &dyn Declaration) -> String {
             "| `{}` | {} | `{}` | {} |\n",
             p.name,
             cell(&type_name(p)),
-            cell(&p.default.to_string()),
+            cell(&default_text(&p.default)),
             cell(&doc)
         ));
     }

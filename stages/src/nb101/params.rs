@@ -111,6 +111,47 @@ pub fn trainable_parameters(cell: &Cell, s: &Skeleton) -> usize {
     total + cout * s.classes + s.classes
 }
 
+/// Multiply-accumulates of one cell's convolutions on one `side` x `side` image.
+fn cell_macs(cell: &Cell, input: usize, output: usize, side: usize) -> u64 {
+    let n = cell.num_vertices();
+    let ch = vertex_channels(cell, input, output);
+    let px = (side * side) as u64;
+    let conv = |cin: usize, cout: usize, k: usize| (cin * cout * k * k) as u64 * px;
+    let mut total = 0;
+    for t in 1..n {
+        if t < n - 1 {
+            total += match cell.ops()[t] {
+                Op::Conv3x3 => conv(ch[t], ch[t], 3),
+                Op::Conv1x1 => conv(ch[t], ch[t], 1),
+                _ => 0,
+            };
+        }
+        if cell.edge(0, t) {
+            total += conv(input, ch[t], 1);
+        }
+    }
+    total
+}
+
+/// Multiply-accumulates of the network's convolutions and classifier on one image of
+/// `side` x `side` pixels (forward pass; batch norm, pooling and additions not counted): the
+/// deterministic measure of training cost the `pretrained` search table uses.
+pub fn multiply_accumulates(cell: &Cell, s: &Skeleton, side: usize) -> u64 {
+    let mut total = (s.in_channels * s.init_channels * 9 * side * side) as u64;
+    let (mut cin, mut cout, mut side) = (s.init_channels, s.init_channels, side);
+    for stack in 0..s.stacks {
+        if stack > 0 {
+            cout *= 2;
+            side /= 2;
+        }
+        for _ in 0..s.cells_per_stack {
+            total += cell_macs(cell, cin, cout, side);
+            cin = cout;
+        }
+    }
+    total + (cout * s.classes) as u64
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -123,6 +164,21 @@ mod tests {
         )
         .unwrap();
         assert_eq!(trainable_parameters(&c, &Skeleton::NB101), 2_694_282);
+    }
+
+    #[test]
+    fn multiply_accumulates_by_hand() {
+        // input -> conv3x3 -> output, 1 stack of 1 cell, 4 stem channels, 2 classes, 2x2 images:
+        // stem 3*4*9*4 = 432; projection 4*4*1*4 = 64; conv3x3 4*4*9*4 = 576; classifier 4*2 = 8.
+        let c = Cell::parse("010001000", "input,conv3x3-bn-relu,output").unwrap();
+        let s = Skeleton {
+            in_channels: 3,
+            init_channels: 4,
+            stacks: 1,
+            cells_per_stack: 1,
+            classes: 2,
+        };
+        assert_eq!(multiply_accumulates(&c, &s, 2), 432 + 64 + 576 + 8);
     }
 
     #[test]

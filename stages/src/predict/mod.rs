@@ -5,8 +5,9 @@
 //! For each training size and seed: draw the fit set at random among the table's cells outside
 //! the labeled training networks (`fit_outside_train`), fit each regressor on each feature set
 //! (the 16-d latent features; the flattened 7x7 adjacency + 7x5 one-hot ops), predict every
-//! other such cell, and score RMSE and Pearson r on those whose true accuracy is above
-//! `threshold` (predictions are not filtered). The fit set of a (size, seed) is the same for
+//! other cell (the labeled training networks included: info-NAS's
+//! `run_gaussian_process.py` keeps them out of the fit set only), and score RMSE and Pearson r
+//! on those whose true accuracy is above `threshold` (predictions are not filtered). The fit set of a (size, seed) is the same for
 //! every regressor and feature set.
 //!
 //! Inputs: `train-vae`, `pretrain` (labeled networks; with `table = "pretrained"` the figures).
@@ -29,7 +30,7 @@ use serde::Deserialize;
 use crate::images;
 use crate::nb101::Arch2vec;
 use crate::report::{mean_ci95, Chart, Series};
-use crate::search::table::{Searchable, TableSource};
+use crate::search::table::{Features, LatentChoice, Searchable, TableSource};
 use regress::{pearson, rmse, Regressor};
 
 /// The `predict` kind.
@@ -39,7 +40,7 @@ impl Kind for Predict {
     type Params = PredictParams;
     const INFO: KindInfo = KindInfo {
         name: "predict",
-        version: 1,
+        version: 3,
         doc: "Predict network accuracy from the latent features (random forest, Gaussian process), against a plain encoding",
         reads_seed: true,
         uses_device: false,
@@ -53,6 +54,10 @@ impl Kind for Predict {
 pub struct PredictParams {
     /// "pretrained" (the networks pretrained in this pipeline) or an NB101 table file, as reinforce's `table`
     pub table: TableSource,
+    /// whose latent features to predict from: train-vae's main model or one it trained alongside
+    pub features: Features,
+    /// the train-vae checkpoint (epoch) whose features to use; 0: the last
+    pub checkpoint: usize,
     /// the accuracy to predict
     pub target: Target,
     /// fit-set sizes (paper: 250)
@@ -80,10 +85,21 @@ pub struct PredictParams {
     pub baseline: bool,
 }
 
+impl PredictParams {
+    pub fn latent(&self) -> LatentChoice {
+        LatentChoice {
+            features: self.features,
+            checkpoint: self.checkpoint,
+        }
+    }
+}
+
 impl Default for PredictParams {
     fn default() -> Self {
         PredictParams {
             table: TableSource::default(),
+            features: Features::Main,
+            checkpoint: 0,
             target: Target::Valid,
             train_sizes: vec![250, 600, 1000],
             seeds: 10,
@@ -242,12 +258,16 @@ impl Fit<'_> {
             let j = rng.random_range(k..order.len());
             order.swap(k, j);
         }
-        let (fit, rest) = order.split_at(size);
+        let fit = &order[..size];
         let truth_of = |i: usize| target(table, p, i).unwrap_or(0.0);
-        let eval: Vec<usize> = rest
-            .iter()
-            .copied()
-            .filter(|&i| target(table, p, i).is_some_and(|t| t > p.threshold))
+        // Scored: every cell outside the fit set (labeled training networks included: info-NAS
+        // leaves them out of the fit set only) whose target is above the threshold.
+        let mut in_fit = vec![false; table.len()];
+        for &i in fit {
+            in_fit[i] = true;
+        }
+        let eval: Vec<usize> = (0..table.len())
+            .filter(|&i| !in_fit[i] && target(table, p, i).is_some_and(|t| t > p.threshold))
             .collect();
         let pick =
             |ix: &[usize]| -> Vec<Vec<f64>> { ix.iter().map(|&i| self.rows[i].clone()).collect() };
@@ -373,7 +393,7 @@ pub fn write_charts(
 
 pub fn run(ctx: &StageContext<PredictParams>) -> Result<(), StageError> {
     let p = ctx.params;
-    let table = Searchable::load(ctx, &p.table)?;
+    let table = Searchable::load(ctx, &p.table, p.latent())?;
     let use_test = p.target == Target::Test;
     let regressors = p
         .regressors
@@ -401,7 +421,7 @@ pub fn run(ctx: &StageContext<PredictParams>) -> Result<(), StageError> {
     let (scored, skipped) = evaluate(&table, &protocol, ctx.threads)?;
     crate::files::write_jsonl(&ctx.out.join("results.jsonl"), &scored)?;
     let mut summary = summarize(&scored);
-    summary["table"] = json!({"source": table.source, "cells": table.len(),
+    summary["table"] = json!({"source": table.source, "latent": table.latent, "cells": table.len(),
         "labeled_train": table.labeled_train.iter().filter(|&&t| t).count(),
         "without_feature": table.without_feature, "without_figures": table.without_figures});
     summary["target"] = json!(if use_test { "test" } else { "valid" });
@@ -459,8 +479,8 @@ mod tests {
         let (b, _) = evaluate(&t, &protocol(), 1).unwrap();
         assert_eq!(a, b, "same results with another thread count");
         for s in &a {
-            // 119 candidates (one labeled train network left out) minus the fit set.
-            assert_eq!(s.scored, 119 - s.train_size);
+            // All 120 cells but the fit set: the labeled train network is scored, not fitted.
+            assert_eq!(s.scored, 120 - s.train_size);
             assert!(s.rmse.is_finite(), "{s:?}");
             if s.regressor == "rf" {
                 assert!(s.rmse < 0.05, "{s:?}");
@@ -481,7 +501,7 @@ mod tests {
         p.threshold = 0.85;
         p.sizes = vec![20];
         let (a, _) = evaluate(&t, &p, 1).unwrap();
-        let above = (1..120).filter(|&i| t.valid[i] > 0.85).count();
+        let above = (0..120).filter(|&i| t.valid[i] > 0.85).count();
         assert!(a.iter().all(|s| s.scored < above && s.scored > 0));
     }
 

@@ -8,8 +8,10 @@
 //!
 //! `pretrain` outputs per network: `weights.safetensors` (every variable, PyTorch names),
 //! `metrics.json` (per-epoch learning rate, loss and accuracy on the train batches and on the
-//! held-out images, the final test accuracy, wall time), and `network.json` (cell, sizes, image
-//! set). `extract` outputs `features.safetensors`, described in `nasflow_torch::extract`.
+//! held-out images, the final test accuracy, the images trained on), and `network.json` (cell,
+//! sizes, parameter and multiply-accumulate counts, image set). Timings, the device and the
+//! threads go to the provenance directory (`timing.json`): outputs are a function of the
+//! inputs, params, seed and thread count only. `extract` outputs `features.safetensors`, described in `nasflow_torch::extract`.
 
 use nasflow_contract::{Kind, KindInfo, PathOr, StageContext, StageError};
 use schemars::JsonSchema;
@@ -26,7 +28,7 @@ impl Kind for Pretrain {
     type Params = PretrainParams;
     const INFO: KindInfo = KindInfo {
         name: "pretrain",
-        version: 1,
+        version: 2,
         doc: "Train each labeled network (NASBench-PyTorch's network and trainer) on images",
         reads_seed: true,
         uses_device: true,
@@ -140,6 +142,9 @@ pub struct NetworkInfo {
     pub cells_per_stack: usize,
     pub classes: usize,
     pub trainable_parameters: usize,
+    /// Forward multiply-accumulates on one 32 x 32 image (see `nb101::params`).
+    #[serde(default)]
+    pub multiply_accumulates: u64,
     /// The image set's name and the held-out count, which extract must match.
     pub images: String,
     pub held_out: usize,

@@ -3,6 +3,8 @@
 //! in this pipeline). Cells without a feature or without figures are not searchable.
 use std::path::Path;
 
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use nasflow_contract::layout::{item_dir, ITEMS_LIST};
@@ -10,9 +12,14 @@ use nasflow_contract::{Keywords, PathOr, StageContext, StageError};
 
 use crate::nb101::tables::Table;
 use crate::nb101::{Cell, ModuleHash, Space};
+use crate::pretrain::NetworkInfo;
+use crate::train_vae::{latent_tensor, LatentIndex, Model};
 
 /// The `table` param's keyword for the networks pretrained in this pipeline.
 pub const PRETRAINED: &str = "pretrained";
+
+// (The `pretrained` table: held-out accuracy as validation, test accuracy as test, and
+// [`simulated_seconds`] as the cost.)
 
 /// The keywords of a `table` param.
 pub struct Pretrained;
@@ -23,6 +30,42 @@ impl Keywords for Pretrained {
 
 /// A `table` param: `"pretrained"` or an NB101 table file.
 pub type TableSource = PathOr<Pretrained>;
+
+/// Which of train-vae's latent features a search or a prediction uses (the `features` param).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Features {
+    /// the model of train-vae's variant (io, arch2vec or original)
+    #[default]
+    Main,
+    /// the io model's VAE (variant "io")
+    Io,
+    /// the reference VAE trained alongside the io model (variant "io")
+    Reference,
+    /// the plain VAE trained alone (variant "arch2vec")
+    Arch2vec,
+    /// arch2vec's original training (variant "arch2vec-original")
+    Original,
+}
+
+impl Features {
+    fn model(self) -> Option<Model> {
+        match self {
+            Features::Main => None,
+            Features::Io => Some(Model::Io),
+            Features::Reference => Some(Model::Reference),
+            Features::Arch2vec => Some(Model::Arch2vec),
+            Features::Original => Some(Model::Original),
+        }
+    }
+}
+
+/// The latent features to read: which model's, at which checkpoint (0: the last).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct LatentChoice {
+    pub features: Features,
+    pub checkpoint: usize,
+}
 
 /// Searchable cells in the table's order.
 #[derive(Clone, Debug, Default)]
@@ -41,6 +84,8 @@ pub struct Searchable {
     pub labeled_train: Vec<bool>,
     /// What the table was: "pretrained" or the table file.
     pub source: String,
+    /// The latent features used: `MODEL/epoch-E`.
+    pub latent: String,
     /// Table rows left out: no latent feature, or missing figures.
     pub without_feature: usize,
     pub without_figures: usize,
@@ -69,7 +114,11 @@ impl Searchable {
     /// Loads the searchable table of a `reinforce` or `predict` run: features from the
     /// `train-vae` input, figures per the `table` param, labeled networks from the `pretrain`
     /// (or `sample`) input's `items.jsonl`.
-    pub fn load<P>(ctx: &StageContext<P>, table: &TableSource) -> Result<Searchable, StageError> {
+    pub fn load<P>(
+        ctx: &StageContext<P>,
+        table: &TableSource,
+        choice: LatentChoice,
+    ) -> Result<Searchable, StageError> {
         let vae = ctx.input("train-vae")?;
         let labeled_dir = ctx
             .inputs
@@ -108,13 +157,19 @@ impl Searchable {
             })?;
             (pretrained_rows(dir, &labeled)?, PRETRAINED.to_string())
         };
-        let (cells, features, dim) = read_latent(vae)?;
+        let (cells, features, dim, latent) = read_latent(vae, choice)
+            .map_err(|e| match e {
+                StageError::Config(m) => StageError::Config(format!("stage `{}`: {m}", ctx.stage)),
+                e => e,
+            })?;
         let train: std::collections::HashSet<ModuleHash> = labeled
             .iter()
             .filter(|(_, split)| split == "train")
             .map(|(h, _)| *h)
             .collect();
-        Ok(join(rows, &cells, &features, dim, &train, source))
+        let mut s = join(rows, &cells, &features, dim, &train, source);
+        s.latent = latent;
+        Ok(s)
     }
 }
 
@@ -174,29 +229,49 @@ fn read_items(path: &Path) -> Result<Vec<(ModuleHash, String)>, StageError> {
 }
 
 /// The pretrained networks' figures: the last epoch's held-out accuracy (validation), the test
-/// accuracy, and the summed epoch seconds (cost), from each item's `metrics.json`.
+/// accuracy, and the simulated training seconds (cost) from each item's `metrics.json` and
+/// `network.json`.
 fn pretrained_rows(dir: &Path, items: &[(ModuleHash, String)]) -> Result<Vec<Figures>, StageError> {
     let mut rows = Vec::new();
     for (k, (hash, _)) in items.iter().enumerate() {
-        let path = dir.join(item_dir(k)).join("metrics.json");
+        let item = dir.join(item_dir(k));
+        let path = item.join("metrics.json");
         let m: Value = crate::files::read_json(&path)?;
+        let net: NetworkInfo = crate::files::read_json(&item.join("network.json"))?;
         let epochs = m["epochs"].as_array().cloned().unwrap_or_default();
         let valid = epochs.last().and_then(|e| e["held_out_accuracy"].as_f64());
-        let cost: f64 = epochs.iter().filter_map(|e| e["seconds"].as_f64()).sum();
         if valid.is_none() {
             return Err(StageError::Failed(format!(
                 "{}: no epochs with `held_out_accuracy` (is it pretrain's output?)",
                 path.display()
             )));
         }
+        let images = m["train_images"].as_u64().unwrap_or(0);
+        let cost = simulated_seconds(net.multiply_accumulates, images, epochs.len() as u64);
         rows.push((*hash, valid, m["test_accuracy"].as_f64(), Some(cost)));
     }
     Ok(rows)
 }
 
-/// train-vae's latent features: the cells (`latent-cells.nb101`) and `features` (cells x dim, f32)
-/// of `latent.safetensors`.
-pub fn read_latent(dir: &Path) -> Result<(Space, Vec<f32>, usize), StageError> {
+/// Multiply-accumulates a nominal device does per second: the `pretrained` table's cost is the
+/// training's multiply-accumulates (forward, x3 for the backward pass) over this, so that it is a
+/// function of the network and its training, not of how loaded the machine was.
+pub const NOMINAL_MACS_PER_SECOND: f64 = 1e12;
+
+/// Simulated seconds of training a network with `macs` per image on `images` for `epochs`.
+pub fn simulated_seconds(macs: u64, images: u64, epochs: u64) -> f64 {
+    3.0 * macs as f64 * images as f64 * epochs as f64 / NOMINAL_MACS_PER_SECOND
+}
+
+/// train-vae's latent features of `choice`: the cells (`latent-cells.nb101`), the features
+/// (cells x dim, f32, from `latent.safetensors` as `latent.json` indexes it), the dim, and the
+/// tensor's name.
+pub fn read_latent(
+    dir: &Path,
+    choice: LatentChoice,
+) -> Result<(Space, Vec<f32>, usize, String), StageError> {
+    let index: LatentIndex = crate::files::read_json(&dir.join("latent.json"))?;
+    let name = pick_latent(&index, choice)?;
     let cells_path = dir.join("latent-cells.nb101");
     let space = Space::read(&cells_path).map_err(|e| StageError::Failed(e.to_string()))?;
     let path = dir.join("latent.safetensors");
@@ -209,12 +284,12 @@ pub fn read_latent(dir: &Path) -> Result<(Space, Vec<f32>, usize), StageError> {
     };
     let st = safetensors::SafeTensors::deserialize(&bytes).map_err(|e| bad(e.to_string()))?;
     let t = st
-        .tensor("features")
-        .map_err(|_| bad("no tensor `features`".into()))?;
+        .tensor(&name)
+        .map_err(|_| bad(format!("no tensor `{name}`")))?;
     let shape = t.shape();
     if t.dtype() != safetensors::Dtype::F32 || shape.len() != 2 || shape[0] != space.len() {
         return Err(bad(format!(
-            "`features` must be f32 of shape [{}, dim], not {:?} {:?}",
+            "`{name}` must be f32 of shape [{}, dim], not {:?} {:?}",
             space.len(),
             t.dtype(),
             shape
@@ -225,5 +300,64 @@ pub fn read_latent(dir: &Path) -> Result<(Space, Vec<f32>, usize), StageError> {
         .chunks_exact(4)
         .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
         .collect();
-    Ok((space, features, shape[1]))
+    Ok((space, features, shape[1], name))
+}
+
+/// The tensor name of `choice` in train-vae's output, or a config error naming what there is.
+pub fn pick_latent(index: &LatentIndex, choice: LatentChoice) -> Result<String, StageError> {
+    let names: Vec<&str> = index.models.iter().map(|m| m.name()).collect();
+    let model = match choice.features.model() {
+        None => *index.models.first().ok_or_else(|| {
+            StageError::Failed("train-vae's latent.json lists no models".into())
+        })?,
+        Some(m) if index.models.contains(&m) => m,
+        Some(m) => {
+            return Err(StageError::Config(format!(
+                "features = \"{}\" but train-vae trained {} (the reference comes with variant = \"io\", arch2vec with \"arch2vec\", original with \"arch2vec-original\")",
+                m.name(),
+                names.join(", ")
+            )))
+        }
+    };
+    let epoch = match choice.checkpoint {
+        0 => *index.checkpoints.last().ok_or_else(|| {
+            StageError::Failed("train-vae's latent.json lists no checkpoints".into())
+        })?,
+        e if index.checkpoints.contains(&e) => e,
+        e => {
+            return Err(StageError::Config(format!(
+                "checkpoint = {e} but train-vae has features at epochs {:?}: pick one of them (0: the last), or add {e} to train-vae's checkpoints",
+                index.checkpoints
+            )))
+        }
+    };
+    Ok(latent_tensor(model, epoch))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn latent_choice_names_the_tensor_or_says_what_there_is() {
+        let index = LatentIndex {
+            models: vec![Model::Io, Model::Reference],
+            checkpoints: vec![1, 2],
+            dim: 16,
+            cells: 10,
+        };
+        let pick = |features, checkpoint| pick_latent(&index, LatentChoice { features, checkpoint });
+        assert_eq!(pick(Features::Main, 0).unwrap(), "io/epoch-2");
+        assert_eq!(pick(Features::Reference, 1).unwrap(), "reference/epoch-1");
+        let e = pick(Features::Original, 0).unwrap_err().to_string();
+        assert!(e.contains("io, reference") && e.contains("arch2vec-original"), "{e}");
+        let e = pick(Features::Io, 3).unwrap_err().to_string();
+        assert!(e.contains("[1, 2]") && e.contains("add 3"), "{e}");
+    }
+
+    #[test]
+    fn simulated_cost_is_macs_times_images_times_epochs() {
+        // 1e9 MACs per image, 1e3 images, 2 epochs, x3 for the backward pass, at 1e12 per second.
+        assert_eq!(simulated_seconds(1_000_000_000, 1000, 2), 6.0);
+    }
 }

@@ -14,6 +14,8 @@
 use tch::nn::{self, Module, ModuleT};
 use tch::{Kind, Tensor};
 
+use crate::noise::Noise;
+
 pub const NODES: i64 = 7;
 pub const OPS: i64 = 5;
 
@@ -120,16 +122,17 @@ impl Vae {
         (self.fc_mu.forward(&x), self.fc_logvar.forward(&x))
     }
 
-    pub fn forward_t(&self, ops: &Tensor, adj: &Tensor, train: bool) -> Output {
+    /// A forward pass; in training, the reparameterization noise and the decoder's dropout
+    /// come from `noise`.
+    pub fn forward_t(&self, ops: &Tensor, adj: &Tensor, train: bool, noise: &mut Noise) -> Output {
         let (mu, logvar) = self.encode(ops, adj, train);
         let z = if train {
-            &mu + Tensor::randn_like(&mu) * logvar.exp()
+            &mu + noise.normal_like(&mu) * logvar.exp()
         } else {
             mu.shallow_clone()
         };
-        let d = z.dropout(self.cfg.dropout, train);
-        let ops_recon = self.dec_ops.forward(&d).sigmoid();
-        let adj_recon = d.bmm(&d.transpose(1, 2)).sigmoid();
+        let d = noise.dropout(&z, self.cfg.dropout, train);
+        let (ops_recon, adj_recon) = self.decode(&d);
         Output {
             ops: ops_recon,
             adj: adj_recon,
@@ -137,6 +140,18 @@ impl Vae {
             logvar,
             z,
         }
+    }
+
+    /// (ops, adjacency) decoded from node embeddings (no dropout).
+    pub fn decode(&self, z: &Tensor) -> (Tensor, Tensor) {
+        (
+            self.dec_ops.forward(z).sigmoid(),
+            z.bmm(&z.transpose(1, 2)).sigmoid(),
+        )
+    }
+
+    pub fn latent(&self) -> i64 {
+        self.cfg.latent
     }
 }
 
@@ -153,9 +168,22 @@ pub fn loss(out: &Output, ops: &Tensor, adj: &Tensor) -> Tensor {
     recon + inner.mean(Kind::Float) * (-0.5 / nodes)
 }
 
-/// arch2vec's `get_accuracy`: (ops accuracy: argmax over all 7 rows; adjacency accuracy: `> 0.5`
-/// over the 21 upper-triangle entries of each cell).
-pub fn accuracy(out: &Output, ops: &Tensor, adj: &Tensor) -> (f64, f64) {
+/// arch2vec's `get_accuracy` on one batch.
+#[derive(Clone, Copy, Debug, Default, PartialEq, serde::Serialize)]
+pub struct Accuracy {
+    /// Argmax accuracy of the ops over all 7 rows.
+    pub ops: f64,
+    /// Accuracy of `adjacency > 0.5` over the 21 upper-triangle entries of each cell.
+    pub adj: f64,
+    /// Mean reconstructed probability of the true edges (`mean_corr_adj`).
+    pub mean_corr_adj: f64,
+    /// Mean reconstructed probability of the upper-triangle non-edges (`mean_fal_pos_adj`).
+    pub mean_fal_pos_adj: f64,
+}
+
+/// arch2vec's `get_accuracy`.
+pub fn accuracy(out: &Output, ops: &Tensor, adj: &Tensor) -> Accuracy {
+    let n = ops.size()[0] as f64;
     let acc_ops = out
         .ops
         .argmax(-1, false)
@@ -165,13 +193,24 @@ pub fn accuracy(out: &Output, ops: &Tensor, adj: &Tensor) -> (f64, f64) {
     let mask = Tensor::ones([NODES, NODES], (Kind::Float, adj.device()))
         .triu(1)
         .to_kind(Kind::Bool);
+    let recon = out.adj.triu(1);
+    let truth = adj.triu(1);
+    let edges = truth.sum(Kind::Double).double_value(&[]);
+    let upper = n * (NODES * (NODES - 1) / 2) as f64;
+    let at = |m: &Tensor| recon.masked_select(m).sum(Kind::Double).double_value(&[]);
+    let is_edge = truth.gt(0.5);
+    let non_edge = is_edge.logical_not().logical_and(&mask);
     let pred = out.adj.gt(0.5).masked_select(&mask);
-    let truth = adj.gt(0.5).masked_select(&mask);
     let acc_adj = pred
-        .eq_tensor(&truth)
+        .eq_tensor(&adj.gt(0.5).masked_select(&mask))
         .to_kind(Kind::Float)
         .mean(Kind::Float);
-    (acc_ops.double_value(&[]), acc_adj.double_value(&[]))
+    Accuracy {
+        ops: acc_ops.double_value(&[]),
+        adj: acc_adj.double_value(&[]),
+        mean_corr_adj: at(&is_edge) / edges.max(1.0),
+        mean_fal_pos_adj: at(&non_edge) / (upper - edges).max(1.0),
+    }
 }
 
 /// arch2vec's validity and uniqueness of decoded cells: each row's op is the argmax (arch2vec's
@@ -221,13 +260,11 @@ pub fn validity_uniqueness(ops: &Tensor, adj: &Tensor) -> (f64, f64) {
 }
 
 /// Decodes `n` cells from arch2vec's prior: `z = randn(n, 7, latent) * z_std + z_mean` (the
-/// statistics of an epoch's encoder means), eval mode.
-pub fn sample_prior(vae: &Vae, z_mean: &Tensor, z_std: &Tensor, n: i64) -> (f64, f64) {
+/// statistics of an epoch's encoder means; the normals from `noise`), eval mode.
+pub fn sample_prior(vae: &Vae, z_mean: &Tensor, z_std: &Tensor, n: i64, noise: &mut Noise) -> (f64, f64) {
     let _guard = tch::no_grad_guard();
-    let z =
-        Tensor::randn([n, NODES, vae.cfg.latent], (Kind::Float, z_mean.device())) * z_std + z_mean;
-    let ops = vae.dec_ops.forward(&z).sigmoid();
-    let adj = z.bmm(&z.transpose(1, 2)).sigmoid();
+    let z = noise.normal(&[n, NODES, vae.cfg.latent], z_mean.device()) * z_std + z_mean;
+    let (ops, adj) = vae.decode(&z);
     validity_uniqueness(&ops, &adj)
 }
 
@@ -261,7 +298,7 @@ pub(crate) mod tests {
         let vae = Vae::new(&vs.root(), Config::default());
         let (ops, adj) = cells();
         let (ops, adj) = (ops.narrow(0, 0, 4), adj.narrow(0, 0, 4));
-        let out = vae.forward_t(&ops, &adj, true);
+        let out = vae.forward_t(&ops, &adj, true, &mut Noise::new(1, 1));
         assert_eq!(out.ops.size(), vec![4, 7, 5]);
         assert_eq!(out.adj.size(), vec![4, 7, 7]);
         assert_eq!(out.mu.size(), vec![4, 7, 16]);
@@ -271,6 +308,39 @@ pub(crate) mod tests {
         assert!(s.equal(&s.transpose(1, 2)));
         // 11 trainable tensors per GIN layer pair... at least: eps, 4 x (2 linear + 2 bn) , fc1, fc2, decoder.
         assert!(vs.trainable_variables().len() > 20);
+    }
+
+    /// arch2vec's `get_accuracy` on a hand-made batch of one 3-vertex cell: true edges 0->1,
+    /// 1->2 (of 21 upper-triangle entries); reconstruction 0.9 and 0.2 on them, 0.6 on 0->2 and 0
+    /// elsewhere; ops argmax right on 6 of 7 rows.
+    #[test]
+    fn accuracy_by_hand() {
+        let mut a = vec![0f32; 49];
+        a[1] = 1.0;
+        a[7 + 2] = 1.0;
+        let adj = Tensor::from_slice(&a).view([1, 7, 7]);
+        let mut r = vec![0f32; 49];
+        r[1] = 0.9;
+        r[7 + 2] = 0.2;
+        r[2] = 0.6;
+        let ops = Tensor::eye(7, (Kind::Float, tch::Device::Cpu)).narrow(1, 0, 5).unsqueeze(0);
+        let mut recon_ops = ops.copy();
+        let _ = recon_ops.get(0).get(0).fill_(0.0);
+        let _ = recon_ops.get(0).get(0).get(3).fill_(1.0);
+        let out = Output {
+            ops: recon_ops,
+            adj: Tensor::from_slice(&r).view([1, 7, 7]),
+            mu: Tensor::zeros([1, 7, 16], (Kind::Float, tch::Device::Cpu)),
+            logvar: Tensor::zeros([1, 7, 16], (Kind::Float, tch::Device::Cpu)),
+            z: Tensor::zeros([1, 7, 16], (Kind::Float, tch::Device::Cpu)),
+        };
+        let acc = accuracy(&out, &ops, &adj);
+        assert!((acc.mean_corr_adj - (0.9 + 0.2) / 2.0).abs() < 1e-6, "{acc:?}");
+        assert!((acc.mean_fal_pos_adj - 0.6 / 19.0).abs() < 1e-6, "{acc:?}");
+        // > 0.5: 0->1 right, 1->2 wrong, 0->2 wrong, the other 18 right.
+        assert!((acc.adj - 19.0 / 21.0).abs() < 1e-6, "{acc:?}");
+        // Rows 5 and 6 of the 5-column eye are all zero: argmax 0 on both sides.
+        assert!((acc.ops - 6.0 / 7.0).abs() < 1e-6, "{acc:?}");
     }
 
     #[test]
@@ -297,6 +367,7 @@ pub(crate) mod tests {
             &Tensor::zeros([16], (Kind::Float, tch::Device::Cpu)),
             &Tensor::ones([16], (Kind::Float, tch::Device::Cpu)),
             200,
+            &mut Noise::new(1, 2),
         );
         assert!((0.0..=1.0).contains(&v) && (0.0..=1.0).contains(&u));
     }
@@ -314,13 +385,12 @@ pub(crate) mod tests {
         let (val_ops, val_adj) = (ops.narrow(0, 900, 100), adj.narrow(0, 900, 100));
         let eval = |vae: &Vae| {
             let _g = tch::no_grad_guard();
-            let out = vae.forward_t(&val_ops, &val_adj, false);
-            (
-                loss(&out, &val_ops, &val_adj).double_value(&[]),
-                accuracy(&out, &val_ops, &val_adj),
-            )
+            let out = vae.forward_t(&val_ops, &val_adj, false, &mut Noise::new(0, 0));
+            let a = accuracy(&out, &val_ops, &val_adj);
+            (loss(&out, &val_ops, &val_adj).double_value(&[]), (a.ops, a.adj))
         };
         let (l0, (ops0, adj0)) = eval(&vae);
+        let mut noise = Noise::new(1, 3);
         for _epoch in 0..15 {
             let perm = Tensor::randperm(900, (Kind::Int64, tch::Device::Cpu));
             for s in (0..900).step_by(32) {
@@ -329,7 +399,7 @@ pub(crate) mod tests {
                     train_ops.index_select(0, &idx),
                     train_adj.index_select(0, &idx),
                 );
-                let out = vae.forward_t(&o, &a, true);
+                let out = vae.forward_t(&o, &a, true, &mut noise);
                 let l = loss(&out, &o, &a);
                 opt.zero_grad();
                 l.backward();

@@ -11,12 +11,12 @@
 //!   ReLU, Dropout(0.5), Linear(512, outputs); no final activation;
 //! - labeled loss: the VAE loss (weight 1) + mean L1 to the target.
 //!
-//! Convolutions have no bias; layers use tch's default initialisation (PyTorch's defaults differ
-//! slightly: kaiming-uniform with a = sqrt(5)).
+//! Convolutions have no bias; layers are initialised as PyTorch's ([`crate::init`]).
 use tch::nn::{self, Module, ModuleT};
 use tch::{Kind, Tensor};
 
 use crate::arch2vec::{self, Output, Vae, NODES};
+use crate::noise::Noise;
 
 #[derive(Debug)]
 struct Cbr {
@@ -75,8 +75,9 @@ impl IoHead {
         }
     }
 
-    /// The prediction from node embeddings `z` (B x 7 x latent) and images (B x 3 x 32 x 32).
-    pub fn forward_t(&self, z: &Tensor, images: &Tensor, train: bool) -> Tensor {
+    /// The prediction from node embeddings `z` (B x 7 x latent) and images (B x 3 x 32 x 32);
+    /// dropout masks from `noise`.
+    pub fn forward_t(&self, z: &Tensor, images: &Tensor, train: bool, noise: &mut Noise) -> Tensor {
         let mut x = images.shallow_clone();
         for c in &self.convs {
             x = c.forward_t(&x, train);
@@ -84,22 +85,22 @@ impl IoHead {
         let img = x.mean_dim(&[2i64, 3][..], false, Kind::Float);
         let zf = self.z_dense.forward(&z.flatten(1, -1)).relu();
         let h = self.concat_dense.forward(&Tensor::cat(&[zf, img], 1));
-        let h = self.dense1.forward(&h.relu().dropout(self.dropout, train));
-        self.dense2.forward(&h.relu().dropout(self.dropout, train))
+        let h = self.dense1.forward(&noise.dropout(&h.relu(), self.dropout, train));
+        self.dense2.forward(&noise.dropout(&h.relu(), self.dropout, train))
     }
 }
 
 /// A labeled forward pass: the VAE's output and the prediction.
 pub fn forward_labeled(
-    vae: &Vae,
-    head: &IoHead,
+    (vae, head): (&Vae, &IoHead),
     ops: &Tensor,
     adj: &Tensor,
     images: &Tensor,
     train: bool,
+    noise: &mut Noise,
 ) -> (Output, Tensor) {
-    let out = vae.forward_t(ops, adj, train);
-    let pred = head.forward_t(&out.z, images, train);
+    let out = vae.forward_t(ops, adj, train, noise);
+    let pred = head.forward_t(&out.z, images, train, noise);
     (out, pred)
 }
 
@@ -132,18 +133,19 @@ mod tests {
         let (ops, adj) = (ops.narrow(0, 0, b), adj.narrow(0, 0, b));
         let images = Tensor::randn([b, 3, 32, 32], (Kind::Float, Device::Cpu));
         let target = Tensor::randn([b, 9], (Kind::Float, Device::Cpu));
-        let (out, pred) = forward_labeled(&vae, &head, &ops, &adj, &images, true);
+        let mut noise = Noise::new(3, 1);
+        let (out, pred) = forward_labeled((&vae, &head), &ops, &adj, &images, true, &mut noise);
         assert_eq!(pred.size(), vec![b, 9]);
         assert_eq!(out.z.size(), vec![b, 7, 16]);
         let l1 = |vae: &Vae, head: &IoHead| {
             let _g = tch::no_grad_guard();
-            let (_, p) = forward_labeled(vae, head, &ops, &adj, &images, false);
+            let (_, p) = forward_labeled((vae, head), &ops, &adj, &images, false, &mut Noise::new(0, 0));
             p.l1_loss(&target, tch::Reduction::Mean).double_value(&[])
         };
         let before = l1(&vae, &head);
         let mut opt = nn::Adam::default().build(&vs, 1e-3).unwrap();
         for _ in 0..150 {
-            let (out, pred) = forward_labeled(&vae, &head, &ops, &adj, &images, true);
+            let (out, pred) = forward_labeled((&vae, &head), &ops, &adj, &images, true, &mut noise);
             let loss = labeled_loss(&out, &pred, &ops, &adj, &target);
             opt.zero_grad();
             loss.backward();

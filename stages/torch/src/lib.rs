@@ -9,8 +9,10 @@
 //! pulls in libtorch (~300 ms to load) for a no-op run. `tests/cli.rs` checks the engine binary.
 pub mod arch2vec;
 pub mod extract;
+pub mod init;
 pub mod io_model;
 pub mod network;
+pub mod noise;
 pub mod preprocess;
 pub mod reinforce;
 pub mod train;

@@ -227,7 +227,7 @@ pub fn reinforce(
 
 pub fn run(ctx: &StageContext<ReinforceParams>) -> Result<(), StageError> {
     let p = ctx.params;
-    let table = Searchable::load(ctx, &p.table)?;
+    let table = Searchable::load(ctx, &p.table, p.latent())?;
     if table.is_empty() {
         return Err(StageError::Failed(format!(
             "stage `{}`: no searchable cells: none of the table's {} rows has both a latent feature and figures (does train-vae's sample cover the table's cells?)",
@@ -289,6 +289,7 @@ pub fn run(ctx: &StageContext<ReinforceParams>) -> Result<(), StageError> {
     nasflow_stages::files::write_jsonl(&out.join("traces.jsonl"), &traces)?;
     let mut summary = summarize(&traces, &table, settings.budget);
     summary["source"] = serde_json::json!(table.source);
+    summary["latent"] = serde_json::json!(table.latent);
     nasflow_stages::files::write_json(&out.join(SUMMARY), &summary)?;
     write_charts(out, &traces, settings.budget)?;
     Ok(())

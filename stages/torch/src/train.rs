@@ -17,7 +17,7 @@ use crate::network::{count_trainable, Init, Network};
 use nasflow_contract::Device;
 use nasflow_stages::files::write_json;
 use nasflow_stages::images::{self, Dataset, ImageSource, Images};
-use nasflow_stages::nb101::params::Skeleton;
+use nasflow_stages::nb101::params::{multiply_accumulates, Skeleton};
 use nasflow_stages::nb101::{Cell, ModuleHash};
 use nasflow_stages::pretrain::{item_cell, NetworkInfo, PretrainParams};
 use nasflow_stages::{StageContext, StageError};
@@ -125,9 +125,9 @@ struct Epoch {
     train_accuracy: f64,
     held_out_loss: f64,
     held_out_accuracy: f64,
-    seconds: f64,
 }
 
+/// `metrics.json`: a function of the inputs, params, seed and thread count.
 #[derive(Serialize)]
 struct Metrics {
     hash: String,
@@ -135,7 +135,13 @@ struct Metrics {
     test_accuracy: f64,
     test_images: usize,
     train_images: usize,
+}
+
+/// `timing.json` in the provenance directory: what varies from run to run.
+#[derive(Serialize)]
+struct Timing {
     wall_seconds: f64,
+    epoch_seconds: Vec<f64>,
     images_per_second: f64,
     device: String,
     threads: usize,
@@ -195,7 +201,7 @@ pub fn run(ctx: &StageContext<PretrainParams>) -> Result<(), StageError> {
     };
 
     // 3. Train, evaluating on the held-out images after every epoch.
-    let (history, trained_images, train_seconds) = train(ctx, &mut t, &data, &mut train_idx);
+    let (history, epoch_seconds, trained_images) = train(ctx, &mut t, &data, &mut train_idx);
 
     // 4. Test, and write the outputs.
     let test_pixels = images::batch(&data.data.test, &test_idx, None);
@@ -207,12 +213,17 @@ pub fn run(ctx: &StageContext<PretrainParams>) -> Result<(), StageError> {
         test_accuracy,
         test_images: test_n,
         train_images: train_idx.len(),
+    };
+    write_outputs(ctx, &t, &data, (hash, &cell, &sk), &metrics)?;
+    let train_seconds: f64 = epoch_seconds.iter().sum();
+    let timing = Timing {
         wall_seconds: started.elapsed().as_secs_f64(),
         images_per_second: trained_images as f64 / train_seconds.max(1e-9),
+        epoch_seconds,
         device: ctx.device.to_string(),
         threads: ctx.threads,
     };
-    write_outputs(ctx, &t, &data, (hash, &cell, &sk), &metrics)
+    write_json(&ctx.provenance.join("timing.json"), &timing)
 }
 
 /// `weights.safetensors`, `network.json`, `metrics.json`.
@@ -235,6 +246,7 @@ fn write_outputs(
         cells_per_stack: sk.cells_per_stack,
         classes: sk.classes,
         trainable_parameters: count_trainable(&t.vs),
+        multiply_accumulates: multiply_accumulates(cell, sk, images::SIDE),
         images: data.data.name.clone(),
         held_out: ctx.params.held_out,
     };
@@ -243,13 +255,14 @@ fn write_outputs(
 }
 
 /// Every epoch: set the cosine learning rate, shuffle, train on the batches (augmented),
-/// evaluate on the held-out images. Returns the epochs, the images trained on, the seconds.
+/// evaluate on the held-out images. Returns the epochs, each epoch's seconds, the images trained
+/// on.
 fn train(
     ctx: &StageContext<PretrainParams>,
     t: &mut Trainee,
     data: &Prepared,
     train_idx: &mut [usize],
-) -> (Vec<Epoch>, usize, f64) {
+) -> (Vec<Epoch>, Vec<f64>, usize) {
     let p = ctx.params;
     let (epochs, batch_size) = (p.epochs, p.batch_size.max(1));
     let held_labels = labels(&data.data.train, &data.held_idx, t.device);
@@ -259,7 +272,7 @@ fn train(
     let total = (steps_per_epoch * epochs) as u64;
     let mut history = Vec::new();
     let mut trained_images = 0usize;
-    let train_started = Instant::now();
+    let mut seconds = Vec::with_capacity(epochs);
     for epoch in 0..epochs {
         let t0 = Instant::now();
         let epoch_lr =
@@ -298,12 +311,8 @@ fn train(
             train_accuracy: correct / seen.max(1) as f64,
             held_out_loss,
             held_out_accuracy,
-            seconds: t0.elapsed().as_secs_f64(),
         });
+        seconds.push(t0.elapsed().as_secs_f64());
     }
-    (
-        history,
-        trained_images,
-        train_started.elapsed().as_secs_f64(),
-    )
+    (history, seconds, trained_images)
 }
