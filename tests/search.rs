@@ -302,3 +302,81 @@ deps = ["train-vae"]
     let err = stderr(&out);
     assert!(err.contains("needs the pretrain stage in deps"), "{err}");
 }
+
+/// One train-vae run (io, checkpoints 1 and 2) feeds reinforce and predict with both models'
+/// features at both checkpoints; a new consumer of other features trains nothing.
+#[test]
+fn one_training_run_feeds_both_models_at_both_checkpoints() {
+    let tmp = tempfile::tempdir().unwrap();
+    let space = small_space(tmp.path());
+    let table = std::fs::canonicalize("../shared/data/nb101-1k.jsonl").unwrap();
+    let head = PIPELINE
+        .split("[stages.reinforce]")
+        .next()
+        .unwrap()
+        .replace("SPACE", &space.to_string_lossy())
+        .replace("variant = \"arch2vec\"\nepochs = 1\ncheckpoints = []", "variant = \"io\"\nepochs = 2\ncheckpoints = [1, 2]\nimage_channels = 4");
+    let mut pipeline = head.clone();
+    for model in ["io", "reference"] {
+        for checkpoint in [1, 2] {
+            pipeline.push_str(&format!(
+                r#"
+[stages.reinforce-{model}-{checkpoint}]
+kind = "reinforce"
+deps = ["train-vae", "pretrain"]
+table = "{table}"
+features = "{model}"
+checkpoint = {checkpoint}
+seeds = 2
+budget = 30000.0
+[stages.predict-{model}-{checkpoint}]
+kind = "predict"
+deps = ["train-vae", "pretrain"]
+table = "{table}"
+features = "{model}"
+checkpoint = {checkpoint}
+train_sizes = [50]
+seeds = 2
+baseline = false
+"#,
+                table = table.display()
+            ));
+        }
+    }
+    let p = Project::new(&pipeline);
+    let ran = p.run_ok(&[]);
+    assert!(ran.contains("train-vae") && ran.len() == 13, "{ran:?}");
+    let mut rmse = Vec::new();
+    for model in ["io", "reference"] {
+        for checkpoint in [1, 2] {
+            let want = format!("{model}/epoch-{checkpoint}");
+            let r = json(&out_dir(&p, &format!("reinforce-{model}-{checkpoint}")).join("summary.json"));
+            assert_eq!(r["latent"], want.as_str());
+            assert_eq!(r["table"]["cells"], 400);
+            let s = json(&out_dir(&p, &format!("predict-{model}-{checkpoint}")).join("summary.json"));
+            assert_eq!(s["table"]["latent"], want.as_str());
+            rmse.push(s["latent"]["rf"]["50"]["rmse"].as_f64().unwrap());
+        }
+    }
+    // Four different feature sets: four different fits.
+    let distinct: BTreeSet<u64> = rmse.iter().map(|r| r.to_bits()).collect();
+    assert_eq!(distinct.len(), 4, "{rmse:?}");
+
+    // Another consumer of the same features runs alone: no second training.
+    let more = format!(
+        "{pipeline}\n[stages.predict-default]\nkind = \"predict\"\ndeps = [\"train-vae\", \"pretrain\"]\ntable = \"{}\"\ntrain_sizes = [50]\nseeds = 2\n",
+        table.display()
+    );
+    p.write_pipeline(&more);
+    assert_eq!(p.run_ok(&[]), common::set(&["predict-default"]));
+    let d = json(&out_dir(&p, "predict-default").join("summary.json"));
+    assert_eq!(d["table"]["latent"], "io/epoch-2", "the default: the main model, the last epoch");
+
+    // Features the run does not have: a config error that says what there is.
+    let bad = format!("{more}\n[stages.predict-bad]\nkind = \"predict\"\ndeps = [\"train-vae\", \"pretrain\"]\nfeatures = \"original\"\ncheckpoint = 2\n");
+    p.write_pipeline(&bad);
+    let out = p.nasflow(&["run", "predict-bad"]);
+    assert!(!out.status.success());
+    let err = stderr(&out);
+    assert!(err.contains("features = \"original\" but train-vae trained io, reference"), "{err}");
+}

@@ -62,6 +62,18 @@ fn variants_share_upstream_results_and_show_side_by_side() {
         "{text}"
     );
 
+    // The sweep's points as replicates: mean and bootstrapped interval of b's number.
+    let out = p.nasflow(&["metrics", "b", "--variant", "ys", "--aggregate"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    let row = text.lines().find(|l| l.starts_with("b ")).unwrap();
+    let cells: Vec<&str> = row.split_whitespace().collect();
+    assert_eq!(cells, ["b", "v", "2.500000", "[2,", "3]", "2"], "{text}");
+    assert!(text.lines().next().unwrap().contains("mean of 2"), "{text}");
+    let out = p.nasflow(&["metrics", "b", "--variant", "ys", "--aggregate", "--json"]);
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["aggregate"]["stages"]["b"]["numbers"]["v"]["values"], serde_json::json!([2.0, 3.0]));
+
     // plan/why/show take one variant.
     let out = p.nasflow(&["plan", "--variant", "big"]);
     assert!(out.status.success(), "{}", stderr(&out));

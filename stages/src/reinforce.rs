@@ -34,6 +34,8 @@ impl Kind for Reinforce {
 pub struct ReinforceParams {
     /// "pretrained" (the networks pretrained in this pipeline: held-out accuracy as validation, test accuracy as test, simulated training seconds as cost: 3 x multiply-accumulates x images x epochs / 1e12) or an NB101 table (nasbench_only108.tfrecord, arch2vec's data.json, hash-keyed *.jsonl)
     pub table: TableSource,
+    /// the dependency (a train-vae stage) whose latent features to use
+    pub vae: String,
     /// whose latent features to search in: train-vae's main model or one it trained alongside
     pub features: Features,
     /// the train-vae checkpoint (epoch) whose features to use; 0: the last
@@ -62,6 +64,7 @@ pub struct ReinforceParams {
 impl ReinforceParams {
     pub fn latent(&self) -> LatentChoice {
         LatentChoice {
+            vae: self.vae.clone(),
             features: self.features,
             checkpoint: self.checkpoint,
         }
@@ -72,6 +75,7 @@ impl Default for ReinforceParams {
     fn default() -> Self {
         ReinforceParams {
             table: TableSource::default(),
+            vae: "train-vae".into(),
             features: Features::Main,
             checkpoint: 0,
             seeds: 500,

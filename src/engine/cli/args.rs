@@ -144,6 +144,11 @@ pub enum Command {
         /// make one more column).
         #[arg(long = "compare-set", value_name = "STAGE.PARAM=VALUE")]
         compare_set: Vec<Override>,
+        /// Join the columns as replicates (e.g. a sweep over a seed: `--variant NAME
+        /// --aggregate`): per number its mean and a bootstrapped 95% interval. With variants
+        /// selected, their columns only; otherwise every column.
+        #[arg(long)]
+        aggregate: bool,
         #[arg(long)]
         json: bool,
     },

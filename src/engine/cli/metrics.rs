@@ -51,8 +51,8 @@ pub fn metrics(
     file: &Path,
     stages: &[String],
     all_sets: &Sets,
-    compare: &[std::path::PathBuf],
-    compare_set: &[Override],
+    (compare, compare_set): (&[std::path::PathBuf], &[Override]),
+    aggregate: bool,
     json: bool,
 ) -> Result<ExitCode> {
     let label = |f: &Path, extra: &[Override]| {
@@ -81,12 +81,18 @@ pub fn metrics(
         let p = Project::load(reg, file, &all)?;
         cols.push(column(&p, stages, label(file, &all))?);
     }
+    let mut variant_cols = Vec::new();
     if !all_sets.names().is_empty() {
         for (name, overrides) in selected(file, all_sets)? {
             let p = Project::load(reg, file, &overrides)?;
-            cols.push(column(&p, stages, format!("variant {name}"))?);
+            variant_cols.push(column(&p, stages, format!("variant {name}"))?);
         }
     }
+    if aggregate {
+        let over = if variant_cols.is_empty() { cols } else { variant_cols };
+        return print_aggregate(&order, &over, json);
+    }
+    cols.extend(variant_cols);
     if json {
         let v: Vec<_> = cols
             .iter()
@@ -98,6 +104,20 @@ pub fn metrics(
         );
     } else {
         print!("{}", crate::metrics::render(&order, &cols));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `--aggregate`: the columns as replicates, one aggregate column.
+fn print_aggregate(order: &[String], cols: &[Column], json: bool) -> Result<ExitCode> {
+    use crate::metrics::aggregate::{aggregate_columns, render};
+    let agg = aggregate_columns(order, cols);
+    if json {
+        let over: Vec<&str> = cols.iter().map(|c| c.label.as_str()).collect();
+        let v = json!({"aggregate": {"over": over, "stages": agg}});
+        println!("{}", serde_json::to_string_pretty(&v)?);
+    } else {
+        print!("{}", render(order, &agg, cols.len()));
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -140,8 +140,17 @@ fn dispatch(cli: Cli, reg: &Registry) -> anyhow::Result<ExitCode> {
             sets,
             compare,
             compare_set,
+            aggregate,
             json,
-        } => metrics::metrics(reg, file, &stages, &sets, &compare, &compare_set, json),
+        } => metrics::metrics(
+            reg,
+            file,
+            &stages,
+            &sets,
+            (&compare, &compare_set),
+            aggregate,
+            json,
+        ),
         Command::Gc { dry_run, keep } => {
             store::gc(&project::Project::load(reg, file, &[])?, keep, dry_run)
         }

@@ -54,6 +54,8 @@ impl Kind for Predict {
 pub struct PredictParams {
     /// "pretrained" (the networks pretrained in this pipeline) or an NB101 table file, as reinforce's `table`
     pub table: TableSource,
+    /// the dependency (a train-vae stage) whose latent features to use
+    pub vae: String,
     /// whose latent features to predict from: train-vae's main model or one it trained alongside
     pub features: Features,
     /// the train-vae checkpoint (epoch) whose features to use; 0: the last
@@ -88,6 +90,7 @@ pub struct PredictParams {
 impl PredictParams {
     pub fn latent(&self) -> LatentChoice {
         LatentChoice {
+            vae: self.vae.clone(),
             features: self.features,
             checkpoint: self.checkpoint,
         }
@@ -98,6 +101,7 @@ impl Default for PredictParams {
     fn default() -> Self {
         PredictParams {
             table: TableSource::default(),
+            vae: "train-vae".into(),
             features: Features::Main,
             checkpoint: 0,
             target: Target::Valid,

@@ -60,9 +60,11 @@ impl Features {
     }
 }
 
-/// The latent features to read: which model's, at which checkpoint (0: the last).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+/// The latent features to read: from which dependency (a train-vae stage), which model's, at
+/// which checkpoint (0: the last).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct LatentChoice {
+    pub vae: String,
     pub features: Features,
     pub checkpoint: usize,
 }
@@ -119,7 +121,12 @@ impl Searchable {
         table: &TableSource,
         choice: LatentChoice,
     ) -> Result<Searchable, StageError> {
-        let vae = ctx.input("train-vae")?;
+        let vae = ctx.inputs.get(&choice.vae).ok_or_else(|| {
+            StageError::Config(format!(
+                "stage `{}`: vae = \"{}\" is not among its deps: add it to deps, or name the train-vae dep in `vae`",
+                ctx.stage, choice.vae
+            ))
+        })?;
         let labeled_dir = ctx
             .inputs
             .get("pretrain")
@@ -157,7 +164,7 @@ impl Searchable {
             })?;
             (pretrained_rows(dir, &labeled)?, PRETRAINED.to_string())
         };
-        let (cells, features, dim, latent) = read_latent(vae, choice)
+        let (cells, features, dim, latent) = read_latent(vae, &choice)
             .map_err(|e| match e {
                 StageError::Config(m) => StageError::Config(format!("stage `{}`: {m}", ctx.stage)),
                 e => e,
@@ -268,7 +275,7 @@ pub fn simulated_seconds(macs: u64, images: u64, epochs: u64) -> f64 {
 /// tensor's name.
 pub fn read_latent(
     dir: &Path,
-    choice: LatentChoice,
+    choice: &LatentChoice,
 ) -> Result<(Space, Vec<f32>, usize, String), StageError> {
     let index: LatentIndex = crate::files::read_json(&dir.join("latent.json"))?;
     let name = pick_latent(&index, choice)?;
@@ -304,7 +311,7 @@ pub fn read_latent(
 }
 
 /// The tensor name of `choice` in train-vae's output, or a config error naming what there is.
-pub fn pick_latent(index: &LatentIndex, choice: LatentChoice) -> Result<String, StageError> {
+pub fn pick_latent(index: &LatentIndex, choice: &LatentChoice) -> Result<String, StageError> {
     let names: Vec<&str> = index.models.iter().map(|m| m.name()).collect();
     let model = match choice.features.model() {
         None => *index.models.first().ok_or_else(|| {
@@ -346,7 +353,7 @@ mod tests {
             dim: 16,
             cells: 10,
         };
-        let pick = |features, checkpoint| pick_latent(&index, LatentChoice { features, checkpoint });
+        let pick = |features, checkpoint| pick_latent(&index, &LatentChoice { vae: String::new(), features, checkpoint });
         assert_eq!(pick(Features::Main, 0).unwrap(), "io/epoch-2");
         assert_eq!(pick(Features::Reference, 1).unwrap(), "reference/epoch-1");
         let e = pick(Features::Original, 0).unwrap_err().to_string();

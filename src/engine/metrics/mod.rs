@@ -5,6 +5,8 @@
 //! (`latent.rf.250.rmse`); strings, booleans and arrays are left out. Columns (pipelines or
 //! `--set` variants) are joined by stage and name, and each column after the first gets a
 //! difference column against the first.
+pub mod aggregate;
+
 use std::collections::BTreeMap;
 
 use serde_json::Value;
@@ -43,7 +45,7 @@ pub fn flatten(v: &Value) -> BTreeMap<String, f64> {
     out
 }
 
-fn fmt(x: f64) -> String {
+pub(crate) fn fmt(x: f64) -> String {
     if x == 0.0 {
         "0".into()
     } else if x.fract() == 0.0 && x.abs() < 1e15 {
