@@ -40,8 +40,7 @@ echo "$ITEM" > "$W/cell.json"
 echo "machine: $THREADS cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs); cell $HASH, $CH channels, 3 stacks x 1 cell, batch $BATCH, $IMAGES images x $EPOCHS epochs, $THREADS threads; torch $(bench/.torch-venv/bin/python -c 'import torch;print(torch.__version__)')"
 for r in $(seq "$ROUNDS"); do
   (cd "$W" && NASFLOW_PLAIN=1 "$B" run --force pretrain > /dev/null 2>&1)
-  out=$(cd "$W" && "$B" show pretrain --json | python3 -c "import json,sys;print(json.load(sys.stdin)['out_dir'])")
-  nf=$(python3 -c "import json;print(json.load(open('$out/items/00000/metrics.json'))['images_per_second'])")
+  nf=$(cd "$W" && "$B" log pretrain --item 0 --file timing.json | python3 -c "import json,sys;t=sys.stdin.read();print(json.loads(t[t.index('{'):])['images_per_second'])")
   py=$(bench/.torch-venv/bin/python bench/pytorch_pretrain.py --matrix $MATRIX --ops $OPS --channels "$CH" --stacks 3 --cells 1 \
         --batch $BATCH --images $IMAGES --held-out $HELD --epochs $EPOCHS --threads "$THREADS" | python3 -c "import json,sys;print(json.load(sys.stdin)['images_per_second'])")
   printf 'round %d: nasflow %7.1f img/s   pytorch %7.1f img/s   ratio %.2fx\n' "$r" "$nf" "$py" "$(echo "$nf/$py" | bc -l)"

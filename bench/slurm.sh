@@ -3,7 +3,7 @@
 # and through the Slurm executor on a single-node cluster on this machine
 # (scripts/slurm-cluster.sh; needs root), each from an empty cache with one thread per item and
 # as many items at once as there are cores. Prints both wall times, their ratio, and whether
-# the outputs are identical (weights and extracted features; metrics.json holds timings).
+# the outputs are identical (every output file: timings are in provenance, not in outputs).
 #   bench/slurm.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -28,7 +28,7 @@ import json, subprocess, sys
 b, w = sys.argv[1], sys.argv[2]
 def files(d, stage):
     out = subprocess.run([b, "show", stage, "--json"], cwd=d, capture_output=True, check=True).stdout
-    return {f["path"]: f["digest"] for f in json.loads(out)["files"] if not f["path"].endswith("metrics.json")}
+    return {f["path"]: f["digest"] for f in json.loads(out)["files"]}
 for stage in ["pretrain", "extract"]:
     a, s = files(f"{w}/local", stage), files(f"{w}/slurm", stage)
     print(f"{stage}: {len(a)} files, identical: {a == s}")

@@ -50,12 +50,16 @@ TOML
 echo "machine: $THREADS cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs); batch 32; $THREADS threads"
 (cd "$W" && NASFLOW_PLAIN=1 "$B" run --force train-vae > run.log 2>&1) || { tail -20 "$W/run.log"; exit 1; }
 out=$(cd "$W" && "$B" show train-vae --json | python3 -c "import json,sys;print(json.load(sys.stdin)['out_dir'])")
-python3 - "$out/metrics.json" <<'PY'
+(cd "$W" && "$B" log train-vae --file timing.json) > "$W/timing.json"
+python3 - "$out/metrics.json" "$W/timing.json" <<'PY'
 import json, sys
 m = json.load(open(sys.argv[1]))
-for e in m['epochs']:
-    print(f"nasflow epoch {e['epoch']}: batch loop {e['train_seconds']:.1f} s ({e['unlabeled_batches']} unlabeled + {e['labeled_batches']} labeled batches), "
-          f"valid ops {e['valid_ops_accuracy']:.4f} adj {e['valid_adj_accuracy']:.4f}, validity {e['validity']:.4f}, uniqueness {e['uniqueness']:.4f}")
+text = open(sys.argv[2]).read()  # `nasflow log --file` prints a "==> timing.json <==" header
+t = json.loads(text[text.index("{"):])
+for e, secs in zip(m['epochs'], t['train_seconds']):
+    v = e['models']['arch2vec']
+    print(f"nasflow epoch {e['epoch']}: batch loop {secs:.1f} s ({e['unlabeled_batches']} unlabeled + {e['labeled_batches']} labeled batches), "
+          f"valid ops {v['valid']['ops']:.4f} adj {v['valid']['adj']:.4f}, validity {v['validity']:.4f}, uniqueness {v['uniqueness']:.4f}")
 PY
 [ -n "${SKIP_PYTHON:-}" ] && exit 0
 cells=$(python3 -c "import json;print(json.load(open('$(cd "$W" && "$B" show sample --json | python3 -c "import json,sys;print(json.load(sys.stdin)['out_dir'])")/summary.json'))['unlabeled_train'])")

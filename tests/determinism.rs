@@ -114,6 +114,12 @@ fn forcing_each_nas_stage_gives_the_same_outputs_and_nothing_goes_stale() {
             })
             .unwrap();
             assert!(!metrics.contains("seconds"), "{stage}: {metrics}");
+            let mut args = vec!["log", stage, "--file", "timing.json"];
+            if i == 1 {
+                args.extend(["--item", "0"]);
+            }
+            let timing = stdout(&p.nasflow(&args));
+            assert!(timing.contains("wall_seconds"), "{stage}: {timing}");
         }
     }
 }

@@ -111,12 +111,15 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Print what a stage's run wrote to stdout and stderr (kept in its provenance).
+    /// Print what a stage's run wrote to stdout and stderr, or another file of its provenance.
     Log {
         stage: String,
         /// For an item-level stage: the item (0-based; default: every item).
         #[arg(long)]
         item: Option<usize>,
+        /// Print this file of the provenance instead of the logs (e.g. `timing.json`).
+        #[arg(long, value_name = "NAME")]
+        file: Option<String>,
         #[command(flatten)]
         sets: Sets,
     },

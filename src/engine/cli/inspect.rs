@@ -202,9 +202,17 @@ fn list_files(title: &str, files: &[FileEntry]) {
 }
 
 /// Prints the stdout and stderr logs of a stage's run (each item's, or one item's).
-pub fn log(project: &Project, stage: &str, item: Option<usize>) -> Result<ExitCode> {
+pub fn log(
+    project: &Project,
+    stage: &str,
+    item: Option<usize>,
+    file: Option<&str>,
+) -> Result<ExitCode> {
     let (cache, record, _) = record_to_show(project, stage)?;
-    let logs = |f: &&FileEntry| f.path.ends_with(".log");
+    let logs = |f: &&FileEntry| match file {
+        Some(name) => f.path == name || f.path.ends_with(&format!("/{name}")),
+        None => f.path.ends_with(".log"),
+    };
     let prefix = item.map(|n| format!("{}/", nasflow_contract::layout::item_dir(n)));
     let chosen: Vec<&FileEntry> = record
         .provenance
@@ -214,7 +222,13 @@ pub fn log(project: &Project, stage: &str, item: Option<usize>) -> Result<ExitCo
         .filter(|f| prefix.as_ref().is_none_or(|p| f.path.starts_with(p)))
         .collect();
     if chosen.is_empty() {
-        eprintln!("`{stage}`'s record keeps no logs (it was computed before nasflow kept them, or wrote nothing)");
+        match file {
+            Some(name) => {
+                let have: Vec<&str> = record.provenance.files.iter().map(|f| f.path.as_str()).collect();
+                anyhow::bail!("`{stage}`'s provenance has no `{name}`; it has: {}", have.join(", "));
+            }
+            None => eprintln!("`{stage}`'s record keeps no logs (it was computed before nasflow kept them, or wrote nothing)"),
+        }
     }
     for f in chosen {
         let text = std::fs::read_to_string(cache.blob_path(&f.digest)).unwrap_or_default();

@@ -127,9 +127,17 @@ fn dispatch(cli: Cli, reg: &Registry) -> anyhow::Result<ExitCode> {
         Command::Show { stage, sets, json } => {
             inspect::show(&project::load_one(reg, file, &sets)?, &stage, json)
         }
-        Command::Log { stage, item, sets } => {
-            inspect::log(&project::load_one(reg, file, &sets)?, &stage, item)
-        }
+        Command::Log {
+            stage,
+            item,
+            file: name,
+            sets,
+        } => inspect::log(
+            &project::load_one(reg, file, &sets)?,
+            &stage,
+            item,
+            name.as_deref(),
+        ),
         Command::Params {
             kind,
             markdown,
