@@ -7,12 +7,14 @@
 # networks, 10 seeds, accuracy > 0.8) on ../shared/data/nb101-10k.jsonl with each model's features
 # at each checkpoint. Prints each stage's wall time and the comparison tables.
 #   bench/comparison.sh [NETS] [EPOCHS]          (defaults 100, 8; checkpoints 3 and EPOCHS)
+# NASFLOW_BIN=DIR/nasflow runs a copy of the binaries (nasflow-worker beside it) instead of
+# target/release, so that rebuilding during the hour-long run does not swap them under it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 NETS=${1:-100}
 EPOCHS=${2:-8}
-cargo build --release --locked -q
-B=$PWD/target/release/nasflow
+if [ -z "${NASFLOW_BIN:-}" ]; then cargo build --release --locked -q; fi
+B=${NASFLOW_BIN:-$PWD/target/release/nasflow}
 SHARED=$(cd .. && pwd)/shared/data
 W=bench/work/comparison; mkdir -p "$W"
 predict() { # name vae-stage features checkpoint

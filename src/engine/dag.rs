@@ -162,73 +162,83 @@ fn file_ordered_toposort(graph: &DiGraph<usize, ()>) -> Vec<usize> {
 
 /// The DAG as text, Graphviz dot or Mermaid.
 pub fn render(p: &Pipeline, dag: &Dag, format: &str) -> String {
-    let mut out = String::new();
-    let edges = || {
-        dag.order()
-            .iter()
-            .flat_map(move |&i| dag.deps(i).into_iter().map(move |d| (d, i)))
-    };
     match format {
-        "dot" => {
-            out.push_str(&format!("digraph \"{}\" {{\n  rankdir=LR;\n", p.name));
-            for &i in dag.order() {
-                let s = &p.stages[i];
-                out.push_str(&format!(
-                    "  \"{}\" [label=\"{}\\n({})\"];\n",
-                    s.name, s.name, s.kind
-                ));
-            }
-            for (d, i) in edges() {
-                out.push_str(&format!(
-                    "  \"{}\" -> \"{}\";\n",
-                    p.stages[d].name, p.stages[i].name
-                ));
-            }
-            out.push_str("}\n");
-        }
-        "mermaid" => {
-            out.push_str("graph LR\n");
-            for &i in dag.order() {
-                let s = &p.stages[i];
-                out.push_str(&format!(
-                    "  {}[\"{} ({})\"]\n",
-                    mermaid_id(&s.name),
-                    s.name,
-                    s.kind
-                ));
-            }
-            for (d, i) in edges() {
-                out.push_str(&format!(
-                    "  {} --> {}\n",
-                    mermaid_id(&p.stages[d].name),
-                    mermaid_id(&p.stages[i].name)
-                ));
-            }
-        }
-        _ => {
-            for &i in dag.order() {
-                let s = &p.stages[i];
-                let deps: Vec<&str> = dag
-                    .deps(i)
-                    .iter()
-                    .map(|&d| p.stages[d].name.as_str())
-                    .collect();
-                let each = s
-                    .foreach
-                    .as_ref()
-                    .map(|f| format!(" [per item of {f}]"))
-                    .unwrap_or_default();
-                if deps.is_empty() {
-                    out.push_str(&format!("{} ({}){each}\n", s.name, s.kind));
-                } else {
-                    out.push_str(&format!(
-                        "{} ({}){each} <- {}\n",
-                        s.name,
-                        s.kind,
-                        deps.join(", ")
-                    ));
-                }
-            }
+        "dot" => render_dot(p, dag),
+        "mermaid" => render_mermaid(p, dag),
+        _ => render_text(p, dag),
+    }
+}
+
+/// Every edge as (dependency, dependent), in topological order of the dependent.
+fn edges(dag: &Dag) -> impl Iterator<Item = (usize, usize)> + '_ {
+    dag.order()
+        .iter()
+        .flat_map(move |&i| dag.deps(i).into_iter().map(move |d| (d, i)))
+}
+
+fn render_dot(p: &Pipeline, dag: &Dag) -> String {
+    let mut out = format!("digraph \"{}\" {{\n  rankdir=LR;\n", p.name);
+    for &i in dag.order() {
+        let s = &p.stages[i];
+        out.push_str(&format!(
+            "  \"{}\" [label=\"{}\\n({})\"];\n",
+            s.name, s.name, s.kind
+        ));
+    }
+    for (d, i) in edges(dag) {
+        out.push_str(&format!(
+            "  \"{}\" -> \"{}\";\n",
+            p.stages[d].name, p.stages[i].name
+        ));
+    }
+    out.push_str("}\n");
+    out
+}
+
+fn render_mermaid(p: &Pipeline, dag: &Dag) -> String {
+    let mut out = String::from("graph LR\n");
+    for &i in dag.order() {
+        let s = &p.stages[i];
+        out.push_str(&format!(
+            "  {}[\"{} ({})\"]\n",
+            mermaid_id(&s.name),
+            s.name,
+            s.kind
+        ));
+    }
+    for (d, i) in edges(dag) {
+        out.push_str(&format!(
+            "  {} --> {}\n",
+            mermaid_id(&p.stages[d].name),
+            mermaid_id(&p.stages[i].name)
+        ));
+    }
+    out
+}
+
+fn render_text(p: &Pipeline, dag: &Dag) -> String {
+    let mut out = String::new();
+    for &i in dag.order() {
+        let s = &p.stages[i];
+        let deps: Vec<&str> = dag
+            .deps(i)
+            .iter()
+            .map(|&d| p.stages[d].name.as_str())
+            .collect();
+        let each = s
+            .foreach
+            .as_ref()
+            .map(|f| format!(" [per item of {f}]"))
+            .unwrap_or_default();
+        if deps.is_empty() {
+            out.push_str(&format!("{} ({}){each}\n", s.name, s.kind));
+        } else {
+            out.push_str(&format!(
+                "{} ({}){each} <- {}\n",
+                s.name,
+                s.kind,
+                deps.join(", ")
+            ));
         }
     }
     out

@@ -114,104 +114,106 @@ impl Cache {
     /// dropped one. Leaves a store from which the next run recomputes what is gone. Returns how
     /// many records and item records were dropped.
     pub fn drop_untrusted(&self) -> Result<usize> {
-        struct Entry {
-            path: std::path::PathBuf,
-            /// Output digest, upstream digests it was computed from, item keys it lists (`None`:
-            /// unreadable).
-            rec: Option<(String, Vec<String>, Vec<String>)>,
-            /// Readable, but its output blobs are not all there.
-            incomplete: bool,
-            item_key: Option<String>,
-        }
-        let mut entries = Vec::new();
-        for stage in self.stages_with_records() {
-            for key in self.record_keys(&stage) {
-                let (rec, incomplete) = match self.read_record(&stage, &key) {
-                    Ok(Some(r)) => (
-                        Some((
-                            r.output_digest.to_string(),
-                            r.key_inputs.upstream.values().cloned().collect(),
-                            r.items
-                                .iter()
-                                .map(|i| format!("{stage}/{}", i.key))
-                                .collect(),
-                        )),
-                        !self.has_blobs(&r.files),
-                    ),
-                    _ => (None, true),
-                };
-                let path = self.record_path(&stage, &key);
-                entries.push(Entry {
-                    path,
-                    rec,
-                    incomplete,
-                    item_key: None,
-                });
-            }
-            for key in self.item_keys(&stage) {
-                let (rec, incomplete) = match self.read_item(&stage, &key) {
-                    Ok(Some(r)) => {
-                        let up = r
-                            .key_inputs
-                            .item
-                            .as_ref()
-                            .and_then(|i| i["upstream"].as_str());
-                        let mut from: Vec<String> =
-                            r.key_inputs.upstream.values().cloned().collect();
-                        from.extend(up.map(str::to_string));
-                        let complete = self.has_blobs(&r.files);
-                        (
-                            Some((r.output_digest.to_string(), from, Vec::new())),
-                            !complete,
-                        )
-                    }
-                    _ => (None, true),
-                };
-                let path = self.item_path(&stage, &key);
-                entries.push(Entry {
-                    path,
-                    rec,
-                    incomplete,
-                    item_key: Some(format!("{stage}/{key}")),
-                });
-            }
-        }
-        // Fixpoint: drop what is bad, then whatever was computed from it.
-        let mut bad_digests: HashSet<String> = HashSet::new();
-        let mut bad_items: HashSet<String> = HashSet::new();
-        let mut dropped = vec![false; entries.len()];
-        loop {
-            let mut changed = false;
-            for (n, e) in entries.iter().enumerate() {
-                if dropped[n] {
-                    continue;
-                }
-                let bad = e.incomplete
-                    || e.rec.as_ref().is_some_and(|(_, from, items)| {
-                        from.iter().any(|d| bad_digests.contains(d))
-                            || items.iter().any(|k| bad_items.contains(k))
-                    });
-                if bad {
-                    dropped[n] = true;
-                    changed = true;
-                    if let Some((d, _, _)) = &e.rec {
-                        bad_digests.insert(d.clone());
-                    }
-                    if let Some(k) = &e.item_key {
-                        bad_items.insert(k.clone());
-                    }
-                }
-            }
-            if !changed {
-                break;
-            }
-        }
+        let entries = self.trust_entries();
+        let dropped = untrusted(&entries);
         for (n, e) in entries.iter().enumerate() {
             if dropped[n] {
                 std::fs::remove_file(&e.path).map_err(io(&e.path))?;
             }
         }
         Ok(dropped.iter().filter(|d| **d).count())
+    }
+
+    /// Every record and item record, with what decides whether it can be trusted.
+    fn trust_entries(&self) -> Vec<TrustEntry> {
+        let mut entries = Vec::new();
+        for stage in self.stages_with_records() {
+            for key in self.record_keys(&stage) {
+                let (rec, incomplete) = match self.read_record(&stage, &key) {
+                    Ok(Some(r)) => (
+                        Some(Lineage {
+                            output: r.output_digest.to_string(),
+                            from: r.key_inputs.upstream.values().cloned().collect(),
+                            items: r.items.iter().map(|i| format!("{stage}/{}", i.key)).collect(),
+                        }),
+                        !self.has_blobs(&r.files),
+                    ),
+                    _ => (None, true),
+                };
+                let path = self.record_path(&stage, &key);
+                entries.push(TrustEntry { path, rec, incomplete, item_key: None });
+            }
+            for key in self.item_keys(&stage) {
+                let (rec, incomplete) = match self.read_item(&stage, &key) {
+                    Ok(Some(r)) => {
+                        let up = r.key_inputs.item.as_ref().and_then(|i| i["upstream"].as_str());
+                        let mut from: Vec<String> =
+                            r.key_inputs.upstream.values().cloned().collect();
+                        from.extend(up.map(str::to_string));
+                        let lineage =
+                            Lineage { output: r.output_digest.to_string(), from, items: Vec::new() };
+                        (Some(lineage), !self.has_blobs(&r.files))
+                    }
+                    _ => (None, true),
+                };
+                let path = self.item_path(&stage, &key);
+                let item_key = Some(format!("{stage}/{key}"));
+                entries.push(TrustEntry { path, rec, incomplete, item_key });
+            }
+        }
+        entries
+    }
+}
+
+/// What a record was computed from and what it produced.
+struct Lineage {
+    output: String,
+    /// Upstream output digests in its key.
+    from: Vec<String>,
+    /// Item records it lists (`stage/key`).
+    items: Vec<String>,
+}
+
+/// A record or item record as `cache verify` judges it.
+struct TrustEntry {
+    path: std::path::PathBuf,
+    /// `None`: unreadable.
+    rec: Option<Lineage>,
+    /// Readable, but its output blobs are not all there.
+    incomplete: bool,
+    item_key: Option<String>,
+}
+
+/// Which entries to drop: the bad ones, then (to a fixpoint) whatever was computed from them.
+fn untrusted(entries: &[TrustEntry]) -> Vec<bool> {
+    let mut bad_digests: HashSet<&str> = HashSet::new();
+    let mut bad_items: HashSet<&str> = HashSet::new();
+    let mut dropped = vec![false; entries.len()];
+    loop {
+        let mut changed = false;
+        for (n, e) in entries.iter().enumerate() {
+            if dropped[n] {
+                continue;
+            }
+            let bad = e.incomplete
+                || e.rec.as_ref().is_some_and(|l| {
+                    l.from.iter().any(|d| bad_digests.contains(d.as_str()))
+                        || l.items.iter().any(|k| bad_items.contains(k.as_str()))
+                });
+            if bad {
+                dropped[n] = true;
+                changed = true;
+                if let Some(l) = &e.rec {
+                    bad_digests.insert(&l.output);
+                }
+                if let Some(k) = &e.item_key {
+                    bad_items.insert(k);
+                }
+            }
+        }
+        if !changed {
+            return dropped;
+        }
     }
 }
 
