@@ -57,21 +57,34 @@ def main():
         print("|---|---|---|---|---|---|")
         for m in models:
             for c in checkpoints:
-                s = load(preds[f"{m}-{c}"])["latent"]
+                s = load(preds[f"{m}-{c}"])
                 cells = []
                 for r in ("rf", "gp"):
-                    x = s[r]["250"]
+                    x = fit(s, r, "latent", 250)
                     cells.append(f"{x['rmse']:.4f} +- {x['rmse_ci95']:.4f}")
                     cells.append(f"{x['pearson']:.3f} +- {x['pearson_ci95']:.3f}")
                 print(f"| {m} | {c} | " + " | ".join(cells) + " |")
         base = load(preds[f"io-{last}"])
-        for k in sorted(set(base) - {"latent", "table", "target", "threshold", "skipped_sizes"}):
+        for k in sorted(feature_sets(base) - {"latent"}):
             cells = []
             for r in ("rf", "gp"):
-                x = base[k][r]["250"]
+                x = fit(base, r, k, 250)
                 cells.append(f"{x['rmse']:.4f} +- {x['rmse_ci95']:.4f}")
                 cells.append(f"{x['pearson']:.3f} +- {x['pearson_ci95']:.3f}")
             print(f"| {k} (no VAE) | - | " + " | ".join(cells) + " |")
+
+
+def fit(s, regressor, features, size):
+    """One fit size's numbers: `rf.latent.fit_250` (predict 4), or `latent.rf.250` before."""
+    if regressor in s and features in s[regressor]:
+        return s[regressor][features][f"fit_{size}"]
+    return s[features][regressor][str(size)]
+
+
+def feature_sets(s):
+    if "rf" in s:
+        return set(s["rf"])
+    return set(s) - {"latent", "table", "target", "threshold", "skipped_sizes"} | {"latent"}
 
 
 if __name__ == "__main__":

@@ -63,7 +63,7 @@ else:
     print(f"table: {s['table']['cells']} cells, target {s['target']} > {s['threshold']}")
     for f in ("latent", "encoding"):
         for reg in ("rf", "gp"):
-            for n, v in sorted(s[f][reg].items(), key=lambda x: int(x[0])):
+            for n, v in sorted(s[reg][f].items(), key=lambda x: int(x[0].removeprefix("fit_"))):
                 print(f"{reg} on {f:8s} {n:>5s} cells: RMSE {v['rmse']:.5f} +- {v['rmse_ci95']:.5f}, Pearson {v['pearson']:.3f} +- {v['pearson_ci95']:.3f}")
 PY
 done

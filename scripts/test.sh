@@ -5,7 +5,7 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 # The engine and the stage contract build and pass their tests without libtorch (LIBTORCH points
 # nowhere, so anything pulling torch-sys in would fail to build), and their crate graph holds no
 # NAS crate: the one-way architecture, checked before libtorch is installed.
-LIBTORCH=/nonexistent/libtorch cargo test -p nasflow-contract -p nasflow-engine --locked "$@"
+LIBTORCH=/nonexistent/libtorch cargo test -p nasflow-contract -p nasflow-charts -p nasflow-engine --locked "$@"
 ./scripts/crate-graph.sh
 ./scripts/install-libtorch.sh >/dev/null
 # tests/remote_http.rs runs the HTTP remote against a real nginx (Debian's nginx-light, with
@@ -22,7 +22,7 @@ fi
 # install Debian's slurm-wlm daemons and munge where we can, else that test says it skipped.
 ./scripts/slurm-cluster.sh install \
   || echo "note: Slurm (slurmctld, slurmd, slurm-client, munge) could not be installed here (needs root and apt); tests/slurm.rs will skip"
-cargo test --workspace --exclude nasflow-contract --exclude nasflow-engine --locked "$@"
+cargo test --workspace --exclude nasflow-contract --exclude nasflow-charts --exclude nasflow-engine --locked "$@"
 # A bounded run of the fuzz targets (pipeline.toml, records, bundles, NB101 tables): seconds per
 # target in NASFLOW_FUZZ_SECONDS (default 30; 0 skips).
 if [ "${NASFLOW_FUZZ_SECONDS:-30}" != 0 ]; then

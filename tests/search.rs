@@ -229,16 +229,16 @@ fn reinforce_and_predict_on_nb101_figures_and_on_pretrained_networks() {
             "{r}"
         );
     }
-    let rf = ps["latent"]["rf"]["100"]["rmse"].as_f64().unwrap();
+    let rf = ps["rf"]["latent"]["fit_100"]["rmse"].as_f64().unwrap();
     assert!(
         rf < 0.1,
         "an RF on 100 cells predicts NB101 accuracy within 0.1: {rf}"
     );
-    for f in ["rmse.png", "pearson.png"] {
+    for f in ["rmse.png", "pearson.svg", "charts/rmse.json"] {
         assert!(pdir.join(f).exists(), "{f}");
     }
     let pp = json(&out_dir(&a, "predict-pre").join("summary.json"));
-    assert_eq!(pp["latent"]["gp"]["2"]["seeds"], 2);
+    assert_eq!(pp["gp"]["latent"]["fit_2"]["seeds"], 2);
 
     // Deterministic per seed: fewer seeds, one job (so other thread counts) -> the same traces.
     let before = traces(&a, "reinforce");
@@ -257,7 +257,7 @@ fn reinforce_and_predict_on_nb101_figures_and_on_pretrained_networks() {
     assert!(out.status.success(), "{}", stderr(&out));
     let text = stdout(&out);
     assert!(text.contains("reinforce.final_regret_valid"), "{text}");
-    assert!(text.contains("latent.rf.100.rmse"), "{text}");
+    assert!(text.contains("rf.latent.fit_100.rmse"), "{text}");
     let out = a.nasflow(&["metrics", "reinforce", "--compare-set", "reinforce.seeds=2"]);
     let text = stdout(&out);
     let header = text.lines().next().unwrap();
@@ -273,7 +273,8 @@ fn reinforce_and_predict_on_nb101_figures_and_on_pretrained_networks() {
     assert!(seeds.contains("-2"), "4 seeds against 2: {seeds}");
     let out = a.nasflow(&["metrics", "--json", "predict"]);
     let v: Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert!(v["columns"][0]["stages"]["predict"]["latent.gp.50.rmse"].is_number());
+    assert!(v["columns"][0]["stages"]["predict"]["gp.latent.fit_50.rmse"].is_f64());
+    assert!(v["columns"][0]["stages"]["predict"]["gp.latent.fit_50.seeds"].is_u64());
 }
 
 #[test]
@@ -355,7 +356,7 @@ baseline = false
             assert_eq!(r["table"]["cells"], 400);
             let s = json(&out_dir(&p, &format!("predict-{model}-{checkpoint}")).join("summary.json"));
             assert_eq!(s["table"]["latent"], want.as_str());
-            rmse.push(s["latent"]["rf"]["50"]["rmse"].as_f64().unwrap());
+            rmse.push(s["rf"]["latent"]["fit_50"]["rmse"].as_f64().unwrap());
         }
     }
     // Four different feature sets: four different fits.

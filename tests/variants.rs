@@ -68,7 +68,7 @@ fn variants_share_upstream_results_and_show_side_by_side() {
     let text = stdout(&out);
     let row = text.lines().find(|l| l.starts_with("b ")).unwrap();
     let cells: Vec<&str> = row.split_whitespace().collect();
-    assert_eq!(cells, ["b", "v", "2.500000", "[2,", "3]", "2"], "{text}");
+    assert_eq!(cells, ["b", "v", "2.500", "[2,", "3]", "2"], "{text}");
     assert!(text.lines().next().unwrap().contains("mean of 2"), "{text}");
     let out = p.nasflow(&["metrics", "b", "--variant", "ys", "--aggregate", "--json"]);
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();

@@ -49,6 +49,8 @@ pub struct StageOutcome {
     pub seconds: f64,
     pub items_ran: usize,
     pub items_cached: usize,
+    /// The stage's current record once it ran or was found cached.
+    pub record: Option<Arc<StageRecord>>,
 }
 
 pub struct RunOptions {
@@ -157,7 +159,12 @@ pub fn run(e: &Engine, closure: &[usize], opts: &RunOptions, ui: &Ui) -> Result<
     let result = std::thread::scope(|scope| s.drive(scope, closure));
     e.save_statcache()?;
     result?;
-    Ok(s.outcomes.into_values().collect())
+    let done = s.done;
+    let mut outcomes: Vec<StageOutcome> = s.outcomes.into_values().collect();
+    for o in &mut outcomes {
+        o.record = done.get(&o.stage).cloned();
+    }
+    Ok(outcomes)
 }
 
 type Report = (Task, std::result::Result<TaskOk, TaskError>);
@@ -268,6 +275,7 @@ impl<'e, 'a> Scheduler<'e, 'a> {
             seconds: 0.0,
             items_ran: 0,
             items_cached: 0,
+            record: None,
         });
         o.status = status;
         o.reasons = reasons;

@@ -20,7 +20,7 @@ impl Kind for Reinforce {
     type Params = ReinforceParams;
     const INFO: KindInfo = KindInfo {
         name: "reinforce",
-        version: 2,
+        version: 3,
         doc: "REINFORCE search (arch2vec's LSTM policy) in the latent space over a benchmark table, against random search",
         reads_seed: true,
         uses_device: false,

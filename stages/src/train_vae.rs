@@ -32,7 +32,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::images::ImageSource;
-use crate::report::{Chart, Series};
+use crate::report::{write_chart, Chart, Series};
 
 /// The `train-vae` kind.
 pub struct TrainVae;
@@ -41,7 +41,7 @@ impl Kind for TrainVae {
     type Params = TrainVaeParams;
     const INFO: KindInfo = KindInfo {
         name: "train-vae",
-        version: 3,
+        version: 4,
         doc: "Train arch2vec's graph VAE, extended with info-NAS's input-output head (variant = \"io\", with the reference VAE alongside), plain on the same batches (\"arch2vec\") or as arch2vec's own pretraining (\"arch2vec-original\")",
         reads_seed: true,
         uses_device: true,
@@ -252,9 +252,9 @@ pub fn finite(x: f64) -> Option<f64> {
 }
 
 /// Writes train-vae's reports from its metrics: `summary.json` (per model the last epoch's
-/// numbers, and under `checkpoint.E` each checkpoint's) and per-epoch charts, `loss.png`,
-/// `quality.png` (reconstruction accuracy, validity, uniqueness) and, with the io model,
-/// `l1.png` (labeled L1 per set against its own-mean baseline).
+/// numbers, and under `checkpoint.E` each checkpoint's) and per-epoch charts (PNG, SVG and chart
+/// data): `loss`, `reconstruction`, `validity` (with uniqueness) and, with the io model, `l1`
+/// (labeled L1 per set against its own-mean baseline).
 pub fn report(out: &Path, m: &Metrics) -> Result<(), StageError> {
     charts(out, m)?;
     crate::files::write_json(&out.join(SUMMARY), &summary(m))
@@ -310,6 +310,9 @@ fn summary(m: &Metrics) -> Value {
     Value::Object(s)
 }
 
+/// The paper's figures of one run: `loss`, `reconstruction` (Figs 5-6), `validity` (Figs 14-15)
+/// and, with the io model, `l1` (Figs 3-4: each set's L1 with its own-mean baseline dashed in the
+/// set's colour).
 fn charts(out: &Path, m: &Metrics) -> Result<(), StageError> {
     let curve = |model: Model, pick: &dyn Fn(&ModelEpoch) -> Option<f64>| -> Vec<(f64, f64)> {
         m.epochs
@@ -325,14 +328,17 @@ fn charts(out: &Path, m: &Metrics) -> Result<(), StageError> {
         ..Chart::default()
     };
     type Pick = fn(&ModelEpoch) -> Option<f64>;
+    // One colour per model; a model's second quantity dashed.
     let lines = |picks: &[(&str, Pick)]| -> Vec<Series> {
         let mut all = Vec::new();
         for &model in &m.models {
-            for (label, pick) in picks {
+            for (k, (label, pick)) in picks.iter().enumerate() {
                 let line = curve(model, pick);
                 if !line.is_empty() {
                     all.push(Series {
                         name: format!("{}: {label}", model.name()),
+                        group: Some(model.name().to_string()),
+                        dashed: k > 0,
                         line,
                         ..Series::default()
                     });
@@ -345,39 +351,53 @@ fn charts(out: &Path, m: &Metrics) -> Result<(), StageError> {
         ("unlabeled (VAE)", |e| e.unlabeled_loss),
         ("labeled", |e| e.labeled_loss),
     ];
-    chart("train-vae: training loss", "mean loss per batch", lines(&loss))
-        .write_png(&out.join("loss.png"))?;
-    let quality: [(&str, Pick); 4] = [
-        ("adjacency accuracy (unlabeled validation)", |e| e.valid.map(|r| r.adj)),
-        ("adjacency accuracy (labeled validation)", |e| e.labeled_valid.map(|r| r.adj)),
+    let loss = chart("train-vae: training loss", "mean loss per batch", lines(&loss));
+    write_chart(out, "loss", &loss)?;
+    let recon: [(&str, Pick); 2] = [
+        ("unlabeled validation", |e| e.valid.map(|r| r.adj)),
+        ("labeled validation", |e| e.labeled_valid.map(|r| r.adj)),
+    ];
+    let title = "train-vae: reconstruction (adjacency accuracy)";
+    write_chart(out, "reconstruction", &chart(title, "accuracy", lines(&recon)))?;
+    let prior: [(&str, Pick); 2] = [
         ("validity", |e| e.validity),
         ("uniqueness", |e| e.uniqueness),
     ];
-    chart("train-vae: reconstruction and prior samples", "fraction", lines(&quality))
-        .write_png(&out.join("quality.png"))?;
-    if !m.models.contains(&Model::Io) {
-        return Ok(());
+    let title = "train-vae: cells decoded from prior samples";
+    write_chart(out, "validity", &chart(title, "fraction", lines(&prior)))?;
+    if m.models.contains(&Model::Io) {
+        write_chart(out, "l1", &l1_chart(m, chart("train-vae: labeled L1 (io model)", "L1", vec![])))?;
     }
-    let sets: Vec<String> = m
-        .epochs
-        .last()
-        .and_then(|e| e.models.get(&Model::Io))
+    Ok(())
+}
+
+/// Each labeled set's L1 and, dashed in its colour, its own-mean baseline.
+fn l1_chart(m: &Metrics, mut chart: Chart) -> Chart {
+    fn io(e: &Epoch) -> Option<&ModelEpoch> {
+        e.models.get(&Model::Io)
+    }
+    let sets: Vec<String> = (m.epochs.last().and_then(io))
         .map(|e| e.l1.keys().cloned().collect())
         .unwrap_or_default();
-    let mut all = Vec::new();
     for set in &sets {
-        for (name, pick) in [
-            (set.to_string(), (|l: &SetL1| Some(l.l1)) as fn(&SetL1) -> Option<f64>),
-            (format!("{set}: own-mean baseline"), |l| l.own_mean),
+        type Pick = fn(&SetL1) -> Option<f64>;
+        for (name, pick, dashed) in [
+            (set.to_string(), (|l: &SetL1| Some(l.l1)) as Pick, false),
+            (format!("{set}: own-mean baseline"), |l| l.own_mean, true),
         ] {
-            all.push(Series {
+            let line = (m.epochs.iter())
+                .filter_map(|e| Some((e.epoch as f64, pick(io(e)?.l1.get(set)?)?)))
+                .collect();
+            chart.series.push(Series {
                 name,
-                line: curve(Model::Io, &|e| e.l1.get(set).and_then(pick)),
+                group: Some(set.clone()),
+                dashed,
+                line,
                 ..Series::default()
             });
         }
     }
-    chart("train-vae: labeled L1 (io model)", "L1", all).write_png(&out.join("l1.png"))
+    chart
 }
 
 #[cfg(test)]
@@ -428,9 +448,13 @@ mod tests {
         assert!(s["io"].get("validity").is_none(), "unmeasured numbers are left out");
         assert_eq!(s["checkpoint"]["1"]["io"]["validity"], 0.3);
         assert_eq!(s["checkpoint"]["1"]["reference"]["unlabeled_loss"], 0.5);
-        for f in ["loss.png", "quality.png", "l1.png"] {
+        for f in ["loss.png", "reconstruction.svg", "validity.png", "l1.png", "charts/l1.json"] {
             assert!(dir.path().join(f).exists(), "{f}");
         }
+        let l1 = Chart::read(&dir.path().join("charts/l1.json")).unwrap();
+        let base = l1.series.iter().find(|s| s.name == "valid: own-mean baseline").unwrap();
+        assert!(base.dashed && base.group() == "valid", "a baseline dashed in its set's colour");
+        assert!(l1.series.iter().any(|s| s.name == "valid" && !s.dashed && s.group() == "valid"));
         // metrics.json round-trips through its type.
         let text = serde_json::to_string(&m).unwrap();
         assert_eq!(serde_json::from_str::<Metrics>(&text).unwrap(), m);

@@ -13,15 +13,10 @@ use crate::config::Override;
 #[derive(Debug, Parser)]
 #[command(name = "nasflow", version, about, long_about)]
 pub struct Cli {
-    /// The pipeline file.
-    #[arg(
-        long,
-        short = 'p',
-        global = true,
-        default_value = "pipeline.toml",
-        env = "NASFLOW_PIPELINE"
-    )]
-    pub pipeline: PathBuf,
+    /// The pipeline file, or a directory holding pipeline.toml (default: pipeline.toml in the
+    /// current directory or the nearest parent that has one).
+    #[arg(long, short = 'p', global = true, env = "NASFLOW_PIPELINE", value_name = "FILE|DIR")]
+    pub pipeline: Option<PathBuf>,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -35,16 +30,17 @@ pub struct Sets {
     /// [sweeps.NAME] matrix); repeatable for run and metrics.
     #[arg(long = "variant", value_name = "NAME")]
     pub variant: Vec<String>,
-    /// Every declared variant (run, metrics): `--variants` or `--variants all`.
-    #[arg(long = "variants", value_name = "all", num_args = 0..=1, default_missing_value = "all", value_parser = ["all"])]
-    pub variants: Option<String>,
+    /// Every declared variant (run, metrics, plots); a word after it is a stage, not a variant
+    /// (`--variant NAME` names one).
+    #[arg(long = "variants")]
+    pub variants: bool,
 }
 
 impl Sets {
     /// The variant names asked for (`all` for every one).
     pub fn names(&self) -> Vec<String> {
         let mut n = self.variant.clone();
-        if self.variants.is_some() {
+        if self.variants {
             n.push("all".into());
         }
         n
@@ -108,8 +104,12 @@ pub enum Command {
         stage: String,
         #[command(flatten)]
         sets: Sets,
-        #[arg(long)]
+        /// The record as JSON (with `out_dir` and `current`).
+        #[arg(long, conflicts_with = "path")]
         json: bool,
+        /// Only the path of the output directory (for scripts).
+        #[arg(long)]
+        path: bool,
     },
     /// Print what a stage's run wrote to stdout and stderr, or another file of its provenance.
     Log {
@@ -152,8 +152,30 @@ pub enum Command {
         /// selected, their columns only; otherwise every column.
         #[arg(long)]
         aggregate: bool,
+        /// Only the metrics whose values differ between the columns.
+        #[arg(long)]
+        changed: bool,
+        /// table (aligned; in long form when wider than the terminal), csv, tsv or jsonl (long
+        /// form: stage, column, metric, value), json (the columns).
+        #[arg(long, value_enum, default_value_t = MetricsFormat::Table)]
+        format: MetricsFormat,
+        /// Same as --format json.
         #[arg(long)]
         json: bool,
+    },
+    /// Draw each chart of the stages' current results (PNG and SVG), overlaying the pipeline
+    /// with the selected variants and the --compare pipelines (one colour per source and series).
+    Plots {
+        /// Stages whose charts to draw (default: all).
+        stages: Vec<String>,
+        #[command(flatten)]
+        sets: Sets,
+        /// Another pipeline file to overlay (repeatable).
+        #[arg(long, value_name = "PIPELINE")]
+        compare: Vec<PathBuf>,
+        /// Where to write STAGE/NAME.png and .svg (default: plots/ beside pipeline.toml).
+        #[arg(short, long, value_name = "DIR")]
+        out: Option<PathBuf>,
     },
     /// Delete cache entries the current pipeline does not need, keeping the last N per stage.
     Gc {
@@ -186,6 +208,16 @@ pub enum Command {
         #[arg(last = true, required = true)]
         command: Vec<std::ffi::OsString>,
     },
+}
+
+/// How `nasflow metrics` prints.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum MetricsFormat {
+    Table,
+    Csv,
+    Tsv,
+    Json,
+    Jsonl,
 }
 
 #[derive(Debug, Subcommand)]

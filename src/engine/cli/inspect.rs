@@ -141,11 +141,19 @@ fn record_to_show(
     }
 }
 
-pub fn show(project: &Project, stage: &str, json: bool) -> Result<ExitCode> {
+pub fn show(project: &Project, stage: &str, (json, path): (bool, bool)) -> Result<ExitCode> {
     let (cache, record, is_current) = record_to_show(project, stage)?;
     let i = project.stage_index(stage)?;
     let runner = crate::runner::child::ChildProcess::new();
     let dir = project.engine(&cache, &runner).output_dir(i, &record)?;
+    if path {
+        println!("{}", dir.display());
+        if !is_current {
+            eprintln!("note: `{stage}` has no current result; this is its last record (exit 1)");
+            return Ok(ExitCode::from(1));
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
     if json {
         let mut v = serde_json::to_value(&*record)?;
         v["out_dir"] = json!(dir);

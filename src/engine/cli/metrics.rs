@@ -7,7 +7,7 @@ use anyhow::{Context, Result};
 use nasflow_contract::layout::SUMMARY;
 use serde_json::json;
 
-use super::args::Sets;
+use super::args::{MetricsFormat, Sets};
 use super::project::{planned, selected, Project};
 use crate::config::Override;
 use crate::metrics::Column;
@@ -46,14 +46,20 @@ fn column(project: &Project, stages: &[String], label: String) -> Result<Column>
     Ok(col)
 }
 
+/// How to show the numbers.
+pub struct Show {
+    pub aggregate: bool,
+    pub changed: bool,
+    pub format: MetricsFormat,
+}
+
 pub fn metrics(
     reg: &Registry,
     file: &Path,
     stages: &[String],
     all_sets: &Sets,
     (compare, compare_set): (&[std::path::PathBuf], &[Override]),
-    aggregate: bool,
-    json: bool,
+    show: Show,
 ) -> Result<ExitCode> {
     let label = |f: &Path, extra: &[Override]| {
         let mut l = f.display().to_string();
@@ -88,24 +94,110 @@ pub fn metrics(
             variant_cols.push(column(&p, stages, format!("variant {name}"))?);
         }
     }
-    if aggregate {
-        let over = if variant_cols.is_empty() { cols } else { variant_cols };
-        return print_aggregate(&order, &over, json);
+    if show.aggregate {
+        let over = if variant_cols.is_empty() {
+            cols
+        } else {
+            variant_cols
+        };
+        return print_aggregate(&order, &over, show.format == MetricsFormat::Json);
     }
     cols.extend(variant_cols);
-    if json {
-        let v: Vec<_> = cols
-            .iter()
-            .map(|c| json!({"label": c.label, "stages": c.stages}))
-            .collect();
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&json!({ "columns": v }))?
-        );
-    } else {
-        print!("{}", crate::metrics::render(&order, &cols));
-    }
+    print!("{}", format_columns(&order, &cols, &show)?);
     Ok(ExitCode::SUCCESS)
+}
+
+/// The columns in the format asked for.
+fn format_columns(order: &[String], cols: &[Column], show: &Show) -> Result<String> {
+    use crate::metrics::{changed, long, number, render, render_long};
+    let rows: Vec<_> = long(order, cols)
+        .into_iter()
+        .filter(|(stage, _, name, _)| !show.changed || changed(cols, stage, name))
+        .collect();
+    Ok(match show.format {
+        MetricsFormat::Table => {
+            let text = render(order, cols, show.changed);
+            let widest = text.lines().map(|l| l.chars().count()).max().unwrap_or(0);
+            if widest > terminal_width() {
+                render_long(order, cols, show.changed)
+            } else {
+                text
+            }
+        }
+        MetricsFormat::Csv | MetricsFormat::Tsv => {
+            let sep = if show.format == MetricsFormat::Csv {
+                ','
+            } else {
+                '\t'
+            };
+            let mut out = format!("stage{sep}column{sep}metric{sep}value\n");
+            for (stage, label, name, v) in rows {
+                let cells = [stage, label, name, number(v).to_string()];
+                let cells: Vec<String> = cells.iter().map(|c| quote(c, sep)).collect();
+                out.push_str(&cells.join(&sep.to_string()));
+                out.push('\n');
+            }
+            out
+        }
+        MetricsFormat::Jsonl => rows
+            .into_iter()
+            .map(|(stage, column, metric, v)| {
+                let row =
+                    json!({"stage": stage, "column": column, "metric": metric, "value": number(v)});
+                row.to_string() + "\n"
+            })
+            .collect(),
+        MetricsFormat::Json => {
+            let v: Vec<_> = cols
+                .iter()
+                .map(|c| {
+                    let stages: serde_json::Map<String, serde_json::Value> = (c.stages.iter())
+                        .map(|(s, m)| {
+                            let m = m.as_ref().map(|m| {
+                                let kept = m
+                                    .iter()
+                                    .filter(|(n, _)| !show.changed || changed(cols, s, n));
+                                kept.map(|(n, v)| (n.clone(), number(*v)))
+                                    .collect::<serde_json::Map<_, _>>()
+                            });
+                            (s.clone(), json!(m))
+                        })
+                        .collect();
+                    json!({"label": c.label, "stages": stages})
+                })
+                .collect();
+            serde_json::to_string_pretty(&json!({ "columns": v }))? + "\n"
+        }
+    })
+}
+
+/// A CSV/TSV cell, quoted where it holds the separator, a quote or a line break.
+fn quote(cell: &str, sep: char) -> String {
+    if cell.contains([sep, '"', '\n', '\r']) {
+        format!("\"{}\"", cell.replace('"', "\"\""))
+    } else {
+        cell.to_string()
+    }
+}
+
+/// The terminal's width: `$COLUMNS`, the terminal's own on a terminal, else unlimited (a pipe
+/// gets the whole table).
+fn terminal_width() -> usize {
+    if let Some(n) = std::env::var("COLUMNS").ok().and_then(|c| c.parse().ok()) {
+        return n;
+    }
+    use std::io::IsTerminal;
+    if !std::io::stdout().is_terminal() {
+        return usize::MAX;
+    }
+    // SAFETY: TIOCGWINSZ fills a winsize struct we own.
+    let mut ws: libc::winsize = unsafe { std::mem::zeroed() };
+    let ok = unsafe { libc::ioctl(libc::STDOUT_FILENO, libc::TIOCGWINSZ, &mut ws) } == 0;
+    if ok && ws.ws_col > 0 {
+        ws.ws_col as usize
+    } else {
+        100
+    }
 }
 
 /// `--aggregate`: the columns as replicates, one aggregate column.

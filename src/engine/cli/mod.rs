@@ -4,10 +4,13 @@
 mod args;
 mod inspect;
 mod metrics;
+mod plots;
 mod project;
+mod results;
 mod run;
 mod store;
 
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{CommandFactory, FromArgMatches};
@@ -90,8 +93,27 @@ fn render(err: &anyhow::Error) -> String {
     text
 }
 
+/// The pipeline file: `-p FILE`, `-p DIR` (its pipeline.toml), or pipeline.toml in the current
+/// directory or its nearest parent that has one (as git finds its repository).
+fn pipeline_file(arg: Option<PathBuf>) -> PathBuf {
+    const NAME: &str = "pipeline.toml";
+    match arg {
+        Some(p) if p.is_dir() => p.join(NAME),
+        Some(p) => p,
+        None => {
+            let cwd = std::env::current_dir().unwrap_or_default();
+            let found = cwd.ancestors().map(|d| d.join(NAME)).find(|f| f.is_file());
+            match found {
+                Some(f) if f.parent() == Some(cwd.as_path()) => PathBuf::from(NAME),
+                Some(f) => f,
+                None => PathBuf::from(NAME),
+            }
+        }
+    }
+}
+
 fn dispatch(cli: Cli, reg: &Registry) -> anyhow::Result<ExitCode> {
-    let file = &cli.pipeline;
+    let file = &pipeline_file(cli.pipeline);
     match cli.command {
         Command::Run {
             targets,
@@ -124,9 +146,12 @@ fn dispatch(cli: Cli, reg: &Registry) -> anyhow::Result<ExitCode> {
             inspect::status(&project::load_one(reg, file, &sets)?, json)
         }
         Command::Dag { format } => inspect::dag(&project::Project::load(reg, file, &[])?, &format),
-        Command::Show { stage, sets, json } => {
-            inspect::show(&project::load_one(reg, file, &sets)?, &stage, json)
-        }
+        Command::Show {
+            stage,
+            sets,
+            json,
+            path,
+        } => inspect::show(&project::load_one(reg, file, &sets)?, &stage, (json, path)),
         Command::Log {
             stage,
             item,
@@ -149,6 +174,8 @@ fn dispatch(cli: Cli, reg: &Registry) -> anyhow::Result<ExitCode> {
             compare,
             compare_set,
             aggregate,
+            changed,
+            format,
             json,
         } => metrics::metrics(
             reg,
@@ -156,9 +183,21 @@ fn dispatch(cli: Cli, reg: &Registry) -> anyhow::Result<ExitCode> {
             &stages,
             &sets,
             (&compare, &compare_set),
-            aggregate,
-            json,
+            metrics::Show {
+                aggregate,
+                changed,
+                format: if json { args::MetricsFormat::Json } else { format },
+            },
         ),
+        Command::Plots {
+            stages,
+            sets,
+            compare,
+            out,
+        } => {
+            let dir = file.parent().unwrap_or(Path::new("")).join("plots");
+            plots::plots(reg, file, &stages, &sets, &compare, &out.unwrap_or(dir))
+        }
         Command::Gc { dry_run, keep } => {
             store::gc(&project::Project::load(reg, file, &[])?, keep, dry_run)
         }

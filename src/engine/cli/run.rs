@@ -41,7 +41,7 @@ pub fn run_variants(reg: &Registry, file: &Path, a: &RunArgs) -> Result<ExitCode
             Some("slurm") => project.p.executor.kind = ExecutorKind::Slurm,
             _ => {}
         }
-        let c = run_one(&project, a)?;
+        let c = run_one(&project, a, many.then_some(name.as_str()))?;
         if c != ExitCode::SUCCESS {
             code = c;
         }
@@ -53,7 +53,7 @@ pub fn run_variants(reg: &Registry, file: &Path, a: &RunArgs) -> Result<ExitCode
 }
 
 /// One pipeline: fetch from the remote, run (or plan), upload.
-fn run_one(project: &Project, a: &RunArgs) -> Result<ExitCode> {
+fn run_one(project: &Project, a: &RunArgs, variant: Option<&str>) -> Result<ExitCode> {
     if a.dry_run {
         return inspect::plan(project, &a.targets, &a.force, false);
     }
@@ -74,7 +74,7 @@ fn run_one(project: &Project, a: &RunArgs) -> Result<ExitCode> {
             eprintln!("remote {}: fetching stopped: {e:#}", r.describe());
         }
     }
-    let code = run(project, &a.targets, a.jobs, &a.force)?;
+    let code = run(project, &a.targets, (a.jobs, &a.force), variant)?;
     if let Some(r) = &remote {
         if let Err(e) = push(project, r.as_ref(), &a.targets) {
             eprintln!("not uploaded (remote {}): {e:#}", r.describe());
@@ -86,8 +86,8 @@ fn run_one(project: &Project, a: &RunArgs) -> Result<ExitCode> {
 fn run(
     project: &Project,
     targets: &[String],
-    jobs: Option<usize>,
-    force: &[String],
+    (jobs, force): (Option<usize>, &[String]),
+    variant: Option<&str>,
 ) -> Result<ExitCode> {
     let start = Instant::now();
     let closure = project.closure(targets)?;
@@ -107,6 +107,9 @@ fn run(
     let ui = crate::progress::Ui::new();
     let outcomes = crate::schedule::run(&engine, &closure, &RunOptions { jobs, force }, &ui)?;
     let failed = summarize(project, &outcomes, start);
+    if let Err(e) = super::results::refresh(project, &engine, &outcomes, variant) {
+        eprintln!("note: results/ not refreshed: {e:#}");
+    }
     if crate::interrupt::requested() {
         eprintln!("\ninterrupted (Ctrl-C): Slurm arrays cancelled; finished items are kept, `nasflow run` continues from them");
         return Ok(ExitCode::from(130));

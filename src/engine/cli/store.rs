@@ -40,6 +40,9 @@ pub fn gc(project: &Project, keep: usize, dry_run: bool) -> Result<ExitCode> {
         }
     }
     let r = cache.gc(&roots, keep, dry_run)?;
+    if !dry_run {
+        super::results::prune(&project.p.root)?;
+    }
     let verb = if dry_run { "would remove" } else { "removed" };
     println!(
         "gc: {verb} {} records, {} item records, {} blobs ({:.1} MiB); kept {} records",

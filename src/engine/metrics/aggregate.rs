@@ -83,7 +83,11 @@ pub fn aggregate_columns(order: &[String], cols: &[Column]) -> BTreeMap<String, 
 }
 
 /// The aggregate as a text table: stage, metric, mean, the interval, the replicates counted.
-pub fn render(order: &[String], agg: &BTreeMap<String, StageAggregate>, replicates: usize) -> String {
+pub fn render(
+    order: &[String],
+    agg: &BTreeMap<String, StageAggregate>,
+    replicates: usize,
+) -> String {
     let mut rows = vec![vec![
         "stage".to_string(),
         "metric".into(),
@@ -120,7 +124,13 @@ pub fn render(order: &[String], agg: &BTreeMap<String, StageAggregate>, replicat
             .iter()
             .zip(&widths)
             .enumerate()
-            .map(|(j, (c, w))| if j < 2 { format!("{c:<w$}") } else { format!("{c:>w$}") })
+            .map(|(j, (c, w))| {
+                if j < 2 {
+                    format!("{c:<w$}")
+                } else {
+                    format!("{c:>w$}")
+                }
+            })
             .collect();
         out.push_str(cells.join("  ").trim_end());
         out.push('\n');
@@ -142,8 +152,15 @@ mod tests {
         assert!(a.low < 3.0 && a.high > 3.0, "{a:?}");
         // The bootstrap's means lie within the values' range, and for 5 values the 95%
         // interval of the mean is well inside it (the standard error is sqrt(2/5) ~ 0.63).
-        assert!(a.low >= 1.0 && a.high <= 5.0 && a.high - a.low < 3.2, "{a:?}");
-        assert_eq!(aggregate(&[1.0, 2.0, 3.0, 4.0, 5.0]), Some(a), "seeded: the same interval");
+        assert!(
+            a.low >= 1.0 && a.high <= 5.0 && a.high - a.low < 3.2,
+            "{a:?}"
+        );
+        assert_eq!(
+            aggregate(&[1.0, 2.0, 3.0, 4.0, 5.0]),
+            Some(a),
+            "seeded: the same interval"
+        );
         let one = aggregate(&[0.5]).unwrap();
         assert_eq!((one.low, one.mean, one.high), (0.5, 0.5, 0.5));
         assert!(aggregate(&[]).is_none());
@@ -153,17 +170,27 @@ mod tests {
     fn columns_are_joined_by_stage_and_name_and_missing_ones_named() {
         let col = |label: &str, v: Option<f64>| Column {
             label: label.into(),
-            stages: [("s".to_string(), v.map(|v| BTreeMap::from([("l1".to_string(), v)])))]
-                .into_iter()
-                .collect(),
+            stages: [(
+                "s".to_string(),
+                v.map(|v| BTreeMap::from([("l1".to_string(), v)])),
+            )]
+            .into_iter()
+            .collect(),
         };
-        let cols = [col("seed=1", Some(0.2)), col("seed=2", Some(0.4)), col("seed=3", None)];
+        let cols = [
+            col("seed=1", Some(0.2)),
+            col("seed=2", Some(0.4)),
+            col("seed=3", None),
+        ];
         let agg = aggregate_columns(&["s".into()], &cols);
         let l1 = &agg["s"].numbers["l1"];
         assert!((l1.mean - 0.3).abs() < 1e-12 && l1.n == 2);
         assert_eq!(agg["s"].missing, vec!["seed=3".to_string()]);
         let text = render(&["s".into()], &agg, 3);
-        assert!(text.contains("mean of 3") && text.contains("0.300000"), "{text}");
+        assert!(
+            text.contains("mean of 3") && text.contains("0.3000"),
+            "{text}"
+        );
         assert!(text.contains("no result in 1 of 3 (seed=3)"), "{text}");
     }
 }

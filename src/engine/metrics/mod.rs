@@ -45,16 +45,55 @@ pub fn flatten(v: &Value) -> BTreeMap<String, f64> {
     out
 }
 
+/// One number format: integers as integers, other numbers with 4 significant digits (in
+/// scientific notation below 0.001 and from a million up).
 pub(crate) fn fmt(x: f64) -> String {
+    if !x.is_finite() {
+        return format!("{x}");
+    }
     if x == 0.0 {
         "0".into()
     } else if x.fract() == 0.0 && x.abs() < 1e15 {
         format!("{x:.0}")
-    } else if x.abs() >= 1e5 || x.abs() < 1e-3 {
-        format!("{x:.4e}")
+    } else if x.abs() >= 1e6 || x.abs() < 1e-3 {
+        format!("{x:.3e}")
     } else {
-        format!("{x:.6}")
+        let decimals = (3 - x.abs().log10().floor() as i32).max(0) as usize;
+        format!("{x:.decimals$}")
     }
+}
+
+/// A number as JSON: integers stay integers.
+pub fn number(x: f64) -> serde_json::Value {
+    if x.fract() == 0.0 && x.abs() < 9e15 {
+        serde_json::Value::from(x as i64)
+    } else {
+        serde_json::Value::from(x)
+    }
+}
+
+/// Every value in long form: (stage, column label, metric, value), stages in the order given.
+pub fn long(order: &[String], cols: &[Column]) -> Vec<(String, String, String, f64)> {
+    let mut out = Vec::new();
+    for stage in order {
+        for c in cols {
+            if let Some(Some(m)) = c.stages.get(stage) {
+                for (name, v) in m {
+                    out.push((stage.clone(), c.label.clone(), name.clone(), *v));
+                }
+            }
+        }
+    }
+    out
+}
+
+/// Whether a metric's value differs between columns (or is missing from some).
+pub fn changed(cols: &[Column], stage: &str, name: &str) -> bool {
+    let vals: Vec<Option<f64>> = cols
+        .iter()
+        .map(|c| c.stages.get(stage)?.as_ref()?.get(name).copied())
+        .collect();
+    vals.windows(2).any(|w| w[0] != w[1])
 }
 
 fn fmt_diff(x: f64) -> String {
@@ -67,8 +106,9 @@ fn fmt_diff(x: f64) -> String {
     }
 }
 
-/// Renders the columns as an aligned text table, stages in the order given.
-pub fn render(order: &[String], cols: &[Column]) -> String {
+/// Renders the columns as an aligned text table, stages in the order given; with `changed_only`,
+/// only the metrics whose values differ between columns.
+pub fn render(order: &[String], cols: &[Column], changed_only: bool) -> String {
     let mut header = vec!["stage".to_string(), "metric".to_string()];
     for (k, c) in cols.iter().enumerate() {
         header.push(c.label.clone());
@@ -100,6 +140,9 @@ pub fn render(order: &[String], cols: &[Column]) -> String {
             continue;
         }
         for name in names {
+            if changed_only && !changed(cols, stage, name) {
+                continue;
+            }
             let mut row = vec![stage.clone(), name.clone()];
             let get =
                 |c: &Column| -> Option<f64> { c.stages.get(stage)?.as_ref()?.get(name).copied() };
@@ -121,6 +164,38 @@ pub fn render(order: &[String], cols: &[Column]) -> String {
             rows.push(row);
         }
     }
+    align(rows, 2)
+}
+
+/// The table in long form, for many columns: one line per stage, metric and column, with the
+/// difference against the first column.
+pub fn render_long(order: &[String], cols: &[Column], changed_only: bool) -> String {
+    let mut rows = vec![["stage", "metric", "column", "value", "diff"]
+        .map(String::from)
+        .to_vec()];
+    let first = |stage: &str, name: &str| {
+        cols.first()?
+            .stages
+            .get(stage)?
+            .as_ref()?
+            .get(name)
+            .copied()
+    };
+    for (stage, label, name, v) in long(order, cols) {
+        if changed_only && !changed(cols, &stage, &name) {
+            continue;
+        }
+        let diff = match first(&stage, &name) {
+            Some(a) if label != cols[0].label => fmt_diff(v - a),
+            _ => String::new(),
+        };
+        rows.push(vec![stage, name, label, fmt(v), diff]);
+    }
+    align(rows, 3)
+}
+
+/// Rows as aligned text: the first `left` columns left-aligned, the rest right-aligned.
+fn align(rows: Vec<Vec<String>>, left: usize) -> String {
     let widths: Vec<usize> = (0..rows[0].len())
         .map(|j| rows.iter().map(|r| r[j].chars().count()).max().unwrap_or(0))
         .collect();
@@ -131,7 +206,7 @@ pub fn render(order: &[String], cols: &[Column]) -> String {
             .zip(&widths)
             .enumerate()
             .map(|(j, (cell, w))| {
-                if j < 2 {
+                if j < left {
                     format!("{cell:<w$}")
                 } else {
                     format!("{cell:>w$}")
@@ -168,21 +243,39 @@ mod tests {
             .into_iter()
             .collect(),
         };
-        let text = render(
-            &["s".into(), "t".into()],
-            &[col("base", 0.25), col("other", 0.2)],
-        );
+        let cols = [col("base", 0.25), col("other", 0.2)];
+        let text = render(&["s".into(), "t".into()], &cols, false);
         let lines: Vec<&str> = text.lines().collect();
         assert!(lines[0].contains("base") && lines[0].contains("diff (2)"));
         let n = lines.iter().find(|l| l.contains(" n ")).unwrap();
         assert!(n.trim_end().ends_with('='), "{n}");
         let r = lines.iter().find(|l| l.contains("rmse")).unwrap();
         assert!(
-            r.contains("0.250000") && r.contains("0.200000") && r.contains("-0.050000"),
+            r.contains("0.2500") && r.contains("0.2000") && r.contains("-0.05000"),
             "{r}"
         );
         assert!(lines
             .iter()
             .any(|l| l.starts_with("t ") && l.contains("not run")));
+        let changed = render(&["s".into(), "t".into()], &cols, true);
+        assert!(
+            changed.contains("rmse") && !changed.contains(" n "),
+            "{changed}"
+        );
+        let rows = long(&["s".into()], &cols);
+        assert_eq!(rows.len(), 4);
+        assert_eq!(rows[0], ("s".into(), "base".into(), "n".into(), 10.0));
+    }
+
+    #[test]
+    fn one_number_format_and_integers_stay_integers() {
+        assert_eq!(fmt(10.0), "10");
+        assert_eq!(fmt(0.016412345), "0.01641");
+        assert_eq!(fmt(1.7999999999999998), "1.800");
+        assert_eq!(fmt(123.456), "123.5");
+        assert_eq!(fmt(0.000123), "1.230e-4");
+        assert_eq!(fmt(1.5e7), "15000000");
+        assert_eq!(number(250.0).to_string(), "250");
+        assert_eq!(number(0.5).to_string(), "0.5");
     }
 }

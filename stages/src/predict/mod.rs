@@ -13,7 +13,7 @@
 //! Inputs: `train-vae`, `pretrain` (labeled networks; with `table = "pretrained"` the figures).
 //! Outputs: `results.jsonl` (one row per feature set, regressor, size and seed), `summary.json`
 //! (per feature set, regressor and size: mean and 95% half-width of RMSE and Pearson r),
-//! `rmse.png`, `pearson.png`.
+//! `rmse.png`, `pearson.png` (box plots; SVGs and chart data beside them).
 pub mod regress;
 
 use rand::RngExt;
@@ -29,7 +29,7 @@ use serde::Deserialize;
 
 use crate::images;
 use crate::nb101::Arch2vec;
-use crate::report::{mean_ci95, Chart, Series};
+use crate::report::{mean_ci95, write_chart, Chart, Series};
 use crate::search::table::{Features, LatentChoice, Searchable, TableSource};
 use regress::{pearson, rmse, Regressor};
 
@@ -40,7 +40,7 @@ impl Kind for Predict {
     type Params = PredictParams;
     const INFO: KindInfo = KindInfo {
         name: "predict",
-        version: 3,
+        version: 4,
         doc: "Predict network accuracy from the latent features (random forest, Gaussian process), against a plain encoding",
         reads_seed: true,
         uses_device: false,
@@ -303,7 +303,8 @@ impl Fit<'_> {
     }
 }
 
-/// Per feature set, regressor and size: mean and 95% half-width of RMSE and Pearson r.
+/// Per regressor, feature set and fit size (`rf.latent.fit_250`): mean and 95% half-width of
+/// RMSE and Pearson r over seeds, and the seeds and scored cells they rest on.
 pub fn summarize(scored: &[Scored]) -> Value {
     let mut groups: BTreeMap<(&str, &str, usize), Vec<&Scored>> = BTreeMap::new();
     for s in scored {
@@ -318,20 +319,22 @@ pub fn summarize(scored: &[Scored]) -> Value {
             |x: Vec<f64>| mean_ci95(&x.into_iter().filter(|v| v.is_finite()).collect::<Vec<_>>());
         let (rm, rh) = stat(v.iter().map(|s| s.rmse).collect());
         let (pm, ph) = stat(v.iter().map(|s| s.pearson).collect());
+        let scored = v.iter().map(|s| s.scored).min().unwrap_or(0);
         let entry = out
-            .entry(f.to_string())
+            .entry(r.to_string())
             .or_insert_with(|| json!({}))
             .as_object_mut()
             .expect("an object")
-            .entry(r.to_string())
+            .entry(f.to_string())
             .or_insert_with(|| json!({}));
-        entry[size.to_string()] = json!({"rmse": rm, "rmse_ci95": rh, "pearson": pm, "pearson_ci95": ph, "seeds": v.len()});
+        entry[format!("fit_{size}")] = json!({"rmse": rm, "rmse_ci95": rh, "pearson": pm,
+            "pearson_ci95": ph, "seeds": v.len(), "scored_cells": scored});
     }
     Value::Object(out)
 }
 
-/// `rmse.png` and `pearson.png`: per training size, each seed's value and the mean, one series
-/// per feature set and regressor.
+/// Box plots `rmse` and `pearson` (the paper's Figs 9-10): per fit size, the seeds' values, one
+/// box per regressor and feature set.
 pub fn write_charts(
     out: &std::path::Path,
     scored: &[Scored],
@@ -348,49 +351,36 @@ pub fn write_charts(
         .enumerate()
         .map(|(i, s)| (i as f64, s.to_string()))
         .collect();
-    for (file, what, get) in [
-        (
-            "rmse.png",
-            "RMSE",
-            (|s: &Scored| s.rmse) as fn(&Scored) -> f64,
-        ),
-        ("pearson.png", "Pearson r", |s: &Scored| s.pearson),
+    type Get = fn(&Scored) -> f64;
+    for (name, what, get) in [
+        ("rmse", "RMSE", (|s: &Scored| s.rmse) as Get),
+        ("pearson", "Pearson r", |s: &Scored| s.pearson),
     ] {
-        let mut series = Vec::new();
-        for (k, (f, r)) in keys.iter().enumerate() {
-            let shift = (k as f64 - (keys.len() as f64 - 1.0) / 2.0) * 0.08;
-            let mut line = Vec::new();
-            let mut dots = Vec::new();
-            for (i, size) in sizes.iter().enumerate() {
-                let vals: Vec<f64> = scored
-                    .iter()
-                    .filter(|s| &s.features == f && &s.regressor == r && s.train_size == *size)
-                    .map(get)
-                    .filter(|v| v.is_finite())
-                    .collect();
-                if vals.is_empty() {
-                    continue;
-                }
-                line.push((i as f64 + shift, mean_ci95(&vals).0));
-                dots.extend(vals.iter().map(|&v| (i as f64 + shift, v)));
-            }
-            series.push(Series {
+        let series = keys
+            .iter()
+            .map(|(f, r)| Series {
                 name: format!("{r} on {f}"),
-                line,
-                band: Vec::new(),
-                dots,
-            });
-        }
-        Chart {
-            title: format!("predict: {what} per training size (dots: seeds, line: mean)"),
-            x_label: "training cells".into(),
+                boxes: (sizes.iter().enumerate())
+                    .map(|(i, size)| {
+                        let of = |s: &&Scored| {
+                            &s.features == f && &s.regressor == r && s.train_size == *size
+                        };
+                        (i as f64, scored.iter().filter(of).map(get).collect())
+                    })
+                    .collect(),
+                ..Series::default()
+            })
+            .collect();
+        let chart = Chart {
+            title: format!("predict: {what} over seeds per fit size"),
+            kind: nasflow_charts::Kind::Box,
+            x_label: "fit size (cells)".into(),
             y_label: what.into(),
-            log_x: false,
-            log_y: false,
             x_ticks: ticks.clone(),
             series,
-        }
-        .write_png(&out.join(file))?;
+            ..Chart::default()
+        };
+        write_chart(out, name, &chart)?;
     }
     Ok(())
 }
@@ -491,11 +481,19 @@ mod tests {
             }
         }
         let s = summarize(&a);
-        assert_eq!(s["latent"]["rf"]["60"]["seeds"], 2);
-        assert!(s["latent"]["gp"]["20"]["rmse"].as_f64().unwrap() > 0.0);
+        assert_eq!(s["rf"]["latent"]["fit_60"]["seeds"], 2);
+        assert!(s["gp"]["latent"]["fit_20"]["rmse"].as_f64().unwrap() > 0.0);
+        assert!(s["gp"]["latent"]["fit_20"]["scored_cells"].as_u64().unwrap() > 0);
         let dir = tempfile::tempdir().unwrap();
         write_charts(dir.path(), &a, &[20, 60]).unwrap();
-        assert!(dir.path().join("rmse.png").exists() && dir.path().join("pearson.png").exists());
+        for f in ["rmse.png", "rmse.svg", "charts/rmse.json", "pearson.png", "pearson.svg"] {
+            assert!(dir.path().join(f).exists(), "{f}");
+        }
+        let chart = Chart::read(&dir.path().join("charts/rmse.json")).unwrap();
+        assert_eq!(chart.kind, nasflow_charts::Kind::Box);
+        assert_eq!(chart.x_ticks.len(), 2);
+        let seeds: usize = chart.series.iter().map(|s| s.boxes[0].1.len()).sum();
+        assert_eq!(seeds, a.iter().filter(|s| s.train_size == 20).count());
     }
 
     #[test]

@@ -6,7 +6,7 @@ use serde_json::{json, Map, Value};
 
 use super::table::Searchable;
 use super::Trace;
-use crate::report::{mean_ci95, Chart, Series};
+use crate::report::{mean_ci95, write_chart, Chart, Series};
 use nasflow_contract::StageError;
 
 /// The regret of a trace at simulated time `t`: that of its last query finished by `t`.
@@ -15,21 +15,25 @@ pub fn regret_at(cost: &[f64], regret: &[Option<f64>], t: f64) -> Option<f64> {
     (k > 0).then(|| regret[k - 1]).flatten()
 }
 
-/// Mean and 95% band over traces of one regret on a log-spaced time grid up to `budget`.
+/// Mean and 95% band over traces of one regret on a log-spaced time grid up to `budget`. The
+/// grid starts once every trace has finished its first query, so that each point averages over
+/// all traces: a mean of non-increasing curves never increases (averaging only over the traces
+/// that had queried made the mean rise at first, when slower seeds joined it).
 pub fn regret_curve(
     traces: &[&Trace],
     budget: f64,
     pick: impl Fn(&Trace) -> Vec<Option<f64>>,
 ) -> Vec<(f64, f64, f64)> {
-    let first = traces
-        .iter()
-        .filter_map(|t| t.cost.first().copied())
-        .fold(f64::INFINITY, f64::min);
+    let picked: Vec<Vec<Option<f64>>> = traces.iter().map(|t| pick(t)).collect();
+    // The first time at which each trace has a regret.
+    let starts = traces.iter().zip(&picked).map(|(t, r)| {
+        t.cost.iter().zip(r).find(|(_, r)| r.is_some()).map(|(c, _)| *c)
+    });
+    let first = starts.flatten().fold(f64::NEG_INFINITY, f64::max);
     if !first.is_finite() || first <= 0.0 {
         return Vec::new();
     }
     let end = budget.max(first * 1.0001);
-    let picked: Vec<Vec<Option<f64>>> = traces.iter().map(|t| pick(t)).collect();
     let points = 60;
     (0..=points)
         .filter_map(|k| {
@@ -42,6 +46,28 @@ pub fn regret_curve(
             (!vals.is_empty()).then(|| {
                 let (m, h) = mean_ci95(&vals);
                 (t, m, h)
+            })
+        })
+        .collect()
+}
+
+/// Mean and 95% band over traces of one regret after each number of queries (1 to the most any
+/// trace made); a trace that stopped earlier keeps its last regret.
+pub fn regret_by_queries(
+    traces: &[&Trace],
+    pick: impl Fn(&Trace) -> Vec<Option<f64>>,
+) -> Vec<(f64, f64, f64)> {
+    let picked: Vec<Vec<Option<f64>>> = traces.iter().map(|t| pick(t)).collect();
+    let most = picked.iter().map(Vec::len).max().unwrap_or(0);
+    (1..=most)
+        .filter_map(|q| {
+            let vals: Vec<f64> = picked
+                .iter()
+                .filter_map(|r| r[..q.min(r.len())].iter().rev().find_map(|v| *v))
+                .collect();
+            (vals.len() == picked.len()).then(|| {
+                let (m, h) = mean_ci95(&vals);
+                (q as f64, m, h)
             })
         })
         .collect()
@@ -95,8 +121,9 @@ pub fn summarize(traces: &[Trace], table: &Searchable, budget: f64) -> Value {
     Value::Object(out)
 }
 
-/// Regret charts: `regret-valid.png` and (when the table has test accuracies) `regret-test.png`,
-/// mean and 95% band over seeds per method against simulated training seconds.
+/// Regret charts, mean and 95% band over seeds, one line per method: validation regret against
+/// simulated training seconds (`regret-valid`) and against queries (`regret-valid-queries`), and
+/// the same for test regret when the table has test accuracies.
 pub fn write_charts(out: &Path, traces: &[Trace], budget: f64) -> Result<Vec<String>, StageError> {
     let mut by_method: BTreeMap<&str, Vec<&Trace>> = BTreeMap::new();
     for t in traces {
@@ -106,37 +133,44 @@ pub fn write_charts(out: &Path, traces: &[Trace], budget: f64) -> Result<Vec<Str
     type Pick = fn(&Trace) -> Vec<Option<f64>>;
     let valid: Pick = |t| t.regret_valid.iter().map(|&r| Some(r)).collect();
     let test: Pick = |t| t.regret_test.clone();
-    for (name, what, pick) in [
-        ("regret-valid.png", "validation", valid),
-        ("regret-test.png", "test", test),
-    ] {
-        let mut series = Vec::new();
-        for (method, ts) in &by_method {
-            let curve = regret_curve(ts, budget, pick);
-            if curve.is_empty() {
-                continue;
-            }
-            series.push(Series {
-                name: format!("{method} ({} seeds)", ts.len()),
-                line: curve.iter().map(|&(t, m, _)| (t, m)).collect(),
-                band: curve.iter().map(|&(t, m, h)| (t, m - h, m + h)).collect(),
-                dots: Vec::new(),
-            });
-        }
-        if series.is_empty() {
+    for (name, what, pick) in [("regret-valid", "validation", valid), ("regret-test", "test", test)] {
+        let curves = |by_time: bool| -> Vec<Series> {
+            let curve = |ts: &[&Trace]| {
+                if by_time {
+                    regret_curve(ts, budget, pick)
+                } else {
+                    regret_by_queries(ts, pick)
+                }
+            };
+            by_method
+                .iter()
+                .map(|(method, ts)| (format!("{method} ({} seeds)", ts.len()), curve(ts)))
+                .filter(|(_, c)| !c.is_empty())
+                .map(|(name, c)| Series {
+                    name,
+                    line: c.iter().map(|&(t, m, _)| (t, m)).collect(),
+                    band: c.iter().map(|&(t, m, h)| (t, (m - h).max(0.0), m + h)).collect(),
+                    ..Series::default()
+                })
+                .collect()
+        };
+        let (by_time, by_queries) = (curves(true), curves(false));
+        if by_time.is_empty() {
             continue;
         }
-        Chart {
-            title: format!("{what} regret (mean, 95% band)"),
-            x_label: "simulated training seconds".into(),
+        let chart = |x_label: &str, log_x: bool, series| Chart {
+            title: format!("{what} regret (mean over seeds, 95% band)"),
+            x_label: x_label.into(),
             y_label: format!("best {what} accuracy in table - best found"),
-            log_x: true,
+            log_x,
             log_y: true,
-            x_ticks: Vec::new(),
             series,
-        }
-        .write_png(&out.join(name))?;
-        written.push(name.to_string());
+            ..Chart::default()
+        };
+        let time = chart("simulated training seconds", true, by_time);
+        written.extend(write_chart(out, name, &time)?);
+        let queries = chart("queries", false, by_queries);
+        written.extend(write_chart(out, &format!("{name}-queries"), &queries)?);
     }
     Ok(written)
 }
@@ -192,8 +226,37 @@ mod tests {
         let written = write_charts(dir.path(), &ts, 100.0).unwrap();
         assert_eq!(
             written,
-            vec!["regret-valid.png"],
+            [
+                "regret-valid.png",
+                "regret-valid.svg",
+                "charts/regret-valid.json",
+                "regret-valid-queries.png",
+                "regret-valid-queries.svg",
+                "charts/regret-valid-queries.json"
+            ],
             "no test accuracies, no test chart"
         );
+    }
+
+    #[test]
+    fn a_mean_regret_curve_never_increases() {
+        // Seeds that query first at different times, with regrets falling at different rates:
+        // averaging only over the seeds that had queried made the mean rise when a slow seed
+        // (with a high regret) joined.
+        let ts = vec![
+            trace("r", vec![1.0, 2.0, 50.0], vec![0.05, 0.04, 0.0]),
+            trace("r", vec![10.0, 20.0], vec![0.3, 0.1]),
+            trace("r", vec![30.0, 60.0, 90.0, 95.0], vec![0.5, 0.2, 0.2, 0.01]),
+        ];
+        let refs: Vec<&Trace> = ts.iter().collect();
+        let pick = |t: &Trace| t.regret_valid.iter().map(|&r| Some(r)).collect();
+        let curve = regret_curve(&refs, 100.0, pick);
+        assert_eq!(curve[0].0, 30.0, "starts once every seed has queried");
+        assert!(curve.windows(2).all(|w| w[1].1 <= w[0].1 + 1e-15), "{curve:?}");
+        assert!((curve[0].1 - (0.04 + 0.1 + 0.5) / 3.0).abs() < 1e-12);
+        let by_q = regret_by_queries(&refs, pick);
+        assert_eq!(by_q.len(), 4);
+        assert!(by_q.windows(2).all(|w| w[1].1 <= w[0].1 + 1e-15), "{by_q:?}");
+        assert!((by_q[3].1 - (0.0 + 0.1 + 0.01) / 3.0).abs() < 1e-12, "last regrets carried");
     }
 }

@@ -324,7 +324,7 @@ pub(crate) mod tests {
         r[7 + 2] = 0.2;
         r[2] = 0.6;
         let ops = Tensor::eye(7, (Kind::Float, tch::Device::Cpu)).narrow(1, 0, 5).unsqueeze(0);
-        let mut recon_ops = ops.copy();
+        let recon_ops = ops.copy();
         let _ = recon_ops.get(0).get(0).fill_(0.0);
         let _ = recon_ops.get(0).get(0).get(3).fill_(1.0);
         let out = Output {

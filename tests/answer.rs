@@ -1,0 +1,174 @@
+//! Seeing the answer, through the binary: `results/` links, `show --path`, `nasflow plots` over
+//! variants (chart data written by a plain cmd stage: the form is the engine's, not NAS's),
+//! `metrics --format/--changed`, and finding pipeline.toml from a subdirectory or `-p DIR`.
+mod common;
+
+use common::{set, stderr, stdout, Project};
+
+/// `b` writes a summary (an integer and a float) and a chart whose line depends on its `y`.
+const PIPELINE: &str = r#"
+[pipeline]
+seed = 1
+
+[stages.a]
+kind = "cmd"
+run = "echo a > $NASFLOW_OUT/out.txt"
+
+[stages.b]
+kind = "cmd"
+deps = ["a"]
+y = 1
+run = """python3 -c '
+import json, os
+p = json.load(open(os.environ["NASFLOW_PARAMS"]))
+out = os.environ["NASFLOW_OUT"]
+json.dump({"count": 10, "loss": 0.5 / p["y"]}, open(out + "/summary.json", "w"))
+os.makedirs(out + "/charts")
+chart = {"title": "loss", "x_label": "epoch", "y_label": "loss",
+         "series": [{"name": "train", "line": [[1, 1.0], [2, 0.5 / p["y"]]]},
+                    {"name": "baseline", "group": "train", "dashed": True, "line": [[1, 0.8], [2, 0.8]]}]}
+json.dump(chart, open(out + "/charts/loss.json", "w"))
+'"""
+
+[variants.big.b]
+y = 4
+"#;
+
+#[test]
+fn results_links_follow_the_current_outputs_and_gc_prunes_them() {
+    let p = Project::new(PIPELINE);
+    assert_eq!(p.run_ok(&[]), set(&["a", "b"]));
+    let link = p.path().join("results/b");
+    let target = std::fs::read_link(&link).expect("results/b is a link");
+    assert!(link.join("summary.json").exists(), "{}", target.display());
+    assert_eq!(
+        std::fs::read_to_string(p.path().join("results/.gitignore")).unwrap(),
+        "*\n"
+    );
+    let out = p.nasflow(&["show", "--path", "b"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let shown = std::path::PathBuf::from(stdout(&out).trim());
+    assert_eq!(
+        std::fs::canonicalize(&shown).unwrap(),
+        std::fs::canonicalize(&target).unwrap()
+    );
+
+    // A variant's links live under results/VARIANT/; the base links stay.
+    assert_eq!(p.run_ok(&["--variant", "big"]), set(&["b"]));
+    let big = p.path().join("results/big/b");
+    assert_ne!(std::fs::read_link(&big).unwrap(), target);
+    assert_eq!(std::fs::read_link(&link).unwrap(), target);
+
+    // An edit reruns b and moves the link; gc then removes what only the old link pointed at.
+    p.write_pipeline(&PIPELINE.replace("y = 1\n", "y = 2\n"));
+    assert_eq!(p.run_ok(&[]), set(&["b"]));
+    let moved = std::fs::read_link(&link).unwrap();
+    assert_ne!(moved, target);
+    let out = p.nasflow(&["gc", "--keep", "0"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(link.exists(), "the current result's link is kept");
+    assert!(
+        std::fs::symlink_metadata(&big).is_err(),
+        "the variant's removed result: link gone"
+    );
+}
+
+#[test]
+fn plots_overlay_variants_from_chart_data() {
+    let p = Project::new(PIPELINE);
+    p.run_ok(&["--variants"]);
+    p.run_ok(&[]);
+    let out = p.nasflow(&["plots", "b", "--variants"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let svg = std::fs::read_to_string(p.path().join("plots/b/loss.svg")).unwrap();
+    for name in ["base: train", "big: train", "big: baseline"] {
+        assert!(
+            svg.contains(&format!("\n{name}\n")),
+            "{name} in the overlay's legend"
+        );
+    }
+    assert!(p.path().join("plots/b/loss.png").exists());
+    // One pipeline alone: its chart as it is, into -o DIR.
+    let out = p.nasflow(&["plots", "-o", "figs"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let svg = std::fs::read_to_string(p.path().join("figs/b/loss.svg")).unwrap();
+    assert!(svg.contains("\ntrain\n") && !svg.contains("base: train"));
+    // Garbage chart data is an error naming the file, not a panic.
+    let broken = PIPELINE.replace(
+        "json.dump(chart,",
+        "open(out + \"/charts/bad.json\", \"w\").write(\"[1\"); json.dump(chart,",
+    );
+    p.write_pipeline(&broken);
+    p.run_ok(&["b"]);
+    let out = p.nasflow(&["plots", "b"]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(stderr(&out).contains("charts/bad.json"), "{}", stderr(&out));
+}
+
+#[test]
+fn metrics_formats_keep_integers_and_show_what_changed() {
+    let p = Project::new(PIPELINE);
+    p.run_ok(&[]);
+    p.run_ok(&["--variants"]);
+    let out = p.nasflow(&["metrics", "--format", "jsonl"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let rows: Vec<serde_json::Value> = stdout(&out)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let count = rows.iter().find(|r| r["metric"] == "count").unwrap();
+    assert_eq!(
+        count["value"].to_string(),
+        "10",
+        "an integer stays an integer"
+    );
+    assert_eq!(count["stage"], "b");
+    let out = p.nasflow(&["metrics", "--variants", "--format", "csv", "--changed"]);
+    let csv = stdout(&out);
+    assert_eq!(csv.lines().next(), Some("stage,column,metric,value"));
+    assert!(
+        csv.contains(",loss,0.125") && !csv.contains(",count,"),
+        "{csv}"
+    );
+    let out = p.nasflow(&["metrics", "--variants", "b"]);
+    assert!(
+        out.status.success(),
+        "--variants takes no value: {}",
+        stderr(&out)
+    );
+    let table = stdout(&out);
+    assert!(
+        table.contains("variant big") && table.contains("0.5000"),
+        "{table}"
+    );
+    // Wider than the terminal: the long form, one line per column.
+    let mut cmd = p.cmd(&["metrics", "--variants"]);
+    let out = cmd.env("COLUMNS", "30").output().unwrap();
+    let long = stdout(&out);
+    assert!(
+        long.lines().next().unwrap().starts_with("stage  metric"),
+        "{long}"
+    );
+    assert!(
+        long.lines()
+            .any(|l| l.contains("variant big") && l.contains("-0.3750")),
+        "{long}"
+    );
+}
+
+#[test]
+fn the_pipeline_is_found_from_a_subdirectory_and_by_directory() {
+    let p = Project::new(PIPELINE);
+    p.run_ok(&[]);
+    let sub = p.path().join("notes/deep");
+    std::fs::create_dir_all(&sub).unwrap();
+    let mut cmd = p.cmd(&["status"]);
+    let out = cmd.current_dir(&sub).output().unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stdout(&out).contains("b"), "{}", stdout(&out));
+    let dir = p.path().to_str().unwrap();
+    let mut cmd = p.cmd(&["-p", dir, "plan"]);
+    let out = cmd.current_dir("/").output().unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stdout(&out).contains("cached"), "{}", stdout(&out));
+}
