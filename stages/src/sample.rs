@@ -26,7 +26,7 @@ use std::collections::HashSet;
 use std::path::Path;
 
 use nasflow_contract::layout::{ITEMS_LIST, SUMMARY};
-use nasflow_contract::{Kind, KindInfo, PathParam, StageContext, StageError};
+use nasflow_contract::{Keywords, Kind, KindInfo, PathOr, PathParam, StageContext, StageError};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
@@ -41,7 +41,7 @@ impl Kind for Sample {
     type Params = SampleParams;
     const INFO: KindInfo = KindInfo {
         name: "sample",
-        version: 1,
+        version: 2,
         doc: "The NB101 cells to work on: the unlabeled set (whole space or a seeded subsample), its train/validation split, and the labeled networks to pretrain",
         reads_seed: true,
         uses_device: false,
@@ -62,8 +62,10 @@ pub struct SampleParams {
     pub train_nets: usize,
     /// labeled networks drawn from the validation part (paper: 77)
     pub valid_nets: usize,
-    /// NB101 benchmark table (*.tfrecord, arch2vec data.json, *.jsonl) to join; "" for none
-    pub table: PathParam,
+    /// NB101 benchmark table to join: "nb101-10k" (built in), a file (*.tfrecord, arch2vec data.json, *.jsonl), or "" for none
+    pub table: PathOr<SampleTables>,
+    /// the subsample holds every cell of `table` (and `cells` counts them); false: a plain draw
+    pub include_table: bool,
     /// universe order before the split
     pub order: Order,
     /// an .nb101 space file to read instead of enumerating; "" to enumerate
@@ -77,11 +79,19 @@ impl Default for SampleParams {
             valid_fraction: 0.1,
             train_nets: 608,
             valid_nets: 77,
-            table: PathParam::default(),
+            table: PathOr::new(""),
+            include_table: false,
             order: Order::Hash,
             space: PathParam::default(),
         }
     }
+}
+
+/// The keywords of sample's `table`: the table built into nasflow.
+pub struct SampleTables;
+
+impl Keywords for SampleTables {
+    const KEYWORDS: &'static [&'static str] = &[crate::nb101::tables::EMBEDDED_10K];
 }
 
 /// The order of the universe before the split.
@@ -132,9 +142,9 @@ impl Split {
 pub fn run(ctx: &StageContext<SampleParams>) -> Result<(), StageError> {
     let p = ctx.params;
     let failed = |e: &dyn std::fmt::Display| StageError::Failed(e.to_string());
-    let table = match p.table.path() {
-        Some(path) => Some(Table::load(path).map_err(|e| failed(&e))?),
-        None => None,
+    let table = match p.table.as_str() {
+        "" => None,
+        name => Some(Table::open(name).map_err(|e| failed(&e))?),
     };
     let space = match p.space.path() {
         Some(path) => Space::read(path).map_err(|e| failed(&e))?,
@@ -181,12 +191,46 @@ fn universe(
                 universe.len()
             )));
         }
-        universe = draw(ctx.seed, 0, universe.len(), cells)
-            .into_iter()
-            .map(|k| universe[k])
-            .collect();
+        let kept = match (ctx.params.include_table, table) {
+            (true, Some(t)) => included(ctx, space, t, &universe)?,
+            _ => vec![false; universe.len()],
+        };
+        universe = subsample(ctx.seed, &universe, &kept, cells);
     }
     Ok(universe)
+}
+
+/// Which cells of the universe are the table's (all of them are kept with `include_table`).
+fn included(
+    ctx: &StageContext<SampleParams>,
+    space: &Space,
+    table: &Table,
+    universe: &[usize],
+) -> Result<Vec<bool>, StageError> {
+    let (found, _) = table.join(space);
+    let mut in_table = vec![false; space.len()];
+    found.iter().for_each(|(i, _)| in_table[*i] = true);
+    let kept: Vec<bool> = universe.iter().map(|&i| in_table[i]).collect();
+    let n = kept.iter().filter(|k| **k).count();
+    if n > ctx.params.cells {
+        return Err(StageError::Config(format!(
+            "stage `{}`: include_table keeps the table's {n} cells but cells = {} (raise `cells` to at least {n})",
+            ctx.stage, ctx.params.cells
+        )));
+    }
+    Ok(kept)
+}
+
+/// `cells` of the universe, in its order: every kept one and a seeded draw of the others.
+fn subsample(seed: u64, universe: &[usize], kept: &[bool], cells: usize) -> Vec<usize> {
+    let others: Vec<usize> = (0..universe.len()).filter(|&k| !kept[k]).collect();
+    let n_kept = universe.len() - others.len();
+    let mut pick = vec![false; universe.len()];
+    (0..universe.len()).filter(|&k| kept[k]).for_each(|k| pick[k] = true);
+    for k in draw(seed, 0, others.len(), cells - n_kept) {
+        pick[others[k]] = true;
+    }
+    (0..universe.len()).filter(|&k| pick[k]).map(|k| universe[k]).collect()
 }
 
 /// 3. and 4.: the split by index and the labeled networks of each part.

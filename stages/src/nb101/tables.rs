@@ -54,6 +54,9 @@ pub struct Row {
     pub figures: Figures,
 }
 
+/// The keyword of the table built into nasflow (10,000 NB101 cells with their figures).
+pub const EMBEDDED_10K: &str = "nb101-10k";
+
 /// A benchmark table in its file's order.
 #[derive(Clone, Debug, Default)]
 pub struct Table {
@@ -226,6 +229,29 @@ impl Table {
 
     /// Hash-keyed JSON Lines (the shared `nb101-*.jsonl` format).
     pub fn from_jsonl(path: &Path) -> Result<Table, TableError> {
+        let file = File::open(path).map_err(|e| err(path, None, &e.to_string()))?;
+        Table::read_jsonl(path, BufReader::new(file))
+    }
+
+    /// The table built into nasflow: [`EMBEDDED_10K`], 10,000 NB101 cells with their figures
+    /// (`stages/data/README.md` says where they come from).
+    pub fn embedded_10k() -> Result<Table, TableError> {
+        static GZ: &[u8] = include_bytes!("../../data/nb101-10k.jsonl.gz");
+        let reader = BufReader::new(flate2::read::GzDecoder::new(GZ));
+        Table::read_jsonl(Path::new(EMBEDDED_10K), reader)
+    }
+
+    /// A table named by a param: the embedded one by its keyword, else a file.
+    pub fn open(name: &str) -> Result<Table, TableError> {
+        if name == EMBEDDED_10K {
+            Table::embedded_10k()
+        } else {
+            Table::load(Path::new(name))
+        }
+    }
+
+    /// Hash-keyed JSON Lines from `reader`; `path` names it in errors.
+    fn read_jsonl(path: &Path, reader: impl BufRead) -> Result<Table, TableError> {
         #[derive(Deserialize)]
         #[serde(deny_unknown_fields)]
         struct Line {
@@ -243,9 +269,8 @@ impl Table {
             #[serde(default)]
             training_time_108: Option<f64>,
         }
-        let file = File::open(path).map_err(|e| err(path, None, &e.to_string()))?;
         let mut rows = Vec::new();
-        for (i, line) in BufReader::new(file).lines().enumerate() {
+        for (i, line) in reader.lines().enumerate() {
             let at = format!("line {}", i + 1);
             let line = line.map_err(|e| err(path, Some(at.clone()), &e.to_string()))?;
             if line.trim().is_empty() {

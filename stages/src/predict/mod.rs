@@ -52,7 +52,7 @@ impl Kind for Predict {
 #[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct PredictParams {
-    /// "pretrained" (the networks pretrained in this pipeline) or an NB101 table file, as reinforce's `table`
+    /// "pretrained" (the networks pretrained in this pipeline), "nb101-10k" (built in) or an NB101 table file, as reinforce's `table`
     pub table: TableSource,
     /// the dependency (a train-vae stage) whose latent features to use
     pub vae: String,

@@ -10,7 +10,7 @@ use serde_json::Value;
 use nasflow_contract::layout::{item_dir, ITEMS_LIST};
 use nasflow_contract::{Keywords, PathOr, StageContext, StageError};
 
-use crate::nb101::tables::Table;
+use crate::nb101::tables::{Table, EMBEDDED_10K};
 use crate::nb101::{Cell, ModuleHash, Space};
 use crate::pretrain::NetworkInfo;
 use crate::train_vae::{latent_tensor, LatentIndex, Model};
@@ -22,14 +22,15 @@ pub const PRETRAINED: &str = "pretrained";
 // [`simulated_seconds`] as the cost.)
 
 /// The keywords of a `table` param.
-pub struct Pretrained;
+pub struct TableKeywords;
 
-impl Keywords for Pretrained {
-    const KEYWORDS: &'static [&'static str] = &[PRETRAINED];
+impl Keywords for TableKeywords {
+    const KEYWORDS: &'static [&'static str] = &[PRETRAINED, EMBEDDED_10K];
 }
 
-/// A `table` param: `"pretrained"` or an NB101 table file.
-pub type TableSource = PathOr<Pretrained>;
+/// A `table` param: `"pretrained"`, `"nb101-10k"` (the table built into nasflow) or an NB101
+/// table file.
+pub type TableSource = PathOr<TableKeywords>;
 
 /// Which of train-vae's latent features a search or a prediction uses (the `features` param).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
@@ -135,8 +136,8 @@ impl Searchable {
             Some(d) => read_items(&d.join(ITEMS_LIST))?,
             None => Vec::new(),
         };
-        let (rows, source) = if let Some(path) = table.path() {
-            let t = Table::load(path).map_err(|e| StageError::Failed(e.to_string()))?;
+        let (rows, source) = if table.path().is_some() || table.keyword() == Some(EMBEDDED_10K) {
+            let t = Table::open(table.as_str()).map_err(|e| StageError::Failed(e.to_string()))?;
             let rows = t
                 .rows()
                 .iter()
@@ -149,7 +150,7 @@ impl Searchable {
                     )
                 })
                 .collect();
-            (rows, path.display().to_string())
+            (rows, table.as_str().to_string())
         } else if table.keyword().is_none() {
             return Err(StageError::Config(format!(
                 "stage `{}`: `table` is empty: name an NB101 table file or \"pretrained\"",

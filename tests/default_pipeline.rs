@@ -1,0 +1,86 @@
+//! The shipped pipelines through the binary, at tiny sizes (`--set` shrinks the networks, the
+//! training and the seeds, never the tables): the default pipeline searches and predicts over the
+//! 10,000 real NB101 cells built into nasflow, and the ablation's variants give different answers.
+mod common;
+
+use common::{stderr, stdout, Project};
+use serde_json::Value;
+
+const TINY: &[&str] = &[
+    "--set=sample.train_nets=3",
+    "--set=sample.valid_nets=1",
+    "--set=pretrain.epochs=1",
+    "--set=pretrain.init_channels=8",
+    "--set=pretrain.train_limit=256",
+    "--set=pretrain.test_limit=128",
+    "--set=pretrain.held_out=64",
+    "--set=extract.unseen=64",
+    "--set=train-vae.epochs=2",
+    "--set=train-vae.checkpoints=[1, 2]",
+    "--set=train-vae.prior_samples=100",
+    "--set=reinforce.seeds=4",
+    "--set=reinforce.budget=30000",
+    "--set=predict.seeds=2",
+    "--set=predict.train_sizes=[50]",
+];
+
+fn summary(p: &Project, pipeline: &str, stage: &str, extra: &[&str]) -> Value {
+    let mut args = vec!["-p", pipeline, "show", "--path", stage];
+    args.extend_from_slice(TINY);
+    args.extend_from_slice(extra);
+    let out = p.nasflow(&args);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let dir = std::path::PathBuf::from(stdout(&out).trim());
+    serde_json::from_str(&std::fs::read_to_string(dir.join("summary.json")).unwrap()).unwrap()
+}
+
+fn run(p: &Project, pipeline: &str, extra: &[&str]) {
+    let mut args = vec!["-p", pipeline, "run", "predict", "reinforce"];
+    args.extend_from_slice(TINY);
+    args.extend_from_slice(extra);
+    let out = p.nasflow(&args);
+    assert!(out.status.success(), "{}", stderr(&out));
+}
+
+#[test]
+fn the_default_pipeline_searches_and_predicts_over_10k_real_cells() {
+    let root = env!("CARGO_MANIFEST_DIR");
+    let p = Project::new(&std::fs::read_to_string(format!("{root}/pipeline.toml")).unwrap());
+    std::fs::create_dir_all(p.path().join("examples")).unwrap();
+    std::fs::copy(
+        format!("{root}/examples/ablation.toml"),
+        p.path().join("examples/ablation.toml"),
+    )
+    .unwrap();
+    run(&p, "pipeline.toml", &[]);
+
+    let sample = summary(&p, "pipeline.toml", "sample", &[]);
+    assert_eq!(sample["table_rows"], 10000, "{sample}");
+    assert_eq!(sample["cells"], 20000, "{sample}");
+    let reinforce = summary(&p, "pipeline.toml", "reinforce", &[]);
+    assert_eq!(reinforce["table"]["cells"], 10000, "every table cell is searchable: {reinforce}");
+    assert_eq!(reinforce["table"]["without_feature"], 0);
+    // NB101's best validation accuracy among these 10,000 cells (one run, 108 epochs).
+    let best = reinforce["table"]["best_valid"].as_f64().unwrap();
+    assert!(best > 0.94 && best < 0.951, "{best}");
+    let predict = summary(&p, "pipeline.toml", "predict", &[]);
+    let scored = predict["rf"]["latent"]["fit_50"]["scored_cells"].as_u64().unwrap();
+    assert!(scored > 9000, "scored on the table's cells above 0.8: {scored}");
+
+    // The ablation shares the cache: its base is the default pipeline, nothing upstream reruns;
+    // its reference variant reads the other model of the same train-vae run.
+    let abl = "examples/ablation.toml";
+    let mut args = vec!["-p", abl, "plan", "predict"];
+    args.extend_from_slice(TINY);
+    let out = p.nasflow(&args);
+    assert!(stdout(&out).lines().all(|l| l.starts_with("cached")), "{}", stdout(&out));
+    run(&p, abl, &["--variant", "reference-2"]);
+    let io = summary(&p, abl, "predict", &[]);
+    let reference = summary(&p, abl, "predict", &["--variant", "reference-2"]);
+    let rmse = |s: &Value| s["rf"]["latent"]["fit_50"]["rmse"].as_f64().unwrap();
+    assert_ne!(rmse(&io), rmse(&reference), "io and reference features predict differently");
+    let io = summary(&p, abl, "reinforce", &[]);
+    let reference = summary(&p, abl, "reinforce", &["--variant", "reference-2"]);
+    let regret = |s: &Value| s["reinforce"]["final_regret_valid"].as_f64().unwrap();
+    assert_ne!(regret(&io), regret(&reference), "and search differently");
+}
