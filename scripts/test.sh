@@ -18,6 +18,16 @@ if ! command -v nginx >/dev/null 2>&1 && [ ! -x /usr/sbin/nginx ]; then
     echo "note: nginx is missing and cannot be installed here (needs root and apt); tests/remote_http.rs will skip"
   fi
 fi
+# tests/report.rs opens `nasflow report` in a real headless Chromium (Debian's chromium); install
+# it where we can, else that test checks the HTML only and says it skipped the browser.
+if ! command -v chromium >/dev/null 2>&1 && [ ! -x /usr/bin/chromium ]; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    { apt-get install -y chromium || { apt-get update && apt-get install -y chromium; }; } >/dev/null 2>&1 \
+      || echo "note: chromium could not be installed; tests/report.rs will skip its browser part"
+  else
+    echo "note: chromium is missing and cannot be installed here (needs root and apt); tests/report.rs will skip its browser part"
+  fi
+fi
 # tests/slurm.rs runs the Slurm executor on a real single-node cluster (scripts/slurm-cluster.sh);
 # install Debian's slurm-wlm daemons and munge where we can, else that test says it skipped.
 ./scripts/slurm-cluster.sh install \

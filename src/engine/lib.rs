@@ -33,6 +33,7 @@ pub mod key;
 pub mod metrics;
 pub mod progress;
 pub mod registry;
+pub mod report;
 pub mod runner;
 pub mod schedule;
 pub mod slurm;

@@ -177,6 +177,17 @@ pub enum Command {
         #[arg(short, long, value_name = "DIR")]
         out: Option<PathBuf>,
     },
+    /// Write a static HTML report (no script, no network; open it from the file): the DAG with
+    /// each stage's state, key, duration, peak memory and device, the params (what differs from
+    /// the base marked), the metrics of the pipeline and its selected variants, their charts
+    /// overlaid, and links to output files and logs.
+    Report {
+        #[command(flatten)]
+        sets: Sets,
+        /// Where to write index.html (and figures/) (default: report/ beside pipeline.toml).
+        #[arg(short, long, value_name = "DIR")]
+        out: Option<PathBuf>,
+    },
     /// Delete cache entries the current pipeline does not need, keeping the last N per stage.
     Gc {
         #[arg(long)]

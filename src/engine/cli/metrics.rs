@@ -14,7 +14,7 @@ use crate::metrics::Column;
 use crate::registry::Registry;
 
 /// One column of `nasflow metrics`: the summary numbers of the stages' current results.
-fn column(project: &Project, stages: &[String], label: String) -> Result<Column> {
+pub(super) fn column(project: &Project, stages: &[String], label: String) -> Result<Column> {
     let closure = project.closure(stages)?;
     let (cache, plan) = planned(project, &closure, &HashSet::new())?;
     let mut col = Column {

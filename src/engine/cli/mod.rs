@@ -6,6 +6,7 @@ mod inspect;
 mod metrics;
 mod plots;
 mod project;
+mod report;
 mod results;
 mod run;
 mod store;
@@ -197,6 +198,10 @@ fn dispatch(cli: Cli, reg: &Registry) -> anyhow::Result<ExitCode> {
         } => {
             let dir = file.parent().unwrap_or(Path::new("")).join("plots");
             plots::plots(reg, file, &stages, &sets, &compare, &out.unwrap_or(dir))
+        }
+        Command::Report { sets, out } => {
+            let dir = file.parent().unwrap_or(Path::new("")).join("report");
+            report::report(reg, file, &sets, &out.unwrap_or(dir))
         }
         Command::Gc { dry_run, keep } => {
             store::gc(&project::Project::load(reg, file, &[])?, keep, dry_run)

@@ -16,7 +16,7 @@ use crate::registry::Registry;
 /// The charts of one source (a pipeline or a variant): per stage and chart name, its data.
 type Charts = BTreeMap<(String, String), Chart>;
 
-fn charts_of(project: &Project, stages: &[String]) -> Result<Charts> {
+pub(super) fn charts_of(project: &Project, stages: &[String]) -> Result<Charts> {
     let closure = project.closure(stages)?;
     let (cache, plan) = planned(project, &closure, &HashSet::new())?;
     let mut out = Charts::new();
@@ -47,7 +47,7 @@ fn chart_name(path: &str) -> Option<&str> {
 
 /// The sources to overlay: the pipeline (with `--set`), each selected variant, each `--compare`
 /// pipeline; with one label each.
-fn sources<'r>(
+pub(super) fn sources<'r>(
     reg: &'r Registry,
     file: &Path,
     sets: &Sets,
