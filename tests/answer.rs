@@ -172,3 +172,16 @@ fn the_pipeline_is_found_from_a_subdirectory_and_by_directory() {
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(stdout(&out).contains("cached"), "{}", stdout(&out));
 }
+
+#[test]
+fn a_missing_table_file_names_its_line_and_where_it_was_looked_for() {
+    let p = Project::new(
+        "[stages.s]\nkind = \"sample\"\ncells = 100\n\n[stages.t]\nkind = \"sample\"\ncells = 100\ntrain_nets = 1\nvalid_nets = 1\ntable = \"tables/nope.jsonl\"\n",
+    );
+    let out = p.nasflow(&["plan"]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    let err = stderr(&out);
+    let resolved = p.path().join("tables/nope.jsonl");
+    assert!(err.contains("pipeline.toml:10: stage `t`: param `table` = `tables/nope.jsonl`"), "{err}");
+    assert!(err.contains(&format!("resolved to {}", resolved.display())), "{err}");
+}

@@ -74,7 +74,7 @@ fn variants_share_upstream_results_and_show_side_by_side() {
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["aggregate"]["stages"]["b"]["numbers"]["v"]["values"], serde_json::json!([2.0, 3.0]));
 
-    // plan/why/show take one variant.
+    // why takes one variant.
     let out = p.nasflow(&["plan", "--variant", "big"]);
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(
@@ -82,7 +82,15 @@ fn variants_share_upstream_results_and_show_side_by_side() {
         "{}",
         stdout(&out)
     );
+    // A sweep: plan and status show each point.
     let out = p.nasflow(&["plan", "--variant", "ys"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    assert!(text.contains("== variant ys[b.y=2]") && text.contains("== variant ys[b.y=3]"), "{text}");
+    let out = p.nasflow(&["status", "--variants"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(stdout(&out).matches("== variant").count(), 3, "{}", stdout(&out));
+    let out = p.nasflow(&["why", "c", "--variant", "ys"]);
     assert_eq!(out.status.code(), Some(2));
     assert!(
         stderr(&out).contains("takes one variant"),

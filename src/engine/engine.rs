@@ -23,10 +23,15 @@ use crate::runner::Runner;
 pub enum EngineError {
     #[error(transparent)]
     Cache(#[from] CacheError),
-    #[error("stage `{stage}`: input `{path}` cannot be read: {error}\n  help: create it, or fix the path (in `inputs` or a path param of [stages.{stage}])")]
+    #[error("{at}: stage `{stage}`: {what} `{path}` (resolved to {}) cannot be read: {error}\n  help: create it, or fix the path (in `inputs` or a path param of [stages.{stage}])", resolved.display())]
     Input {
+        /// `pipeline.toml:LINE`: where the path is given (the stage's table where not found).
+        at: String,
         stage: String,
+        /// `input` or `param `NAME` =`.
+        what: String,
         path: String,
+        resolved: PathBuf,
         error: std::io::Error,
     },
     #[error("stage `{stage}`: {message}")]
@@ -126,12 +131,16 @@ impl<'a> Engine<'a> {
             }
         }
         let mut stat = self.stat.lock().expect("statcache");
-        let paths = s.inputs.iter().cloned();
-        for path in paths.chain(self.path_params(i).into_iter().map(|(_, p)| p)) {
-            let digest = stat.digest(&self.p.root.join(&path)).map_err(|e| match e {
+        let paths = s.inputs.iter().map(|p| (None, p.clone()));
+        for (param, path) in paths.chain(self.path_params(i).into_iter().map(|(n, p)| (Some(n), p))) {
+            let resolved = self.p.root.join(&path);
+            let digest = stat.digest(&resolved).map_err(|e| match e {
                 CacheError::Io { source, .. } => EngineError::Input {
+                    at: self.where_given(i, param.as_deref().unwrap_or("inputs")),
                     stage: s.name.clone(),
+                    what: param.map_or("input".into(), |n| format!("param `{n}` =")),
                     path: path.clone(),
+                    resolved,
                     error: source,
                 },
                 other => other.into(),
@@ -139,6 +148,22 @@ impl<'a> Engine<'a> {
             ki.inputs.insert(path, digest);
         }
         Ok(ki)
+    }
+
+    /// `FILE:LINE` of `name = ...` in stage `i`'s table, else of the table's header.
+    fn where_given(&self, i: usize, name: &str) -> String {
+        let s = &self.p.stages[i];
+        let file = self.p.file.display();
+        let text = std::fs::read_to_string(&self.p.file).unwrap_or_default();
+        let lines: Vec<&str> = text.lines().collect();
+        let start = s.pos.line.max(1);
+        let found = (start..=lines.len())
+            .take_while(|&n| n == start || !lines[n - 1].trim_start().starts_with('['))
+            .find(|&n| {
+                let l = lines[n - 1].trim_start();
+                l.strip_prefix(name).is_some_and(|r| r.trim_start().starts_with('='))
+            });
+        format!("{file}:{}", found.unwrap_or(s.pos.line))
     }
 
     /// The params that go into the key: all but those the kind declares outside it.

@@ -1,6 +1,7 @@
 //! What a run shows: progress bars on a terminal (indicatif), plain timestamped lines otherwise.
 use std::io::IsTerminal;
-use std::time::SystemTime;
+use std::sync::{Mutex, OnceLock};
+use std::time::{Duration, Instant, SystemTime};
 
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 
@@ -62,6 +63,78 @@ impl Ui {
         bar.set_prefix(stage.to_string());
         bar.set_position(done);
         Some(bar)
+    }
+}
+
+/// A whole stage's progress reports: a bar on a terminal, made at the first report in the
+/// stage's own unit; otherwise a line at most every few seconds (`NASFLOW_PROGRESS_SECONDS`,
+/// default 10) with the count, the note (a loss) and an ETA from the stage's own rate.
+pub struct StageProgress<'u> {
+    ui: &'u Ui,
+    stage: String,
+    started: Instant,
+    every: Duration,
+    bar: OnceLock<Option<ProgressBar>>,
+    last_line: Mutex<Option<Instant>>,
+}
+
+impl<'u> StageProgress<'u> {
+    pub fn new(ui: &'u Ui, stage: &str) -> StageProgress<'u> {
+        let every = std::env::var("NASFLOW_PROGRESS_SECONDS")
+            .ok()
+            .and_then(|s| s.parse::<f64>().ok())
+            .unwrap_or(10.0);
+        StageProgress {
+            ui,
+            stage: stage.to_string(),
+            started: Instant::now(),
+            every: Duration::from_secs_f64(every.max(0.0)),
+            bar: OnceLock::new(),
+            last_line: Mutex::new(None),
+        }
+    }
+
+    pub fn report(&self, p: &nasflow_contract::Progress) {
+        let unit = if p.unit.is_empty() { "steps" } else { p.unit.as_str() };
+        let bar = self.bar.get_or_init(|| self.ui.bar(&self.stage, unit, p.total, p.done));
+        if let Some(bar) = bar {
+            bar.set_length(p.total);
+            bar.set_position(p.done);
+            if !p.note.is_empty() {
+                bar.set_message(p.note.clone());
+            }
+            return;
+        }
+        let now = Instant::now();
+        let mut last = self.last_line.lock().unwrap_or_else(|e| e.into_inner());
+        let due = last.is_none_or(|t| now.duration_since(t) >= self.every);
+        if !due || p.total == 0 {
+            return;
+        }
+        *last = Some(now);
+        self.ui.line(&self.line(p, unit));
+    }
+
+    fn line(&self, p: &nasflow_contract::Progress, unit: &str) -> String {
+        let elapsed = self.started.elapsed().as_secs_f64();
+        let pct = 100.0 * p.done as f64 / p.total as f64;
+        // An ETA once the rate means something (5% done, or 5 s in).
+        let settled = p.done * 20 >= p.total || elapsed >= 5.0;
+        let eta = (settled && p.done > 0 && p.done < p.total)
+            .then(|| elapsed / p.done as f64 * (p.total - p.done) as f64)
+            .map(|s| format!(", eta {}", crate::schedule::human_seconds(s)))
+            .unwrap_or_default();
+        let note = if p.note.is_empty() { String::new() } else { format!(", {}", p.note) };
+        format!(
+            "       {}: {}/{} {unit} ({pct:.0}%){note}{eta}",
+            self.stage, p.done, p.total
+        )
+    }
+
+    pub fn finish(&self) {
+        if let Some(Some(bar)) = self.bar.get() {
+            bar.finish_and_clear();
+        }
     }
 }
 

@@ -27,7 +27,6 @@ use crate::engine::{Done, Engine, EngineError, Result};
 use crate::item::{provenance, ItemBatch, ItemJob, ItemsOutcome};
 use crate::key::{DirtyReason, KeyInputs};
 use crate::progress::Ui;
-use crate::registry::KindRef;
 use crate::runner::{Finished, RunFailure};
 
 /// How a stage ended in a run.
@@ -89,7 +88,8 @@ impl Task {
 enum TaskOk {
     /// The stage's record; whether it ran (not found published by another process meanwhile).
     Stage(Arc<StageRecord>, bool),
-    Item(usize, ItemRef, bool),
+    /// Index, record, whether it ran, its own seconds.
+    Item(usize, ItemRef, bool, f64),
     Batch(ItemsOutcome),
 }
 
@@ -422,8 +422,8 @@ impl<'e, 'a> Scheduler<'e, 'a> {
                 self.outcome(i, Status::Failed(e.to_string()), vec![], seconds);
                 return Ok(());
             }
-            (Ok(TaskOk::Item(index, item, ran)), Task::Item { plan, .. }) => {
-                self.item_done(i, index, item, ran, &plan, seconds)
+            (Ok(TaskOk::Item(index, item, ran, own)), Task::Item { plan, .. }) => {
+                self.item_done(i, index, item, (ran, own), &plan, seconds)
             }
             (Ok(TaskOk::Batch(outcome)), _) => self.batch_done(i, outcome),
             (Err(e), Task::Batch { .. }) => {
@@ -448,12 +448,13 @@ impl<'e, 'a> Scheduler<'e, 'a> {
         i: usize,
         index: usize,
         item: ItemRef,
-        ran: bool,
+        (ran, own): (bool, f64),
         plan: &ItemPlan,
-        started: f64,
+        elapsed: f64,
     ) {
         let name = self.e.name(i);
         let ui = self.ui;
+        let ran_before = self.outcomes.get(&i).map_or(0, |o| o.items_ran);
         let active = self.active(i);
         active.items[index] = Some(item);
         if let Some(bar) = &active.bar {
@@ -461,8 +462,15 @@ impl<'e, 'a> Scheduler<'e, 'a> {
         } else {
             let done = active.items.iter().filter(|x| x.is_some()).count();
             let total = active.items.len();
+            // The ETA from this stage's own rate: computed items per second so far.
+            let computed = ran_before + usize::from(ran);
+            let eta = (computed > 0 && done < total)
+                .then(|| elapsed / computed as f64 * (total - done) as f64)
+                .map(|s| format!(", eta {}", human_seconds(s)))
+                .unwrap_or_default();
+            let how = if ran { format!("in {own:.1}s") } else { "cached".into() };
             ui.line(&format!(
-                "item   {name} {done}/{total}: {} ({started:.2}s since the stage started)",
+                "item   {name} {done}/{total}: {} {how} (stage {elapsed:.0}s{eta})",
                 short(&plan.spec.value)
             ));
         }
@@ -601,6 +609,16 @@ enum Work {
     Batch(Vec<ItemJob>, Digest, Option<indicatif::ProgressBar>),
 }
 
+/// `95s`, `12m 05s`, `2h 03m`.
+pub fn human_seconds(s: f64) -> String {
+    let s = s.max(0.0).round() as u64;
+    match s {
+        0..=119 => format!("{s}s"),
+        120..=7199 => format!("{}m {:02}s", s / 60, s % 60),
+        _ => format!("{}h {:02}m", s / 3600, s % 3600 / 60),
+    }
+}
+
 /// A task ready to run on its own thread.
 struct Launch<'e, 'a> {
     e: &'e Engine<'a>,
@@ -626,8 +644,10 @@ impl Launch<'_, '_> {
                         t.index
                     ))
                 };
+                let started = Instant::now();
                 let c = crate::item::compute(self.e.cache, self.e.runner, &t, wait)??;
-                Ok(TaskOk::Item(t.index, c.item, c.ran))
+                let seconds = started.elapsed().as_secs_f64();
+                Ok(TaskOk::Item(t.index, c.item, c.ran, seconds))
             }
             (Work::Batch(items, stage_key, bar), _) => {
                 let batch = ItemBatch {
@@ -670,24 +690,12 @@ impl Launch<'_, '_> {
                 return Ok(TaskOk::Stage(r, false));
             }
         }
-        // A whole-stage native job reports its steps on a bar of its own.
-        let bar = match e.kind(i) {
-            KindRef::Native(_) => self.ui.bar(name, "steps", 0, 0),
-            KindRef::Cmd => None,
-        };
-        let progress = |p: &Progress| {
-            if let Some(bar) = &bar {
-                bar.set_length(p.total);
-                bar.set_position(p.done);
-                if !p.note.is_empty() {
-                    bar.set_message(p.note.clone());
-                }
-            }
-        };
+        // A whole-stage native job reports its steps: on a terminal on a bar of its own (made at
+        // its first report, in its unit: no `0/0 steps`), otherwise as a line every few seconds.
+        let reporter = crate::progress::StageProgress::new(self.ui, name);
+        let progress = |p: &Progress| reporter.report(p);
         let produced = crate::item::produce(e.cache, e.runner, &job, views, &progress)?;
-        if let Some(bar) = bar {
-            bar.finish_and_clear();
-        }
+        reporter.finish();
         let p = produced?;
         let record = StageRecord {
             format: RECORD_FORMAT,

@@ -51,6 +51,7 @@ impl Sets {
 pub enum Command {
     /// Run the targets (default: every stage) and whatever they depend on.
     Run {
+        /// Stages to act on (default: all), with what they depend on.
         targets: Vec<String>,
         #[command(flatten)]
         sets: Sets,
@@ -75,14 +76,17 @@ pub enum Command {
     },
     /// Show what would run and why.
     Plan {
+        /// Stages to act on (default: all), with what they depend on.
         targets: Vec<String>,
         #[command(flatten)]
         sets: Sets,
+        /// Machine-readable output (JSON).
         #[arg(long)]
         json: bool,
     },
     /// Explain which part of a stage's key changed since its last record.
     Why {
+        /// The stage (its name in pipeline.toml).
         stage: String,
         #[command(flatten)]
         sets: Sets,
@@ -91,16 +95,19 @@ pub enum Command {
     Status {
         #[command(flatten)]
         sets: Sets,
+        /// Machine-readable output (JSON).
         #[arg(long)]
         json: bool,
     },
     /// Print the stage graph.
     Dag {
+        /// text, dot (Graphviz) or mermaid.
         #[arg(long, default_value = "text", value_parser = ["text", "dot", "mermaid"])]
         format: String,
     },
     /// Show a stage's output directory, files and provenance.
     Show {
+        /// The stage (its name in pipeline.toml).
         stage: String,
         #[command(flatten)]
         sets: Sets,
@@ -113,6 +120,7 @@ pub enum Command {
     },
     /// Print what a stage's run wrote to stdout and stderr, or another file of its provenance.
     Log {
+        /// The stage (its name in pipeline.toml).
         stage: String,
         /// For an item-level stage: the item (0-based; default: every item).
         #[arg(long)]
@@ -130,6 +138,7 @@ pub enum Command {
         /// As Markdown tables (the README's are generated this way).
         #[arg(long, conflicts_with = "json")]
         markdown: bool,
+        /// Machine-readable output (JSON).
         #[arg(long)]
         json: bool,
     },
@@ -190,6 +199,7 @@ pub enum Command {
     },
     /// Delete cache entries the current pipeline does not need, keeping the last N per stage.
     Gc {
+        /// Say what would be done; change nothing.
         #[arg(long)]
         dry_run: bool,
         /// Records to keep per stage besides the current ones.
@@ -203,6 +213,7 @@ pub enum Command {
     /// item $SLURM_ARRAY_TASK_ID of the manifest into the shared cache.
     #[command(hide = true)]
     SlurmTask {
+        /// The submission manifest written by `nasflow run`.
         manifest: PathBuf,
         /// The task (default: $SLURM_ARRAY_TASK_ID), to rerun one by hand.
         #[arg(long)]
@@ -236,27 +247,70 @@ pub enum CacheCommand {
     /// Upload the current results of the targets (default: all) and their upstream to a remote
     /// cache (a directory on a shared filesystem, or an http:// URL).
     Push {
+        /// A directory on a shared filesystem, or an http(s):// URL.
         remote: String,
+        /// Stages to act on (default: all), with what they depend on.
         targets: Vec<String>,
     },
     /// Download from a remote cache (directory or http:// URL) the results the targets (default:
     /// all) would otherwise compute; every blob is verified against its digest.
     Pull {
+        /// A directory on a shared filesystem, or an http(s):// URL.
         remote: String,
+        /// Stages to act on (default: all), with what they depend on.
         targets: Vec<String>,
     },
     /// Print a key of the targets' definitions (default: all stages) and everything upstream,
     /// for CI cache services (actions/cache): it is known before running and changes whenever
     /// a stage key could.
-    Key { targets: Vec<String> },
+    Key {
+        /// Stages whose definitions the key covers (default: all), with their upstream.
+        targets: Vec<String>,
+    },
     /// Write the current results of the targets (default: all) and their upstream to a bundle.
-    Export { file: PathBuf, targets: Vec<String> },
+    Export {
+        /// The bundle to write (a tar file).
+        file: PathBuf,
+        /// Stages whose results to export (default: all), with their upstream.
+        targets: Vec<String>,
+    },
     /// Add a bundle's results to the cache (each blob is checked against its digest).
-    Import { file: PathBuf },
+    Import {
+        /// The bundle to read (written by `cache export`).
+        file: PathBuf,
+    },
     /// Re-hash every blob; drop corrupt ones and the records using them, so the next run
     /// recomputes them.
     Verify {
+        /// Say what would be done; change nothing.
         #[arg(long)]
         dry_run: bool,
     },
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    /// Every option and argument of every command says what it does in `--help`.
+    #[test]
+    fn every_option_has_a_help_line() {
+        fn walk(cmd: &clap::Command, path: &str, missing: &mut Vec<String>) {
+            for arg in cmd.get_arguments() {
+                let id = arg.get_id().as_str();
+                if id == "help" || id == "version" {
+                    continue;
+                }
+                if arg.get_help().is_none() && arg.get_long_help().is_none() {
+                    missing.push(format!("{path} {id}"));
+                }
+            }
+            for sub in cmd.get_subcommands() {
+                walk(sub, &format!("{path} {}", sub.get_name()), missing);
+            }
+        }
+        let mut missing = Vec::new();
+        walk(&super::Cli::command(), "nasflow", &mut missing);
+        assert!(missing.is_empty(), "options without a help line: {missing:?}");
+    }
 }

@@ -113,6 +113,36 @@ fn pipeline_file(arg: Option<PathBuf>) -> PathBuf {
     }
 }
 
+/// Runs `f` on the pipeline, or on each selected variant or sweep point in turn (a header line
+/// before each where the output is text); the worst exit code wins.
+fn each_point(
+    reg: &Registry,
+    file: &Path,
+    sets: &args::Sets,
+    machine_output: bool,
+    f: impl Fn(&project::Project) -> anyhow::Result<ExitCode>,
+) -> anyhow::Result<ExitCode> {
+    let points = project::selected(file, sets)?;
+    if points.len() > 1 && machine_output {
+        return Err(UsageError(format!(
+            "--json and --path take one variant; {} were selected",
+            points.len()
+        ))
+        .into());
+    }
+    let mut code = ExitCode::SUCCESS;
+    for (name, overrides) in &points {
+        if !name.is_empty() && points.len() > 1 {
+            println!("== variant {name}");
+        }
+        let c = f(&project::Project::load(reg, file, overrides)?)?;
+        if c != ExitCode::SUCCESS {
+            code = c;
+        }
+    }
+    Ok(code)
+}
+
 fn dispatch(cli: Cli, reg: &Registry) -> anyhow::Result<ExitCode> {
     let file = &pipeline_file(cli.pipeline);
     match cli.command {
@@ -141,10 +171,10 @@ fn dispatch(cli: Cli, reg: &Registry) -> anyhow::Result<ExitCode> {
             targets,
             sets,
             json,
-        } => inspect::plan(&project::load_one(reg, file, &sets)?, &targets, &[], json),
+        } => each_point(reg, file, &sets, json, |p| inspect::plan(p, &targets, &[], json)),
         Command::Why { stage, sets } => inspect::why(&project::load_one(reg, file, &sets)?, &stage),
         Command::Status { sets, json } => {
-            inspect::status(&project::load_one(reg, file, &sets)?, json)
+            each_point(reg, file, &sets, json, |p| inspect::status(p, json))
         }
         Command::Dag { format } => inspect::dag(&project::Project::load(reg, file, &[])?, &format),
         Command::Show {
@@ -152,7 +182,9 @@ fn dispatch(cli: Cli, reg: &Registry) -> anyhow::Result<ExitCode> {
             sets,
             json,
             path,
-        } => inspect::show(&project::load_one(reg, file, &sets)?, &stage, (json, path)),
+        } => each_point(reg, file, &sets, json || path, |p| {
+            inspect::show(p, &stage, (json, path))
+        }),
         Command::Log {
             stage,
             item,

@@ -181,6 +181,7 @@ pub fn evaluate(
     table: &Searchable,
     p: &Protocol,
     threads: usize,
+    progress: &(dyn Fn(u64, u64) + Sync),
 ) -> Result<(Vec<Scored>, Vec<usize>), StageError> {
     let candidates: Vec<usize> = (0..table.len())
         .filter(|&i| {
@@ -220,10 +221,16 @@ pub fn evaluate(
         .num_threads(threads.max(1))
         .build()
         .map_err(|e| StageError::Failed(format!("thread pool: {e}")))?;
+    let done = std::sync::atomic::AtomicU64::new(0);
+    let total = tasks.len() as u64;
     let scored = pool.install(|| {
         tasks
             .par_iter()
-            .map(|f| f.score(table, p, &candidates))
+            .map(|f| {
+                let s = f.score(table, p, &candidates);
+                progress(done.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1, total);
+                s
+            })
             .collect::<Result<Vec<_>, StageError>>()
     })?;
     Ok((scored, skipped))
@@ -412,7 +419,8 @@ pub fn run(ctx: &StageContext<PredictParams>) -> Result<(), StageError> {
         fit_outside_train: p.fit_outside_train,
         baseline: p.baseline,
     };
-    let (scored, skipped) = evaluate(&table, &protocol, ctx.threads)?;
+    let progress = |d, t| ctx.progress_with(d, t, "fits", String::new());
+    let (scored, skipped) = evaluate(&table, &protocol, ctx.threads, &progress)?;
     crate::files::write_jsonl(&ctx.out.join("results.jsonl"), &scored)?;
     let mut summary = summarize(&scored);
     summary["table"] = json!({"source": table.source, "latent": table.latent, "cells": table.len(),
@@ -467,10 +475,10 @@ mod tests {
     #[test]
     fn protocol_is_deterministic_and_skips_impossible_sizes() {
         let t = table(120);
-        let (a, skipped) = evaluate(&t, &protocol(), 2).unwrap();
+        let (a, skipped) = evaluate(&t, &protocol(), 2, &|_, _| {}).unwrap();
         assert_eq!(skipped, vec![5000]);
         assert_eq!(a.len(), 2 * 2 * 2);
-        let (b, _) = evaluate(&t, &protocol(), 1).unwrap();
+        let (b, _) = evaluate(&t, &protocol(), 1, &|_, _| {}).unwrap();
         assert_eq!(a, b, "same results with another thread count");
         for s in &a {
             // All 120 cells but the fit set: the labeled train network is scored, not fitted.
@@ -502,7 +510,7 @@ mod tests {
         let mut p = protocol();
         p.threshold = 0.85;
         p.sizes = vec![20];
-        let (a, _) = evaluate(&t, &p, 1).unwrap();
+        let (a, _) = evaluate(&t, &p, 1, &|_, _| {}).unwrap();
         let above = (0..120).filter(|&i| t.valid[i] > 0.85).count();
         assert!(a.iter().all(|s| s.scored < above && s.scored > 0));
     }

@@ -194,7 +194,8 @@ fn train_epoch(
     let with_images = trainees.iter().any(|t| t.model == Model::Io);
     let train = &d.sets["train"];
     for (i, step) in schedule.epoch().into_iter().enumerate() {
-        ctx.progress(done + i as u64 + 1, total);
+        let note = format!("epoch {epoch}/{}", ctx.params.epochs);
+        ctx.progress_with(done + i as u64 + 1, total, "batches", note);
         match step {
             Step::Unlabeled(idx) => {
                 let o = d.tr.0.index_select(0, &idx).to_device(dev);
