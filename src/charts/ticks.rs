@@ -71,7 +71,7 @@ pub fn log(lo: f64, hi: f64) -> Vec<f64> {
     if hi - lo >= 2.0 {
         let every = ((d1 - d0) as usize).div_ceil(8).max(1);
         return (d0..=d1)
-            .filter(|d| (d - d0) as usize % every == 0)
+            .filter(|d| ((d - d0) as usize).is_multiple_of(every))
             .map(f64::from)
             .filter(|&e| inside(e))
             .collect();

@@ -23,17 +23,8 @@ use crate::runner::Runner;
 pub enum EngineError {
     #[error(transparent)]
     Cache(#[from] CacheError),
-    #[error("{at}: stage `{stage}`: {what} `{path}` (resolved to {}) cannot be read: {error}\n  help: create it, or fix the path (in `inputs` or a path param of [stages.{stage}])", resolved.display())]
-    Input {
-        /// `pipeline.toml:LINE`: where the path is given (the stage's table where not found).
-        at: String,
-        stage: String,
-        /// `input` or `param `NAME` =`.
-        what: String,
-        path: String,
-        resolved: PathBuf,
-        error: std::io::Error,
-    },
+    #[error(transparent)]
+    Input(Box<InputError>),
     #[error("stage `{stage}`: {message}")]
     Items { stage: String, message: String },
     /// The device cannot be used, or the worker could not say which devices it can use.
@@ -41,10 +32,24 @@ pub enum EngineError {
     Device(String),
 }
 
+/// A declared input or path param that cannot be read.
+#[derive(Debug, thiserror::Error)]
+#[error("{at}: stage `{stage}`: {what} `{path}` (resolved to {}) cannot be read: {error}\n  help: create it, or fix the path (in `inputs` or a path param of [stages.{stage}])", resolved.display())]
+pub struct InputError {
+    /// `pipeline.toml:LINE`: where the path is given (the stage's table where not found).
+    pub at: String,
+    pub stage: String,
+    /// `input` or `param `NAME` =`.
+    pub what: String,
+    pub path: String,
+    pub resolved: PathBuf,
+    pub error: std::io::Error,
+}
+
 impl EngineError {
     /// Errors the user fixes in pipeline.toml or on the command line (exit code 2).
     pub fn is_usage(&self) -> bool {
-        matches!(self, EngineError::Input { .. } | EngineError::Device(_))
+        matches!(self, EngineError::Input(_) | EngineError::Device(_))
     }
 }
 
@@ -135,14 +140,14 @@ impl<'a> Engine<'a> {
         for (param, path) in paths.chain(self.path_params(i).into_iter().map(|(n, p)| (Some(n), p))) {
             let resolved = self.p.root.join(&path);
             let digest = stat.digest(&resolved).map_err(|e| match e {
-                CacheError::Io { source, .. } => EngineError::Input {
+                CacheError::Io { source, .. } => EngineError::Input(Box::new(InputError {
                     at: self.where_given(i, param.as_deref().unwrap_or("inputs")),
                     stage: s.name.clone(),
                     what: param.map_or("input".into(), |n| format!("param `{n}` =")),
                     path: path.clone(),
                     resolved,
                     error: source,
-                },
+                })),
                 other => other.into(),
             })?;
             ki.inputs.insert(path, digest);

@@ -36,8 +36,11 @@ pub fn report(reg: &Registry, file: &Path, sets: &Sets, out_dir: &Path) -> Resul
     Ok(ExitCode::SUCCESS)
 }
 
+/// (dependency, dependent) as indices into the stage rows.
+type Edges = Vec<(usize, usize)>;
+
 /// The base pipeline's stages with their state and record, and the DAG's edges.
-fn stages(project: &Project) -> Result<(Vec<StageRow>, Vec<(usize, usize)>)> {
+fn stages(project: &Project) -> Result<(Vec<StageRow>, Edges)> {
     let order = project.dag.order().to_vec();
     let (cache, plan) = planned(project, &order, &HashSet::new())?;
     let runner = crate::runner::child::ChildProcess::new();

@@ -34,7 +34,7 @@ pub fn aggregate(values: &[f64]) -> Option<Aggregate> {
         return None;
     }
     let mean = values.iter().sum::<f64>() / n as f64;
-    let mut rng = ChaCha8Rng::seed_from_u64(0x6d65_7472_6963_73);
+    let mut rng = ChaCha8Rng::seed_from_u64(0x006d_6574_7269_6373);
     let mut means: Vec<f64> = (0..RESAMPLES)
         .map(|_| (0..n).map(|_| values[rng.random_range(0..n)]).sum::<f64>() / n as f64)
         .collect();

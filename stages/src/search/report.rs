@@ -243,7 +243,7 @@ mod tests {
         // Seeds that query first at different times, with regrets falling at different rates:
         // averaging only over the seeds that had queried made the mean rise when a slow seed
         // (with a high regret) joined.
-        let ts = vec![
+        let ts = [
             trace("r", vec![1.0, 2.0, 50.0], vec![0.05, 0.04, 0.0]),
             trace("r", vec![10.0, 20.0], vec![0.3, 0.1]),
             trace("r", vec![30.0, 60.0, 90.0, 95.0], vec![0.5, 0.2, 0.2, 0.01]),

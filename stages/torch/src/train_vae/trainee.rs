@@ -110,6 +110,9 @@ pub struct LabeledBatch {
     pub images: Option<(Tensor, Tensor)>,
 }
 
+// One Net per model of a run (two at most): the size difference between the variants costs
+// nothing worth a Box.
+#[allow(clippy::large_enum_variant)]
 enum Net {
     Plain {
         vs: nn::VarStore,
