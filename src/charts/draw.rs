@@ -119,8 +119,11 @@ fn render<DB: DrawingBackend>(chart: &Chart, root: &DrawingArea<DB, Shift>) -> R
     };
     let (plot, legend) = root.split_horizontally(SIZE.0 - legend_w);
     let axes = Axes::of(chart);
+    // A long title gets a smaller font rather than running off the image.
+    let fit = (SIZE.0 - legend_w) as f64 / (chart.title.chars().count().max(1) as f64 * 0.56);
+    let title_size = (fit as u32).clamp(14, TITLE);
     let mut cc = ChartBuilder::on(&plot)
-        .caption(&chart.title, ("sans-serif", TITLE))
+        .caption(&chart.title, ("sans-serif", title_size))
         .margin(16)
         .x_label_area_size(64)
         .y_label_area_size(96)

@@ -307,7 +307,32 @@ fn summary(m: &Metrics) -> Value {
         .map(|e| (e.epoch.to_string(), Value::Object(models(e))))
         .collect();
     s.insert("checkpoint".into(), Value::Object(checkpoints));
+    s.insert("units".into(), units(&s));
     Value::Object(s)
+}
+
+/// The unit of each number of a summary, by its name (`nasflow metrics` shows them).
+fn units(summary: &Map<String, Value>) -> Value {
+    let mut names = std::collections::BTreeSet::new();
+    for v in summary.values().filter_map(Value::as_object) {
+        names.extend(v.keys().cloned());
+    }
+    let unit = |n: &str| {
+        if n.ends_with("_loss") {
+            "loss (mean per batch)"
+        } else if n.starts_with("l1_") {
+            "L1 (mean per output)"
+        } else if n.ends_with("_accuracy") {
+            "fraction of vertices or edges"
+        } else if n == "validity" || n == "uniqueness" {
+            "fraction of prior samples"
+        } else {
+            "fraction of edges"
+        }
+    };
+    let mut u: Map<String, Value> = names.iter().map(|n| (n.clone(), json!(unit(n)))).collect();
+    u.insert("epoch".into(), json!("epochs"));
+    Value::Object(u)
 }
 
 /// The paper's figures of one run: `loss`, `reconstruction` (Figs 5-6), `validity` (Figs 14-15)

@@ -185,6 +185,10 @@ pub enum Command {
         /// Where to write STAGE/NAME.png and .svg (default: plots/ beside pipeline.toml).
         #[arg(short, long, value_name = "DIR")]
         out: Option<PathBuf>,
+        /// The selected variants as replicates (a sweep over a seed): each line's mean over them
+        /// with a bootstrapped 95% band, instead of one line each.
+        #[arg(long)]
+        aggregate: bool,
     },
     /// Write a static HTML report (no script, no network; open it from the file): the DAG with
     /// each stage's state, key, duration, peak memory and device, the params (what differs from

@@ -37,6 +37,9 @@ pub(super) fn column(project: &Project, stages: &[String], label: String) -> Res
                     })?;
                     let v: serde_json::Value = serde_json::from_str(&text)
                         .with_context(|| format!("{name}'s summary.json ({})", path.display()))?;
+                    let (units, warnings) = crate::metrics::units_and_warnings(&v);
+                    col.units.insert(name.clone(), units);
+                    col.warnings.insert(name.clone(), warnings);
                     Some(crate::metrics::flatten(&v))
                 }
             },

@@ -227,9 +227,11 @@ fn dispatch(cli: Cli, reg: &Registry) -> anyhow::Result<ExitCode> {
             sets,
             compare,
             out,
+            aggregate,
         } => {
             let dir = file.parent().unwrap_or(Path::new("")).join("plots");
-            plots::plots(reg, file, &stages, &sets, &compare, &out.unwrap_or(dir))
+            let how = (&sets, compare.as_slice(), aggregate);
+            plots::plots(reg, file, &stages, how, &out.unwrap_or(dir))
         }
         Command::Report { sets, out } => {
             let dir = file.parent().unwrap_or(Path::new("")).join("report");

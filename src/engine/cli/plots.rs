@@ -66,16 +66,54 @@ pub(super) fn sources<'r>(
     Ok(out)
 }
 
+/// Replicates (a sweep over a seed) as one chart: each line series' mean over the sources and
+/// its bootstrapped 95% band (`metrics --aggregate`'s interval), at the x every source has.
+pub fn aggregate(charts: &[(String, Chart)]) -> Chart {
+    let Some((_, first)) = charts.first() else {
+        return Chart::default();
+    };
+    let mut out = Chart {
+        title: format!("{} (mean of {} runs, 95% band)", first.title, charts.len()),
+        ..first.clone()
+    };
+    for s in &mut out.series {
+        let same: Vec<&nasflow_charts::Series> = (charts.iter())
+            .filter_map(|(_, c)| c.series.iter().find(|t| t.name == s.name))
+            .collect();
+        let mut line = Vec::new();
+        let mut band = Vec::new();
+        for &(x, _) in &s.line {
+            let ys: Vec<f64> = (same.iter())
+                .filter_map(|t| t.line.iter().find(|p| p.0 == x).map(|p| p.1))
+                .collect();
+            if ys.len() < same.len() {
+                continue;
+            }
+            if let Some(a) = crate::metrics::aggregate::aggregate(&ys) {
+                line.push((x, a.mean));
+                band.push((x, a.low, a.high));
+            }
+        }
+        s.line = line;
+        s.band = if charts.len() > 1 { band } else { Vec::new() };
+        s.name = format!("{} (n={})", s.name, same.len());
+        s.dots.clear();
+    }
+    out
+}
+
 pub fn plots(
     reg: &Registry,
     file: &Path,
     stages: &[String],
-    sets: &Sets,
-    compare: &[PathBuf],
+    (sets, compare, replicates): (&Sets, &[PathBuf], bool),
     out_dir: &Path,
 ) -> Result<ExitCode> {
     let mut by_chart: BTreeMap<(String, String), Vec<(String, Chart)>> = BTreeMap::new();
-    let sources = sources(reg, file, sets, compare)?;
+    let mut sources = sources(reg, file, sets, compare)?;
+    if replicates && sources.len() > 1 {
+        sources.remove(0); // the selected variants (the replicates) only
+    }
     let overlaid = sources.len() > 1;
     for (label, project) in &sources {
         for (key, chart) in charts_of(project, stages)? {
@@ -90,10 +128,10 @@ pub fn plots(
         return Ok(ExitCode::from(1));
     }
     for ((stage, name), charts) in &by_chart {
-        let chart = if overlaid {
-            let mut c = overlay(charts);
-            c.title = format!("{} ({})", c.title, labels(charts));
-            c
+        let chart = if replicates {
+            aggregate(charts)
+        } else if overlaid {
+            overlay(charts)
         } else {
             charts[0].1.clone()
         };
@@ -111,14 +149,29 @@ pub fn plots(
     Ok(ExitCode::SUCCESS)
 }
 
-fn labels(charts: &[(String, Chart)]) -> String {
-    let l: Vec<&str> = charts.iter().map(|c| c.0.as_str()).collect();
-    l.join(" vs ")
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn replicates_become_a_mean_and_a_band() {
+        let run = |y: f64| Chart {
+            title: "loss".into(),
+            series: vec![nasflow_charts::Series {
+                name: "train".into(),
+                line: vec![(1.0, 1.0), (2.0, y)],
+                ..Default::default()
+            }],
+            ..Chart::default()
+        };
+        let a = aggregate(&[("s=1".into(), run(0.2)), ("s=2".into(), run(0.4)), ("s=3".into(), run(0.6))]);
+        let s = &a.series[0];
+        assert_eq!(s.name, "train (n=3)");
+        assert!((s.line[1].1 - 0.4).abs() < 1e-12);
+        let (_, lo, hi) = s.band[1];
+        assert!(lo < 0.4 && hi > 0.4 && lo >= 0.2 && hi <= 0.6, "{lo} {hi}");
+        assert_eq!(s.band[0].1, 1.0, "equal values: no spread");
+    }
 
     #[test]
     fn chart_data_paths() {

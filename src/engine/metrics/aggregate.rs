@@ -176,6 +176,7 @@ mod tests {
             )]
             .into_iter()
             .collect(),
+            ..Column::default()
         };
         let cols = [
             col("seed=1", Some(0.2)),

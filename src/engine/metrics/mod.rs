@@ -16,6 +16,34 @@ use serde_json::Value;
 pub struct Column {
     pub label: String,
     pub stages: BTreeMap<String, Option<BTreeMap<String, f64>>>,
+    /// Per stage, the units its summary declares (`"units"`: metric name or its last dotted
+    /// parts -> unit).
+    pub units: BTreeMap<String, BTreeMap<String, String>>,
+    /// Per stage, the warnings its summary carries (`"warnings"`: a list of strings).
+    pub warnings: BTreeMap<String, Vec<String>>,
+}
+
+/// The unit of `name` in `units`: the entry for the whole name, else for its longest dotted
+/// suffix (`rf.latent.fit_250.rmse` -> `rmse`).
+pub fn unit_of<'a>(units: &'a BTreeMap<String, String>, name: &str) -> Option<&'a str> {
+    let mut rest = name;
+    loop {
+        if let Some(u) = units.get(rest) {
+            return Some(u);
+        }
+        rest = rest.split_once('.')?.1;
+    }
+}
+
+/// Reads the `units` and `warnings` of a summary (strings only; anything else is ignored).
+pub fn units_and_warnings(v: &Value) -> (BTreeMap<String, String>, Vec<String>) {
+    let units = (v["units"].as_object().into_iter().flatten())
+        .filter_map(|(k, u)| Some((k.clone(), u.as_str()?.to_string())))
+        .collect();
+    let warnings = (v["warnings"].as_array().into_iter().flatten())
+        .filter_map(|w| w.as_str().map(str::to_string))
+        .collect();
+    (units, warnings)
 }
 
 /// Flattens the numbers of a JSON value to dotted names.
@@ -109,7 +137,13 @@ fn fmt_diff(x: f64) -> String {
 /// Renders the columns as an aligned text table, stages in the order given; with `changed_only`,
 /// only the metrics whose values differ between columns.
 pub fn render(order: &[String], cols: &[Column], changed_only: bool) -> String {
-    let mut header = vec!["stage".to_string(), "metric".to_string()];
+    let unit = |stage: &str, name: &str| -> String {
+        cols.iter()
+            .find_map(|c| unit_of(c.units.get(stage)?, name))
+            .unwrap_or("")
+            .to_string()
+    };
+    let mut header = vec!["stage".to_string(), "metric".to_string(), "unit".to_string()];
     for (k, c) in cols.iter().enumerate() {
         header.push(c.label.clone());
         if k > 0 {
@@ -126,7 +160,7 @@ pub fn render(order: &[String], cols: &[Column], changed_only: bool) -> String {
         names.sort();
         names.dedup();
         if names.is_empty() {
-            let mut row = vec![stage.clone(), "(no summary)".into()];
+            let mut row = vec![stage.clone(), "(no summary)".into(), String::new()];
             for (k, c) in cols.iter().enumerate() {
                 row.push(match c.stages.get(stage) {
                     Some(Some(_)) => "-".into(),
@@ -143,7 +177,7 @@ pub fn render(order: &[String], cols: &[Column], changed_only: bool) -> String {
             if changed_only && !changed(cols, stage, name) {
                 continue;
             }
-            let mut row = vec![stage.clone(), name.clone()];
+            let mut row = vec![stage.clone(), name.clone(), unit(stage, name)];
             let get =
                 |c: &Column| -> Option<f64> { c.stages.get(stage)?.as_ref()?.get(name).copied() };
             let first = cols.first().and_then(get);
@@ -164,15 +198,39 @@ pub fn render(order: &[String], cols: &[Column], changed_only: bool) -> String {
             rows.push(row);
         }
     }
-    align(rows, 2)
+    let mut out = align(rows, 3);
+    out.push_str(&warnings(order, cols));
+    out
+}
+
+/// The stages' warnings, one line each (`warning: stage: text`), each once.
+pub fn warnings(order: &[String], cols: &[Column]) -> String {
+    let mut seen = std::collections::BTreeSet::new();
+    let mut out = String::new();
+    for stage in order {
+        for c in cols {
+            for w in c.warnings.get(stage).into_iter().flatten() {
+                if seen.insert((stage, w)) {
+                    out.push_str(&format!("warning: {stage}: {w}\n"));
+                }
+            }
+        }
+    }
+    out
 }
 
 /// The table in long form, for many columns: one line per stage, metric and column, with the
 /// difference against the first column.
 pub fn render_long(order: &[String], cols: &[Column], changed_only: bool) -> String {
-    let mut rows = vec![["stage", "metric", "column", "value", "diff"]
+    let mut rows = vec![["stage", "metric", "unit", "column", "value", "diff"]
         .map(String::from)
         .to_vec()];
+    let unit = |stage: &str, name: &str| -> String {
+        cols.iter()
+            .find_map(|c| unit_of(c.units.get(stage)?, name))
+            .unwrap_or("")
+            .to_string()
+    };
     let first = |stage: &str, name: &str| {
         cols.first()?
             .stages
@@ -189,9 +247,12 @@ pub fn render_long(order: &[String], cols: &[Column], changed_only: bool) -> Str
             Some(a) if label != cols[0].label => fmt_diff(v - a),
             _ => String::new(),
         };
-        rows.push(vec![stage, name, label, fmt(v), diff]);
+        let u = unit(&stage, &name);
+        rows.push(vec![stage, name, u, label, fmt(v), diff]);
     }
-    align(rows, 3)
+    let mut out = align(rows, 4);
+    out.push_str(&warnings(order, cols));
+    out
 }
 
 /// Rows as aligned text: the first `left` columns left-aligned, the rest right-aligned.
@@ -242,6 +303,7 @@ mod tests {
             ]
             .into_iter()
             .collect(),
+            ..Column::default()
         };
         let cols = [col("base", 0.25), col("other", 0.2)];
         let text = render(&["s".into(), "t".into()], &cols, false);
@@ -265,6 +327,26 @@ mod tests {
         let rows = long(&["s".into()], &cols);
         assert_eq!(rows.len(), 4);
         assert_eq!(rows[0], ("s".into(), "base".into(), "n".into(), 10.0));
+    }
+
+    #[test]
+    fn units_by_name_or_suffix_and_warnings_once() {
+        let v = json!({"units": {"rmse": "accuracy", "budget": "simulated seconds", "bad": 3},
+                        "warnings": ["rf.latent.fit_4: scored on 3 cells", 7]});
+        let (units, warnings) = units_and_warnings(&v);
+        assert_eq!(unit_of(&units, "rf.latent.fit_250.rmse"), Some("accuracy"));
+        assert_eq!(unit_of(&units, "budget"), Some("simulated seconds"));
+        assert_eq!(unit_of(&units, "rf.latent.fit_250.pearson"), None);
+        assert_eq!(units.len(), 2, "non-strings ignored");
+        let col = |label: &str| Column {
+            label: label.into(),
+            stages: [("p".to_string(), Some(flatten(&json!({"rf": {"fit_4": {"rmse": 0.1}}}))))].into(),
+            units: [("p".to_string(), units.clone())].into(),
+            warnings: [("p".to_string(), warnings.clone())].into(),
+        };
+        let text = render(&["p".into()], &[col("a"), col("b")], false);
+        assert!(text.contains("rf.fit_4.rmse  accuracy"), "{text}");
+        assert_eq!(text.matches("warning: p: rf.latent.fit_4: scored on 3 cells").count(), 1, "{text}");
     }
 
     #[test]

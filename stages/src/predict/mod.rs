@@ -321,12 +321,18 @@ pub fn summarize(scored: &[Scored]) -> Value {
             .push(s);
     }
     let mut out = Map::new();
+    let mut warnings = Vec::new();
     for ((f, r, size), v) in groups {
         let stat =
             |x: Vec<f64>| mean_ci95(&x.into_iter().filter(|v| v.is_finite()).collect::<Vec<_>>());
         let (rm, rh) = stat(v.iter().map(|s| s.rmse).collect());
         let (pm, ph) = stat(v.iter().map(|s| s.pearson).collect());
         let scored = v.iter().map(|s| s.scored).min().unwrap_or(0);
+        if scored < 5 {
+            warnings.push(json!(format!(
+                "{r}.{f}.fit_{size}: RMSE and Pearson r rest on {scored} scored cells (fewer than 5)"
+            )));
+        }
         let entry = out
             .entry(r.to_string())
             .or_insert_with(|| json!({}))
@@ -336,6 +342,16 @@ pub fn summarize(scored: &[Scored]) -> Value {
             .or_insert_with(|| json!({}));
         entry[format!("fit_{size}")] = json!({"rmse": rm, "rmse_ci95": rh, "pearson": pm,
             "pearson_ci95": ph, "seeds": v.len(), "scored_cells": scored});
+    }
+    out.insert(
+        "units".into(),
+        json!({"rmse": "accuracy (mean over seeds)", "rmse_ci95": "accuracy (95% half-width)",
+               "pearson": "Pearson r (mean over seeds)", "pearson_ci95": "Pearson r (95% half-width)",
+               "seeds": "fit sets", "scored_cells": "cells (fewest over seeds)",
+               "threshold": "accuracy"}),
+    );
+    if !warnings.is_empty() {
+        out.insert("warnings".into(), Value::Array(warnings));
     }
     Value::Object(out)
 }

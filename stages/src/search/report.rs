@@ -87,6 +87,18 @@ pub fn summarize(traces: &[Trace], table: &Searchable, budget: f64) -> Value {
                "without_feature": table.without_feature, "without_figures": table.without_figures}),
     );
     out.insert("budget".into(), json!(budget));
+    out.insert(
+        "units".into(),
+        json!({"budget": "simulated seconds", "best_valid": "accuracy", "best_test": "accuracy",
+               "cells": "cells", "without_feature": "cells", "without_figures": "cells",
+               "seeds": "runs", "queries": "queries (mean over seeds)",
+               "final_regret_valid": "accuracy (mean over seeds)",
+               "final_regret_valid_ci95": "accuracy (95% half-width)",
+               "final_regret_test": "accuracy (mean over seeds)",
+               "final_regret_test_ci95": "accuracy (95% half-width)",
+               "final_best_valid": "accuracy (mean over seeds)",
+               "final_test": "accuracy (mean over seeds)"}),
+    );
     for (method, ts) in &by_method {
         let last = |f: &dyn Fn(&Trace) -> Option<f64>| -> Vec<f64> {
             ts.iter().filter_map(|t| f(t)).collect()
