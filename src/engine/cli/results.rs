@@ -1,7 +1,8 @@
 //! `results/`: a stable place in the project directory for the current outputs. After each run
 //! `results/STAGE` (a variant's: `results/VARIANT/STAGE`) is a symbolic link to the stage's
 //! current output view in the cache; a stage without a current result has no link. `gc` removes
-//! the links whose targets it removed. The directory holds a `.gitignore` of `*`, so git ignores it.
+//! the links whose targets it removed. The directory holds a `.gitignore` of `*`, so git ignores it,
+//! and `.links`, what the links showed at the last refresh (an unchanged run touches nothing).
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
@@ -34,17 +35,37 @@ pub fn refresh(
     if !ignore.exists() {
         std::fs::write(&ignore, "*\n").with_context(|| format!("writing {}", ignore.display()))?;
     }
+    // What the links show, one line per stage; unchanged since the last refresh, and the links
+    // are left alone (one read: the no-op path stays cheap).
+    let state: String = (outcomes.iter())
+        .map(|o| {
+            let digest = o.record.as_ref().map_or("-".into(), |r| r.output_digest.to_string());
+            format!("{} {digest}\n", project.p.stages[o.stage].name)
+        })
+        .collect();
+    let state_file = dir.join(".links");
+    if std::fs::read_to_string(&state_file).is_ok_and(|s| s == state) {
+        return Ok(());
+    }
     for o in outcomes {
         let link = dir.join(&project.p.stages[o.stage].name);
         match &o.record {
             Some(r) => {
-                let target = engine.output_dir(o.stage, r)?;
-                let target = std::fs::canonicalize(&target).unwrap_or(target);
+                // Views are named by output digest: a link that already points at the view's
+                // directory, which exists, is current (two syscalls; the no-op path stays cheap).
+                let v = engine.view_of(o.stage, r);
+                let target = std::path::absolute(engine.cache.view_dir(&v.stage, &v.digest, v.item))
+                    .with_context(|| format!("the view of {}", link.display()))?;
+                if std::fs::read_link(&link).is_ok_and(|t| t == target) && target.is_dir() {
+                    continue;
+                }
+                engine.output_dir(o.stage, r)?;
                 relink(&link, &target)?;
             }
             None => remove_link(&link)?,
         }
     }
+    std::fs::write(&state_file, state).with_context(|| format!("writing {}", state_file.display()))?;
     Ok(())
 }
 
@@ -83,6 +104,15 @@ pub fn prune(root: &Path) -> Result<usize> {
         if entry.path_is_symlink() && !path.exists() {
             remove_link(path)?;
             removed += 1;
+        }
+    }
+    if removed > 0 {
+        // The next run relinks what it can.
+        let walk = walkdir::WalkDir::new(root.join(RESULTS)).max_depth(2);
+        for entry in walk.into_iter().filter_map(|e| e.ok()) {
+            if entry.file_name() == ".links" {
+                let _ = std::fs::remove_file(entry.path());
+            }
         }
     }
     Ok(removed)
