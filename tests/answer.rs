@@ -182,6 +182,12 @@ fn a_missing_table_file_names_its_line_and_where_it_was_looked_for() {
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
     let err = stderr(&out);
     let resolved = p.path().join("tables/nope.jsonl");
-    assert!(err.contains("pipeline.toml:10: stage `t`: param `table` = `tables/nope.jsonl`"), "{err}");
-    assert!(err.contains(&format!("resolved to {}", resolved.display())), "{err}");
+    assert!(
+        err.contains("pipeline.toml:10: stage `t`: param `table` = `tables/nope.jsonl`"),
+        "{err}"
+    );
+    assert!(
+        err.contains(&format!("resolved to {}", resolved.display())),
+        "{err}"
+    );
 }

@@ -76,7 +76,10 @@ fn params_lists_every_param_of_a_kind_from_its_declaration() {
         text.contains("one of \"io\", \"arch2vec\", \"arch2vec-original\", default \"io\""),
         "{text}"
     );
-    assert!(text.contains("seed                   integer >= 0, default unset"), "{text}");
+    assert!(
+        text.contains("seed                   integer >= 0, default unset"),
+        "{text}"
+    );
     let out = p.nasflow(&["params", "train-va"]);
     assert_eq!(out.status.code(), Some(2));
     assert!(common::stderr(&out).contains("did you mean `train-vae`?"));

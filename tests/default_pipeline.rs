@@ -58,14 +58,22 @@ fn the_default_pipeline_searches_and_predicts_over_10k_real_cells() {
     assert_eq!(sample["table_rows"], 10000, "{sample}");
     assert_eq!(sample["cells"], 20000, "{sample}");
     let reinforce = summary(&p, "pipeline.toml", "reinforce", &[]);
-    assert_eq!(reinforce["table"]["cells"], 10000, "every table cell is searchable: {reinforce}");
+    assert_eq!(
+        reinforce["table"]["cells"], 10000,
+        "every table cell is searchable: {reinforce}"
+    );
     assert_eq!(reinforce["table"]["without_feature"], 0);
     // NB101's best validation accuracy among these 10,000 cells (one run, 108 epochs).
     let best = reinforce["table"]["best_valid"].as_f64().unwrap();
     assert!(best > 0.94 && best < 0.951, "{best}");
     let predict = summary(&p, "pipeline.toml", "predict", &[]);
-    let scored = predict["rf"]["latent"]["fit_50"]["scored_cells"].as_u64().unwrap();
-    assert!(scored > 9000, "scored on the table's cells above 0.8: {scored}");
+    let scored = predict["rf"]["latent"]["fit_50"]["scored_cells"]
+        .as_u64()
+        .unwrap();
+    assert!(
+        scored > 9000,
+        "scored on the table's cells above 0.8: {scored}"
+    );
 
     // The ablation shares the cache: its base is the default pipeline, nothing upstream reruns;
     // its reference variant reads the other model of the same train-vae run.
@@ -73,12 +81,20 @@ fn the_default_pipeline_searches_and_predicts_over_10k_real_cells() {
     let mut args = vec!["-p", abl, "plan", "predict"];
     args.extend_from_slice(TINY);
     let out = p.nasflow(&args);
-    assert!(stdout(&out).lines().all(|l| l.starts_with("cached")), "{}", stdout(&out));
+    assert!(
+        stdout(&out).lines().all(|l| l.starts_with("cached")),
+        "{}",
+        stdout(&out)
+    );
     run(&p, abl, &["--variant", "reference-2"]);
     let io = summary(&p, abl, "predict", &[]);
     let reference = summary(&p, abl, "predict", &["--variant", "reference-2"]);
     let rmse = |s: &Value| s["rf"]["latent"]["fit_50"]["rmse"].as_f64().unwrap();
-    assert_ne!(rmse(&io), rmse(&reference), "io and reference features predict differently");
+    assert_ne!(
+        rmse(&io),
+        rmse(&reference),
+        "io and reference features predict differently"
+    );
     let io = summary(&p, abl, "reinforce", &[]);
     let reference = summary(&p, abl, "reinforce", &["--variant", "reference-2"]);
     let regret = |s: &Value| s["reinforce"]["final_regret_valid"].as_f64().unwrap();

@@ -86,8 +86,16 @@ fn forcing_each_nas_stage_gives_the_same_outputs_and_nothing_goes_stale() {
     let before = digests(&p);
     for (i, stage) in STAGES.iter().enumerate() {
         let ran = p.run_ok(&["-j", "2", "--force", stage]);
-        assert_eq!(ran, common::set(&[stage]), "{stage}: only the forced stage reruns");
-        assert_eq!(digests(&p), before, "{stage}: a rerun changed an output digest");
+        assert_eq!(
+            ran,
+            common::set(&[stage]),
+            "{stage}: only the forced stage reruns"
+        );
+        assert_eq!(
+            digests(&p),
+            before,
+            "{stage}: a rerun changed an output digest"
+        );
         let status = stdout(&p.nasflow(&["status"]));
         assert!(
             !status.contains("stale"),

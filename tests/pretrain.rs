@@ -179,7 +179,11 @@ fn pretrain_and_extract_tiny_networks_deterministically() {
         let epochs = m["epochs"].as_array().unwrap();
         assert_eq!(epochs.len(), 2, "{stage}");
         for e in epochs {
-            assert_eq!(e["models"].as_object().unwrap().len(), models.len(), "{stage}");
+            assert_eq!(
+                e["models"].as_object().unwrap().len(),
+                models.len(),
+                "{stage}"
+            );
             for model in models {
                 let me = &e["models"][model];
                 let mut keys = vec!["unlabeled_loss", "validity", "uniqueness"];
@@ -206,9 +210,15 @@ fn pretrain_and_extract_tiny_networks_deterministically() {
         }
         let ck = tensors(&dir.join("checkpoint-epoch-2.safetensors"));
         for model in models {
-            assert!(ck.keys().any(|k| k.starts_with(&format!("{model}.vae."))), "{stage}");
+            assert!(
+                ck.keys().any(|k| k.starts_with(&format!("{model}.vae."))),
+                "{stage}"
+            );
         }
-        assert_eq!(ck.keys().any(|k| k.starts_with("io.head.")), stage == "vae-io");
+        assert_eq!(
+            ck.keys().any(|k| k.starts_with("io.head.")),
+            stage == "vae-io"
+        );
         assert_eq!(
             dir.join("checkpoint-epoch-1.safetensors").exists(),
             stage != "vae-orig",
@@ -217,7 +227,11 @@ fn pretrain_and_extract_tiny_networks_deterministically() {
         // One 16-d latent feature per cell at each checkpoint: 297 unlabeled cells, 3 networks.
         let latent = tensors(&dir.join("latent.safetensors"));
         for model in models {
-            assert_eq!(latent[&format!("{model}/epoch-2")].size(), vec![300, 16], "{stage}");
+            assert_eq!(
+                latent[&format!("{model}/epoch-2")].size(),
+                vec![300, 16],
+                "{stage}"
+            );
         }
         let cells = std::fs::metadata(dir.join("latent-cells.nb101"))
             .unwrap()
@@ -229,9 +243,15 @@ fn pretrain_and_extract_tiny_networks_deterministically() {
     let io = tensors(&out_dir(&a, "vae-io").join("latent.safetensors"));
     let alone = tensors(&out_dir(&a, "vae-ref").join("latent.safetensors"));
     for epoch in [1, 2] {
-        let (r, s) = (&io[&format!("reference/epoch-{epoch}")], &alone[&format!("arch2vec/epoch-{epoch}")]);
+        let (r, s) = (
+            &io[&format!("reference/epoch-{epoch}")],
+            &alone[&format!("arch2vec/epoch-{epoch}")],
+        );
         assert!(r.equal(s), "epoch {epoch}: reference != arch2vec alone");
-        assert!(!r.equal(&io[&format!("io/epoch-{epoch}")]), "the io model differs");
+        assert!(
+            !r.equal(&io[&format!("io/epoch-{epoch}")]),
+            "the io model differs"
+        );
     }
 
     // Same seed, same device and threads: bit-identical weights in a second project.

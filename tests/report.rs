@@ -2,9 +2,9 @@
 //! installed by scripts/test.sh where it can be): the page loads from the file with no console
 //! error, and the DAG, the tables and each chart are there; a screenshot is taken
 //! (`NASFLOW_REPORT_SCREENSHOT=PATH` keeps it, e.g. for docs/).
-mod common;
 #[path = "support/chromium.rs"]
 mod chromium;
+mod common;
 
 use common::{stderr, stdout, Project};
 
@@ -54,9 +54,15 @@ fn the_report_opens_in_a_browser_with_the_dag_the_tables_and_the_charts() {
     assert_eq!(stdout(&out).trim(), "rep/index.html", "the path it wrote");
     let html = std::fs::read_to_string(&index).unwrap();
     for fetch in ["<script", "<link", "src=\"http", "href=\"http", "url(http"] {
-        assert!(!html.contains(fetch), "self-contained: no script, nothing fetched ({fetch})");
+        assert!(
+            !html.contains(fetch),
+            "self-contained: no script, nothing fetched ({fetch})"
+        );
     }
-    assert!(html.contains("<td class=\"changed\">4</td>"), "the variant's param is marked");
+    assert!(
+        html.contains("<td class=\"changed\">4</td>"),
+        "the variant's param is marked"
+    );
     assert!(html.contains("stdout.log"), "links to logs");
 
     let Some(bin) = chromium::binary() else {
@@ -81,7 +87,10 @@ fn the_report_opens_in_a_browser_with_the_dag_the_tables_and_the_charts() {
     assert_eq!(found["metrics"], 2, "count and loss: {found}");
     assert_eq!(found["changed"], 1, "{found}");
     assert_eq!(found["charts"], 2, "loss and accuracy, each once: {found}");
-    assert!(found["chartWidth"].as_f64().unwrap() > 300.0, "charts are drawn: {found}");
+    assert!(
+        found["chartWidth"].as_f64().unwrap() > 300.0,
+        "charts are drawn: {found}"
+    );
     let shot = match std::env::var_os("NASFLOW_REPORT_SCREENSHOT") {
         Some(path) => std::path::PathBuf::from(path),
         None => p.path().join("report.png"),
@@ -89,5 +98,9 @@ fn the_report_opens_in_a_browser_with_the_dag_the_tables_and_the_charts() {
     b.screenshot(&shot);
     let png = std::fs::read(&shot).unwrap();
     assert_eq!(&png[1..4], b"PNG");
-    assert!(png.len() > 20_000, "a page, not a blank: {} bytes", png.len());
+    assert!(
+        png.len() > 20_000,
+        "a page, not a blank: {} bytes",
+        png.len()
+    );
 }

@@ -316,7 +316,10 @@ fn one_training_run_feeds_both_models_at_both_checkpoints() {
         .next()
         .unwrap()
         .replace("SPACE", &space.to_string_lossy())
-        .replace("variant = \"arch2vec\"\nepochs = 1\ncheckpoints = []", "variant = \"io\"\nepochs = 2\ncheckpoints = [1, 2]\nimage_channels = 4");
+        .replace(
+            "variant = \"arch2vec\"\nepochs = 1\ncheckpoints = []",
+            "variant = \"io\"\nepochs = 2\ncheckpoints = [1, 2]\nimage_channels = 4",
+        );
     let mut pipeline = head.clone();
     for model in ["io", "reference"] {
         for checkpoint in [1, 2] {
@@ -351,10 +354,12 @@ baseline = false
     for model in ["io", "reference"] {
         for checkpoint in [1, 2] {
             let want = format!("{model}/epoch-{checkpoint}");
-            let r = json(&out_dir(&p, &format!("reinforce-{model}-{checkpoint}")).join("summary.json"));
+            let r =
+                json(&out_dir(&p, &format!("reinforce-{model}-{checkpoint}")).join("summary.json"));
             assert_eq!(r["latent"], want.as_str());
             assert_eq!(r["table"]["cells"], 400);
-            let s = json(&out_dir(&p, &format!("predict-{model}-{checkpoint}")).join("summary.json"));
+            let s =
+                json(&out_dir(&p, &format!("predict-{model}-{checkpoint}")).join("summary.json"));
             assert_eq!(s["table"]["latent"], want.as_str());
             rmse.push(s["rf"]["latent"]["fit_50"]["rmse"].as_f64().unwrap());
         }
@@ -371,7 +376,10 @@ baseline = false
     p.write_pipeline(&more);
     assert_eq!(p.run_ok(&[]), common::set(&["predict-default"]));
     let d = json(&out_dir(&p, "predict-default").join("summary.json"));
-    assert_eq!(d["table"]["latent"], "io/epoch-2", "the default: the main model, the last epoch");
+    assert_eq!(
+        d["table"]["latent"], "io/epoch-2",
+        "the default: the main model, the last epoch"
+    );
 
     // Features the run does not have: a config error that says what there is.
     let bad = format!("{more}\n[stages.predict-bad]\nkind = \"predict\"\ndeps = [\"train-vae\", \"pretrain\"]\nfeatures = \"original\"\ncheckpoint = 2\n");
@@ -379,5 +387,8 @@ baseline = false
     let out = p.nasflow(&["run", "predict-bad"]);
     assert!(!out.status.success());
     let err = stderr(&out);
-    assert!(err.contains("features = \"original\" but train-vae trained io, reference"), "{err}");
+    assert!(
+        err.contains("features = \"original\" but train-vae trained io, reference"),
+        "{err}"
+    );
 }

@@ -72,7 +72,10 @@ fn variants_share_upstream_results_and_show_side_by_side() {
     assert!(text.lines().next().unwrap().contains("mean of 2"), "{text}");
     let out = p.nasflow(&["metrics", "b", "--variant", "ys", "--aggregate", "--json"]);
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!(v["aggregate"]["stages"]["b"]["numbers"]["v"]["values"], serde_json::json!([2.0, 3.0]));
+    assert_eq!(
+        v["aggregate"]["stages"]["b"]["numbers"]["v"]["values"],
+        serde_json::json!([2.0, 3.0])
+    );
 
     // why takes one variant.
     let out = p.nasflow(&["plan", "--variant", "big"]);
@@ -86,10 +89,18 @@ fn variants_share_upstream_results_and_show_side_by_side() {
     let out = p.nasflow(&["plan", "--variant", "ys"]);
     assert!(out.status.success(), "{}", stderr(&out));
     let text = stdout(&out);
-    assert!(text.contains("== variant ys[b.y=2]") && text.contains("== variant ys[b.y=3]"), "{text}");
+    assert!(
+        text.contains("== variant ys[b.y=2]") && text.contains("== variant ys[b.y=3]"),
+        "{text}"
+    );
     let out = p.nasflow(&["status", "--variants"]);
     assert!(out.status.success(), "{}", stderr(&out));
-    assert_eq!(stdout(&out).matches("== variant").count(), 3, "{}", stdout(&out));
+    assert_eq!(
+        stdout(&out).matches("== variant").count(),
+        3,
+        "{}",
+        stdout(&out)
+    );
     let out = p.nasflow(&["why", "c", "--variant", "ys"]);
     assert_eq!(out.status.code(), Some(2));
     assert!(

@@ -137,7 +137,8 @@ impl<'a> Engine<'a> {
         }
         let mut stat = self.stat.lock().expect("statcache");
         let paths = s.inputs.iter().map(|p| (None, p.clone()));
-        for (param, path) in paths.chain(self.path_params(i).into_iter().map(|(n, p)| (Some(n), p))) {
+        for (param, path) in paths.chain(self.path_params(i).into_iter().map(|(n, p)| (Some(n), p)))
+        {
             let resolved = self.p.root.join(&path);
             let digest = stat.digest(&resolved).map_err(|e| match e {
                 CacheError::Io { source, .. } => EngineError::Input(Box::new(InputError {
@@ -166,7 +167,8 @@ impl<'a> Engine<'a> {
             .take_while(|&n| n == start || !lines[n - 1].trim_start().starts_with('['))
             .find(|&n| {
                 let l = lines[n - 1].trim_start();
-                l.strip_prefix(name).is_some_and(|r| r.trim_start().starts_with('='))
+                l.strip_prefix(name)
+                    .is_some_and(|r| r.trim_start().starts_with('='))
             });
         format!("{file}:{}", found.unwrap_or(s.pos.line))
     }

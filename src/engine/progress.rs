@@ -95,8 +95,14 @@ impl<'u> StageProgress<'u> {
     }
 
     pub fn report(&self, p: &nasflow_contract::Progress) {
-        let unit = if p.unit.is_empty() { "steps" } else { p.unit.as_str() };
-        let bar = self.bar.get_or_init(|| self.ui.bar(&self.stage, unit, p.total, p.done));
+        let unit = if p.unit.is_empty() {
+            "steps"
+        } else {
+            p.unit.as_str()
+        };
+        let bar = self
+            .bar
+            .get_or_init(|| self.ui.bar(&self.stage, unit, p.total, p.done));
         if let Some(bar) = bar {
             bar.set_length(p.total);
             bar.set_position(p.done);
@@ -124,7 +130,11 @@ impl<'u> StageProgress<'u> {
             .then(|| elapsed / p.done as f64 * (p.total - p.done) as f64)
             .map(|s| format!(", eta {}", crate::schedule::human_seconds(s)))
             .unwrap_or_default();
-        let note = if p.note.is_empty() { String::new() } else { format!(", {}", p.note) };
+        let note = if p.note.is_empty() {
+            String::new()
+        } else {
+            format!(", {}", p.note)
+        };
         format!(
             "       {}: {}/{} {unit} ({pct:.0}%){note}{eta}",
             self.stage, p.done, p.total

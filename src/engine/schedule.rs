@@ -468,7 +468,11 @@ impl<'e, 'a> Scheduler<'e, 'a> {
                 .then(|| elapsed / computed as f64 * (total - done) as f64)
                 .map(|s| format!(", eta {}", human_seconds(s)))
                 .unwrap_or_default();
-            let how = if ran { format!("in {own:.1}s") } else { "cached".into() };
+            let how = if ran {
+                format!("in {own:.1}s")
+            } else {
+                "cached".into()
+            };
             ui.line(&format!(
                 "item   {name} {done}/{total}: {} {how} (stage {elapsed:.0}s{eta})",
                 short(&plan.spec.value)
@@ -535,7 +539,10 @@ impl<'e, 'a> Scheduler<'e, 'a> {
         let work = match task {
             Task::Stage { .. } => {
                 let (inputs, views) = self.e.inputs(i, &done, None)?;
-                Work::Job(Box::new(self.e.job(i, inputs, None, device, self.threads)), views)
+                Work::Job(
+                    Box::new(self.e.job(i, inputs, None, device, self.threads)),
+                    views,
+                )
             }
             Task::Item { plan, forced, .. } => {
                 Work::Item(Box::new(self.item_job(i, &done, plan, *forced, device)?))

@@ -226,11 +226,16 @@ fn subsample(seed: u64, universe: &[usize], kept: &[bool], cells: usize) -> Vec<
     let others: Vec<usize> = (0..universe.len()).filter(|&k| !kept[k]).collect();
     let n_kept = universe.len() - others.len();
     let mut pick = vec![false; universe.len()];
-    (0..universe.len()).filter(|&k| kept[k]).for_each(|k| pick[k] = true);
+    (0..universe.len())
+        .filter(|&k| kept[k])
+        .for_each(|k| pick[k] = true);
     for k in draw(seed, 0, others.len(), cells - n_kept) {
         pick[others[k]] = true;
     }
-    (0..universe.len()).filter(|&k| pick[k]).map(|k| universe[k]).collect()
+    (0..universe.len())
+        .filter(|&k| pick[k])
+        .map(|k| universe[k])
+        .collect()
 }
 
 /// 3. and 4.: the split by index and the labeled networks of each part.

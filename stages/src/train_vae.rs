@@ -147,7 +147,9 @@ impl Variant {
 }
 
 /// A model whose latent features train-vae writes; downstream stages pick one by name.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, JsonSchema)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, JsonSchema,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum Model {
     /// the io model's VAE (variant "io")
@@ -376,14 +378,22 @@ fn charts(out: &Path, m: &Metrics) -> Result<(), StageError> {
         ("unlabeled (VAE)", |e| e.unlabeled_loss),
         ("labeled", |e| e.labeled_loss),
     ];
-    let loss = chart("train-vae: training loss", "mean loss per batch", lines(&loss));
+    let loss = chart(
+        "train-vae: training loss",
+        "mean loss per batch",
+        lines(&loss),
+    );
     write_chart(out, "loss", &loss)?;
     let recon: [(&str, Pick); 2] = [
         ("unlabeled validation", |e| e.valid.map(|r| r.adj)),
         ("labeled validation", |e| e.labeled_valid.map(|r| r.adj)),
     ];
     let title = "train-vae: reconstruction (adjacency accuracy)";
-    write_chart(out, "reconstruction", &chart(title, "accuracy", lines(&recon)))?;
+    write_chart(
+        out,
+        "reconstruction",
+        &chart(title, "accuracy", lines(&recon)),
+    )?;
     let prior: [(&str, Pick); 2] = [
         ("validity", |e| e.validity),
         ("uniqueness", |e| e.uniqueness),
@@ -391,7 +401,11 @@ fn charts(out: &Path, m: &Metrics) -> Result<(), StageError> {
     let title = "train-vae: cells decoded from prior samples";
     write_chart(out, "validity", &chart(title, "fraction", lines(&prior)))?;
     if m.models.contains(&Model::Io) {
-        write_chart(out, "l1", &l1_chart(m, chart("train-vae: labeled L1 (io model)", "L1", vec![])))?;
+        write_chart(
+            out,
+            "l1",
+            &l1_chart(m, chart("train-vae: labeled L1 (io model)", "L1", vec![])),
+        )?;
     }
     Ok(())
 }
@@ -433,15 +447,25 @@ mod tests {
         let io = ModelEpoch {
             unlabeled_loss: Some(1.0 / n as f64),
             labeled_loss: Some(2.0 / n as f64),
-            valid: Some(Reconstruction { adj, ..Default::default() }),
+            valid: Some(Reconstruction {
+                adj,
+                ..Default::default()
+            }),
             validity,
             l1: BTreeMap::from([(
                 "valid".to_string(),
-                SetL1 { l1: 0.9 - 0.1 * n as f64, own_mean: Some(0.9), train_mean: None },
+                SetL1 {
+                    l1: 0.9 - 0.1 * n as f64,
+                    own_mean: Some(0.9),
+                    train_mean: None,
+                },
             )]),
             ..Default::default()
         };
-        let reference = ModelEpoch { unlabeled_loss: Some(0.5), ..Default::default() };
+        let reference = ModelEpoch {
+            unlabeled_loss: Some(0.5),
+            ..Default::default()
+        };
         Epoch {
             epoch: n,
             models: BTreeMap::from([(Model::Io, io), (Model::Reference, reference)]),
@@ -470,16 +494,35 @@ mod tests {
         assert_eq!(s["io"]["l1_valid"], 0.7);
         assert_eq!(s["io"]["l1_valid_own_mean"], 0.9);
         assert!(s["io"].get("l1_valid_train_mean").is_none());
-        assert!(s["io"].get("validity").is_none(), "unmeasured numbers are left out");
+        assert!(
+            s["io"].get("validity").is_none(),
+            "unmeasured numbers are left out"
+        );
         assert_eq!(s["checkpoint"]["1"]["io"]["validity"], 0.3);
         assert_eq!(s["checkpoint"]["1"]["reference"]["unlabeled_loss"], 0.5);
-        for f in ["loss.png", "reconstruction.svg", "validity.png", "l1.png", "charts/l1.json"] {
+        for f in [
+            "loss.png",
+            "reconstruction.svg",
+            "validity.png",
+            "l1.png",
+            "charts/l1.json",
+        ] {
             assert!(dir.path().join(f).exists(), "{f}");
         }
         let l1 = Chart::read(&dir.path().join("charts/l1.json")).unwrap();
-        let base = l1.series.iter().find(|s| s.name == "valid: own-mean baseline").unwrap();
-        assert!(base.dashed && base.group() == "valid", "a baseline dashed in its set's colour");
-        assert!(l1.series.iter().any(|s| s.name == "valid" && !s.dashed && s.group() == "valid"));
+        let base = l1
+            .series
+            .iter()
+            .find(|s| s.name == "valid: own-mean baseline")
+            .unwrap();
+        assert!(
+            base.dashed && base.group() == "valid",
+            "a baseline dashed in its set's colour"
+        );
+        assert!(l1
+            .series
+            .iter()
+            .any(|s| s.name == "valid" && !s.dashed && s.group() == "valid"));
         // metrics.json round-trips through its type.
         let text = serde_json::to_string(&m).unwrap();
         assert_eq!(serde_json::from_str::<Metrics>(&text).unwrap(), m);
@@ -489,7 +532,10 @@ mod tests {
     fn variants_train_their_models() {
         assert_eq!(Variant::Io.models(true), vec![Model::Io, Model::Reference]);
         assert_eq!(Variant::Io.models(false), vec![Model::Io]);
-        assert_eq!(Variant::Arch2vecOriginal.models(true), vec![Model::Original]);
+        assert_eq!(
+            Variant::Arch2vecOriginal.models(true),
+            vec![Model::Original]
+        );
         assert_eq!(latent_tensor(Model::Reference, 10), "reference/epoch-10");
         let v: Variant = serde_json::from_value(json!("arch2vec-original")).unwrap();
         assert_eq!(v, Variant::Arch2vecOriginal);

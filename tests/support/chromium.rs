@@ -15,9 +15,13 @@ use tungstenite::{Message, WebSocket};
 
 /// Debian's Chromium, where installed.
 pub fn binary() -> Option<&'static str> {
-    ["/usr/bin/chromium", "/usr/bin/chromium-browser", "/usr/bin/google-chrome"]
-        .into_iter()
-        .find(|p| Path::new(p).exists())
+    [
+        "/usr/bin/chromium",
+        "/usr/bin/chromium-browser",
+        "/usr/bin/google-chrome",
+    ]
+    .into_iter()
+    .find(|p| Path::new(p).exists())
 }
 
 pub struct Browser {
@@ -70,10 +74,20 @@ impl Browser {
         if let MaybeTlsStream::Plain(s) = ws.get_ref() {
             s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
         }
-        let mut b = Browser { child, _profile: profile, ws, next_id: 1, session: None, events: vec![] };
+        let mut b = Browser {
+            child,
+            _profile: profile,
+            ws,
+            next_id: 1,
+            session: None,
+            events: vec![],
+        };
         let target = b.call("Target.createTarget", json!({"url": "about:blank"}));
         let id = target["targetId"].as_str().unwrap().to_string();
-        let attached = b.call("Target.attachToTarget", json!({"targetId": id, "flatten": true}));
+        let attached = b.call(
+            "Target.attachToTarget",
+            json!({"targetId": id, "flatten": true}),
+        );
         b.session = Some(attached["sessionId"].as_str().unwrap().to_string());
         for domain in ["Page.enable", "Runtime.enable", "Log.enable"] {
             b.call(domain, json!({}));
@@ -120,7 +134,11 @@ impl Browser {
         let url = format!("file://{}", path.display());
         self.call("Page.navigate", json!({"url": url}));
         let deadline = Instant::now() + Duration::from_secs(30);
-        while !self.events.iter().any(|e| e["method"] == "Page.loadEventFired") {
+        while !self
+            .events
+            .iter()
+            .any(|e| e["method"] == "Page.loadEventFired")
+        {
             assert!(Instant::now() < deadline, "the page did not load");
             let v = self.read();
             self.events.push(v);
@@ -142,20 +160,35 @@ impl Browser {
 
     /// Every console message and log entry, for a failure message.
     pub fn console(&self) -> Vec<&Value> {
-        let kinds = ["Runtime.consoleAPICalled", "Runtime.exceptionThrown", "Log.entryAdded"];
-        self.events.iter().filter(|e| kinds.iter().any(|k| e["method"] == *k)).collect()
+        let kinds = [
+            "Runtime.consoleAPICalled",
+            "Runtime.exceptionThrown",
+            "Log.entryAdded",
+        ];
+        self.events
+            .iter()
+            .filter(|e| kinds.iter().any(|k| e["method"] == *k))
+            .collect()
     }
 
     /// Evaluates a JavaScript expression in the page; its value as JSON.
     pub fn eval(&mut self, expression: &str) -> Value {
-        let r = self.call("Runtime.evaluate", json!({"expression": expression, "returnByValue": true}));
+        let r = self.call(
+            "Runtime.evaluate",
+            json!({"expression": expression, "returnByValue": true}),
+        );
         r["result"]["value"].clone()
     }
 
     /// A PNG of the whole page.
     pub fn screenshot(&mut self, path: &Path) {
-        let r = self.call("Page.captureScreenshot", json!({"format": "png", "captureBeyondViewport": true}));
-        let png = base64::engine::general_purpose::STANDARD.decode(r["data"].as_str().unwrap()).unwrap();
+        let r = self.call(
+            "Page.captureScreenshot",
+            json!({"format": "png", "captureBeyondViewport": true}),
+        );
+        let png = base64::engine::general_purpose::STANDARD
+            .decode(r["data"].as_str().unwrap())
+            .unwrap();
         std::fs::write(path, png).unwrap();
     }
 }

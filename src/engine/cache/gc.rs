@@ -134,31 +134,52 @@ impl Cache {
                         Some(Lineage {
                             output: r.output_digest.to_string(),
                             from: r.key_inputs.upstream.values().cloned().collect(),
-                            items: r.items.iter().map(|i| format!("{stage}/{}", i.key)).collect(),
+                            items: r
+                                .items
+                                .iter()
+                                .map(|i| format!("{stage}/{}", i.key))
+                                .collect(),
                         }),
                         !self.has_blobs(&r.files),
                     ),
                     _ => (None, true),
                 };
                 let path = self.record_path(&stage, &key);
-                entries.push(TrustEntry { path, rec, incomplete, item_key: None });
+                entries.push(TrustEntry {
+                    path,
+                    rec,
+                    incomplete,
+                    item_key: None,
+                });
             }
             for key in self.item_keys(&stage) {
                 let (rec, incomplete) = match self.read_item(&stage, &key) {
                     Ok(Some(r)) => {
-                        let up = r.key_inputs.item.as_ref().and_then(|i| i["upstream"].as_str());
+                        let up = r
+                            .key_inputs
+                            .item
+                            .as_ref()
+                            .and_then(|i| i["upstream"].as_str());
                         let mut from: Vec<String> =
                             r.key_inputs.upstream.values().cloned().collect();
                         from.extend(up.map(str::to_string));
-                        let lineage =
-                            Lineage { output: r.output_digest.to_string(), from, items: Vec::new() };
+                        let lineage = Lineage {
+                            output: r.output_digest.to_string(),
+                            from,
+                            items: Vec::new(),
+                        };
                         (Some(lineage), !self.has_blobs(&r.files))
                     }
                     _ => (None, true),
                 };
                 let path = self.item_path(&stage, &key);
                 let item_key = Some(format!("{stage}/{key}"));
-                entries.push(TrustEntry { path, rec, incomplete, item_key });
+                entries.push(TrustEntry {
+                    path,
+                    rec,
+                    incomplete,
+                    item_key,
+                });
             }
         }
         entries

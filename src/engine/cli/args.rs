@@ -15,7 +15,13 @@ use crate::config::Override;
 pub struct Cli {
     /// The pipeline file, or a directory holding pipeline.toml (default: pipeline.toml in the
     /// current directory or the nearest parent that has one).
-    #[arg(long, short = 'p', global = true, env = "NASFLOW_PIPELINE", value_name = "FILE|DIR")]
+    #[arg(
+        long,
+        short = 'p',
+        global = true,
+        env = "NASFLOW_PIPELINE",
+        value_name = "FILE|DIR"
+    )]
     pub pipeline: Option<PathBuf>,
     #[command(subcommand)]
     pub command: Command,
@@ -315,6 +321,9 @@ mod tests {
         }
         let mut missing = Vec::new();
         walk(&super::Cli::command(), "nasflow", &mut missing);
-        assert!(missing.is_empty(), "options without a help line: {missing:?}");
+        assert!(
+            missing.is_empty(),
+            "options without a help line: {missing:?}"
+        );
     }
 }

@@ -171,7 +171,9 @@ fn dispatch(cli: Cli, reg: &Registry) -> anyhow::Result<ExitCode> {
             targets,
             sets,
             json,
-        } => each_point(reg, file, &sets, json, |p| inspect::plan(p, &targets, &[], json)),
+        } => each_point(reg, file, &sets, json, |p| {
+            inspect::plan(p, &targets, &[], json)
+        }),
         Command::Why { stage, sets } => inspect::why(&project::load_one(reg, file, &sets)?, &stage),
         Command::Status { sets, json } => {
             each_point(reg, file, &sets, json, |p| inspect::status(p, json))
@@ -219,7 +221,11 @@ fn dispatch(cli: Cli, reg: &Registry) -> anyhow::Result<ExitCode> {
             metrics::Show {
                 aggregate,
                 changed,
-                format: if json { args::MetricsFormat::Json } else { format },
+                format: if json {
+                    args::MetricsFormat::Json
+                } else {
+                    format
+                },
             },
         ),
         Command::Plots {

@@ -164,7 +164,11 @@ mod tests {
             }],
             ..Chart::default()
         };
-        let a = aggregate(&[("s=1".into(), run(0.2)), ("s=2".into(), run(0.4)), ("s=3".into(), run(0.6))]);
+        let a = aggregate(&[
+            ("s=1".into(), run(0.2)),
+            ("s=2".into(), run(0.4)),
+            ("s=3".into(), run(0.6)),
+        ]);
         let s = &a.series[0];
         assert_eq!(s.name, "train (n=3)");
         assert!((s.line[1].1 - 0.4).abs() < 1e-12);

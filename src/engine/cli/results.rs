@@ -39,7 +39,10 @@ pub fn refresh(
     // are left alone (one read: the no-op path stays cheap).
     let state: String = (outcomes.iter())
         .map(|o| {
-            let digest = o.record.as_ref().map_or("-".into(), |r| r.output_digest.to_string());
+            let digest = o
+                .record
+                .as_ref()
+                .map_or("-".into(), |r| r.output_digest.to_string());
             format!("{} {digest}\n", project.p.stages[o.stage].name)
         })
         .collect();
@@ -54,8 +57,9 @@ pub fn refresh(
                 // Views are named by output digest: a link that already points at the view's
                 // directory, which exists, is current (two syscalls; the no-op path stays cheap).
                 let v = engine.view_of(o.stage, r);
-                let target = std::path::absolute(engine.cache.view_dir(&v.stage, &v.digest, v.item))
-                    .with_context(|| format!("the view of {}", link.display()))?;
+                let target =
+                    std::path::absolute(engine.cache.view_dir(&v.stage, &v.digest, v.item))
+                        .with_context(|| format!("the view of {}", link.display()))?;
                 if std::fs::read_link(&link).is_ok_and(|t| t == target) && target.is_dir() {
                     continue;
                 }
@@ -65,7 +69,8 @@ pub fn refresh(
             None => remove_link(&link)?,
         }
     }
-    std::fs::write(&state_file, state).with_context(|| format!("writing {}", state_file.display()))?;
+    std::fs::write(&state_file, state)
+        .with_context(|| format!("writing {}", state_file.display()))?;
     Ok(())
 }
 

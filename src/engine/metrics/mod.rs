@@ -143,7 +143,11 @@ pub fn render(order: &[String], cols: &[Column], changed_only: bool) -> String {
             .unwrap_or("")
             .to_string()
     };
-    let mut header = vec!["stage".to_string(), "metric".to_string(), "unit".to_string()];
+    let mut header = vec![
+        "stage".to_string(),
+        "metric".to_string(),
+        "unit".to_string(),
+    ];
     for (k, c) in cols.iter().enumerate() {
         header.push(c.label.clone());
         if k > 0 {
@@ -340,13 +344,22 @@ mod tests {
         assert_eq!(units.len(), 2, "non-strings ignored");
         let col = |label: &str| Column {
             label: label.into(),
-            stages: [("p".to_string(), Some(flatten(&json!({"rf": {"fit_4": {"rmse": 0.1}}}))))].into(),
+            stages: [(
+                "p".to_string(),
+                Some(flatten(&json!({"rf": {"fit_4": {"rmse": 0.1}}}))),
+            )]
+            .into(),
             units: [("p".to_string(), units.clone())].into(),
             warnings: [("p".to_string(), warnings.clone())].into(),
         };
         let text = render(&["p".into()], &[col("a"), col("b")], false);
         assert!(text.contains("rf.fit_4.rmse  accuracy"), "{text}");
-        assert_eq!(text.matches("warning: p: rf.latent.fit_4: scored on 3 cells").count(), 1, "{text}");
+        assert_eq!(
+            text.matches("warning: p: rf.latent.fit_4: scored on 3 cells")
+                .count(),
+            1,
+            "{text}"
+        );
     }
 
     #[test]

@@ -228,7 +228,10 @@ pub fn evaluate(
             .par_iter()
             .map(|f| {
                 let s = f.score(table, p, &candidates);
-                progress(done.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1, total);
+                progress(
+                    done.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1,
+                    total,
+                );
                 s
             })
             .collect::<Result<Vec<_>, StageError>>()
@@ -507,10 +510,21 @@ mod tests {
         let s = summarize(&a);
         assert_eq!(s["rf"]["latent"]["fit_60"]["seeds"], 2);
         assert!(s["gp"]["latent"]["fit_20"]["rmse"].as_f64().unwrap() > 0.0);
-        assert!(s["gp"]["latent"]["fit_20"]["scored_cells"].as_u64().unwrap() > 0);
+        assert!(
+            s["gp"]["latent"]["fit_20"]["scored_cells"]
+                .as_u64()
+                .unwrap()
+                > 0
+        );
         let dir = tempfile::tempdir().unwrap();
         write_charts(dir.path(), &a, &[20, 60]).unwrap();
-        for f in ["rmse.png", "rmse.svg", "charts/rmse.json", "pearson.png", "pearson.svg"] {
+        for f in [
+            "rmse.png",
+            "rmse.svg",
+            "charts/rmse.json",
+            "pearson.png",
+            "pearson.svg",
+        ] {
             assert!(dir.path().join(f).exists(), "{f}");
         }
         let chart = Chart::read(&dir.path().join("charts/rmse.json")).unwrap();

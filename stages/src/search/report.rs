@@ -27,7 +27,11 @@ pub fn regret_curve(
     let picked: Vec<Vec<Option<f64>>> = traces.iter().map(|t| pick(t)).collect();
     // The first time at which each trace has a regret.
     let starts = traces.iter().zip(&picked).map(|(t, r)| {
-        t.cost.iter().zip(r).find(|(_, r)| r.is_some()).map(|(c, _)| *c)
+        t.cost
+            .iter()
+            .zip(r)
+            .find(|(_, r)| r.is_some())
+            .map(|(c, _)| *c)
     });
     let first = starts.flatten().fold(f64::NEG_INFINITY, f64::max);
     if !first.is_finite() || first <= 0.0 {
@@ -145,7 +149,10 @@ pub fn write_charts(out: &Path, traces: &[Trace], budget: f64) -> Result<Vec<Str
     type Pick = fn(&Trace) -> Vec<Option<f64>>;
     let valid: Pick = |t| t.regret_valid.iter().map(|&r| Some(r)).collect();
     let test: Pick = |t| t.regret_test.clone();
-    for (name, what, pick) in [("regret-valid", "validation", valid), ("regret-test", "test", test)] {
+    for (name, what, pick) in [
+        ("regret-valid", "validation", valid),
+        ("regret-test", "test", test),
+    ] {
         let curves = |by_time: bool| -> Vec<Series> {
             let curve = |ts: &[&Trace]| {
                 if by_time {
@@ -161,7 +168,10 @@ pub fn write_charts(out: &Path, traces: &[Trace], budget: f64) -> Result<Vec<Str
                 .map(|(name, c)| Series {
                     name,
                     line: c.iter().map(|&(t, m, _)| (t, m)).collect(),
-                    band: c.iter().map(|&(t, m, h)| (t, (m - h).max(0.0), m + h)).collect(),
+                    band: c
+                        .iter()
+                        .map(|&(t, m, h)| (t, (m - h).max(0.0), m + h))
+                        .collect(),
                     ..Series::default()
                 })
                 .collect()
@@ -264,11 +274,20 @@ mod tests {
         let pick = |t: &Trace| t.regret_valid.iter().map(|&r| Some(r)).collect();
         let curve = regret_curve(&refs, 100.0, pick);
         assert_eq!(curve[0].0, 30.0, "starts once every seed has queried");
-        assert!(curve.windows(2).all(|w| w[1].1 <= w[0].1 + 1e-15), "{curve:?}");
+        assert!(
+            curve.windows(2).all(|w| w[1].1 <= w[0].1 + 1e-15),
+            "{curve:?}"
+        );
         assert!((curve[0].1 - (0.04 + 0.1 + 0.5) / 3.0).abs() < 1e-12);
         let by_q = regret_by_queries(&refs, pick);
         assert_eq!(by_q.len(), 4);
-        assert!(by_q.windows(2).all(|w| w[1].1 <= w[0].1 + 1e-15), "{by_q:?}");
-        assert!((by_q[3].1 - (0.0 + 0.1 + 0.01) / 3.0).abs() < 1e-12, "last regrets carried");
+        assert!(
+            by_q.windows(2).all(|w| w[1].1 <= w[0].1 + 1e-15),
+            "{by_q:?}"
+        );
+        assert!(
+            (by_q[3].1 - (0.0 + 0.1 + 0.01) / 3.0).abs() < 1e-12,
+            "last regrets carried"
+        );
     }
 }

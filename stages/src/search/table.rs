@@ -165,11 +165,10 @@ impl Searchable {
             })?;
             (pretrained_rows(dir, &labeled)?, PRETRAINED.to_string())
         };
-        let (cells, features, dim, latent) = read_latent(vae, &choice)
-            .map_err(|e| match e {
-                StageError::Config(m) => StageError::Config(format!("stage `{}`: {m}", ctx.stage)),
-                e => e,
-            })?;
+        let (cells, features, dim, latent) = read_latent(vae, &choice).map_err(|e| match e {
+            StageError::Config(m) => StageError::Config(format!("stage `{}`: {m}", ctx.stage)),
+            e => e,
+        })?;
         let train: std::collections::HashSet<ModuleHash> = labeled
             .iter()
             .filter(|(_, split)| split == "train")
@@ -354,11 +353,23 @@ mod tests {
             dim: 16,
             cells: 10,
         };
-        let pick = |features, checkpoint| pick_latent(&index, &LatentChoice { vae: String::new(), features, checkpoint });
+        let pick = |features, checkpoint| {
+            pick_latent(
+                &index,
+                &LatentChoice {
+                    vae: String::new(),
+                    features,
+                    checkpoint,
+                },
+            )
+        };
         assert_eq!(pick(Features::Main, 0).unwrap(), "io/epoch-2");
         assert_eq!(pick(Features::Reference, 1).unwrap(), "reference/epoch-1");
         let e = pick(Features::Original, 0).unwrap_err().to_string();
-        assert!(e.contains("io, reference") && e.contains("arch2vec-original"), "{e}");
+        assert!(
+            e.contains("io, reference") && e.contains("arch2vec-original"),
+            "{e}"
+        );
         let e = pick(Features::Io, 3).unwrap_err().to_string();
         assert!(e.contains("[1, 2]") && e.contains("add 3"), "{e}");
     }

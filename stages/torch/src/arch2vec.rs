@@ -261,7 +261,13 @@ pub fn validity_uniqueness(ops: &Tensor, adj: &Tensor) -> (f64, f64) {
 
 /// Decodes `n` cells from arch2vec's prior: `z = randn(n, 7, latent) * z_std + z_mean` (the
 /// statistics of an epoch's encoder means; the normals from `noise`), eval mode.
-pub fn sample_prior(vae: &Vae, z_mean: &Tensor, z_std: &Tensor, n: i64, noise: &mut Noise) -> (f64, f64) {
+pub fn sample_prior(
+    vae: &Vae,
+    z_mean: &Tensor,
+    z_std: &Tensor,
+    n: i64,
+    noise: &mut Noise,
+) -> (f64, f64) {
     let _guard = tch::no_grad_guard();
     let z = noise.normal(&[n, NODES, vae.cfg.latent], z_mean.device()) * z_std + z_mean;
     let (ops, adj) = vae.decode(&z);
@@ -323,7 +329,9 @@ pub(crate) mod tests {
         r[1] = 0.9;
         r[7 + 2] = 0.2;
         r[2] = 0.6;
-        let ops = Tensor::eye(7, (Kind::Float, tch::Device::Cpu)).narrow(1, 0, 5).unsqueeze(0);
+        let ops = Tensor::eye(7, (Kind::Float, tch::Device::Cpu))
+            .narrow(1, 0, 5)
+            .unsqueeze(0);
         let recon_ops = ops.copy();
         let _ = recon_ops.get(0).get(0).fill_(0.0);
         let _ = recon_ops.get(0).get(0).get(3).fill_(1.0);
@@ -335,7 +343,10 @@ pub(crate) mod tests {
             z: Tensor::zeros([1, 7, 16], (Kind::Float, tch::Device::Cpu)),
         };
         let acc = accuracy(&out, &ops, &adj);
-        assert!((acc.mean_corr_adj - (0.9 + 0.2) / 2.0).abs() < 1e-6, "{acc:?}");
+        assert!(
+            (acc.mean_corr_adj - (0.9 + 0.2) / 2.0).abs() < 1e-6,
+            "{acc:?}"
+        );
         assert!((acc.mean_fal_pos_adj - 0.6 / 19.0).abs() < 1e-6, "{acc:?}");
         // > 0.5: 0->1 right, 1->2 wrong, 0->2 wrong, the other 18 right.
         assert!((acc.adj - 19.0 / 21.0).abs() < 1e-6, "{acc:?}");
@@ -387,7 +398,10 @@ pub(crate) mod tests {
             let _g = tch::no_grad_guard();
             let out = vae.forward_t(&val_ops, &val_adj, false, &mut Noise::new(0, 0));
             let a = accuracy(&out, &val_ops, &val_adj);
-            (loss(&out, &val_ops, &val_adj).double_value(&[]), (a.ops, a.adj))
+            (
+                loss(&out, &val_ops, &val_adj).double_value(&[]),
+                (a.ops, a.adj),
+            )
         };
         let (l0, (ops0, adj0)) = eval(&vae);
         let mut noise = Noise::new(1, 3);

@@ -80,8 +80,20 @@ mod tests {
         }
         let bias = lin.bs.as_ref().unwrap();
         assert!(bias.abs().max().double_value(&[]) <= 1.0 / 128f64.sqrt());
-        assert!(bn.ws.as_ref().unwrap().equal(&Tensor::ones([32], (Kind::Float, tch::Device::Cpu))));
-        assert_eq!(bn.bs.as_ref().unwrap().abs().sum(Kind::Double).double_value(&[]), 0.0);
+        assert!(bn
+            .ws
+            .as_ref()
+            .unwrap()
+            .equal(&Tensor::ones([32], (Kind::Float, tch::Device::Cpu))));
+        assert_eq!(
+            bn.bs
+                .as_ref()
+                .unwrap()
+                .abs()
+                .sum(Kind::Double)
+                .double_value(&[]),
+            0.0
+        );
         // The same seed gives the same weights.
         let again = nn::VarStore::new(tch::Device::Cpu);
         let l2 = nn::linear(&again.root() / "lin", 128, 512, Default::default());

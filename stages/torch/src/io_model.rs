@@ -85,8 +85,11 @@ impl IoHead {
         let img = x.mean_dim(&[2i64, 3][..], false, Kind::Float);
         let zf = self.z_dense.forward(&z.flatten(1, -1)).relu();
         let h = self.concat_dense.forward(&Tensor::cat(&[zf, img], 1));
-        let h = self.dense1.forward(&noise.dropout(&h.relu(), self.dropout, train));
-        self.dense2.forward(&noise.dropout(&h.relu(), self.dropout, train))
+        let h = self
+            .dense1
+            .forward(&noise.dropout(&h.relu(), self.dropout, train));
+        self.dense2
+            .forward(&noise.dropout(&h.relu(), self.dropout, train))
     }
 }
 
@@ -139,7 +142,14 @@ mod tests {
         assert_eq!(out.z.size(), vec![b, 7, 16]);
         let l1 = |vae: &Vae, head: &IoHead| {
             let _g = tch::no_grad_guard();
-            let (_, p) = forward_labeled((vae, head), &ops, &adj, &images, false, &mut Noise::new(0, 0));
+            let (_, p) = forward_labeled(
+                (vae, head),
+                &ops,
+                &adj,
+                &images,
+                false,
+                &mut Noise::new(0, 0),
+            );
             p.l1_loss(&target, tch::Reduction::Mean).double_value(&[])
         };
         let before = l1(&vae, &head);

@@ -28,7 +28,9 @@ impl Noise {
 
     pub fn normal(&mut self, shape: &[i64], device: tch::Device) -> Tensor {
         let n: i64 = shape.iter().product();
-        let v: Vec<f32> = (0..n).map(|_| StandardNormal.sample(&mut self.rng)).collect();
+        let v: Vec<f32> = (0..n)
+            .map(|_| StandardNormal.sample(&mut self.rng))
+            .collect();
         Tensor::from_slice(&v).view(shape).to_device(device)
     }
 
@@ -85,7 +87,11 @@ mod tests {
         let x = Tensor::ones([10000], (Kind::Float, tch::Device::Cpu));
         let mut n = Noise::new(3, 1);
         let d = n.dropout(&x, 0.3, true);
-        let kept = d.gt(0.0).to_kind(Kind::Float).mean(Kind::Double).double_value(&[]);
+        let kept = d
+            .gt(0.0)
+            .to_kind(Kind::Float)
+            .mean(Kind::Double)
+            .double_value(&[]);
         assert!((kept - 0.7).abs() < 0.02, "{kept}");
         let mean = d.mean(Kind::Double).double_value(&[]);
         assert!((mean - 1.0).abs() < 0.03, "{mean}");

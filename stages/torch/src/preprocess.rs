@@ -297,7 +297,9 @@ mod tests {
         assert!((own - 1.0).abs() < 1e-9, "{own}");
         let train = mean_baseline(&t, &Tensor::from_slice(&[0.0f32]));
         assert!((train - 2.0).abs() < 1e-9, "{train}");
-        assert!(mean_baseline(&Tensor::zeros([0, 1], (Kind::Float, tch::Device::Cpu)), &t).is_nan());
+        assert!(
+            mean_baseline(&Tensor::zeros([0, 1], (Kind::Float, tch::Device::Cpu)), &t).is_nan()
+        );
     }
 
     /// A hand-computed sample: C = 2 features [1, 3], class 1 with weights [0.5, -2] and bias 4.

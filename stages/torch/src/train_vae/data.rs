@@ -151,7 +151,11 @@ struct NetLine {
 fn read_networks(path: &Path) -> Result<Vec<Network>, StageError> {
     let text = std::fs::read_to_string(path).map_err(|e| StageError::io(path, e))?;
     let mut nets = Vec::new();
-    for (i, l) in text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
+    for (i, l) in text
+        .lines()
+        .enumerate()
+        .filter(|(_, l)| !l.trim().is_empty())
+    {
         let bad = |e: String| StageError::Failed(format!("{} line {}: {e}", path.display(), i + 1));
         let n: NetLine = serde_json::from_str(l).map_err(|e| bad(e.to_string()))?;
         let ops = n

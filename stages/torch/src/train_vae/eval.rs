@@ -35,12 +35,19 @@ pub fn evaluate(t: &mut Trainee, d: &Data, prior_samples: usize, dev: tch::Devic
         labeled_valid: reconstruction(&t.vae, &d.valid_nets, dev),
         validity,
         uniqueness,
-        l1: t.head().map(|h| labeled_l1(&t.vae, h, d, dev)).unwrap_or_default(),
+        l1: t
+            .head()
+            .map(|h| labeled_l1(&t.vae, h, d, dev))
+            .unwrap_or_default(),
     }
 }
 
 /// Reconstruction accuracy of `cells` (ops, adjacency), or `None` for no cells.
-pub fn reconstruction(vae: &Vae, cells: &(Tensor, Tensor), dev: tch::Device) -> Option<Reconstruction> {
+pub fn reconstruction(
+    vae: &Vae,
+    cells: &(Tensor, Tensor),
+    dev: tch::Device,
+) -> Option<Reconstruction> {
     let n = cells.0.size()[0];
     if n == 0 {
         return None;
@@ -88,7 +95,9 @@ fn labeled_l1(vae: &Vae, head: &IoHead, d: &Data, dev: tch::Device) -> BTreeMap<
             let nets_i = set.network.narrow(0, s, len);
             let o = d.net.0.index_select(0, &nets_i).to_device(dev);
             let a = d.net.1.index_select(0, &nets_i).to_device(dev);
-            let x = px.index_select(0, &set.image.narrow(0, s, len)).to_device(dev);
+            let x = px
+                .index_select(0, &set.image.narrow(0, s, len))
+                .to_device(dev);
             let (_, pred) = forward_labeled((vae, head), &o, &a, &x, false, &mut eval_noise);
             let target = set.targets.narrow(0, s, len).to_device(dev);
             err += (pred - target).abs().sum(Kind::Double).double_value(&[]);

@@ -35,7 +35,13 @@ impl Latents {
             dim: 0,
             cells: cells.len(),
         };
-        Latents { cells, ops, adj, features: Vec::new(), index }
+        Latents {
+            cells,
+            ops,
+            adj,
+            features: Vec::new(),
+            index,
+        }
     }
 
     /// Encodes every cell with `vae` as `model`'s features at `epoch`.
@@ -50,19 +56,25 @@ impl Latents {
                 &self.adj.narrow(0, s, len).to_device(dev),
                 false,
             );
-            parts.push(mu.mean_dim(1, false, Kind::Float).to_device(tch::Device::Cpu));
+            parts.push(
+                mu.mean_dim(1, false, Kind::Float)
+                    .to_device(tch::Device::Cpu),
+            );
         }
         self.index.dim = vae.latent() as usize;
         if !self.index.checkpoints.contains(&epoch) {
             self.index.checkpoints.push(epoch);
         }
-        self.features.push((latent_tensor(model, epoch), Tensor::cat(&parts, 0)));
+        self.features
+            .push((latent_tensor(model, epoch), Tensor::cat(&parts, 0)));
     }
 
     /// `latent-cells.nb101`, `latent.safetensors` and `latent.json`.
     pub fn write(&self, out: &Path) -> Result<(), StageError> {
         let cells_path = out.join("latent-cells.nb101");
-        self.cells.write(&cells_path).map_err(|e| StageError::io(&cells_path, e))?;
+        self.cells
+            .write(&cells_path)
+            .map_err(|e| StageError::io(&cells_path, e))?;
         let mut named: Vec<(&str, &Tensor)> =
             self.features.iter().map(|(k, t)| (k.as_str(), t)).collect();
         named.sort_by(|a, b| a.0.cmp(b.0));

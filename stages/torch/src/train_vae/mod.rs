@@ -56,7 +56,12 @@ pub fn run(ctx: &StageContext<TrainVaeParams>) -> Result<(), StageError> {
         .collect::<Result<Vec<_>, _>>()?;
     let mut schedule = Schedule::new(p, &data, seed);
     let mut latents = Latents::new(&data, models.clone());
-    let mut checkpoints: Vec<usize> = p.checkpoints.iter().copied().filter(|&e| e >= 1 && e < p.epochs).collect();
+    let mut checkpoints: Vec<usize> = p
+        .checkpoints
+        .iter()
+        .copied()
+        .filter(|&e| e >= 1 && e < p.epochs)
+        .collect();
     checkpoints.push(p.epochs);
     checkpoints.sort_unstable();
     checkpoints.dedup();
@@ -80,7 +85,9 @@ pub fn run(ctx: &StageContext<TrainVaeParams>) -> Result<(), StageError> {
         let t0 = Instant::now();
         train_epoch(ctx, &data, &mut schedule, &mut trainees, dev, epoch);
         let t1 = Instant::now();
-        metrics.epochs.push(evaluate_all(p, &data, &schedule, &mut trainees, dev, epoch));
+        metrics
+            .epochs
+            .push(evaluate_all(p, &data, &schedule, &mut trainees, dev, epoch));
         let t2 = Instant::now();
         if checkpoints.contains(&epoch) {
             save_checkpoint(ctx, &trainees, epoch)?;
@@ -256,6 +263,8 @@ fn save_checkpoint(
     epoch: usize,
 ) -> Result<(), StageError> {
     let named: Vec<(String, Tensor)> = trainees.iter().flat_map(|t| t.variables()).collect();
-    let path = ctx.out.join(format!("checkpoint-epoch-{epoch}.safetensors"));
+    let path = ctx
+        .out
+        .join(format!("checkpoint-epoch-{epoch}.safetensors"));
     Tensor::write_safetensors(&named, path).map_err(torch_err)
 }

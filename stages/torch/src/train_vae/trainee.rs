@@ -158,7 +158,12 @@ impl Trainee {
         pytorch_defaults(&vs, &mut Noise::new(seed, INIT_VAE));
         let (net, noise, prior) = if model == Model::Io {
             let vs_head = nn::VarStore::new(dev);
-            let head = IoHead::new(&vs_head.root(), p.image_channels as i64, cfg.latent, outputs);
+            let head = IoHead::new(
+                &vs_head.root(),
+                p.image_channels as i64,
+                cfg.latent,
+                outputs,
+            );
             pytorch_defaults(&vs_head, &mut Noise::new(seed, INIT_HEAD));
             let net = Net::Io {
                 opt_unl: adam(&vs, p.lr)?,
@@ -207,11 +212,22 @@ impl Trainee {
     /// both optimizers (its means do not count towards the prior, as in info-NAS); for a plain
     /// model a VAE step, as on an unlabeled batch.
     pub fn labeled(&mut self, b: &LabeledBatch) {
-        let Net::Io { vs_vae, vs_head, head, opt_lab_vae, opt_head, .. } = &mut self.net else {
+        let Net::Io {
+            vs_vae,
+            vs_head,
+            head,
+            opt_lab_vae,
+            opt_head,
+            ..
+        } = &mut self.net
+        else {
             let loss = self.vae_step(&b.ops, &b.adj);
             return self.book(1, loss);
         };
-        let (x, t) = b.images.as_ref().expect("the io model's labeled batches carry pictures");
+        let (x, t) = b
+            .images
+            .as_ref()
+            .expect("the io model's labeled batches carry pictures");
         let (r, pred) = forward_labeled(
             (&self.vae, head),
             &b.ops,
@@ -233,11 +249,15 @@ impl Trainee {
     /// A step of the VAE alone (the io model's unlabeled optimizer); its encoder means count
     /// towards the epoch's prior. Returns the loss.
     fn vae_step(&mut self, ops: &Tensor, adj: &Tensor) -> f64 {
-        let r = self.vae.forward_t(ops, adj, self.train_mode, &mut self.noise);
+        let r = self
+            .vae
+            .forward_t(ops, adj, self.train_mode, &mut self.noise);
         let loss = arch2vec::loss(&r, ops, adj);
         let (vs, opt) = match &mut self.net {
             Net::Plain { vs, opt } => (&*vs, opt),
-            Net::Io { vs_vae, opt_unl, .. } => (&*vs_vae, opt_unl),
+            Net::Io {
+                vs_vae, opt_unl, ..
+            } => (&*vs_vae, opt_unl),
         };
         opt.zero_grad();
         loss.backward();
@@ -262,7 +282,9 @@ impl Trainee {
     pub fn variables(&self) -> Vec<(String, Tensor)> {
         let stores: Vec<(&str, &nn::VarStore)> = match &self.net {
             Net::Plain { vs, .. } => vec![("vae", vs)],
-            Net::Io { vs_vae, vs_head, .. } => vec![("vae", vs_vae), ("head", vs_head)],
+            Net::Io {
+                vs_vae, vs_head, ..
+            } => vec![("vae", vs_vae), ("head", vs_head)],
         };
         let mut named = Vec::new();
         for (part, vs) in stores {
