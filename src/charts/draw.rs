@@ -247,18 +247,14 @@ impl Axes {
                 v.iter().for_each(|&y| see(self.at(*x, y)));
             }
         }
-        let y = chart
-            .series
-            .iter()
-            .find_map(|s| s.line.first().map(|p| self.ty(p.1)));
-        for (x, _) in &chart.x_ticks {
-            see((*x, y.unwrap_or(0.0)));
-        }
         if x0 > x1 {
-            (0.0, 1.0, 0.0, 1.0)
-        } else {
-            (x0, x1, y0, y1)
+            return (0.0, 1.0, 0.0, 1.0);
         }
+        // Every categorical position is on the axis, with or without data (x only).
+        for (x, _) in &chart.x_ticks {
+            (x0, x1) = (x0.min(*x), x1.max(*x));
+        }
+        (x0, x1, y0, y1)
     }
 
     fn x_range(&self) -> Ticked {

@@ -66,6 +66,16 @@ impl Ui {
     }
 }
 
+/// `95s`, `12m 05s`, `2h 03m`.
+pub fn human_seconds(s: f64) -> String {
+    let s = s.max(0.0).round() as u64;
+    match s {
+        0..=119 => format!("{s}s"),
+        120..=7199 => format!("{}m {:02}s", s / 60, s % 60),
+        _ => format!("{}h {:02}m", s / 3600, s % 3600 / 60),
+    }
+}
+
 /// A whole stage's progress reports: a bar on a terminal, made at the first report in the
 /// stage's own unit; otherwise a line at most every few seconds (`NASFLOW_PROGRESS_SECONDS`,
 /// default 10) with the count, the note (a loss) and an ETA from the stage's own rate.
@@ -128,7 +138,7 @@ impl<'u> StageProgress<'u> {
         let settled = p.done * 20 >= p.total || elapsed >= 5.0;
         let eta = (settled && p.done > 0 && p.done < p.total)
             .then(|| elapsed / p.done as f64 * (p.total - p.done) as f64)
-            .map(|s| format!(", eta {}", crate::schedule::human_seconds(s)))
+            .map(|s| format!(", eta {}", human_seconds(s)))
             .unwrap_or_default();
         let note = if p.note.is_empty() {
             String::new()

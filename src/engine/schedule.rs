@@ -466,7 +466,7 @@ impl<'e, 'a> Scheduler<'e, 'a> {
             let computed = ran_before + usize::from(ran);
             let eta = (computed > 0 && done < total)
                 .then(|| elapsed / computed as f64 * (total - done) as f64)
-                .map(|s| format!(", eta {}", human_seconds(s)))
+                .map(|s| format!(", eta {}", crate::progress::human_seconds(s)))
                 .unwrap_or_default();
             let how = if ran {
                 format!("in {own:.1}s")
@@ -614,16 +614,6 @@ enum Work {
     Item(Box<ItemJob>),
     /// The items, the stage key, the stage's bar.
     Batch(Vec<ItemJob>, Digest, Option<indicatif::ProgressBar>),
-}
-
-/// `95s`, `12m 05s`, `2h 03m`.
-pub fn human_seconds(s: f64) -> String {
-    let s = s.max(0.0).round() as u64;
-    match s {
-        0..=119 => format!("{s}s"),
-        120..=7199 => format!("{}m {:02}s", s / 60, s % 60),
-        _ => format!("{}h {:02}m", s / 3600, s % 3600 / 60),
-    }
 }
 
 /// A task ready to run on its own thread.

@@ -102,20 +102,15 @@ pub fn aggregate(charts: &[(String, Chart)]) -> Chart {
     out
 }
 
-pub fn plots(
-    reg: &Registry,
-    file: &Path,
+/// Each chart of the sources' stages once, keyed by (stage, name): one source's as it is,
+/// several overlaid, or (`replicates`) their mean and band.
+pub(super) fn combined(
+    sources: &[(String, Project)],
     stages: &[String],
-    (sets, compare, replicates): (&Sets, &[PathBuf], bool),
-    out_dir: &Path,
-) -> Result<ExitCode> {
+    replicates: bool,
+) -> Result<BTreeMap<(String, String), Chart>> {
     let mut by_chart: BTreeMap<(String, String), Vec<(String, Chart)>> = BTreeMap::new();
-    let mut sources = sources(reg, file, sets, compare)?;
-    if replicates && sources.len() > 1 {
-        sources.remove(0); // the selected variants (the replicates) only
-    }
-    let overlaid = sources.len() > 1;
-    for (label, project) in &sources {
+    for (label, project) in sources {
         for (key, chart) in charts_of(project, stages)? {
             by_chart
                 .entry(key)
@@ -123,28 +118,45 @@ pub fn plots(
                 .push((label.clone(), chart));
         }
     }
-    if by_chart.is_empty() {
+    Ok(by_chart
+        .into_iter()
+        .map(|(key, charts)| {
+            let chart = if replicates {
+                aggregate(&charts)
+            } else if sources.len() > 1 {
+                overlay(&charts)
+            } else {
+                charts[0].1.clone()
+            };
+            (key, chart)
+        })
+        .collect())
+}
+
+pub fn plots(
+    reg: &Registry,
+    file: &Path,
+    stages: &[String],
+    (sets, compare, replicates): (&Sets, &[PathBuf], bool),
+    out_dir: &Path,
+) -> Result<ExitCode> {
+    let mut sources = sources(reg, file, sets, compare)?;
+    if replicates && sources.len() > 1 {
+        sources.remove(0); // the selected variants (the replicates) only
+    }
+    let charts = combined(&sources, stages, replicates)?;
+    if charts.is_empty() {
         eprintln!("no charts: the selected stages have no current results with chart data (run them first)");
         return Ok(ExitCode::from(1));
     }
-    for ((stage, name), charts) in &by_chart {
-        let chart = if replicates {
-            aggregate(charts)
-        } else if overlaid {
-            overlay(charts)
-        } else {
-            charts[0].1.clone()
-        };
+    for ((stage, name), chart) in &charts {
         let dir = out_dir.join(stage);
         std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
-        for ext in ["png", "svg"] {
-            let path = dir.join(format!("{name}.{ext}"));
-            match ext {
-                "png" => chart.write_png(&path)?,
-                _ => chart.write_svg(&path)?,
-            }
-            println!("{}", path.display());
-        }
+        let png = dir.join(format!("{name}.png"));
+        chart.write_png(&png)?;
+        let svg = dir.join(format!("{name}.svg"));
+        chart.write_svg(&svg)?;
+        println!("{}\n{}", png.display(), svg.display());
     }
     Ok(ExitCode::SUCCESS)
 }

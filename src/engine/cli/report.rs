@@ -5,12 +5,11 @@ use std::path::Path;
 use std::process::ExitCode;
 
 use anyhow::{Context, Result};
-use nasflow_charts::{overlay, Chart};
 use serde_json::Value;
 
 use super::args::Sets;
 use super::metrics::column;
-use super::plots::{charts_of, sources};
+use super::plots::{combined, sources};
 use super::project::{planned, Project};
 use crate::decide::Action;
 use crate::registry::Registry;
@@ -140,23 +139,9 @@ fn metrics(sources: &[(String, Project)]) -> Result<Vec<Row<f64>>> {
 
 /// Each chart once, overlaid across sources, as SVG markup (also kept in `dir`).
 fn charts(sources: &[(String, Project)], dir: &Path) -> Result<Vec<(String, String)>> {
-    let mut by_chart: BTreeMap<(String, String), Vec<(String, Chart)>> = BTreeMap::new();
-    for (label, project) in sources {
-        for (key, chart) in charts_of(project, &[])? {
-            by_chart
-                .entry(key)
-                .or_default()
-                .push((label.clone(), chart));
-        }
-    }
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     let mut out = Vec::new();
-    for ((stage, name), charts) in by_chart {
-        let chart = if sources.len() > 1 {
-            overlay(&charts)
-        } else {
-            charts[0].1.clone()
-        };
+    for ((stage, name), chart) in combined(sources, &[], false)? {
         let path = dir.join(format!("{stage}-{name}.svg"));
         chart.write_svg(&path)?;
         let svg = std::fs::read_to_string(&path)

@@ -76,9 +76,6 @@ pub fn refresh(
 
 /// Replaces `link` with a symbolic link to `target`, atomically (a rename over it).
 fn relink(link: &Path, target: &Path) -> Result<()> {
-    if std::fs::read_link(link).is_ok_and(|t| t == target) {
-        return Ok(());
-    }
     let tmp = link.with_extension(format!("tmp-{}", std::process::id()));
     let _ = std::fs::remove_file(&tmp);
     std::os::unix::fs::symlink(target, &tmp)

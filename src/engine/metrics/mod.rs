@@ -35,6 +35,14 @@ pub fn unit_of<'a>(units: &'a BTreeMap<String, String>, name: &str) -> Option<&'
     }
 }
 
+/// The unit any column declares for a stage's metric ("" for none).
+fn unit_in(cols: &[Column], stage: &str, name: &str) -> String {
+    cols.iter()
+        .find_map(|c| unit_of(c.units.get(stage)?, name))
+        .unwrap_or("")
+        .to_string()
+}
+
 /// Reads the `units` and `warnings` of a summary (strings only; anything else is ignored).
 pub fn units_and_warnings(v: &Value) -> (BTreeMap<String, String>, Vec<String>) {
     let units = (v["units"].as_object().into_iter().flatten())
@@ -137,12 +145,6 @@ fn fmt_diff(x: f64) -> String {
 /// Renders the columns as an aligned text table, stages in the order given; with `changed_only`,
 /// only the metrics whose values differ between columns.
 pub fn render(order: &[String], cols: &[Column], changed_only: bool) -> String {
-    let unit = |stage: &str, name: &str| -> String {
-        cols.iter()
-            .find_map(|c| unit_of(c.units.get(stage)?, name))
-            .unwrap_or("")
-            .to_string()
-    };
     let mut header = vec![
         "stage".to_string(),
         "metric".to_string(),
@@ -181,7 +183,7 @@ pub fn render(order: &[String], cols: &[Column], changed_only: bool) -> String {
             if changed_only && !changed(cols, stage, name) {
                 continue;
             }
-            let mut row = vec![stage.clone(), name.clone(), unit(stage, name)];
+            let mut row = vec![stage.clone(), name.clone(), unit_in(cols, stage, name)];
             let get =
                 |c: &Column| -> Option<f64> { c.stages.get(stage)?.as_ref()?.get(name).copied() };
             let first = cols.first().and_then(get);
@@ -229,12 +231,6 @@ pub fn render_long(order: &[String], cols: &[Column], changed_only: bool) -> Str
     let mut rows = vec![["stage", "metric", "unit", "column", "value", "diff"]
         .map(String::from)
         .to_vec()];
-    let unit = |stage: &str, name: &str| -> String {
-        cols.iter()
-            .find_map(|c| unit_of(c.units.get(stage)?, name))
-            .unwrap_or("")
-            .to_string()
-    };
     let first = |stage: &str, name: &str| {
         cols.first()?
             .stages
@@ -251,7 +247,7 @@ pub fn render_long(order: &[String], cols: &[Column], changed_only: bool) -> Str
             Some(a) if label != cols[0].label => fmt_diff(v - a),
             _ => String::new(),
         };
-        let u = unit(&stage, &name);
+        let u = unit_in(cols, &stage, &name);
         rows.push(vec![stage, name, u, label, fmt(v), diff]);
     }
     let mut out = align(rows, 4);

@@ -61,15 +61,28 @@ pub fn regret_by_queries(
     traces: &[&Trace],
     pick: impl Fn(&Trace) -> Vec<Option<f64>>,
 ) -> Vec<(f64, f64, f64)> {
-    let picked: Vec<Vec<Option<f64>>> = traces.iter().map(|t| pick(t)).collect();
-    let most = picked.iter().map(Vec::len).max().unwrap_or(0);
+    // Each trace's regret after each of its queries, the last known one carried forward.
+    let carried: Vec<Vec<Option<f64>>> = traces
+        .iter()
+        .map(|t| {
+            let mut last = None;
+            pick(t)
+                .into_iter()
+                .map(|r| {
+                    last = r.or(last);
+                    last
+                })
+                .collect()
+        })
+        .collect();
+    let most = carried.iter().map(Vec::len).max().unwrap_or(0);
     (1..=most)
         .filter_map(|q| {
-            let vals: Vec<f64> = picked
+            let vals: Vec<f64> = carried
                 .iter()
-                .filter_map(|r| r[..q.min(r.len())].iter().rev().find_map(|v| *v))
+                .filter_map(|r| r.get(q - 1).or(r.last()).copied().flatten())
                 .collect();
-            (vals.len() == picked.len()).then(|| {
+            (vals.len() == carried.len()).then(|| {
                 let (m, h) = mean_ci95(&vals);
                 (q as f64, m, h)
             })
