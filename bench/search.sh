@@ -1,16 +1,24 @@
 #!/usr/bin/env bash
-# reinforce and predict on NB101 figures with features from a VAE trained on the whole space.
+# Search and prediction on NB101 figures with features from a VAE trained on the whole space.
 # Uses bench/train_vae.sh's pipeline and cache (the VAE: arch2vec variant, EPOCHS epochs), and
-# adds: REINFORCE and random search (SEEDS seeds, 1.5e6 simulated seconds) on
-# ../shared/data/nb101-10k.jsonl (validation accuracy at 108 epochs, its training time as cost);
-# the same on a timing-only table of all 423,624 cells (bench/full_table.py); predict (RF and GP,
-# 250 and 1,000 training cells, 10 seeds, accuracy > 0.8) on the 10k table against the plain
-# encoding. Prints the summaries and each stage's time.
-#   bench/search.sh [SEEDS] [EPOCHS]
+# adds, each stage run alone so that its time is its own:
+# - reinforce-10k: REINFORCE, regularized evolution, local search and random search (SEEDS
+#   seeds) and BO (BO_SEEDS seeds), 1.5e6 simulated seconds, on ../shared/data/nb101-10k.jsonl
+#   (validation accuracy at 108 epochs, its training time as cost);
+# - reinforce-full: REINFORCE, evolution, local search and random search, SEEDS seeds, on a
+#   timing-only table of all 423,624 cells (bench/full_table.py);
+# - bo-full: BO on that table, BO_FULL_SEEDS seeds at BO_FULL_BUDGET simulated seconds (time only);
+# - predict-10k: RF, GP, SVR and gradient boosting on the latent features, the plain encoding and
+#   the path encoding, 250 and 1,000 fit cells, 10 seeds, accuracy > 0.8.
+# Prints the summaries and each stage's time.
+#   bench/search.sh [SEEDS] [EPOCHS]      (env: BO_SEEDS=50 BO_FULL_SEEDS=2 BO_FULL_BUDGET=1.5e5)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SEEDS=${1:-500}
 EPOCHS=${2:-8}
+BO_SEEDS=${BO_SEEDS:-50}
+BO_FULL_SEEDS=${BO_FULL_SEEDS:-2}
+BO_FULL_BUDGET=${BO_FULL_BUDGET:-1.5e5}
 cargo build --release --locked -q
 B=$PWD/target/release/nasflow
 SHARED=$(cd .. && pwd)/shared/data
@@ -25,45 +33,68 @@ grep -q "^epochs = $EPOCHS\$" "$W/pipeline.toml" || { echo "$W/pipeline.toml is 
 kind = "reinforce"
 deps = ["train-vae", "pretrain"]
 table = "$SHARED/nb101-10k.jsonl"
+methods = ["reinforce", "bo", "evolution", "local_search"]
 seeds = $SEEDS
+bo_seeds = $BO_SEEDS
 
 [stages.reinforce-full]
 kind = "reinforce"
 deps = ["train-vae", "pretrain"]
 table = "full-table.jsonl"
+methods = ["reinforce", "evolution", "local_search"]
 seeds = $SEEDS
+
+[stages.bo-full]
+kind = "reinforce"
+deps = ["train-vae", "pretrain"]
+table = "full-table.jsonl"
+methods = ["bo"]
+random_search = false
+seeds = $BO_FULL_SEEDS
+budget = $BO_FULL_BUDGET
 
 [stages.predict-10k]
 kind = "predict"
 deps = ["train-vae", "pretrain"]
 table = "$SHARED/nb101-10k.jsonl"
 train_sizes = [250, 1000]
+regressors = ["rf", "gp", "svr", "gb"]
 TOML
 } > "$W/search.toml"
 echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)"
 : > "$W/search.log"
 # One stage at a time, so that each stage's time is its own on all cores.
-for s in reinforce-10k reinforce-full predict-10k; do
+STAGES=${STAGES:-reinforce-10k reinforce-full bo-full predict-10k}
+for s in $STAGES; do
   (cd "$W" && NASFLOW_PLAIN=1 "$B" -p search.toml run ${FORCE:+--force $s} "$s" >> search.log 2>&1) || { tail -20 "$W/search.log"; exit 1; }
 done
-grep -E "done   (reinforce|predict)" "$W/search.log"
-for s in reinforce-10k reinforce-full predict-10k; do
+grep -E "done   (reinforce|predict|bo)" "$W/search.log"
+for s in $STAGES; do
   out=$(cd "$W" && "$B" -p search.toml show "$s" --json | python3 -c "import json,sys;print(json.load(sys.stdin)['out_dir'])")
   echo "== $s: $out"
   python3 - "$out/summary.json" "$s" <<'PY'
 import json, sys
 s = json.load(open(sys.argv[1]))
-if sys.argv[2].startswith("reinforce"):
+if not sys.argv[2].startswith("predict"):
     print(f"table: {s['table']['cells']} cells, best validation {s['table']['best_valid']:.6f}")
-    for m in ("reinforce", "random"):
+    for m in ("reinforce", "bo", "evolution", "local_search", "random"):
+        if m not in s:
+            continue
         r = s[m]
-        print(f"{m:9s}: final validation regret {r['final_regret_valid']:.5f} +- {r['final_regret_valid_ci95']:.5f} "
-              f"(best found {r['final_best_valid']:.5f}), {r['queries']:.0f} queries, {r['seeds']} seeds")
+        p = f", p vs random {r['p_vs_random']:.2g}" if "p_vs_random" in r else ""
+        q = (f"; by queries: {r['by_queries_regret_valid']:.2e} at query {r['by_queries_index']:.0f}"
+             if "by_queries_index" in r else "")
+        print(f"{m:12s}: final validation regret {r['final_regret_valid']:.2e} +- {r['final_regret_valid_ci95']:.1e}{p} "
+              f"(best found {r['final_best_valid']:.5f}), {r['queries']:.0f} queries, {r['seeds']} seeds, "
+              f"{r['redraws']:.0f} re-draws per run{q}")
 else:
     print(f"table: {s['table']['cells']} cells, target {s['target']} > {s['threshold']}")
-    for f in ("latent", "encoding"):
-        for reg in ("rf", "gp"):
-            for n, v in sorted(s[reg][f].items(), key=lambda x: int(x[0].removeprefix("fit_"))):
-                print(f"{reg} on {f:8s} {n:>5s} cells: RMSE {v['rmse']:.5f} +- {v['rmse_ci95']:.5f}, Pearson {v['pearson']:.3f} +- {v['pearson_ci95']:.3f}")
+    for reg in ("rf", "gp", "svr", "gb"):
+        for f in ("latent", "encoding", "path"):
+            for n in ("fit_250", "fit_1000"):
+                v = s[reg][f][n]
+                print(f"{reg:3s} on {f:8s} {n:>8s}: RMSE {v['rmse']:.4f} +- {v['rmse_ci95']:.4f}, Pearson {v['pearson']:.3f} +- {v['pearson_ci95']:.3f}, "
+                      f"Kendall {v['kendall_tau']:.3f} +- {v['kendall_tau_ci95']:.3f}, Spearman {v['spearman']:.3f}, "
+                      f"P@10 {v['precision_10']:.2f}, P@20 {v['precision_20']:.2f}")
 PY
 done

@@ -55,6 +55,15 @@ deps = ["train-vae", "pretrain"]
 table = "TABLE"
 train_sizes = [50, 100, 100000]
 seeds = 2
+[stages.search-all]
+kind = "reinforce"
+deps = ["train-vae", "pretrain"]
+table = "TABLE"
+methods = ["reinforce", "bo", "evolution", "local_search"]
+seeds = 3
+bo_seeds = 2
+bo_epochs = 10
+budget = 30000.0
 [stages.reinforce-pre]
 kind = "reinforce"
 deps = ["train-vae", "pretrain"]
@@ -212,29 +221,75 @@ fn reinforce_and_predict_on_nb101_figures_and_on_pretrained_networks() {
         .join("regret-test.png")
         .exists());
 
-    // predict: 2 sizes (100000 is skipped) x 2 seeds x 2 feature sets x 2 regressors.
+    // Every method on the same seeds and table; BO on its 2 seeds. The table holds 400 of
+    // NB101's cells, so evolution's mutations and local search's neighbours are mostly outside
+    // it and re-drawn (counted); every query is a cell of the table.
+    let all = json(&out_dir(&a, "search-all").join("summary.json"));
+    let all_traces = traces(&a, "search-all");
+    for (method, seeds) in [
+        ("reinforce", 3),
+        ("bo", 2),
+        ("evolution", 3),
+        ("local_search", 3),
+        ("random", 3),
+    ] {
+        assert_eq!(all[method]["seeds"], seeds, "{method}");
+        let r = all[method]["final_regret_valid"].as_f64().unwrap();
+        assert!((0.0..0.2).contains(&r), "{method}: {r}");
+        if method != "random" {
+            let p = all[method]["p_vs_random"].as_f64().unwrap();
+            assert!((0.0..=1.0).contains(&p), "{method}: p {p}");
+        }
+        assert!(all[method]["by_queries_index"].as_f64().unwrap() >= 1.0);
+        let redraws = all[method]["redraws"].as_f64().unwrap();
+        assert_eq!(
+            redraws > 0.0,
+            method == "evolution" || method == "local_search",
+            "{method}: {redraws}"
+        );
+        for seed in 0..seeds {
+            let t = &all_traces[&(method.to_string(), 5 + seed)];
+            for h in t["queries"].as_array().unwrap() {
+                assert!(figures.contains_key(h.as_str().unwrap()), "{method}: {h}");
+            }
+        }
+    }
+    // The same seed gives REINFORCE and random search the same traces in both stages (budgets
+    // aside: the shorter run is a prefix of the longer).
+    let t = &all_traces[&("random".to_string(), 5)]["queries"];
+    let u = &ts[&("random".to_string(), 5)]["queries"];
+    let n = t.as_array().unwrap().len();
+    assert_eq!(t.as_array().unwrap()[..], u.as_array().unwrap()[..n]);
+    let sdir = out_dir(&a, "search-all");
+    let chart: Value = json(&sdir.join("charts/regret-valid-queries.json"));
+    assert_eq!(chart["series"].as_array().unwrap().len(), 5, "a line per method");
+
+    // predict: 2 sizes (100000 is skipped) x 2 seeds x 3 feature sets x 2 regressors, each on 2
+    // result sets (outside the fit set, all cells; the 1k table has no test accuracies).
     let pdir = out_dir(&a, "predict");
     let rows = lines(&pdir.join("results.jsonl"));
-    assert_eq!(rows.len(), 16);
+    assert_eq!(rows.len(), 48);
     let ps = json(&pdir.join("summary.json"));
     assert_eq!(ps["skipped_sizes"], serde_json::json!([100000]));
     assert_eq!(ps["table"]["labeled_train"], 2);
     for r in &rows {
         let rmse = r["rmse"].as_f64().unwrap();
         assert!(rmse.is_finite() && rmse > 0.0, "{r}");
-        // Scored: the 398 cells outside the labeled train networks, minus the fit set, above 0.8.
+        // Scored: the 398 cells outside the labeled train networks, minus the fit set (unless
+        // the set is all cells), above 0.8.
         let scored = r["scored"].as_u64().unwrap();
-        assert!(
-            scored > 0 && scored <= 398 - r["train_size"].as_u64().unwrap(),
-            "{r}"
-        );
+        let fit = if r["set"] == "_all" { 0 } else { r["train_size"].as_u64().unwrap() };
+        assert!(scored > 0 && scored <= 400 - fit, "{r}");
+        assert!(r["kendall_tau"].as_f64().unwrap().is_finite(), "{r}");
     }
     let rf = ps["rf"]["latent"]["fit_100"]["rmse"].as_f64().unwrap();
     assert!(
         rf < 0.1,
         "an RF on 100 cells predicts NB101 accuracy within 0.1: {rf}"
     );
-    for f in ["rmse.png", "pearson.svg", "charts/rmse.json"] {
+    let path = ps["rf"]["path"]["fit_100_all"]["spearman"].as_f64().unwrap();
+    assert!(path.is_finite(), "the path encoding is a feature set: {path}");
+    for f in ["rmse.png", "pearson.svg", "charts/rmse.json", "kendall.png"] {
         assert!(pdir.join(f).exists(), "{f}");
     }
     let pp = json(&out_dir(&a, "predict-pre").join("summary.json"));

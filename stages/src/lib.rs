@@ -20,6 +20,7 @@ pub mod pretrain;
 pub mod reinforce;
 pub mod report;
 pub mod sample;
+pub mod stats;
 pub mod search;
 pub mod semi;
 pub mod tools;

@@ -1,16 +1,21 @@
-//! The `reinforce` stage: arch2vec's REINFORCE search in train-vae's latent space over a
-//! benchmark table, with random search on the same table and budget as the baseline. The policy
-//! (tch) is in `nasflow_torch::reinforce`; the environment, traces and reports in [`crate::search`].
+//! The `reinforce` stage: search over a benchmark table with the methods a NAS paper compares,
+//! each with the same seeds, table and budget: arch2vec's REINFORCE and BO (DNGO) in train-vae's
+//! latent space, and regularized evolution, local search and random search on the cells
+//! themselves. The policy (tch) is in `nasflow_torch::reinforce`; the other methods, the
+//! environment, traces and reports in [`crate::search`].
 //!
 //! Inputs: `train-vae` (latent features), `pretrain` (the labeled networks; with
 //! `table = "pretrained"` also the figures). Outputs: `traces.jsonl` (one trace per method and
 //! seed: queried hashes, cumulative cost, best validation accuracy so far, test accuracy of that
-//! cell, regrets against the table's best), `summary.json` (final regrets per method, mean and
-//! 95% half-width), `regret-valid.png` and `regret-test.png`.
+//! cell, regrets against the table's best), `summary.json` (per method: final regrets, mean and
+//! 95% half-width, the p-value against random search; regret by query index as arch2vec plots
+//! it), `regret-valid.png` and `regret-test.png` (against simulated seconds) and
+//! `regret-valid-queries.png` (against queries).
 use nasflow_contract::{Kind, KindInfo};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+use crate::search::methods::Method;
 use crate::search::table::{Features, LatentChoice, TableSource};
 
 /// The `reinforce` kind.
@@ -20,8 +25,8 @@ impl Kind for Reinforce {
     type Params = ReinforceParams;
     const INFO: KindInfo = KindInfo {
         name: "reinforce",
-        version: 3,
-        doc: "REINFORCE search (arch2vec's LSTM policy) in the latent space over a benchmark table, against random search",
+        version: 4,
+        doc: "Search a benchmark table: REINFORCE and BO (arch2vec) in the latent space, regularized evolution, local search and random search",
         reads_seed: true,
         uses_device: false,
         item_level: false,
@@ -40,9 +45,13 @@ pub struct ReinforceParams {
     pub features: Features,
     /// the train-vae checkpoint (epoch) whose features to use; 0: the last
     pub checkpoint: usize,
+    /// the search methods to run, each with the same seeds, table and budget
+    pub methods: Vec<Method>,
     /// independent runs per method (paper: 500); seeds are the pipeline seed + 0..N
     #[schemars(range(min = 1))]
     pub seeds: usize,
+    /// runs of BO, the first of the seeds (0: all `seeds`); BO retrains DNGO every 5 queries and scores every cell, so it costs far more per run
+    pub bo_seeds: usize,
     /// simulated training seconds per run: the sum of the queried cells' costs (paper: 1.5e6)
     #[schemars(extend("exclusiveMinimum" = 0.0))]
     pub budget: f64,
@@ -57,11 +66,66 @@ pub struct ReinforceParams {
     /// LSTM cell width of the policy
     #[schemars(range(min = 1))]
     pub hidden: usize,
-    /// also run random search with the same seeds, table and budget
+    /// run random search too (the baseline of the p-values), whether or not `methods` names it; false: only if it does
     pub random_search: bool,
+    /// BO: random queries before the first model (arch2vec: 16)
+    #[schemars(range(min = 1))]
+    pub bo_init: usize,
+    /// BO: cells of highest expected improvement queried per model (arch2vec: 5)
+    #[schemars(range(min = 1))]
+    pub bo_top_k: usize,
+    /// BO: DNGO's training epochs per model (arch2vec: 100)
+    #[schemars(range(min = 1))]
+    pub bo_epochs: usize,
+    /// regularized evolution: population size (NASLib: 100)
+    #[schemars(range(min = 1))]
+    pub population: usize,
+    /// regularized evolution: members sampled per tournament (NASLib: 10)
+    #[schemars(range(min = 1))]
+    pub tournament: usize,
+    /// local search: random cells each (re)start picks the best of (naszilla: 10)
+    #[schemars(range(min = 1))]
+    pub ls_init: usize,
+    /// local search: move to the first better neighbour (naszilla's query_full_nbhd=False) instead of the best of the whole neighbourhood
+    pub ls_first_improvement: bool,
 }
 
 impl ReinforceParams {
+    /// The methods to run, each once, in `Method` order (`methods`, plus random search when
+    /// `random_search`).
+    pub fn methods(&self) -> Vec<Method> {
+        let mut m = self.methods.clone();
+        if self.random_search {
+            m.push(Method::Random);
+        }
+        m.sort();
+        m.dedup();
+        m
+    }
+    /// The settings of the methods that run without libtorch.
+    pub fn settings(&self) -> crate::search::methods::Settings {
+        use crate::search::{bo::Bo, dngo, evolution::Evolution, local::Local};
+        crate::search::methods::Settings {
+            budget: self.budget,
+            bo: Bo {
+                init: self.bo_init,
+                top_k: self.bo_top_k,
+                dngo: dngo::Settings {
+                    epochs: self.bo_epochs,
+                    ..dngo::Settings::default()
+                },
+                ..Bo::default()
+            },
+            evolution: Evolution {
+                population: self.population,
+                sample: self.tournament,
+            },
+            local: Local {
+                init: self.ls_init,
+                first_improvement: self.ls_first_improvement,
+            },
+        }
+    }
     pub fn latent(&self) -> LatentChoice {
         LatentChoice {
             vae: self.vae.clone(),
@@ -78,13 +142,22 @@ impl Default for ReinforceParams {
             vae: "train-vae".into(),
             features: Features::Main,
             checkpoint: 0,
+            methods: vec![Method::Reinforce],
             seeds: 500,
+            bo_seeds: 0,
             budget: 1.5e6,
             batch_size: 16,
             lr: 0.01,
             baseline: 0.95,
             hidden: 128,
             random_search: true,
+            bo_init: 16,
+            bo_top_k: 5,
+            bo_epochs: 100,
+            population: 100,
+            tournament: 10,
+            ls_init: 10,
+            ls_first_improvement: false,
         }
     }
 }

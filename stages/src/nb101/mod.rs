@@ -10,6 +10,7 @@ pub mod cell;
 pub mod encode;
 pub mod hash;
 pub mod params;
+pub mod paths;
 pub mod space;
 pub mod tables;
 pub mod tfrecord;

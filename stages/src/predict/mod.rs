@@ -1,6 +1,7 @@
 //! The `predict` stage: performance prediction from train-vae's latent features (info-NAS's
-//! `run_gaussian_process.py` protocol), with the same regressors on a plain encoding as the
-//! baseline.
+//! `run_gaussian_process.py` protocol), with the same regressors on the plain encoding and on
+//! BANANAS's path encoding as baselines, scored as NASLib's predictor study scores (RMSE,
+//! Pearson r, Kendall tau, Spearman rho, precision@10 and @20).
 //!
 //! For each training size and seed: draw the fit set at random among the table's cells outside
 //! the labeled training networks (`fit_outside_train`), fit each regressor on each feature set
@@ -8,12 +9,16 @@
 //! other cell (the labeled training networks included: info-NAS's
 //! `run_gaussian_process.py` keeps them out of the fit set only), and score RMSE and Pearson r
 //! on those whose true accuracy is above `threshold` (predictions are not filtered). The fit set of a (size, seed) is the same for
-//! every regressor and feature set.
+//! every regressor and feature set. Each fit is scored four ways, as info-NAS's result sets:
+//! on the cells outside the fit set (`fit_N`) and on all cells (`fit_N_all`), each against the
+//! target and, when the target is the validation accuracy and the table has test accuracies,
+//! against the test accuracy (`fit_N_test`, `fit_N_all_test`).
 //!
 //! Inputs: `train-vae`, `pretrain` (labeled networks; with `table = "pretrained"` the figures).
-//! Outputs: `results.jsonl` (one row per feature set, regressor, size and seed), `summary.json`
-//! (per feature set, regressor and size: mean and 95% half-width of RMSE and Pearson r),
-//! `rmse.png`, `pearson.png` (box plots; SVGs and chart data beside them).
+//! Outputs: `results.jsonl` (one row per feature set, regressor, size, seed and result set),
+//! `summary.json` (per regressor, feature set and result set: mean and 95% half-width over seeds
+//! of each metric), `rmse.png`, `pearson.png`, `kendall.png` (box plots of the `fit_N` set; SVGs
+//! and chart data beside them).
 pub mod regress;
 
 use rand::RngExt;
@@ -31,6 +36,7 @@ use crate::images;
 use crate::nb101::Arch2vec;
 use crate::report::{mean_ci95, write_chart, Chart, Series};
 use crate::search::table::{Features, LatentChoice, Searchable, TableSource};
+use crate::stats::{kendall_tau, precision_at, spearman};
 use regress::{pearson, rmse, Regressor};
 
 /// The `predict` kind.
@@ -40,8 +46,8 @@ impl Kind for Predict {
     type Params = PredictParams;
     const INFO: KindInfo = KindInfo {
         name: "predict",
-        version: 4,
-        doc: "Predict network accuracy from the latent features (random forest, Gaussian process), against a plain encoding",
+        version: 5,
+        doc: "Predict network accuracy from the latent features (RF, GP, SVR, gradient boosting) against the plain and path encodings; RMSE, Pearson, Kendall tau, Spearman, precision@k",
         reads_seed: true,
         uses_device: false,
         item_level: false,
@@ -72,6 +78,11 @@ pub struct PredictParams {
     pub threshold: f64,
     /// the regressors, each with scikit-learn's defaults
     pub regressors: Vec<RegressorName>,
+    /// the feature sets to fit each regressor on
+    pub feature_sets: Vec<FeatureSet>,
+    /// paths kept by the path encoding (BANANAS/naszilla: 40, the paths of up to 3 ops; at most 364)
+    #[schemars(range(min = 1, max = 364))]
+    pub path_cutoff: usize,
     /// trees of the random forest
     #[schemars(range(min = 1))]
     pub rf_trees: usize,
@@ -83,7 +94,7 @@ pub struct PredictParams {
     pub gp_alpha: f64,
     /// fit and score only cells that are not labeled training networks (info-NAS)
     pub fit_outside_train: bool,
-    /// also fit on the plain encoding (flattened adjacency + one-hot ops)
+    /// fit on the encodings of `feature_sets` too (false: on the latent features only)
     pub baseline: bool,
 }
 
@@ -109,6 +120,8 @@ impl Default for PredictParams {
             seeds: 10,
             threshold: 0.8,
             regressors: vec![RegressorName::Rf, RegressorName::Gp],
+            feature_sets: vec![FeatureSet::Latent, FeatureSet::Encoding, FeatureSet::Path],
+            path_cutoff: crate::nb101::paths::DEFAULT_CUTOFF,
             rf_trees: 100,
             gp_length_scale: 1.0,
             gp_alpha: 1e-10,
@@ -136,6 +149,32 @@ pub enum RegressorName {
     Rf,
     /// Gaussian process (scikit-learn's default GaussianProcessRegressor)
     Gp,
+    /// epsilon-SVR (smartcore; scikit-learn's SVR() defaults: RBF, gamma "scale", C 1, epsilon 0.1)
+    Svr,
+    /// gradient-boosted trees (scikit-learn's GradientBoostingRegressor() defaults: 100 stages, rate 0.1, depth 3)
+    Gb,
+}
+
+/// A feature set `predict` fits on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum FeatureSet {
+    /// train-vae's latent features (of `features` and `checkpoint`)
+    Latent,
+    /// the plain encoding: flattened 7x7 adjacency + 7x5 one-hot ops (84 values)
+    Encoding,
+    /// BANANAS's path encoding, truncated to `path_cutoff` paths
+    Path,
+}
+
+impl FeatureSet {
+    pub fn name(self) -> &'static str {
+        match self {
+            FeatureSet::Latent => "latent",
+            FeatureSet::Encoding => "encoding",
+            FeatureSet::Path => "path",
+        }
+    }
 }
 
 /// One scored fit.
@@ -145,8 +184,15 @@ pub struct Scored {
     pub regressor: String,
     pub train_size: usize,
     pub seed: u64,
+    /// The result set: "" (cells outside the fit set, against the target), "_all" (all cells),
+    /// "_test", "_all_test" (the same against the test accuracy).
+    pub set: String,
     pub rmse: f64,
     pub pearson: f64,
+    pub kendall_tau: f64,
+    pub spearman: f64,
+    pub precision_10: f64,
+    pub precision_20: f64,
     /// Cells scored (above the threshold).
     pub scored: usize,
 }
@@ -160,7 +206,8 @@ pub struct Protocol {
     pub regressors: Vec<Regressor>,
     pub use_test: bool,
     pub fit_outside_train: bool,
-    pub baseline: bool,
+    pub feature_sets: Vec<FeatureSet>,
+    pub path_cutoff: usize,
 }
 
 /// The plain encoding of a cell: flattened 7x7 adjacency and 7x5 one-hot ops.
@@ -188,15 +235,11 @@ pub fn evaluate(
             !(p.fit_outside_train && table.labeled_train[i]) && target(table, p, i).is_some()
         })
         .collect();
-    let mut sets: Vec<(&str, Vec<Vec<f64>>)> = vec![(
-        "latent",
-        (0..table.len())
-            .map(|i| table.feature(i).iter().map(|&v| v as f64).collect())
-            .collect(),
-    )];
-    if p.baseline {
-        sets.push(("encoding", table.cells.iter().map(plain_encoding).collect()));
-    }
+    let sets: Vec<(&str, Vec<Vec<f64>>)> = p
+        .feature_sets
+        .iter()
+        .map(|&f| (f.name(), feature_rows(table, f, p.path_cutoff)))
+        .collect();
     let (sizes, skipped): (Vec<usize>, Vec<usize>) = p
         .sizes
         .iter()
@@ -236,7 +279,22 @@ pub fn evaluate(
             })
             .collect::<Result<Vec<_>, StageError>>()
     })?;
-    Ok((scored, skipped))
+    Ok((scored.into_iter().flatten().collect(), skipped))
+}
+
+/// A feature set's rows, one per cell.
+fn feature_rows(table: &Searchable, f: FeatureSet, cutoff: usize) -> Vec<Vec<f64>> {
+    match f {
+        FeatureSet::Latent => (0..table.len())
+            .map(|i| table.feature(i).iter().map(|&v| v as f64).collect())
+            .collect(),
+        FeatureSet::Encoding => table.cells.iter().map(plain_encoding).collect(),
+        FeatureSet::Path => table
+            .cells
+            .iter()
+            .map(|c| crate::nb101::paths::path_encoding(c, cutoff))
+            .collect(),
+    }
 }
 
 /// The accuracy a cell is scored on.
@@ -258,84 +316,122 @@ struct Fit<'a> {
 }
 
 impl Fit<'_> {
+    /// The fit set of (size, seed): a partial Fisher-Yates shuffle of the candidates.
+    fn fit_set(&self, candidates: &[usize]) -> Vec<usize> {
+        let mut rng = images::rng(self.seed, STREAM ^ self.size as u64);
+        let mut order = candidates.to_vec();
+        for k in 0..self.size {
+            let j = rng.random_range(k..order.len());
+            order.swap(k, j);
+        }
+        order.truncate(self.size);
+        order
+    }
+
+    /// Fits, predicts every cell, and scores each result set.
     fn score(
         &self,
         table: &Searchable,
         p: &Protocol,
         candidates: &[usize],
-    ) -> Result<Scored, StageError> {
+    ) -> Result<Vec<Scored>, StageError> {
         let (size, seed) = (self.size, self.seed);
-        // The fit set of (size, seed): a partial Fisher-Yates shuffle of the candidates.
-        let mut rng = images::rng(seed, STREAM ^ size as u64);
-        let mut order = candidates.to_vec();
-        for k in 0..size {
-            let j = rng.random_range(k..order.len());
-            order.swap(k, j);
-        }
-        let fit = &order[..size];
-        let truth_of = |i: usize| target(table, p, i).unwrap_or(0.0);
-        // Scored: every cell outside the fit set (labeled training networks included: info-NAS
-        // leaves them out of the fit set only) whose target is above the threshold.
+        let fit = self.fit_set(candidates);
         let mut in_fit = vec![false; table.len()];
-        for &i in fit {
+        for &i in &fit {
             in_fit[i] = true;
         }
-        let eval: Vec<usize> = (0..table.len())
-            .filter(|&i| !in_fit[i] && target(table, p, i).is_some_and(|t| t > p.threshold))
-            .collect();
         let pick =
             |ix: &[usize]| -> Vec<Vec<f64>> { ix.iter().map(|&i| self.rows[i].clone()).collect() };
-        let y: Vec<f64> = fit.iter().map(|&i| truth_of(i)).collect();
+        let y: Vec<f64> = fit.iter().map(|&i| target(table, p, i).unwrap_or(0.0)).collect();
         let r = match self.regressor {
             Regressor::Forest { trees, .. } => Regressor::Forest { trees, seed },
-            gp => gp,
+            Regressor::Boost { stages, .. } => Regressor::Boost { stages, seed },
+            r => r,
         };
-        let pred = r.fit_predict(&pick(fit), &y, &pick(&eval)).map_err(|e| {
+        let everyone: Vec<usize> = (0..table.len()).collect();
+        let pred = r.fit_predict(&pick(&fit), &y, &pick(&everyone)).map_err(|e| {
             StageError::Failed(format!(
                 "{} features, {size} cells, seed {seed}: {e}",
                 self.features
             ))
         })?;
-        let truth: Vec<f64> = eval.iter().map(|&i| truth_of(i)).collect();
-        Ok(Scored {
-            features: self.features.to_string(),
-            regressor: r.name().to_string(),
-            train_size: size,
-            seed,
-            rmse: if eval.is_empty() {
-                f64::NAN
-            } else {
-                rmse(&truth, &pred)
-            },
-            pearson: pearson(&truth, &pred),
-            scored: eval.len(),
-        })
+        // Result sets: (name, whether fit cells count, the truth of a cell).
+        type Truth<'t> = Box<dyn Fn(usize) -> Option<f64> + 't>;
+        let mut sets: Vec<(&str, bool, Truth)> = vec![
+            ("", false, Box::new(|i| target(table, p, i))),
+            ("_all", true, Box::new(|i| target(table, p, i))),
+        ];
+        if !p.use_test && table.test.iter().any(Option::is_some) {
+            sets.push(("_test", false, Box::new(|i| table.test[i])));
+            sets.push(("_all_test", true, Box::new(|i| table.test[i])));
+        }
+        let out = sets.into_iter().map(|(set, with_fit, truth_of)| {
+            // Scored: the cells of the set whose truth is above the threshold (labeled training
+            // networks included: info-NAS leaves them out of the fit set only).
+            let eval: Vec<usize> = (0..table.len())
+                .filter(|&i| (with_fit || !in_fit[i]) && truth_of(i).is_some_and(|t| t > p.threshold))
+                .collect();
+            let truth: Vec<f64> = eval.iter().map(|&i| truth_of(i).unwrap_or(0.0)).collect();
+            let pr: Vec<f64> = eval.iter().map(|&i| pred[i]).collect();
+            let k = |k: usize| if eval.len() > k { precision_at(&truth, &pr, k) } else { f64::NAN };
+            Scored {
+                features: self.features.to_string(),
+                regressor: r.name().to_string(),
+                train_size: size,
+                seed,
+                set: set.to_string(),
+                rmse: if eval.is_empty() { f64::NAN } else { rmse(&truth, &pr) },
+                pearson: pearson(&truth, &pr),
+                kendall_tau: kendall_tau(&truth, &pr),
+                spearman: spearman(&truth, &pr),
+                precision_10: k(10),
+                precision_20: k(20),
+                scored: eval.len(),
+            }
+        });
+        Ok(out.collect())
     }
 }
+
+/// The metrics of a scored fit, by name.
+const METRICS: [(&str, fn(&Scored) -> f64); 6] = [
+    ("rmse", |s| s.rmse),
+    ("pearson", |s| s.pearson),
+    ("kendall_tau", |s| s.kendall_tau),
+    ("spearman", |s| s.spearman),
+    ("precision_10", |s| s.precision_10),
+    ("precision_20", |s| s.precision_20),
+];
 
 /// Per regressor, feature set and fit size (`rf.latent.fit_250`): mean and 95% half-width of
 /// RMSE and Pearson r over seeds, and the seeds and scored cells they rest on.
 pub fn summarize(scored: &[Scored]) -> Value {
-    let mut groups: BTreeMap<(&str, &str, usize), Vec<&Scored>> = BTreeMap::new();
+    let mut groups: BTreeMap<(&str, &str, usize, &str), Vec<&Scored>> = BTreeMap::new();
     for s in scored {
         groups
-            .entry((&s.features, &s.regressor, s.train_size))
+            .entry((&s.features, &s.regressor, s.train_size, &s.set))
             .or_default()
             .push(s);
     }
     let mut out = Map::new();
     let mut warnings = Vec::new();
-    for ((f, r, size), v) in groups {
-        let stat =
-            |x: Vec<f64>| mean_ci95(&x.into_iter().filter(|v| v.is_finite()).collect::<Vec<_>>());
-        let (rm, rh) = stat(v.iter().map(|s| s.rmse).collect());
-        let (pm, ph) = stat(v.iter().map(|s| s.pearson).collect());
+    for ((f, r, size, set), v) in groups {
+        let mut m = Map::new();
+        for (name, get) in METRICS {
+            let x: Vec<f64> = v.iter().map(|s| get(s)).filter(|x| x.is_finite()).collect();
+            let (mean, half) = mean_ci95(&x);
+            m.insert(name.into(), json!(mean));
+            m.insert(format!("{name}_ci95"), json!(half));
+        }
         let scored = v.iter().map(|s| s.scored).min().unwrap_or(0);
         if scored < 5 {
             warnings.push(json!(format!(
-                "{r}.{f}.fit_{size}: RMSE and Pearson r rest on {scored} scored cells (fewer than 5)"
+                "{r}.{f}.fit_{size}{set}: the metrics rest on {scored} scored cells (fewer than 5)"
             )));
         }
+        m.insert("seeds".into(), json!(v.len()));
+        m.insert("scored_cells".into(), json!(scored));
         let entry = out
             .entry(r.to_string())
             .or_insert_with(|| json!({}))
@@ -343,24 +439,30 @@ pub fn summarize(scored: &[Scored]) -> Value {
             .expect("an object")
             .entry(f.to_string())
             .or_insert_with(|| json!({}));
-        entry[format!("fit_{size}")] = json!({"rmse": rm, "rmse_ci95": rh, "pearson": pm,
-            "pearson_ci95": ph, "seeds": v.len(), "scored_cells": scored});
+        entry[format!("fit_{size}{set}")] = Value::Object(m);
     }
-    out.insert(
-        "units".into(),
-        json!({"rmse": "accuracy (mean over seeds)", "rmse_ci95": "accuracy (95% half-width)",
-               "pearson": "Pearson r (mean over seeds)", "pearson_ci95": "Pearson r (95% half-width)",
-               "seeds": "fit sets", "scored_cells": "cells (fewest over seeds)",
-               "threshold": "accuracy"}),
-    );
+    let mut units = json!({"seeds": "fit sets", "scored_cells": "cells (fewest over seeds)",
+        "threshold": "accuracy"});
+    for (name, what) in [
+        ("rmse", "accuracy"),
+        ("pearson", "Pearson r"),
+        ("kendall_tau", "Kendall tau-b"),
+        ("spearman", "Spearman rho"),
+        ("precision_10", "fraction of the true top 10 in the predicted top 10"),
+        ("precision_20", "fraction of the true top 20 in the predicted top 20"),
+    ] {
+        units[name] = json!(format!("{what} (mean over seeds)"));
+        units[format!("{name}_ci95")] = json!(format!("{what} (95% half-width)"));
+    }
+    out.insert("units".into(), units);
     if !warnings.is_empty() {
         out.insert("warnings".into(), Value::Array(warnings));
     }
     Value::Object(out)
 }
 
-/// Box plots `rmse` and `pearson` (the paper's Figs 9-10): per fit size, the seeds' values, one
-/// box per regressor and feature set.
+/// Box plots `rmse`, `pearson` (the paper's Figs 9-10) and `kendall`: per fit size, the seeds'
+/// values on the cells outside the fit set, one box per regressor and feature set.
 pub fn write_charts(
     out: &std::path::Path,
     scored: &[Scored],
@@ -381,6 +483,7 @@ pub fn write_charts(
     for (name, what, get) in [
         ("rmse", "RMSE", (|s: &Scored| s.rmse) as Get),
         ("pearson", "Pearson r", |s: &Scored| s.pearson),
+        ("kendall", "Kendall tau", |s: &Scored| s.kendall_tau),
     ] {
         let series = keys
             .iter()
@@ -389,7 +492,10 @@ pub fn write_charts(
                 boxes: (sizes.iter().enumerate())
                     .map(|(i, size)| {
                         let of = |s: &&Scored| {
-                            &s.features == f && &s.regressor == r && s.train_size == *size
+                            &s.features == f
+                                && &s.regressor == r
+                                && s.train_size == *size
+                                && s.set.is_empty()
                         };
                         (i as f64, scored.iter().filter(of).map(get).collect())
                     })
@@ -427,6 +533,11 @@ pub fn run(ctx: &StageContext<PredictParams>) -> Result<(), StageError> {
                 length_scale: p.gp_length_scale,
                 alpha: p.gp_alpha,
             },
+            RegressorName::Svr => Regressor::Svr,
+            RegressorName::Gb => Regressor::Boost {
+                stages: 100,
+                seed: 0,
+            },
         })
         .collect();
     let protocol = Protocol {
@@ -436,7 +547,13 @@ pub fn run(ctx: &StageContext<PredictParams>) -> Result<(), StageError> {
         regressors,
         use_test,
         fit_outside_train: p.fit_outside_train,
-        baseline: p.baseline,
+        feature_sets: p
+            .feature_sets
+            .iter()
+            .copied()
+            .filter(|&f| p.baseline || f == FeatureSet::Latent)
+            .collect(),
+        path_cutoff: p.path_cutoff,
     };
     let progress = |d, t| ctx.progress_with(d, t, "fits", String::new());
     let (scored, skipped) = evaluate(&table, &protocol, ctx.threads, &progress)?;
@@ -487,7 +604,8 @@ mod tests {
             ],
             use_test: false,
             fit_outside_train: true,
-            baseline: false,
+            feature_sets: vec![FeatureSet::Latent],
+            path_cutoff: 40,
         }
     }
 
@@ -496,15 +614,21 @@ mod tests {
         let t = table(120);
         let (a, skipped) = evaluate(&t, &protocol(), 2, &|_, _| {}).unwrap();
         assert_eq!(skipped, vec![5000]);
-        assert_eq!(a.len(), 2 * 2 * 2);
+        // 2 sizes x 2 seeds x 2 regressors, each scored on 4 result sets (the table has test
+        // accuracies).
+        assert_eq!(a.len(), 2 * 2 * 2 * 4);
         let (b, _) = evaluate(&t, &protocol(), 1, &|_, _| {}).unwrap();
         assert_eq!(a, b, "same results with another thread count");
         for s in &a {
-            // All 120 cells but the fit set: the labeled train network is scored, not fitted.
-            assert_eq!(s.scored, 120 - s.train_size);
+            // All 120 cells but the fit set: the labeled train network is scored, not fitted;
+            // the `_all` sets score the fit set too.
+            let expect = if s.set.contains("all") { 120 } else { 120 - s.train_size };
+            assert_eq!(s.scored, expect, "{s:?}");
+            assert!(s.kendall_tau.is_finite() && s.spearman.is_finite() && s.precision_10 >= 0.0);
             assert!(s.rmse.is_finite(), "{s:?}");
-            if s.regressor == "rf" {
+            if s.regressor == "rf" && !s.set.contains("test") {
                 assert!(s.rmse < 0.05, "{s:?}");
+                assert!(s.kendall_tau > 0.5, "{s:?}");
             }
         }
         let s = summarize(&a);
@@ -531,7 +655,11 @@ mod tests {
         assert_eq!(chart.kind, nasflow_charts::Kind::Box);
         assert_eq!(chart.x_ticks.len(), 2);
         let seeds: usize = chart.series.iter().map(|s| s.boxes[0].1.len()).sum();
-        assert_eq!(seeds, a.iter().filter(|s| s.train_size == 20).count());
+        assert_eq!(
+            seeds,
+            a.iter().filter(|s| s.train_size == 20 && s.set.is_empty()).count()
+        );
+        assert!(s["rf"]["latent"]["fit_20_all_test"]["kendall_tau"].is_number());
     }
 
     #[test]
@@ -542,7 +670,9 @@ mod tests {
         p.sizes = vec![20];
         let (a, _) = evaluate(&t, &p, 1, &|_, _| {}).unwrap();
         let above = (0..120).filter(|&i| t.valid[i] > 0.85).count();
-        assert!(a.iter().all(|s| s.scored < above && s.scored > 0));
+        let rest = a.iter().filter(|s| s.set.is_empty());
+        assert!(rest.clone().count() > 0);
+        assert!(rest.into_iter().all(|s| s.scored < above && s.scored > 0));
     }
 
     #[test]

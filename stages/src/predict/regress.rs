@@ -2,6 +2,15 @@
 //!
 //! - Random forest: smartcore's `RandomForestRegressor` with scikit-learn's defaults (100 trees,
 //!   bootstrap samples, all features considered at each split, unlimited depth, leaves of 1).
+//! - SVR: smartcore's epsilon-SVR with scikit-learn's `SVR()` defaults: RBF kernel with
+//!   `gamma = "scale"` (1 / (features x the variance of all of X's entries)), C = 1,
+//!   epsilon = 0.1, tolerance 1e-3. (epsilon = 0.1 is wide for accuracies that spread over a
+//!   few hundredths: info-NAS's SVR is nearly constant, and so is this one.)
+//! - Gradient boosting: scikit-learn's `GradientBoostingRegressor()` defaults (squared error,
+//!   100 stages, learning rate 0.1, trees of depth 3, leaves of 1, no subsampling, the mean as
+//!   the initial prediction), each stage a smartcore regression tree fitted to the residuals.
+//!   Written here on smartcore's trees: the GBDT crate we tried (`gbdt`) draws from the thread's
+//!   random generator, so its models were not a function of the seed.
 //! - Gaussian process: scikit-learn's default `GaussianProcessRegressor()`, i.e. a zero prior mean
 //!   (`normalize_y=False`), the fixed kernel 1.0 x RBF(length scale 1.0) and `alpha` added to the
 //!   kernel matrix's diagonal; the posterior mean by a Cholesky solve (nalgebra). Written here
@@ -12,6 +21,11 @@ use smartcore::ensemble::random_forest_regressor::{
     RandomForestRegressor, RandomForestRegressorParameters,
 };
 use smartcore::linalg::basic::matrix::DenseMatrix;
+use smartcore::svm::svr::{SVRParameters, SVR};
+use smartcore::svm::Kernels;
+use smartcore::tree::decision_tree_regressor::{
+    DecisionTreeRegressor, DecisionTreeRegressorParameters,
+};
 
 /// Why a regressor could not be fitted.
 #[derive(Debug, thiserror::Error)]
@@ -20,6 +34,10 @@ pub enum RegressError {
     NotPositiveDefinite { n: usize, alpha: f64 },
     #[error("random forest: {0}")]
     Forest(String),
+    #[error("SVR: {0}")]
+    Svr(String),
+    #[error("gradient boosting: {0}")]
+    Boost(String),
     #[error("{0}")]
     Input(String),
 }
@@ -29,6 +47,8 @@ pub enum RegressError {
 pub enum Regressor {
     Forest { trees: usize, seed: u64 },
     Gp { length_scale: f64, alpha: f64 },
+    Svr,
+    Boost { stages: usize, seed: u64 },
 }
 
 impl Regressor {
@@ -36,6 +56,8 @@ impl Regressor {
         match self {
             Regressor::Forest { .. } => "rf",
             Regressor::Gp { .. } => "gp",
+            Regressor::Svr => "svr",
+            Regressor::Boost { .. } => "gb",
         }
     }
 
@@ -62,6 +84,8 @@ impl Regressor {
                 length_scale,
                 alpha,
             } => gp(x, y, q, length_scale, alpha),
+            Regressor::Svr => svr(x, y, q),
+            Regressor::Boost { stages, seed } => boost(x, y, q, stages, seed),
         }
     }
 }
@@ -88,6 +112,58 @@ fn forest(
     model
         .predict(&dense(q)?)
         .map_err(|e| RegressError::Forest(e.to_string()))
+}
+
+fn svr(x: &[Vec<f64>], y: &[f64], q: &[Vec<f64>]) -> Result<Vec<f64>, RegressError> {
+    let all: Vec<f64> = x.iter().flatten().copied().collect();
+    let n = all.len() as f64;
+    let mean = all.iter().sum::<f64>() / n;
+    let var = all.iter().map(|v| (v - mean) * (v - mean)).sum::<f64>() / n;
+    let gamma = if var > 0.0 { 1.0 / (x[0].len() as f64 * var) } else { 1.0 };
+    let params = SVRParameters::default()
+        .with_eps(0.1)
+        .with_c(1.0)
+        .with_tol(1e-3)
+        .with_kernel(Kernels::rbf().with_gamma(gamma));
+    let (xm, yv) = (dense(x)?, y.to_vec());
+    let model = SVR::fit(&xm, &yv, &params).map_err(|e| RegressError::Svr(e.to_string()))?;
+    model
+        .predict(&dense(q)?)
+        .map_err(|e| RegressError::Svr(e.to_string()))
+}
+
+fn boost(
+    x: &[Vec<f64>],
+    y: &[f64],
+    q: &[Vec<f64>],
+    stages: usize,
+    seed: u64,
+) -> Result<Vec<f64>, RegressError> {
+    const RATE: f64 = 0.1;
+    let (xm, qm) = (dense(x)?, dense(q)?);
+    let init = y.iter().sum::<f64>() / y.len() as f64;
+    let mut fit = vec![init; y.len()];
+    let mut pred = vec![init; q.len()];
+    let params = DecisionTreeRegressorParameters::default()
+        .with_max_depth(3)
+        .with_min_samples_leaf(1)
+        .with_min_samples_split(2);
+    let err = |e: smartcore::error::Failed| RegressError::Boost(e.to_string());
+    for k in 0..stages.max(1) {
+        let residual: Vec<f64> = y.iter().zip(&fit).map(|(y, f)| y - f).collect();
+        let p = DecisionTreeRegressorParameters {
+            seed: Some(seed.wrapping_add(k as u64)),
+            ..params.clone()
+        };
+        let tree = DecisionTreeRegressor::fit(&xm, &residual, p).map_err(err)?;
+        for (f, d) in fit.iter_mut().zip(tree.predict(&xm).map_err(err)?) {
+            *f += RATE * d;
+        }
+        for (f, d) in pred.iter_mut().zip(tree.predict(&qm).map_err(err)?) {
+            *f += RATE * d;
+        }
+    }
+    Ok(pred)
 }
 
 fn rbf(a: &[f64], b: &[f64], ls: f64) -> f64 {
@@ -215,6 +291,23 @@ mod tests {
             "{p:?}"
         );
         assert_eq!(p, r.fit_predict(&x, &y, &q).unwrap());
+    }
+
+    #[test]
+    fn boosting_and_svr_fit_a_step() {
+        let x: Vec<Vec<f64>> = (0..200).map(|i| vec![i as f64 / 200.0, (i % 7) as f64]).collect();
+        let y: Vec<f64> = x.iter().map(|r| if r[0] < 0.5 { 0.2 } else { 0.9 }).collect();
+        let q = vec![vec![0.1, 3.0], vec![0.9, 3.0]];
+        let gb = Regressor::Boost { stages: 100, seed: 1 };
+        let p = gb.fit_predict(&x, &y, &q).unwrap();
+        // 100 stages at rate 0.1 close all but 0.9^100 of the gap to the step.
+        assert!((p[0] - 0.2).abs() < 1e-3 && (p[1] - 0.9).abs() < 1e-3, "{p:?}");
+        assert_eq!(p, gb.fit_predict(&x, &y, &q).unwrap());
+        let one = Regressor::Boost { stages: 1, seed: 1 }.fit_predict(&x, &y, &q).unwrap();
+        // One stage: the mean (0.55) plus a tenth of the residual (-0.35 or +0.35).
+        assert!((one[0] - 0.515).abs() < 1e-9 && (one[1] - 0.585).abs() < 1e-9, "{one:?}");
+        let p = Regressor::Svr.fit_predict(&x, &y, &q).unwrap();
+        assert!(p[0] < 0.4 && p[1] > 0.7, "{p:?}");
     }
 
     #[test]

@@ -1,5 +1,11 @@
 //! Search over a benchmark table in a latent space (the `reinforce` stage's environment, traces
 //! and random-search baseline; the REINFORCE policy itself is in `nasflow_torch::reinforce`).
+pub mod bo;
+pub mod dngo;
+pub mod edits;
+pub mod evolution;
+pub mod local;
+pub mod methods;
 pub mod nearest;
 pub mod report;
 pub mod table;
@@ -26,6 +32,10 @@ pub struct Trace {
     pub regret_valid: Vec<f64>,
     /// The table's best test accuracy minus `best_test`.
     pub regret_test: Vec<Option<f64>>,
+    /// Mutations or neighbours drawn again because their cell was not in the table (evolution,
+    /// local search; 0 on a complete table and for the other methods).
+    #[serde(default)]
+    pub redraws: usize,
 }
 
 /// Records queries against a budget, as arch2vec's search loops do: the best is replaced only by
@@ -100,6 +110,9 @@ pub fn random_search(table: &Searchable, budget: f64, seed: u64) -> Trace {
 /// RNG streams of the search methods (distinct from each other for the same seed).
 pub const RANDOM_STREAM: u64 = 0x5ea2_c400;
 pub const REINFORCE_STREAM: u64 = 0x5ea2_c401;
+pub const EVOLUTION_STREAM: u64 = 0x5ea2_c402;
+pub const LOCAL_STREAM: u64 = 0x5ea2_c403;
+pub const BO_STREAM: u64 = 0x5ea2_c404;
 
 #[cfg(test)]
 pub(crate) mod tests {

@@ -1,5 +1,4 @@
 //! Summaries and regret charts of search traces (several methods, many seeds each).
-use std::collections::BTreeMap;
 use std::path::Path;
 
 use serde_json::{json, Map, Value};
@@ -7,6 +6,7 @@ use serde_json::{json, Map, Value};
 use super::table::Searchable;
 use super::Trace;
 use crate::report::{mean_ci95, write_chart, Chart, Series};
+use crate::stats::mann_whitney_p;
 use nasflow_contract::StageError;
 
 /// The regret of a trace at simulated time `t`: that of its last query finished by `t`.
@@ -55,47 +55,80 @@ pub fn regret_curve(
         .collect()
 }
 
-/// Mean and 95% band over traces of one regret after each number of queries (1 to the most any
-/// trace made); a trace that stopped earlier keeps its last regret.
+/// The regret by query index as arch2vec's `plot_scripts` average it: per query index, the
+/// mean (and 95% band) over traces of the regret and the mean of the cumulative cost, up to the
+/// shortest trace and only while the mean cost is at most `limit` (arch2vec: 1e6 s).
+/// `(query, mean regret, half-width, mean seconds)`.
 pub fn regret_by_queries(
     traces: &[&Trace],
+    limit: f64,
     pick: impl Fn(&Trace) -> Vec<Option<f64>>,
-) -> Vec<(f64, f64, f64)> {
-    // Each trace's regret after each of its queries, the last known one carried forward.
-    let carried: Vec<Vec<Option<f64>>> = traces
-        .iter()
-        .map(|t| {
-            let mut last = None;
-            pick(t)
-                .into_iter()
-                .map(|r| {
-                    last = r.or(last);
-                    last
-                })
-                .collect()
-        })
-        .collect();
-    let most = carried.iter().map(Vec::len).max().unwrap_or(0);
-    (1..=most)
+) -> Vec<(f64, f64, f64, f64)> {
+    let picked: Vec<Vec<Option<f64>>> = traces.iter().map(|t| pick(t)).collect();
+    let shortest = traces.iter().map(|t| t.cost.len()).min().unwrap_or(0);
+    (0..shortest)
         .filter_map(|q| {
-            let vals: Vec<f64> = carried
-                .iter()
-                .filter_map(|r| r.get(q - 1).or(r.last()).copied().flatten())
-                .collect();
-            (vals.len() == carried.len()).then(|| {
+            let secs = traces.iter().map(|t| t.cost[q]).sum::<f64>() / traces.len() as f64;
+            let vals: Vec<f64> = picked.iter().filter_map(|r| r[q]).collect();
+            (secs <= limit && vals.len() == traces.len()).then(|| {
                 let (m, h) = mean_ci95(&vals);
-                (q as f64, m, h)
+                ((q + 1) as f64, m, h, secs)
             })
         })
         .collect()
 }
 
-/// Summary numbers per method: final regrets (mean and 95% half-width), final accuracies, queries.
-pub fn summarize(traces: &[Trace], table: &Searchable, budget: f64) -> Value {
-    let mut by_method: BTreeMap<&str, Vec<&Trace>> = BTreeMap::new();
+/// arch2vec's truncation of the by-queries view: 1e6 simulated seconds, or the budget if less.
+pub fn queries_limit(budget: f64) -> f64 {
+    budget.min(1e6)
+}
+
+/// The number of cells of NB101, and its best mean validation and test accuracies (arch2vec's
+/// `BEST_VALID_ACC`, `BEST_TEST_ACC`): regrets against them are reported when a table holds the
+/// whole space.
+pub const NB101_CELLS: usize = 423_624;
+pub const NB101_BEST_VALID: f64 = 0.9505542318026224;
+pub const NB101_BEST_TEST: f64 = 0.943175752957662;
+
+/// Traces by method, in the order of their first trace.
+fn by_method(traces: &[Trace]) -> Vec<(&str, Vec<&Trace>)> {
+    let mut out: Vec<(&str, Vec<&Trace>)> = Vec::new();
     for t in traces {
-        by_method.entry(t.method.as_str()).or_default().push(t);
+        match out.iter_mut().find(|(m, _)| *m == t.method) {
+            Some((_, v)) => v.push(t),
+            None => out.push((t.method.as_str(), vec![t])),
+        }
     }
+    out
+}
+
+/// The summary's units, by name.
+fn units() -> Value {
+    json!({"budget": "simulated seconds", "best_valid": "accuracy", "best_test": "accuracy",
+           "cells": "cells", "without_feature": "cells", "without_figures": "cells",
+           "seeds": "runs", "queries": "queries (mean over seeds)",
+           "final_regret_valid": "accuracy (mean over seeds)",
+           "final_regret_valid_ci95": "accuracy (95% half-width)",
+           "final_regret_test": "accuracy (mean over seeds)",
+           "final_regret_test_ci95": "accuracy (95% half-width)",
+           "final_best_valid": "accuracy (mean over seeds)",
+           "final_test": "accuracy (mean over seeds)",
+           "p_vs_random": "p-value (two-sided Mann-Whitney U, final validation regret)",
+           "p_vs_random_test": "p-value (two-sided Mann-Whitney U, final test regret)",
+           "redraws": "re-draws per run (mean): cells not in the table",
+           "final_regret_valid_nb101": "accuracy (mean; against NB101's best mean validation accuracy)",
+           "final_regret_test_nb101": "accuracy (mean; against NB101's best mean test accuracy)",
+           "by_queries_regret_valid": "accuracy (mean at the last query index of the by-queries view)",
+           "by_queries_regret_valid_ci95": "accuracy (95% half-width)",
+           "by_queries_index": "queries (the by-queries view's last index)",
+           "by_queries_seconds": "simulated seconds (mean at that index)"})
+}
+
+/// Summary numbers per method: final regrets (mean and 95% half-width) and p-values against
+/// random search, final accuracies, queries, re-draws, the by-queries view's end and, on a table
+/// of the whole NB101 space, regrets against NB101's published best.
+pub fn summarize(traces: &[Trace], table: &Searchable, budget: f64) -> Value {
+    let methods = by_method(traces);
     let (best_valid, best_test) = table.best();
     let mut out = Map::new();
     out.insert(
@@ -104,108 +137,139 @@ pub fn summarize(traces: &[Trace], table: &Searchable, budget: f64) -> Value {
                "without_feature": table.without_feature, "without_figures": table.without_figures}),
     );
     out.insert("budget".into(), json!(budget));
-    out.insert(
-        "units".into(),
-        json!({"budget": "simulated seconds", "best_valid": "accuracy", "best_test": "accuracy",
-               "cells": "cells", "without_feature": "cells", "without_figures": "cells",
-               "seeds": "runs", "queries": "queries (mean over seeds)",
-               "final_regret_valid": "accuracy (mean over seeds)",
-               "final_regret_valid_ci95": "accuracy (95% half-width)",
-               "final_regret_test": "accuracy (mean over seeds)",
-               "final_regret_test_ci95": "accuracy (95% half-width)",
-               "final_best_valid": "accuracy (mean over seeds)",
-               "final_test": "accuracy (mean over seeds)"}),
-    );
-    for (method, ts) in &by_method {
-        let last = |f: &dyn Fn(&Trace) -> Option<f64>| -> Vec<f64> {
-            ts.iter().filter_map(|t| f(t)).collect()
-        };
-        let stat = |v: Vec<f64>| {
-            let (m, h) = mean_ci95(&v);
-            (m, h)
-        };
+    out.insert("units".into(), units());
+    let finals = |ts: &[&Trace], f: &dyn Fn(&Trace) -> Option<f64>| -> Vec<f64> {
+        ts.iter().filter_map(|t| f(t)).collect()
+    };
+    let valid_regret = |t: &Trace| t.regret_valid.last().copied();
+    let test_regret = |t: &Trace| t.regret_test.last().copied().flatten();
+    let random = methods.iter().find(|(m, _)| *m == "random").map(|(_, ts)| ts);
+    let complete = table.len() == NB101_CELLS;
+    for (method, ts) in &methods {
         let mut m = Map::new();
         m.insert("seeds".into(), json!(ts.len()));
-        let (q, _) = stat(ts.iter().map(|t| t.queries.len() as f64).collect());
-        m.insert("queries".into(), json!(q));
-        let (rv, rvh) = stat(last(&|t| t.regret_valid.last().copied()));
-        m.insert("final_regret_valid".into(), json!(rv));
-        m.insert("final_regret_valid_ci95".into(), json!(rvh));
-        m.insert(
-            "final_best_valid".into(),
-            json!(stat(last(&|t| t.best_valid.last().copied())).0),
-        );
-        let rt = last(&|t| t.regret_test.last().copied().flatten());
+        let q: Vec<f64> = ts.iter().map(|t| t.queries.len() as f64).collect();
+        m.insert("queries".into(), json!(mean_ci95(&q).0));
+        let rv = finals(ts, &valid_regret);
+        let (a, h) = mean_ci95(&rv);
+        m.insert("final_regret_valid".into(), json!(a));
+        m.insert("final_regret_valid_ci95".into(), json!(h));
+        let best = finals(ts, &|t| t.best_valid.last().copied());
+        m.insert("final_best_valid".into(), json!(mean_ci95(&best).0));
+        let rt = finals(ts, &test_regret);
+        let tests = finals(ts, &|t| t.best_test.last().copied().flatten());
         if !rt.is_empty() {
-            let (a, b) = stat(rt);
+            let (a, b) = mean_ci95(&rt);
             m.insert("final_regret_test".into(), json!(a));
             m.insert("final_regret_test_ci95".into(), json!(b));
-            m.insert(
-                "final_test".into(),
-                json!(stat(last(&|t| t.best_test.last().copied().flatten())).0),
-            );
+            m.insert("final_test".into(), json!(mean_ci95(&tests).0));
+        }
+        if let Some(r) = random.filter(|_| *method != "random") {
+            let p = mann_whitney_p(&rv, &finals(r, &valid_regret));
+            m.insert("p_vs_random".into(), json!(p));
+            let rr = finals(r, &test_regret);
+            if !rt.is_empty() && !rr.is_empty() {
+                m.insert("p_vs_random_test".into(), json!(mann_whitney_p(&rt, &rr)));
+            }
+        }
+        let redraws: Vec<f64> = ts.iter().map(|t| t.redraws as f64).collect();
+        m.insert("redraws".into(), json!(mean_ci95(&redraws).0));
+        if complete {
+            let nb = |v: &[f64], best: f64| json!(best - mean_ci95(v).0);
+            m.insert("final_regret_valid_nb101".into(), nb(&best, NB101_BEST_VALID));
+            if !tests.is_empty() {
+                m.insert("final_regret_test_nb101".into(), nb(&tests, NB101_BEST_TEST));
+            }
+        }
+        let view = regret_by_queries(ts, queries_limit(budget), valid_pick);
+        if let Some(&(q, r, h, secs)) = view.last() {
+            m.insert("by_queries_index".into(), json!(q));
+            m.insert("by_queries_regret_valid".into(), json!(r));
+            m.insert("by_queries_regret_valid_ci95".into(), json!(h));
+            m.insert("by_queries_seconds".into(), json!(secs));
         }
         out.insert(method.to_string(), Value::Object(m));
     }
     Value::Object(out)
 }
 
+fn valid_pick(t: &Trace) -> Vec<Option<f64>> {
+    t.regret_valid.iter().map(|&r| Some(r)).collect()
+}
+
 /// Regret charts, mean and 95% band over seeds, one line per method: validation regret against
-/// simulated training seconds (`regret-valid`) and against queries (`regret-valid-queries`), and
-/// the same for test regret when the table has test accuracies.
-pub fn write_charts(out: &Path, traces: &[Trace], budget: f64) -> Result<Vec<String>, StageError> {
-    let mut by_method: BTreeMap<&str, Vec<&Trace>> = BTreeMap::new();
-    for t in traces {
-        by_method.entry(t.method.as_str()).or_default().push(t);
-    }
+/// simulated training seconds (`regret-valid`) and by query index as arch2vec plots it
+/// (`regret-valid-queries`: up to the shortest run, mean time <= 1e6 s), and the same for test
+/// regret when the table has test accuracies; on a table of the whole NB101 space, also against
+/// NB101's published best (`regret-valid-nb101`, `regret-test-nb101`).
+pub fn write_charts(
+    out: &Path,
+    traces: &[Trace],
+    table: &Searchable,
+    budget: f64,
+) -> Result<Vec<String>, StageError> {
+    let methods = by_method(traces);
     let mut written = Vec::new();
-    type Pick = fn(&Trace) -> Vec<Option<f64>>;
-    let valid: Pick = |t| t.regret_valid.iter().map(|&r| Some(r)).collect();
-    let test: Pick = |t| t.regret_test.clone();
-    for (name, what, pick) in [
-        ("regret-valid", "validation", valid),
-        ("regret-test", "test", test),
-    ] {
-        let curves = |by_time: bool| -> Vec<Series> {
-            let curve = |ts: &[&Trace]| {
-                if by_time {
-                    regret_curve(ts, budget, pick)
-                } else {
-                    regret_by_queries(ts, pick)
-                }
-            };
-            by_method
+    let (table_valid, table_test) = table.best();
+    let shift = |best: f64, of: f64| best - of;
+    type Pick = Box<dyn Fn(&Trace) -> Vec<Option<f64>>>;
+    let mut views: Vec<(&str, &str, &str, Pick)> = vec![
+        ("regret-valid", "validation", "in table", Box::new(valid_pick)),
+        ("regret-test", "test", "in table", Box::new(|t: &Trace| t.regret_test.clone())),
+    ];
+    if table.len() == NB101_CELLS {
+        let dv = shift(NB101_BEST_VALID, table_valid);
+        views.push(("regret-valid-nb101", "validation", "of NB101 (published)",
+            Box::new(move |t: &Trace| t.regret_valid.iter().map(|&r| Some(r + dv)).collect())));
+        if let Some(tt) = table_test {
+            let dt = shift(NB101_BEST_TEST, tt);
+            views.push(("regret-test-nb101", "test", "of NB101 (published)",
+                Box::new(move |t: &Trace| t.regret_test.iter().map(|r| r.map(|r| r + dt)).collect())));
+        }
+    }
+    let limit = queries_limit(budget);
+    for (name, what, against, pick) in &views {
+        let series = |by_time: bool| -> Vec<Series> {
+            methods
                 .iter()
-                .map(|(method, ts)| (format!("{method} ({} seeds)", ts.len()), curve(ts)))
+                .map(|(method, ts)| {
+                    let c: Vec<(f64, f64, f64)> = if by_time {
+                        regret_curve(ts, budget, pick)
+                    } else {
+                        regret_by_queries(ts, limit, pick)
+                            .into_iter()
+                            .map(|(q, m, h, _)| (q, m, h))
+                            .collect()
+                    };
+                    (format!("{method} ({} seeds)", ts.len()), c)
+                })
                 .filter(|(_, c)| !c.is_empty())
                 .map(|(name, c)| Series {
+                    dashed: name.starts_with("random"),
                     name,
                     line: c.iter().map(|&(t, m, _)| (t, m)).collect(),
-                    band: c
-                        .iter()
-                        .map(|&(t, m, h)| (t, (m - h).max(0.0), m + h))
-                        .collect(),
+                    band: c.iter().map(|&(t, m, h)| (t, (m - h).max(0.0), m + h)).collect(),
                     ..Series::default()
                 })
                 .collect()
         };
-        let (by_time, by_queries) = (curves(true), curves(false));
+        let (by_time, by_queries) = (series(true), series(false));
         if by_time.is_empty() {
             continue;
         }
-        let chart = |x_label: &str, log_x: bool, series| Chart {
+        let chart = |x_label: String, log_x: bool, series| Chart {
             title: format!("{what} regret (mean over seeds, 95% band)"),
-            x_label: x_label.into(),
-            y_label: format!("best {what} accuracy in table - best found"),
+            x_label,
+            y_label: format!("best {what} accuracy {against} - best found"),
             log_x,
             log_y: true,
             series,
             ..Chart::default()
         };
-        let time = chart("simulated training seconds", true, by_time);
+        let time = chart("simulated training seconds".into(), true, by_time);
         written.extend(write_chart(out, name, &time)?);
-        let queries = chart("queries", false, by_queries);
-        written.extend(write_chart(out, &format!("{name}-queries"), &queries)?);
+        let x = format!("queries (up to the shortest run and mean time <= {limit:.0e} s)");
+        written.extend(write_chart(out, &format!("{name}-queries"), &chart(x, false, by_queries))?);
     }
     Ok(written)
 }
@@ -258,7 +322,7 @@ mod tests {
         assert!((curve.first().unwrap().1 - 0.15).abs() < 1e-12);
         assert!((curve.last().unwrap().1 - 0.01).abs() < 1e-12);
         let dir = tempfile::tempdir().unwrap();
-        let written = write_charts(dir.path(), &ts, 100.0).unwrap();
+        let written = write_charts(dir.path(), &ts, &table, 100.0).unwrap();
         assert_eq!(
             written,
             [
@@ -292,15 +356,12 @@ mod tests {
             "{curve:?}"
         );
         assert!((curve[0].1 - (0.04 + 0.1 + 0.5) / 3.0).abs() < 1e-12);
-        let by_q = regret_by_queries(&refs, pick);
-        assert_eq!(by_q.len(), 4);
-        assert!(
-            by_q.windows(2).all(|w| w[1].1 <= w[0].1 + 1e-15),
-            "{by_q:?}"
-        );
-        assert!(
-            (by_q[3].1 - (0.0 + 0.1 + 0.01) / 3.0).abs() < 1e-12,
-            "last regrets carried"
-        );
+        // arch2vec's view: up to the shortest run (2 queries), while the mean time <= the limit.
+        let by_q = regret_by_queries(&refs, 1e6, pick);
+        assert_eq!(by_q.len(), 2);
+        assert!((by_q[1].1 - (0.04 + 0.1 + 0.2) / 3.0).abs() < 1e-12, "{by_q:?}");
+        assert!((by_q[1].3 - (2.0 + 20.0 + 60.0) / 3.0).abs() < 1e-12);
+        let by_q = regret_by_queries(&refs, 20.0, pick);
+        assert_eq!(by_q.len(), 1, "mean times 13.7 s and 27.3 s: the second is past 20 s");
     }
 }

@@ -21,7 +21,9 @@ use nasflow_stages::reinforce::ReinforceParams;
 use nasflow_stages::search::nearest::{nearest_batch, Features, Visited};
 use nasflow_stages::search::report::{summarize, write_charts};
 use nasflow_stages::search::table::Searchable;
-use nasflow_stages::search::{random_search, Trace, Tracker, REINFORCE_STREAM};
+use nasflow_stages::search::edits::Lookup;
+use nasflow_stages::search::methods::{run_many, Method};
+use nasflow_stages::search::{Trace, Tracker, REINFORCE_STREAM};
 use nasflow_stages::{StageContext, StageError};
 
 use crate::train::torch_err;
@@ -243,47 +245,33 @@ pub fn run(ctx: &StageContext<ReinforceParams>) -> Result<(), StageError> {
         hidden: p.hidden.max(1) as i64,
     };
     let seeds: Vec<u64> = (0..p.seeds as u64).map(|k| ctx.seed + k).collect();
-    let random = p.random_search;
+    let seeds_of = |m: Method| -> &[u64] {
+        match m {
+            Method::Bo if p.bo_seeds > 0 => &seeds[..p.bo_seeds.min(seeds.len())],
+            _ => &seeds,
+        }
+    };
+    let methods = p.methods();
     tch::set_num_threads(1);
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(ctx.threads.max(1))
         .build()
         .map_err(|e| StageError::Failed(format!("thread pool: {e}")))?;
-    let features = Features::new(&table);
     let done = std::sync::atomic::AtomicU64::new(0);
-    let total = seeds.len() as u64 * if random { 2 } else { 1 };
+    let total: u64 = methods.iter().map(|&m| seeds_of(m).len() as u64).sum();
     let tick = || {
         let d = done.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
         ctx.progress_with(d, total, "runs", String::new());
     };
-    let groups: Vec<&[u64]> = seeds.chunks(GROUP).collect();
-    let mut traces: Vec<Trace> = pool
-        .install(|| {
-            groups
-                .par_iter()
-                .map(|g| {
-                    let t = reinforce(&table, &features, settings, g);
-                    for _ in 0..g.len() {
-                        tick();
-                    }
-                    t
-                })
-                .collect::<Result<Vec<_>, _>>()
-        })?
-        .into_iter()
-        .flatten()
-        .collect();
-    if random {
-        traces.extend(pool.install(|| {
-            seeds
-                .par_iter()
-                .map(|&seed| {
-                    let t = random_search(&table, settings.budget, seed);
-                    tick();
-                    t
-                })
-                .collect::<Vec<_>>()
-        }));
+    let lookup = Lookup::new(&table);
+    let others = p.settings();
+    let mut traces: Vec<Trace> = Vec::new();
+    for &m in &methods {
+        let seeds = seeds_of(m);
+        traces.extend(match m {
+            Method::Reinforce => pool.install(|| reinforce_all(&table, settings, seeds, &tick))?,
+            m => pool.install(|| run_many(m, &table, &lookup, &others, seeds, &tick)),
+        });
     }
     let out = ctx.out;
     nasflow_stages::files::write_jsonl(&out.join("traces.jsonl"), &traces)?;
@@ -291,6 +279,28 @@ pub fn run(ctx: &StageContext<ReinforceParams>) -> Result<(), StageError> {
     summary["source"] = serde_json::json!(table.source);
     summary["latent"] = serde_json::json!(table.latent);
     nasflow_stages::files::write_json(&out.join(SUMMARY), &summary)?;
-    write_charts(out, &traces, settings.budget)?;
+    write_charts(out, &traces, &table, settings.budget)?;
     Ok(())
+}
+
+/// REINFORCE for all seeds: groups of [`GROUP`] seeds in parallel.
+fn reinforce_all(
+    table: &Searchable,
+    settings: Settings,
+    seeds: &[u64],
+    tick: &(dyn Fn() + Sync),
+) -> Result<Vec<Trace>, StageError> {
+    let features = Features::new(table);
+    let groups: Vec<&[u64]> = seeds.chunks(GROUP).collect();
+    let traces = groups
+        .par_iter()
+        .map(|g| {
+            let t = reinforce(table, &features, settings, g);
+            for _ in 0..g.len() {
+                tick();
+            }
+            t
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(traces.into_iter().flatten().collect())
 }

@@ -1,0 +1,144 @@
+//! Statistics the stages report: rank correlations and top-k precision as NASLib's
+//! `predictor_evaluator.compare` computes them, and a two-sample test for search results.
+use statrs::distribution::{ContinuousCDF, Normal};
+
+/// Kendall's tau-b (scipy's `kendalltau` default, ties in either variable accounted for), by
+/// the `kendalls` crate (O(n log n)); NaN when undefined (fewer than 2 values, a constant side).
+pub fn kendall_tau(a: &[f64], b: &[f64]) -> f64 {
+    if a.len() < 2 || a.len() != b.len() || a.iter().chain(b).any(|v| !v.is_finite()) {
+        return f64::NAN;
+    }
+    match kendalls::tau_b_with_comparator(a, b, |x: &f64, y: &f64| x.total_cmp(y)) {
+        Ok((tau, _)) => tau,
+        Err(_) => f64::NAN,
+    }
+}
+
+/// Average ranks (1-based; ties get the mean of their ranks), as scipy's `rankdata`.
+pub fn ranks(v: &[f64]) -> Vec<f64> {
+    let mut ix: Vec<usize> = (0..v.len()).collect();
+    ix.sort_by(|&a, &b| v[a].total_cmp(&v[b]));
+    let mut r = vec![0.0; v.len()];
+    let mut k = 0;
+    while k < ix.len() {
+        let mut e = k;
+        while e + 1 < ix.len() && v[ix[e + 1]] == v[ix[k]] {
+            e += 1;
+        }
+        let avg = (k + e) as f64 / 2.0 + 1.0;
+        for &i in &ix[k..=e] {
+            r[i] = avg;
+        }
+        k = e + 1;
+    }
+    r
+}
+
+/// Spearman's rho: Pearson's r of the average ranks (scipy's `spearmanr`).
+pub fn spearman(a: &[f64], b: &[f64]) -> f64 {
+    crate::predict::regress::pearson(&ranks(a), &ranks(b))
+}
+
+/// NASLib's precision@k: the cells whose value is above the (k+1)-th largest, in truth and in
+/// prediction; the size of their intersection over k.
+pub fn precision_at(truth: &[f64], pred: &[f64], k: usize) -> f64 {
+    let top = |v: &[f64]| -> Vec<bool> {
+        let mut s = v.to_vec();
+        s.sort_by(|a, b| a.total_cmp(b));
+        let cut = s[s.len().saturating_sub(k + 1)];
+        v.iter().map(|&x| x > cut).collect()
+    };
+    if truth.is_empty() || k == 0 {
+        return f64::NAN;
+    }
+    let (t, p) = (top(truth), top(pred));
+    t.iter().zip(&p).filter(|(a, b)| **a && **b).count() as f64 / k as f64
+}
+
+/// The two-sided Mann-Whitney U test of two samples (normal approximation with the tie
+/// correction and a continuity correction of 0.5, as scipy's `mannwhitneyu` with
+/// `method="asymptotic"`): the p-value; NaN when a sample is empty or all values are equal.
+pub fn mann_whitney_p(a: &[f64], b: &[f64]) -> f64 {
+    let (n1, n2) = (a.len() as f64, b.len() as f64);
+    if a.is_empty() || b.is_empty() {
+        return f64::NAN;
+    }
+    let all: Vec<f64> = a.iter().chain(b).copied().collect();
+    let r = ranks(&all);
+    let r1: f64 = r[..a.len()].iter().sum();
+    let u1 = r1 - n1 * (n1 + 1.0) / 2.0;
+    let mu = n1 * n2 / 2.0;
+    // Tie correction: sum over tie groups of t^3 - t.
+    let mut sorted = all.clone();
+    sorted.sort_by(|x, y| x.total_cmp(y));
+    let mut ties = 0.0;
+    let mut k = 0;
+    while k < sorted.len() {
+        let mut e = k;
+        while e + 1 < sorted.len() && sorted[e + 1] == sorted[k] {
+            e += 1;
+        }
+        let t = (e - k + 1) as f64;
+        ties += t * t * t - t;
+        k = e + 1;
+    }
+    let n = n1 + n2;
+    let var = n1 * n2 / 12.0 * ((n + 1.0) - ties / (n * (n - 1.0)));
+    if var <= 0.0 {
+        return f64::NAN;
+    }
+    let u = u1.max(n1 * n2 - u1);
+    let z = (u - mu - 0.5) / var.sqrt();
+    (2.0 * Normal::standard().sf(z)).min(1.0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kendall_tau_b_with_ties_by_hand() {
+        // x = 1,2,3,4; y = 1,2,2,3: pairs concordant 5, discordant 0, one tie in y only.
+        // tau_b = (C - D) / sqrt((n0 - n1)(n0 - n2)) = 5 / sqrt(6 * 5).
+        let t = kendall_tau(&[1.0, 2.0, 3.0, 4.0], &[1.0, 2.0, 2.0, 3.0]);
+        assert!((t - 5.0 / 30f64.sqrt()).abs() < 1e-12, "{t}");
+        // Reversed order: -1; no ties, one swap of 4: (5 - 1) / 6.
+        assert!((kendall_tau(&[1.0, 2.0, 3.0], &[3.0, 2.0, 1.0]) + 1.0).abs() < 1e-12);
+        let t = kendall_tau(&[1.0, 2.0, 3.0, 4.0], &[1.0, 3.0, 2.0, 4.0]);
+        assert!((t - 4.0 / 6.0).abs() < 1e-12, "{t}");
+        assert!(kendall_tau(&[1.0], &[1.0]).is_nan());
+    }
+
+    #[test]
+    fn spearman_uses_average_ranks() {
+        assert_eq!(ranks(&[10.0, 20.0, 20.0, 5.0]), vec![2.0, 3.5, 3.5, 1.0]);
+        // Ranks x: 1 2 3 4, y: 1 2.5 2.5 4 -> Pearson of these.
+        let r = spearman(&[1.0, 2.0, 3.0, 4.0], &[5.0, 7.0, 7.0, 9.0]);
+        // mean 2.5; dx = -1.5 -.5 .5 1.5; dy = -1.5 0 0 1.5; sxy = 4.5, sxx = 5, syy = 4.5
+        assert!((r - 4.5 / (5.0f64 * 4.5).sqrt()).abs() < 1e-12, "{r}");
+        assert!((spearman(&[1.0, 2.0, 3.0], &[1.0, 4.0, 9.0]) - 1.0).abs() < 1e-12);
+    }
+
+    #[test]
+    fn precision_at_k_as_naslib() {
+        let truth = [0.1, 0.2, 0.3, 0.4, 0.5, 0.6];
+        let pred = [0.6, 0.5, 0.4, 0.3, 0.2, 0.1];
+        assert_eq!(precision_at(&truth, &truth, 2), 1.0);
+        assert_eq!(precision_at(&truth, &pred, 2), 0.0);
+        let pred = [0.1, 0.2, 0.3, 0.6, 0.5, 0.4];
+        // top 3 of truth: 3,4,5; of pred: 3,4,5 -> 1; top 2: truth 4,5, pred 3,4 -> 1/2.
+        assert_eq!(precision_at(&truth, &pred, 3), 1.0);
+        assert_eq!(precision_at(&truth, &pred, 2), 0.5);
+    }
+
+    #[test]
+    fn mann_whitney_by_hand() {
+        // [1..5] against [6..10]: U = 25 of 25, mean 12.5, variance 25/12 * 11, so
+        // z = (25 - 12.5 - 0.5) / sqrt(22.9167) = 2.5067 and p = erfc(z / sqrt 2) = 0.0121861.
+        let p = mann_whitney_p(&[1.0, 2.0, 3.0, 4.0, 5.0], &[6.0, 7.0, 8.0, 9.0, 10.0]);
+        assert!((p - 0.0121861).abs() < 1e-6, "{p}");
+        let p = mann_whitney_p(&[1.0, 2.0, 3.0], &[1.0, 2.0, 3.0]);
+        assert!((p - 1.0).abs() < 1e-12, "{p}");
+        assert!(mann_whitney_p(&[1.0, 1.0], &[1.0, 1.0]).is_nan());
+    }
+}
