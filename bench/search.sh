@@ -2,23 +2,26 @@
 # Search and prediction on NB101 figures with features from a VAE trained on the whole space.
 # Uses bench/train_vae.sh's pipeline and cache (the VAE: arch2vec variant, EPOCHS epochs), and
 # adds, each stage run alone so that its time is its own:
-# - reinforce-10k: REINFORCE, regularized evolution, local search and random search (SEEDS
-#   seeds) and BO (BO_SEEDS seeds), 1.5e6 simulated seconds, on ../shared/data/nb101-10k.jsonl
-#   (validation accuracy at 108 epochs, its training time as cost);
-# - reinforce-full: REINFORCE, evolution, local search and random search, SEEDS seeds, on a
-#   timing-only table of all 423,624 cells (bench/full_table.py);
-# - bo-full: BO on that table, BO_FULL_SEEDS seeds at BO_FULL_BUDGET simulated seconds (time only);
+# - reinforce-10k: REINFORCE, regularized evolution, local search and random search, SEEDS
+#   seeds, 1.5e6 simulated seconds, on ../shared/data/nb101-10k.jsonl (validation accuracy at 108
+#   epochs, its training time as cost); bo-10k: BO with BO_SEEDS seeds on the same;
+# - reinforce-full: FULL_METHODS and random search, SEEDS seeds, on a timing-only table of all
+#   423,624 cells (bench/full_table.py);
+# - bo-short-10k, bo-short-full: BO alone on each table, BO_SHORT_SEEDS seeds at
+#   BO_SHORT_BUDGET simulated seconds (how BO's time grows with the table);
 # - predict-10k: RF, GP, SVR and gradient boosting on the latent features, the plain encoding and
 #   the path encoding, 250 and 1,000 fit cells, 10 seeds, accuracy > 0.8.
 # Prints the summaries and each stage's time.
-#   bench/search.sh [SEEDS] [EPOCHS]      (env: BO_SEEDS=50 BO_FULL_SEEDS=2 BO_FULL_BUDGET=1.5e5)
+#   bench/search.sh [SEEDS] [EPOCHS]      (env: BO_SEEDS, BO_SHORT_SEEDS, BO_SHORT_BUDGET,
+#                                          FULL_METHODS, STAGES: the stages to run)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SEEDS=${1:-500}
 EPOCHS=${2:-8}
 BO_SEEDS=${BO_SEEDS:-50}
-BO_FULL_SEEDS=${BO_FULL_SEEDS:-2}
-BO_FULL_BUDGET=${BO_FULL_BUDGET:-1.5e5}
+BO_SHORT_SEEDS=${BO_SHORT_SEEDS:-2}
+BO_SHORT_BUDGET=${BO_SHORT_BUDGET:-1e5}
+FULL_METHODS=${FULL_METHODS:-'["reinforce", "evolution", "local_search"]'}
 cargo build --release --locked -q
 B=$PWD/target/release/nasflow
 SHARED=$(cd .. && pwd)/shared/data
@@ -33,25 +36,41 @@ grep -q "^epochs = $EPOCHS\$" "$W/pipeline.toml" || { echo "$W/pipeline.toml is 
 kind = "reinforce"
 deps = ["train-vae", "pretrain"]
 table = "$SHARED/nb101-10k.jsonl"
-methods = ["reinforce", "bo", "evolution", "local_search"]
+methods = ["reinforce", "evolution", "local_search"]
 seeds = $SEEDS
-bo_seeds = $BO_SEEDS
+
+[stages.bo-10k]
+kind = "reinforce"
+deps = ["train-vae", "pretrain"]
+table = "$SHARED/nb101-10k.jsonl"
+methods = ["bo"]
+random_search = false
+seeds = $BO_SEEDS
 
 [stages.reinforce-full]
 kind = "reinforce"
 deps = ["train-vae", "pretrain"]
 table = "full-table.jsonl"
-methods = ["reinforce", "evolution", "local_search"]
+methods = $FULL_METHODS
 seeds = $SEEDS
 
-[stages.bo-full]
+[stages.bo-short-10k]
+kind = "reinforce"
+deps = ["train-vae", "pretrain"]
+table = "$SHARED/nb101-10k.jsonl"
+methods = ["bo"]
+random_search = false
+seeds = $BO_SHORT_SEEDS
+budget = $BO_SHORT_BUDGET
+
+[stages.bo-short-full]
 kind = "reinforce"
 deps = ["train-vae", "pretrain"]
 table = "full-table.jsonl"
 methods = ["bo"]
 random_search = false
-seeds = $BO_FULL_SEEDS
-budget = $BO_FULL_BUDGET
+seeds = $BO_SHORT_SEEDS
+budget = $BO_SHORT_BUDGET
 
 [stages.predict-10k]
 kind = "predict"
@@ -64,11 +83,11 @@ TOML
 echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)"
 : > "$W/search.log"
 # One stage at a time, so that each stage's time is its own on all cores.
-STAGES=${STAGES:-reinforce-10k reinforce-full bo-full predict-10k}
+STAGES=${STAGES:-reinforce-10k bo-10k reinforce-full bo-short-10k bo-short-full predict-10k}
 for s in $STAGES; do
   (cd "$W" && NASFLOW_PLAIN=1 "$B" -p search.toml run ${FORCE:+--force $s} "$s" >> search.log 2>&1) || { tail -20 "$W/search.log"; exit 1; }
 done
-grep -E "done   (reinforce|predict|bo)" "$W/search.log"
+grep -E "done   (reinforce|predict|bo)" "$W/search.log" || true
 for s in $STAGES; do
   out=$(cd "$W" && "$B" -p search.toml show "$s" --json | python3 -c "import json,sys;print(json.load(sys.stdin)['out_dir'])")
   echo "== $s: $out"

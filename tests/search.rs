@@ -262,7 +262,11 @@ fn reinforce_and_predict_on_nb101_figures_and_on_pretrained_networks() {
     assert_eq!(t.as_array().unwrap()[..], u.as_array().unwrap()[..n]);
     let sdir = out_dir(&a, "search-all");
     let chart: Value = json(&sdir.join("charts/regret-valid-queries.json"));
-    assert_eq!(chart["series"].as_array().unwrap().len(), 5, "a line per method");
+    assert_eq!(
+        chart["series"].as_array().unwrap().len(),
+        5,
+        "a line per method"
+    );
 
     // predict: 2 sizes (100000 is skipped) x 2 seeds x 3 feature sets x 2 regressors, each on 2
     // result sets (outside the fit set, all cells; the 1k table has no test accuracies).
@@ -278,7 +282,11 @@ fn reinforce_and_predict_on_nb101_figures_and_on_pretrained_networks() {
         // Scored: the 398 cells outside the labeled train networks, minus the fit set (unless
         // the set is all cells), above 0.8.
         let scored = r["scored"].as_u64().unwrap();
-        let fit = if r["set"] == "_all" { 0 } else { r["train_size"].as_u64().unwrap() };
+        let fit = if r["set"] == "_all" {
+            0
+        } else {
+            r["train_size"].as_u64().unwrap()
+        };
         assert!(scored > 0 && scored <= 400 - fit, "{r}");
         assert!(r["kendall_tau"].as_f64().unwrap().is_finite(), "{r}");
     }
@@ -287,8 +295,13 @@ fn reinforce_and_predict_on_nb101_figures_and_on_pretrained_networks() {
         rf < 0.1,
         "an RF on 100 cells predicts NB101 accuracy within 0.1: {rf}"
     );
-    let path = ps["rf"]["path"]["fit_100_all"]["spearman"].as_f64().unwrap();
-    assert!(path.is_finite(), "the path encoding is a feature set: {path}");
+    let path = ps["rf"]["path"]["fit_100_all"]["spearman"]
+        .as_f64()
+        .unwrap();
+    assert!(
+        path.is_finite(),
+        "the path encoding is a feature set: {path}"
+    );
     for f in ["rmse.png", "pearson.svg", "charts/rmse.json", "kendall.png"] {
         assert!(pdir.join(f).exists(), "{f}");
     }

@@ -20,9 +20,9 @@ pub mod pretrain;
 pub mod reinforce;
 pub mod report;
 pub mod sample;
-pub mod stats;
 pub mod search;
 pub mod semi;
+pub mod stats;
 pub mod tools;
 pub mod train_vae;
 

@@ -67,7 +67,13 @@ mod tests {
         ];
         let cell = Cell::new(
             &m,
-            &[Op::Input, Op::Conv3x3, Op::MaxPool3x3, Op::Conv1x1, Op::Output],
+            &[
+                Op::Input,
+                Op::Conv3x3,
+                Op::MaxPool3x3,
+                Op::Conv1x1,
+                Op::Output,
+            ],
         )
         .unwrap();
         assert_eq!(path_indices(&cell), vec![0, 2, 10]);

@@ -343,19 +343,24 @@ impl Fit<'_> {
         }
         let pick =
             |ix: &[usize]| -> Vec<Vec<f64>> { ix.iter().map(|&i| self.rows[i].clone()).collect() };
-        let y: Vec<f64> = fit.iter().map(|&i| target(table, p, i).unwrap_or(0.0)).collect();
+        let y: Vec<f64> = fit
+            .iter()
+            .map(|&i| target(table, p, i).unwrap_or(0.0))
+            .collect();
         let r = match self.regressor {
             Regressor::Forest { trees, .. } => Regressor::Forest { trees, seed },
             Regressor::Boost { stages, .. } => Regressor::Boost { stages, seed },
             r => r,
         };
         let everyone: Vec<usize> = (0..table.len()).collect();
-        let pred = r.fit_predict(&pick(&fit), &y, &pick(&everyone)).map_err(|e| {
-            StageError::Failed(format!(
-                "{} features, {size} cells, seed {seed}: {e}",
-                self.features
-            ))
-        })?;
+        let pred = r
+            .fit_predict(&pick(&fit), &y, &pick(&everyone))
+            .map_err(|e| {
+                StageError::Failed(format!(
+                    "{} features, {size} cells, seed {seed}: {e}",
+                    self.features
+                ))
+            })?;
         // Result sets: (name, whether fit cells count, the truth of a cell).
         type Truth<'t> = Box<dyn Fn(usize) -> Option<f64> + 't>;
         let mut sets: Vec<(&str, bool, Truth)> = vec![
@@ -370,18 +375,30 @@ impl Fit<'_> {
             // Scored: the cells of the set whose truth is above the threshold (labeled training
             // networks included: info-NAS leaves them out of the fit set only).
             let eval: Vec<usize> = (0..table.len())
-                .filter(|&i| (with_fit || !in_fit[i]) && truth_of(i).is_some_and(|t| t > p.threshold))
+                .filter(|&i| {
+                    (with_fit || !in_fit[i]) && truth_of(i).is_some_and(|t| t > p.threshold)
+                })
                 .collect();
             let truth: Vec<f64> = eval.iter().map(|&i| truth_of(i).unwrap_or(0.0)).collect();
             let pr: Vec<f64> = eval.iter().map(|&i| pred[i]).collect();
-            let k = |k: usize| if eval.len() > k { precision_at(&truth, &pr, k) } else { f64::NAN };
+            let k = |k: usize| {
+                if eval.len() > k {
+                    precision_at(&truth, &pr, k)
+                } else {
+                    f64::NAN
+                }
+            };
             Scored {
                 features: self.features.to_string(),
                 regressor: r.name().to_string(),
                 train_size: size,
                 seed,
                 set: set.to_string(),
-                rmse: if eval.is_empty() { f64::NAN } else { rmse(&truth, &pr) },
+                rmse: if eval.is_empty() {
+                    f64::NAN
+                } else {
+                    rmse(&truth, &pr)
+                },
                 pearson: pearson(&truth, &pr),
                 kendall_tau: kendall_tau(&truth, &pr),
                 spearman: spearman(&truth, &pr),
@@ -448,8 +465,14 @@ pub fn summarize(scored: &[Scored]) -> Value {
         ("pearson", "Pearson r"),
         ("kendall_tau", "Kendall tau-b"),
         ("spearman", "Spearman rho"),
-        ("precision_10", "fraction of the true top 10 in the predicted top 10"),
-        ("precision_20", "fraction of the true top 20 in the predicted top 20"),
+        (
+            "precision_10",
+            "fraction of the true top 10 in the predicted top 10",
+        ),
+        (
+            "precision_20",
+            "fraction of the true top 20 in the predicted top 20",
+        ),
     ] {
         units[name] = json!(format!("{what} (mean over seeds)"));
         units[format!("{name}_ci95")] = json!(format!("{what} (95% half-width)"));
@@ -622,7 +645,11 @@ mod tests {
         for s in &a {
             // All 120 cells but the fit set: the labeled train network is scored, not fitted;
             // the `_all` sets score the fit set too.
-            let expect = if s.set.contains("all") { 120 } else { 120 - s.train_size };
+            let expect = if s.set.contains("all") {
+                120
+            } else {
+                120 - s.train_size
+            };
             assert_eq!(s.scored, expect, "{s:?}");
             assert!(s.kendall_tau.is_finite() && s.spearman.is_finite() && s.precision_10 >= 0.0);
             assert!(s.rmse.is_finite(), "{s:?}");
@@ -657,7 +684,9 @@ mod tests {
         let seeds: usize = chart.series.iter().map(|s| s.boxes[0].1.len()).sum();
         assert_eq!(
             seeds,
-            a.iter().filter(|s| s.train_size == 20 && s.set.is_empty()).count()
+            a.iter()
+                .filter(|s| s.train_size == 20 && s.set.is_empty())
+                .count()
         );
         assert!(s["rf"]["latent"]["fit_20_all_test"]["kendall_tau"].is_number());
     }

@@ -119,7 +119,11 @@ fn svr(x: &[Vec<f64>], y: &[f64], q: &[Vec<f64>]) -> Result<Vec<f64>, RegressErr
     let n = all.len() as f64;
     let mean = all.iter().sum::<f64>() / n;
     let var = all.iter().map(|v| (v - mean) * (v - mean)).sum::<f64>() / n;
-    let gamma = if var > 0.0 { 1.0 / (x[0].len() as f64 * var) } else { 1.0 };
+    let gamma = if var > 0.0 {
+        1.0 / (x[0].len() as f64 * var)
+    } else {
+        1.0
+    };
     let params = SVRParameters::default()
         .with_eps(0.1)
         .with_c(1.0)
@@ -295,17 +299,33 @@ mod tests {
 
     #[test]
     fn boosting_and_svr_fit_a_step() {
-        let x: Vec<Vec<f64>> = (0..200).map(|i| vec![i as f64 / 200.0, (i % 7) as f64]).collect();
-        let y: Vec<f64> = x.iter().map(|r| if r[0] < 0.5 { 0.2 } else { 0.9 }).collect();
+        let x: Vec<Vec<f64>> = (0..200)
+            .map(|i| vec![i as f64 / 200.0, (i % 7) as f64])
+            .collect();
+        let y: Vec<f64> = x
+            .iter()
+            .map(|r| if r[0] < 0.5 { 0.2 } else { 0.9 })
+            .collect();
         let q = vec![vec![0.1, 3.0], vec![0.9, 3.0]];
-        let gb = Regressor::Boost { stages: 100, seed: 1 };
+        let gb = Regressor::Boost {
+            stages: 100,
+            seed: 1,
+        };
         let p = gb.fit_predict(&x, &y, &q).unwrap();
         // 100 stages at rate 0.1 close all but 0.9^100 of the gap to the step.
-        assert!((p[0] - 0.2).abs() < 1e-3 && (p[1] - 0.9).abs() < 1e-3, "{p:?}");
+        assert!(
+            (p[0] - 0.2).abs() < 1e-3 && (p[1] - 0.9).abs() < 1e-3,
+            "{p:?}"
+        );
         assert_eq!(p, gb.fit_predict(&x, &y, &q).unwrap());
-        let one = Regressor::Boost { stages: 1, seed: 1 }.fit_predict(&x, &y, &q).unwrap();
+        let one = Regressor::Boost { stages: 1, seed: 1 }
+            .fit_predict(&x, &y, &q)
+            .unwrap();
         // One stage: the mean (0.55) plus a tenth of the residual (-0.35 or +0.35).
-        assert!((one[0] - 0.515).abs() < 1e-9 && (one[1] - 0.585).abs() < 1e-9, "{one:?}");
+        assert!(
+            (one[0] - 0.515).abs() < 1e-9 && (one[1] - 0.585).abs() < 1e-9,
+            "{one:?}"
+        );
         let p = Regressor::Svr.fit_predict(&x, &y, &q).unwrap();
         assert!(p[0] < 0.4 && p[1] > 0.7, "{p:?}");
     }

@@ -52,7 +52,10 @@ pub fn bo(table: &Searchable, b: Bo, budget: f64, seed: u64) -> Trace {
     }
     let d = table.dim;
     while !tracker.exhausted() && picked.len() < n {
-        let x: Vec<f32> = picked.iter().flat_map(|&i| table.feature(i).to_vec()).collect();
+        let x: Vec<f32> = picked
+            .iter()
+            .flat_map(|&i| table.feature(i).to_vec())
+            .collect();
         let y: Vec<f64> = picked.iter().map(|&i| table.valid[i]).collect();
         let model = Dngo::train(&x, d, &y, b.dngo, &mut rng);
         let ei = score(&model, table, b.target);
@@ -74,7 +77,11 @@ fn score(model: &Dngo, table: &Searchable, target: f64) -> Vec<f64> {
     let mut ei = Vec::with_capacity(table.len());
     for chunk in table.features.chunks(rows) {
         let (m, v) = model.predict(chunk);
-        ei.extend(m.iter().zip(&v).map(|(&m, &v)| expected_improvement(m, v, target)));
+        ei.extend(
+            m.iter()
+                .zip(&v)
+                .map(|(&m, &v)| expected_improvement(m, v, target)),
+        );
     }
     ei
 }
@@ -90,7 +97,10 @@ pub fn propose(ei: &[f64], queried: &[bool], k: usize) -> Vec<usize> {
         ix.reverse();
         ix
     };
-    let fresh: Vec<usize> = top(&|_| true).into_iter().filter(|&i| !queried[i]).collect();
+    let fresh: Vec<usize> = top(&|_| true)
+        .into_iter()
+        .filter(|&i| !queried[i])
+        .collect();
     if fresh.is_empty() {
         top(&|i| !queried[i])
     } else {
@@ -108,10 +118,18 @@ mod tests {
         let mut q = vec![false; 6];
         assert_eq!(propose(&ei, &q, 3), vec![1, 4, 3], "increasing EI");
         q[3] = true;
-        assert_eq!(propose(&ei, &q, 3), vec![1, 4], "the queried one is dropped, not replaced");
+        assert_eq!(
+            propose(&ei, &q, 3),
+            vec![1, 4],
+            "the queried one is dropped, not replaced"
+        );
         q[4] = true;
         q[1] = true;
-        assert_eq!(propose(&ei, &q, 3), vec![0, 5, 2], "all of the top 3 queried: the next best");
+        assert_eq!(
+            propose(&ei, &q, 3),
+            vec![0, 5, 2],
+            "all of the top 3 queried: the next best"
+        );
     }
 
     #[test]
@@ -135,7 +153,10 @@ mod tests {
         let unique: std::collections::HashSet<_> = a.queries.iter().collect();
         assert_eq!(unique.len(), 40);
         let mean_final = |f: &dyn Fn(u64) -> Trace| -> f64 {
-            (1..=4).map(|s| *f(s).regret_valid.last().unwrap()).sum::<f64>() / 4.0
+            (1..=4)
+                .map(|s| *f(s).regret_valid.last().unwrap())
+                .sum::<f64>()
+                / 4.0
         };
         let by_bo = mean_final(&|s| bo(&t, b, 40.0, s));
         let by_chance = mean_final(&|s| crate::search::random_search(&t, 40.0, s));

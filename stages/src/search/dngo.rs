@@ -255,10 +255,11 @@ impl Dngo {
         let t = fmin(mll, p0);
         let (alpha, beta) = (t[0].exp(), 1.0 / t[1].exp());
         let a = &gram * beta + DMatrix::identity(h, h) * alpha;
-        let s_mat = a
-            .clone()
-            .try_inverse()
-            .unwrap_or_else(|| (a + DMatrix::identity(h, h) * 1e-8).pseudo_inverse(0.0).expect("svd"));
+        let s_mat = a.clone().try_inverse().unwrap_or_else(|| {
+            (a + DMatrix::identity(h, h) * 1e-8)
+                .pseudo_inverse(0.0)
+                .expect("svd")
+        });
         let m = &s_mat * &ty * beta;
         Dngo {
             mean,
@@ -367,11 +368,21 @@ mod tests {
         let y: Vec<f64> = xs.iter().map(|&x| (3.0 * x as f64).sin()).collect();
         let m = Dngo::train(&xs, 1, &y, Settings::default(), &mut rng);
         let (mean, var) = m.predict(&xs);
-        let rmse = (mean.iter().zip(&y).map(|(a, b)| (a - b).powi(2)).sum::<f64>() / 40.0).sqrt();
+        let rmse = (mean
+            .iter()
+            .zip(&y)
+            .map(|(a, b)| (a - b).powi(2))
+            .sum::<f64>()
+            / 40.0)
+            .sqrt();
         assert!(rmse < 0.1, "rmse {rmse}");
         let (_, far) = m.predict(&[6.0]);
         let near = var.iter().sum::<f64>() / var.len() as f64;
-        assert!(far[0] > 2.0 * near, "variance far {} vs near {near}", far[0]);
+        assert!(
+            far[0] > 2.0 * near,
+            "variance far {} vs near {near}",
+            far[0]
+        );
         assert!(m.alpha > 0.0 && m.beta > 0.0);
     }
 
@@ -391,7 +402,8 @@ mod tests {
         let (alpha, beta) = (la.exp(), 1.0 / ls.exp());
         let k = 2.0 * beta + alpha;
         let m = 2.0 * beta / k;
-        let expect = 0.5 * alpha.ln() + beta.ln() - (2.0 * std::f64::consts::PI).ln()
+        let expect = 0.5 * alpha.ln() + beta.ln()
+            - (2.0 * std::f64::consts::PI).ln()
             - beta / 2.0 * ((1.0 - m).abs() * 2f64.sqrt())
             - alpha / 2.0 * m * m
             - 0.5 * (k + 1e-10).ln();

@@ -43,10 +43,7 @@ pub fn apply(matrix: &[Vec<u8>], ops: &[Op], k: usize) -> Option<(ModuleHash, Ce
         m[i][j] ^= 1;
     } else {
         let v = 1 + (k - 21) / 2;
-        let others: Vec<Op> = Op::INTERIOR
-            .into_iter()
-            .filter(|&x| x != o[v])
-            .collect();
+        let others: Vec<Op> = Op::INTERIOR.into_iter().filter(|&x| x != o[v]).collect();
         o[v] = others[(k - 21) % 2];
     }
     let cell = Cell::new(&m, &o).ok()?.canonical().ok()?;
@@ -88,7 +85,14 @@ pub struct Lookup(FxHashMap<ModuleHash, usize>);
 
 impl Lookup {
     pub fn new(table: &Searchable) -> Lookup {
-        Lookup(table.hashes.iter().enumerate().map(|(i, h)| (*h, i)).collect())
+        Lookup(
+            table
+                .hashes
+                .iter()
+                .enumerate()
+                .map(|(i, h)| (*h, i))
+                .collect(),
+        )
     }
     pub fn get(&self, h: &ModuleHash) -> Option<usize> {
         self.0.get(h).copied()
@@ -98,10 +102,11 @@ impl Lookup {
 /// Re-draws a mutation may make when its result is not in the table before giving up.
 pub const MAX_REDRAWS: usize = 1000;
 
-/// A mutation (one random edit that gives another NB101 cell) of table cell `i` that is in the
-/// table. Results outside the space or equal to the parent are drawn again freely (they are not
-/// mutations); results outside the table are re-drawn and counted in `redraws`, up to
-/// [`MAX_REDRAWS`]; `None` when the cell has no neighbour in the table within that limit.
+/// A mutation of table cell `i` that is in the table: one uniformly drawn edit of the padded
+/// cell, drawn again while its result is not an NB101 cell or is the parent itself (as NASLib's
+/// `mutate` redraws until valid). A result outside the table is re-drawn and counted in
+/// `redraws`, up to [`MAX_REDRAWS`]; `None` when no result in the table turned up within that
+/// limit (or, for a cell with no neighbour at all, within 10 x that many edits).
 pub fn mutate(
     table: &Searchable,
     lookup: &Lookup,
@@ -109,15 +114,24 @@ pub fn mutate(
     rng: &mut impl rand::Rng,
     redraws: &mut usize,
 ) -> Option<usize> {
-    let nbrs = neighbours(&table.cells[i]);
-    if nbrs.is_empty() {
-        return None;
-    }
-    for _ in 0..=MAX_REDRAWS {
-        let (h, _) = &nbrs[rng.random_range(0..nbrs.len())];
-        match lookup.get(h) {
+    let cell = &table.cells[i];
+    let own = module_hash(cell);
+    let (m, o) = padded(cell);
+    let mut outside = 0;
+    for _ in 0..10 * MAX_REDRAWS {
+        let Some((h, _)) = apply(&m, &o, rng.random_range(0..EDITS)) else {
+            continue;
+        };
+        if h == own {
+            continue;
+        }
+        match lookup.get(&h) {
             Some(j) => return Some(j),
-            None => *redraws += 1,
+            None if outside < MAX_REDRAWS => {
+                outside += 1;
+                *redraws += 1;
+            }
+            None => return None,
         }
     }
     None
@@ -151,7 +165,10 @@ mod tests {
         for (h, cell) in space.entries().iter().step_by(997) {
             for (nh, nc) in neighbours(cell) {
                 assert_ne!(nh, *h);
-                assert!(space.get(&nh).is_some(), "neighbour {nc:?} of {cell:?} not in the space");
+                assert!(
+                    space.get(&nh).is_some(),
+                    "neighbour {nc:?} of {cell:?} not in the space"
+                );
                 total += 1;
             }
         }

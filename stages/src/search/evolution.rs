@@ -53,7 +53,13 @@ pub fn evolution(
         } else {
             let parent = (0..e.sample.max(1))
                 .map(|_| population[rng.random_range(0..population.len())])
-                .reduce(|best, c| if table.valid[c] > table.valid[best] { c } else { best })
+                .reduce(|best, c| {
+                    if table.valid[c] > table.valid[best] {
+                        c
+                    } else {
+                        best
+                    }
+                })
                 .expect("a sample of at least one");
             edits::mutate(table, lookup, parent, &mut rng, &mut redraws)
                 .unwrap_or_else(|| rng.random_range(0..table.len()))
@@ -83,13 +89,24 @@ pub(crate) mod tests {
             .entries()
             .iter()
             .map(|(h, c)| {
-                let convs = c.ops().iter().filter(|&&o| o == crate::nb101::Op::Conv3x3).count();
+                let convs = c
+                    .ops()
+                    .iter()
+                    .filter(|&&o| o == crate::nb101::Op::Conv3x3)
+                    .count();
                 let v = 0.8 + 0.02 * convs as f64 + 0.001 * (h.0[0] as f64 / 255.0);
                 (*h, Some(v), None, Some(1.0))
             })
             .collect();
         let features = vec![0f32; space.len()];
-        join(rows, &space, &features, 1, &Default::default(), "test".into())
+        join(
+            rows,
+            &space,
+            &features,
+            1,
+            &Default::default(),
+            "test".into(),
+        )
     }
 
     #[test]
@@ -102,7 +119,11 @@ pub(crate) mod tests {
         };
         let a = evolution(&t, &lookup, e, 300.0, 3);
         assert_eq!(a.queries.len(), 300, "unit costs: one query per second");
-        assert_eq!(a, evolution(&t, &lookup, e, 300.0, 3), "deterministic per seed");
+        assert_eq!(
+            a,
+            evolution(&t, &lookup, e, 300.0, 3),
+            "deterministic per seed"
+        );
         assert_eq!(a.redraws, 0, "no re-draws on the complete table");
         // After the random population, every query is one edit away from an earlier query
         // still in the population (the last 20 queries).
@@ -118,7 +139,10 @@ pub(crate) mod tests {
             assert!(parent_found, "query {q} is no mutation of a live member");
         }
         let first: f64 = a.best_valid[19];
-        assert!(a.best_valid[299] > first, "evolution improves on its random start");
+        assert!(
+            a.best_valid[299] > first,
+            "evolution improves on its random start"
+        );
     }
 
     #[test]
@@ -137,6 +161,9 @@ pub(crate) mod tests {
         let a = evolution(&part, &lookup, Evolution::default(), 400.0, 1);
         assert_eq!(a.queries.len(), 400);
         assert!(a.redraws > 100, "{}", a.redraws);
-        assert!(a.queries.iter().all(|h| lookup.get(&h.parse().unwrap()).is_some()));
+        assert!(a
+            .queries
+            .iter()
+            .all(|h| lookup.get(&h.parse().unwrap()).is_some()));
     }
 }

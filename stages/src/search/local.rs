@@ -145,7 +145,9 @@ mod tests {
                 .reduce(|b, c| if t.valid[c] > t.valid[b] { c } else { b })
                 .unwrap();
             let next = t.hashes[at(&a.queries[10])];
-            assert!(edits::neighbours(&t.cells[start]).iter().any(|(h, _)| *h == next));
+            assert!(edits::neighbours(&t.cells[start])
+                .iter()
+                .any(|(h, _)| *h == next));
         }
     }
 

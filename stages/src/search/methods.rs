@@ -12,7 +12,9 @@ use super::table::Searchable;
 use super::{random_search, Trace};
 
 /// A search method (the `methods` param).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum Method {
     /// arch2vec's REINFORCE in the latent space (LSTM policy, nearest unqueried cell)

@@ -143,7 +143,10 @@ pub fn summarize(traces: &[Trace], table: &Searchable, budget: f64) -> Value {
     };
     let valid_regret = |t: &Trace| t.regret_valid.last().copied();
     let test_regret = |t: &Trace| t.regret_test.last().copied().flatten();
-    let random = methods.iter().find(|(m, _)| *m == "random").map(|(_, ts)| ts);
+    let random = methods
+        .iter()
+        .find(|(m, _)| *m == "random")
+        .map(|(_, ts)| ts);
     let complete = table.len() == NB101_CELLS;
     for (method, ts) in &methods {
         let mut m = Map::new();
@@ -176,9 +179,15 @@ pub fn summarize(traces: &[Trace], table: &Searchable, budget: f64) -> Value {
         m.insert("redraws".into(), json!(mean_ci95(&redraws).0));
         if complete {
             let nb = |v: &[f64], best: f64| json!(best - mean_ci95(v).0);
-            m.insert("final_regret_valid_nb101".into(), nb(&best, NB101_BEST_VALID));
+            m.insert(
+                "final_regret_valid_nb101".into(),
+                nb(&best, NB101_BEST_VALID),
+            );
             if !tests.is_empty() {
-                m.insert("final_regret_test_nb101".into(), nb(&tests, NB101_BEST_TEST));
+                m.insert(
+                    "final_regret_test_nb101".into(),
+                    nb(&tests, NB101_BEST_TEST),
+                );
             }
         }
         let view = regret_by_queries(ts, queries_limit(budget), valid_pick);
@@ -214,17 +223,37 @@ pub fn write_charts(
     let shift = |best: f64, of: f64| best - of;
     type Pick = Box<dyn Fn(&Trace) -> Vec<Option<f64>>>;
     let mut views: Vec<(&str, &str, &str, Pick)> = vec![
-        ("regret-valid", "validation", "in table", Box::new(valid_pick)),
-        ("regret-test", "test", "in table", Box::new(|t: &Trace| t.regret_test.clone())),
+        (
+            "regret-valid",
+            "validation",
+            "in table",
+            Box::new(valid_pick),
+        ),
+        (
+            "regret-test",
+            "test",
+            "in table",
+            Box::new(|t: &Trace| t.regret_test.clone()),
+        ),
     ];
     if table.len() == NB101_CELLS {
         let dv = shift(NB101_BEST_VALID, table_valid);
-        views.push(("regret-valid-nb101", "validation", "of NB101 (published)",
-            Box::new(move |t: &Trace| t.regret_valid.iter().map(|&r| Some(r + dv)).collect())));
+        views.push((
+            "regret-valid-nb101",
+            "validation",
+            "of NB101 (published)",
+            Box::new(move |t: &Trace| t.regret_valid.iter().map(|&r| Some(r + dv)).collect()),
+        ));
         if let Some(tt) = table_test {
             let dt = shift(NB101_BEST_TEST, tt);
-            views.push(("regret-test-nb101", "test", "of NB101 (published)",
-                Box::new(move |t: &Trace| t.regret_test.iter().map(|r| r.map(|r| r + dt)).collect())));
+            views.push((
+                "regret-test-nb101",
+                "test",
+                "of NB101 (published)",
+                Box::new(move |t: &Trace| {
+                    t.regret_test.iter().map(|r| r.map(|r| r + dt)).collect()
+                }),
+            ));
         }
     }
     let limit = queries_limit(budget);
@@ -248,7 +277,10 @@ pub fn write_charts(
                     dashed: name.starts_with("random"),
                     name,
                     line: c.iter().map(|&(t, m, _)| (t, m)).collect(),
-                    band: c.iter().map(|&(t, m, h)| (t, (m - h).max(0.0), m + h)).collect(),
+                    band: c
+                        .iter()
+                        .map(|&(t, m, h)| (t, (m - h).max(0.0), m + h))
+                        .collect(),
                     ..Series::default()
                 })
                 .collect()
@@ -269,7 +301,11 @@ pub fn write_charts(
         let time = chart("simulated training seconds".into(), true, by_time);
         written.extend(write_chart(out, name, &time)?);
         let x = format!("queries (up to the shortest run and mean time <= {limit:.0e} s)");
-        written.extend(write_chart(out, &format!("{name}-queries"), &chart(x, false, by_queries))?);
+        written.extend(write_chart(
+            out,
+            &format!("{name}-queries"),
+            &chart(x, false, by_queries),
+        )?);
     }
     Ok(written)
 }
@@ -359,9 +395,16 @@ mod tests {
         // arch2vec's view: up to the shortest run (2 queries), while the mean time <= the limit.
         let by_q = regret_by_queries(&refs, 1e6, pick);
         assert_eq!(by_q.len(), 2);
-        assert!((by_q[1].1 - (0.04 + 0.1 + 0.2) / 3.0).abs() < 1e-12, "{by_q:?}");
+        assert!(
+            (by_q[1].1 - (0.04 + 0.1 + 0.2) / 3.0).abs() < 1e-12,
+            "{by_q:?}"
+        );
         assert!((by_q[1].3 - (2.0 + 20.0 + 60.0) / 3.0).abs() < 1e-12);
         let by_q = regret_by_queries(&refs, 20.0, pick);
-        assert_eq!(by_q.len(), 1, "mean times 13.7 s and 27.3 s: the second is past 20 s");
+        assert_eq!(
+            by_q.len(),
+            1,
+            "mean times 13.7 s and 27.3 s: the second is past 20 s"
+        );
     }
 }

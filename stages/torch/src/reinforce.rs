@@ -18,11 +18,11 @@ use tch::{nn, nn::OptimizerConfig, Kind, Tensor};
 use nasflow_contract::layout::SUMMARY;
 use nasflow_stages::images;
 use nasflow_stages::reinforce::ReinforceParams;
+use nasflow_stages::search::edits::Lookup;
+use nasflow_stages::search::methods::{run_many, Method};
 use nasflow_stages::search::nearest::{nearest_batch, Features, Visited};
 use nasflow_stages::search::report::{summarize, write_charts};
 use nasflow_stages::search::table::Searchable;
-use nasflow_stages::search::edits::Lookup;
-use nasflow_stages::search::methods::{run_many, Method};
 use nasflow_stages::search::{Trace, Tracker, REINFORCE_STREAM};
 use nasflow_stages::{StageContext, StageError};
 
