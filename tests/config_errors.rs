@@ -66,7 +66,8 @@ fn bad_values_fail_at_plan_with_exit_2_located_with_did_you_mean() {
     let out = q.nasflow(&["plan"]);
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
     let err = stderr(&out);
-    assert!(err.contains("pipeline.toml:7:14: `regressors[1]` in [stages.predict] must be one of \"rf\", \"gp\", not \"svm\""), "{err}");
+    assert!(err.contains("pipeline.toml:7:14: `regressors[1]` in [stages.predict] must be one of \"rf\", \"gp\", \"svr\", \"gb\", not \"svm\""), "{err}");
+    assert!(err.contains("did you mean `svr`?"), "{err}");
     assert!(!p.cache().exists(), "nothing written to the cache");
 }
 
