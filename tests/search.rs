@@ -63,6 +63,8 @@ methods = ["reinforce", "bo", "evolution", "local_search"]
 seeds = 3
 bo_seeds = 2
 bo_epochs = 10
+population = 4
+tournament = 2
 budget = 30000.0
 [stages.reinforce-pre]
 kind = "reinforce"

@@ -129,11 +129,20 @@ fn svr(x: &[Vec<f64>], y: &[f64], q: &[Vec<f64>]) -> Result<Vec<f64>, RegressErr
         .with_c(1.0)
         .with_tol(1e-3)
         .with_kernel(Kernels::rbf().with_gamma(gamma));
-    let (xm, yv) = (dense(x)?, y.to_vec());
-    let model = SVR::fit(&xm, &yv, &params).map_err(|e| RegressError::Svr(e.to_string()))?;
-    model
-        .predict(&dense(q)?)
-        .map_err(|e| RegressError::Svr(e.to_string()))
+    let (xm, yv, qm) = (dense(x)?, y.to_vec(), dense(q)?);
+    // smartcore 0.7's SVR has been seen to panic in `predict` ("A and B should have the same
+    // shape") on a tiny pipeline's fits; a panic in a crate becomes this fit's error.
+    let run = || -> Result<Vec<f64>, RegressError> {
+        let model = SVR::fit(&xm, &yv, &params).map_err(|e| RegressError::Svr(e.to_string()))?;
+        model
+            .predict(&qm)
+            .map_err(|e| RegressError::Svr(e.to_string()))
+    };
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(run)).unwrap_or_else(|_| {
+        Err(RegressError::Svr(
+            "smartcore's SVR panicked in predict (drop \"svr\" from `regressors`)".into(),
+        ))
+    })
 }
 
 fn boost(
