@@ -411,8 +411,11 @@ impl Fit<'_> {
     }
 }
 
+/// A metric of a scored fit.
+type Metric = (&'static str, fn(&Scored) -> f64);
+
 /// The metrics of a scored fit, by name.
-const METRICS: [(&str, fn(&Scored) -> f64); 6] = [
+const METRICS: [Metric; 6] = [
     ("rmse", |s| s.rmse),
     ("pearson", |s| s.pearson),
     ("kendall_tau", |s| s.kendall_tau),
