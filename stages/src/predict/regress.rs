@@ -287,17 +287,23 @@ mod tests {
         assert!(r.fit_predict(&x, &[0.1, 0.2], &[vec![0.0, 0.0]]).is_ok());
     }
 
-    #[test]
-    fn forest_fits_a_step_and_is_deterministic_per_seed() {
+    /// 200 rows of (x in [0, 1), a distractor); y is 0.2 below x = 0.5 and 0.9 above; queries
+    /// on both sides.
+    fn step() -> (Vec<Vec<f64>>, Vec<f64>, Vec<Vec<f64>>) {
         let x: Vec<Vec<f64>> = (0..200)
             .map(|i| vec![i as f64 / 200.0, (i % 7) as f64])
             .collect();
-        let y: Vec<f64> = x
+        let y = x
             .iter()
             .map(|r| if r[0] < 0.5 { 0.2 } else { 0.9 })
             .collect();
+        (x, y, vec![vec![0.1, 3.0], vec![0.9, 3.0]])
+    }
+
+    #[test]
+    fn forest_fits_a_step_and_is_deterministic_per_seed() {
+        let (x, y, q) = step();
         let r = Regressor::Forest { trees: 20, seed: 3 };
-        let q = vec![vec![0.1, 3.0], vec![0.9, 3.0]];
         let p = r.fit_predict(&x, &y, &q).unwrap();
         assert!(
             (p[0] - 0.2).abs() < 0.05 && (p[1] - 0.9).abs() < 0.05,
@@ -308,14 +314,7 @@ mod tests {
 
     #[test]
     fn boosting_and_svr_fit_a_step() {
-        let x: Vec<Vec<f64>> = (0..200)
-            .map(|i| vec![i as f64 / 200.0, (i % 7) as f64])
-            .collect();
-        let y: Vec<f64> = x
-            .iter()
-            .map(|r| if r[0] < 0.5 { 0.2 } else { 0.9 })
-            .collect();
-        let q = vec![vec![0.1, 3.0], vec![0.9, 3.0]];
+        let (x, y, q) = step();
         let gb = Regressor::Boost {
             stages: 100,
             seed: 1,

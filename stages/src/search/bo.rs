@@ -91,9 +91,14 @@ fn score(model: &Dngo, table: &Searchable, target: f64) -> Vec<f64> {
 pub fn propose(ei: &[f64], queried: &[bool], k: usize) -> Vec<usize> {
     let top = |filter: &dyn Fn(usize) -> bool| -> Vec<usize> {
         let mut ix: Vec<usize> = (0..ei.len()).filter(|&i| filter(i)).collect();
-        // Highest EI first; equal EI: the lower index first (a total, stable order).
-        ix.sort_by(|&a, &b| ei[b].total_cmp(&ei[a]).then(a.cmp(&b)));
-        ix.truncate(k);
+        // Highest EI first; equal EI: the lower index first (a total order). Only the top k
+        // are sorted: the rest of the table is partitioned off.
+        let order = |a: &usize, b: &usize| ei[*b].total_cmp(&ei[*a]).then(a.cmp(b));
+        if ix.len() > k {
+            ix.select_nth_unstable_by(k - 1, order);
+            ix.truncate(k);
+        }
+        ix.sort_by(order);
         ix.reverse();
         ix
     };

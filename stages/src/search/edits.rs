@@ -114,9 +114,8 @@ pub fn mutate(
     rng: &mut impl rand::Rng,
     redraws: &mut usize,
 ) -> Option<usize> {
-    let cell = &table.cells[i];
-    let own = module_hash(cell);
-    let (m, o) = padded(cell);
+    let own = table.hashes[i];
+    let (m, o) = padded(&table.cells[i]);
     let mut outside = 0;
     for _ in 0..10 * MAX_REDRAWS {
         let Some((h, _)) = apply(&m, &o, rng.random_range(0..EDITS)) else {
