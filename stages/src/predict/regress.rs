@@ -5,7 +5,9 @@
 //! - SVR: smartcore's epsilon-SVR with scikit-learn's `SVR()` defaults: RBF kernel with
 //!   `gamma = "scale"` (1 / (features x the variance of all of X's entries)), C = 1,
 //!   epsilon = 0.1, tolerance 1e-3. (epsilon = 0.1 is wide for accuracies that spread over a
-//!   few hundredths: info-NAS's SVR is nearly constant, and so is this one.)
+//!   few hundredths: info-NAS's SVR is nearly constant, and so is this one.) smartcore 0.7
+//!   truncates support vectors to the number of fit rows, so a fit needs at least as many cells
+//!   as features; fewer is this fit's error.
 //! - Gradient boosting: scikit-learn's `GradientBoostingRegressor()` defaults (squared error,
 //!   100 stages, learning rate 0.1, trees of depth 3, leaves of 1, no subsampling, the mean as
 //!   the initial prediction), each stage a smartcore regression tree fitted to the residuals.
@@ -129,9 +131,18 @@ fn svr(x: &[Vec<f64>], y: &[f64], q: &[Vec<f64>]) -> Result<Vec<f64>, RegressErr
         .with_c(1.0)
         .with_tol(1e-3)
         .with_kernel(Kernels::rbf().with_gamma(gamma));
+    // smartcore 0.7's SVR keeps each support vector's first n entries only (n = fit rows:
+    // `Vec::from_iterator(row, n)` in its optimizer), so with fewer fit cells than features its
+    // `predict` panics ("A and B should have the same shape"). Refuse that case by name; any
+    // other panic in the crate still becomes this fit's error.
+    if x.len() < x[0].len() {
+        return Err(RegressError::Svr(format!(
+            "smartcore's SVR needs at least as many fit cells as features ({} cells, {} features): raise `train_sizes` or drop \"svr\"",
+            x.len(),
+            x[0].len()
+        )));
+    }
     let (xm, yv, qm) = (dense(x)?, y.to_vec(), dense(q)?);
-    // smartcore 0.7's SVR has been seen to panic in `predict` ("A and B should have the same
-    // shape") on a tiny pipeline's fits; a panic in a crate becomes this fit's error.
     let run = || -> Result<Vec<f64>, RegressError> {
         let model = SVR::fit(&xm, &yv, &params).map_err(|e| RegressError::Svr(e.to_string()))?;
         model
@@ -310,6 +321,22 @@ mod tests {
             "{p:?}"
         );
         assert_eq!(p, r.fit_predict(&x, &y, &q).unwrap());
+    }
+
+    #[test]
+    fn svr_with_fewer_fit_cells_than_features_is_an_error_not_a_panic() {
+        let x: Vec<Vec<f64>> = (0..3)
+            .map(|i| (0..5).map(|j| (i * j) as f64).collect())
+            .collect();
+        let y = vec![0.1, 0.2, 0.3];
+        let e = Regressor::Svr
+            .fit_predict(&x, &y, &x)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("at least as many fit cells as features (3 cells, 5 features)"),
+            "{e}"
+        );
     }
 
     #[test]
