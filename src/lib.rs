@@ -11,6 +11,7 @@ use nasflow_torch as torch;
 
 /// Registers every stage kind with its computation, and every tool.
 pub fn register(r: &mut impl Registrar) {
+    r.kind::<stages::fetch::Fetch, _>(stages::fetch::run);
     r.kind::<stages::sample::Sample, _>(stages::sample::run);
     r.kind::<stages::pretrain::Pretrain, _>(torch::train::run);
     r.kind::<stages::pretrain::Extract, _>(torch::extract::run);

@@ -92,7 +92,10 @@ fn unknown_kind_suggests_a_known_one() {
     // The engine's test kinds are not the binary's.
     let p = Project::new("[stages.a]\nkind = \"test-wrte\"\n");
     let err = stderr(&p.nasflow(&["plan"]));
-    assert!(err.contains("known kinds: cmd, sample, pretrain"), "{err}");
+    assert!(
+        err.contains("known kinds: cmd, fetch, sample, pretrain"),
+        "{err}"
+    );
     assert!(!err.contains("test-write"), "{err}");
 }
 
@@ -164,5 +167,42 @@ fn executor_settings_are_checked_where_they_are_written() {
         &format!("[pipeline.executor]\nkind = \"slurm\"\ngpus_per_item = \"one\"\n{stage}"),
         "3:17",
         &["`pipeline.executor.gpus_per_item` must be a non-negative integer, not string"],
+    );
+}
+
+#[test]
+fn fetch_params_and_upstream_paths_are_checked_when_loaded() {
+    // A fetch with no digest, and one with a malformed digest: at plan time, placed at the stage.
+    let p = Project::new("[stages.d]\nkind = \"fetch\"\nurl = \"x.bin\"\n");
+    let out = p.nasflow(&["plan"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("needs `sha256` or `md5`"),
+        "{}",
+        stderr(&out)
+    );
+    // `@STAGE/...` must name a dependency.
+    let p = Project::new(
+        "[stages.d]\nkind = \"fetch\"\nurl = \"t.jsonl\"\nsha256 = \"e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855\"\n[stages.sample]\nkind = \"sample\"\ntable = \"@d/t.jsonl\"\n",
+    );
+    let out = p.nasflow(&["plan"]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = stderr(&out);
+    assert!(
+        err.contains("pipeline.toml:7:9")
+            && err.contains("not in its deps")
+            && err.contains("add \"d\" to deps"),
+        "{err}"
+    );
+    // `gpu` is a cmd stage's key only; `gpus` a list of distinct indices.
+    let p = Project::new("[stages.s]\nkind = \"sample\"\ngpu = true\n");
+    assert!(stderr(&p.nasflow(&["plan"])).contains("`gpu` is only for kind = \"cmd\""));
+    let p = Project::new("[pipeline]\ngpus = [0, 0]\n[stages.a]\nkind = \"cmd\"\nrun = \"true\"\n");
+    let out = p.nasflow(&["plan"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("`pipeline.gpus` must be \"auto\" or a list of GPU indices"),
+        "{}",
+        stderr(&out)
     );
 }

@@ -94,6 +94,7 @@ fn https_with_a_ca_certificate_and_a_token() {
     let Some(server) = nginx::start(nginx::Options {
         tls: true,
         token: Some("s3cret-token".into()),
+        ..Default::default()
     }) else {
         return;
     };

@@ -93,6 +93,13 @@ pub struct StageContext<'a, P> {
     pub out: &'a Path,
     /// The directory for what varies from run to run: timings, logs (see the crate doc).
     pub provenance: &'a Path,
+    /// A directory of this (stage, key) that outlives a failed run: a kind that can resume
+    /// (a download) keeps its partial work here. The engine removes it once a run succeeds, and
+    /// `nasflow gc` removes those left untouched for an hour. Never part of the outputs.
+    pub resume: &'a Path,
+    /// The project directory (the pipeline file's), against which a param that is not a path
+    /// param but may name a local file (a download's `url`) is resolved.
+    pub project: &'a Path,
     pub seed: u64,
     pub device: Device,
     /// How many CPU threads this run may use (libtorch intra-op threads).

@@ -8,6 +8,7 @@
 //! PROVENANCE/stdout.log      what the run printed (kept by the engine, not part of the output)
 //! PROVENANCE/stderr.log
 //! PROVENANCE/worker.json     the libtorch and devices the worker ran with (native kinds)
+//! RESUME/...                 a kind's partial work, kept across failed runs of the same key
 //! ```
 
 /// The item list of a stage's output: one JSON value a line.

@@ -39,7 +39,8 @@ pub use error::StageError;
 pub use job::{Computations, Job};
 pub use kind::{declaration, Declaration, Kind, KindInfo, Registrar};
 pub use params::{
-    Bound, Keywords, ParamDoc, ParamError, ParamType, Params, ParamsSchema, PathOr, PathParam,
+    upstream_path, Bound, Keywords, ParamDoc, ParamError, ParamType, Params, ParamsSchema, PathOr,
+    PathParam,
 };
 pub use suggest::did_you_mean;
 pub use tool::{Tool, ToolError};

@@ -30,6 +30,14 @@ pub const UNKEYED: &str = "x-nasflow-unkeyed";
 const PATH: &str = "x-nasflow-path";
 const KEYWORDS: &str = "x-nasflow-keywords";
 
+/// A path param written `@STAGE/PATH` names PATH inside the outputs of STAGE, an upstream
+/// stage listed in `deps` (a fetched file): the engine keys it by that stage's output digest,
+/// as any upstream, and hands the run the absolute path inside that stage's outputs.
+pub fn upstream_path(value: &str) -> Option<(&str, &str)> {
+    let rest = value.strip_prefix('@')?;
+    Some(rest.split_once('/').unwrap_or((rest, "")))
+}
+
 /// The type of a param, as the engine checks it and `nasflow params` prints it.
 #[derive(Clone, Debug, PartialEq)]
 pub enum ParamType {

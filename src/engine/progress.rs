@@ -8,6 +8,8 @@ use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 pub struct Ui {
     multi: Option<MultiProgress>,
     quiet: bool,
+    /// Put before every line (`[variant] `, when variants run at the same time).
+    prefix: String,
 }
 
 impl Ui {
@@ -17,7 +19,14 @@ impl Ui {
         Ui {
             multi: tty.then(MultiProgress::new),
             quiet: false,
+            prefix: String::new(),
         }
+    }
+
+    /// Lines start with `[name] ` (variants that run at the same time).
+    pub fn tagged(mut self, name: &str) -> Ui {
+        self.prefix = format!("[{name}] ");
+        self
     }
 
     /// Shows nothing (tests).
@@ -25,6 +34,7 @@ impl Ui {
         Ui {
             multi: None,
             quiet: true,
+            prefix: String::new(),
         }
     }
 
@@ -35,7 +45,7 @@ impl Ui {
         }
         let stamp = humantime::format_rfc3339_seconds(SystemTime::now()).to_string();
         let time = stamp.get(11..19).unwrap_or(&stamp);
-        let line = format!("[{time}] {message}\n");
+        let line = format!("[{time}] {}{message}\n", self.prefix);
         match &self.multi {
             Some(m) => {
                 let _ = m.println(line.trim_end());
@@ -52,9 +62,14 @@ impl Ui {
     pub fn bar(&self, stage: &str, unit: &str, total: u64, done: u64) -> Option<ProgressBar> {
         let m = self.multi.as_ref()?;
         let bar = m.add(ProgressBar::new(total));
-        let template = format!(
-            "{{prefix:>12}} [{{bar:30}}] {{pos}}/{{len}} {unit}  {{elapsed}} (eta {{eta}}) {{msg}}"
-        );
+        let template = if unit == "bytes" {
+            "{prefix:>12} [{bar:30}] {bytes}/{total_bytes} ({bytes_per_sec})  {elapsed} (eta {eta})"
+                .to_string()
+        } else {
+            format!(
+                "{{prefix:>12}} [{{bar:30}}] {{pos}}/{{len}} {unit}  {{elapsed}} (eta {{eta}}) {{msg}}"
+            )
+        };
         bar.set_style(
             ProgressStyle::with_template(&template)
                 .expect("template")
@@ -145,9 +160,20 @@ impl<'u> StageProgress<'u> {
         } else {
             format!(", {}", p.note)
         };
+        let (done, total, unit) = if unit == "bytes" {
+            let b = |n| indicatif::HumanBytes(n).to_string();
+            (b(p.done), b(p.total), "")
+        } else {
+            (p.done.to_string(), p.total.to_string(), unit)
+        };
+        let unit = if unit.is_empty() {
+            String::new()
+        } else {
+            format!(" {unit}")
+        };
         format!(
-            "       {}: {}/{} {unit} ({pct:.0}%){note}{eta}",
-            self.stage, p.done, p.total
+            "       {}: {done}/{total}{unit} ({pct:.0}%){note}{eta}",
+            self.stage
         )
     }
 

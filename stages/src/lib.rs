@@ -11,6 +11,7 @@
 //! computations of its kinds live in the `nasflow-torch` crate (`stages/torch`). The test
 //! `tests/cli.rs::engine_binary_does_not_link_libtorch` checks this.
 
+pub mod fetch;
 pub mod files;
 pub mod images;
 pub mod nb101;

@@ -14,12 +14,33 @@ impl Nginx {
     pub fn store(&self) -> PathBuf {
         self.dir.path().join("store")
     }
+    /// The access log: `STATUS BYTES_SENT RANGE` a request.
+    pub fn access_log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("access.log")).unwrap_or_default()
+    }
     pub fn pid_file(&self) -> PathBuf {
         self.dir.path().join("nginx.pid")
     }
     /// The certificate of the CA that signed the server's (TLS servers).
     pub fn cert(&self) -> PathBuf {
         self.dir.path().join("cert.pem")
+    }
+}
+
+impl Nginx {
+    /// The server's base URL (without the remote's `/cache`).
+    pub fn base(&self) -> &str {
+        self.url.trim_end_matches("/cache")
+    }
+
+    /// Takes the server down now, mid-transfer included (SIGTERM: nginx's fast shutdown closes
+    /// every connection), and waits for it.
+    pub fn stop(&mut self) {
+        let pid = std::fs::read_to_string(self.pid_file()).unwrap_or_default();
+        if let Ok(pid) = pid.trim().parse::<i32>() {
+            unsafe { libc::kill(pid, libc::SIGTERM) };
+        }
+        let _ = self.child.wait();
     }
 }
 
@@ -43,6 +64,10 @@ pub struct Options {
     pub tls: bool,
     /// Answer 401 unless `Authorization: Bearer TOKEN`.
     pub token: Option<String>,
+    /// Serve this directory instead of a new `store/`.
+    pub root: Option<PathBuf>,
+    /// nginx's `limit_rate` (bytes per second per connection, like `"100k"`).
+    pub limit_rate: Option<String>,
 }
 
 /// A test CA (`cert.pem`, what clients trust) and a server certificate it signed for 127.0.0.1
@@ -139,6 +164,17 @@ pub fn start(opts: Options) -> Option<Nginx> {
         Some(t) => format!("if ($http_authorization != \"Bearer {t}\") {{ return 401; }}"),
         None => String::new(),
     };
+    let root = opts
+        .root
+        .clone()
+        .unwrap_or_else(|| d.join("store"))
+        .display()
+        .to_string();
+    let limit = opts
+        .limit_rate
+        .as_ref()
+        .map(|r| format!("limit_rate {r};"))
+        .unwrap_or_default();
     let conf = format!(
         r#"daemon off;
 worker_processes 1;
@@ -147,7 +183,8 @@ pid {d}/nginx.pid;
 error_log {d}/error.log;
 events {{ worker_connections 64; }}
 http {{
-  access_log off;
+  log_format brief '$status $body_bytes_sent "$http_range"';
+  access_log {d}/access.log brief;
   client_body_temp_path {d}/body;
   proxy_temp_path {d}/proxy;
   fastcgi_temp_path {d}/fastcgi;
@@ -155,8 +192,9 @@ http {{
   scgi_temp_path {d}/scgi;
   server {{
     {listen}
-    root {d}/store;
+    root {root};
     client_max_body_size 0;
+    {limit}
     location / {{
       {auth}
       dav_methods PUT DELETE;

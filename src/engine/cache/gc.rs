@@ -21,6 +21,8 @@ pub struct GcReport {
     pub blobs_removed: usize,
     pub bytes_freed: u64,
     pub records_kept: usize,
+    /// Resume directories (partial downloads) left untouched for [`super::STALE_PARTIAL`].
+    pub partials_removed: usize,
 }
 
 impl Cache {
@@ -73,6 +75,16 @@ impl Cache {
                 report.bytes_freed += std::fs::metadata(&p).map(|m| m.len()).unwrap_or(0);
                 if !dry_run {
                     std::fs::remove_file(&p).map_err(io(&p))?;
+                }
+            }
+        }
+        for (dir, bytes) in self.stale_resume_dirs(super::STALE_PARTIAL) {
+            report.partials_removed += 1;
+            report.bytes_freed += bytes;
+            if !dry_run {
+                remove_any(&dir)?;
+                if let Some(stage_dir) = dir.parent() {
+                    let _ = std::fs::remove_dir(stage_dir);
                 }
             }
         }

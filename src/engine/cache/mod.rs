@@ -9,6 +9,9 @@
 //!                              digest; derived, checked on use, rebuilt when not whole (see [`view`])
 //!   quarantine/DIGEST          blobs a stage wrote into through its inputs, taken out of the store
 //!   tmp/                       staging directories of running stages, each with its lock
+//!   partial/STAGE/KEY/         a run's resumable work (a download's partial file): kept when the
+//!                              run fails, removed when one succeeds; the tmp/ sweep leaves it
+//!                              alone, `gc` removes what was left untouched for [`STALE_PARTIAL`]
 //!   failed/STAGE/…             the provenance directories (logs) of the last failed runs
 //!   locks/                     advisory locks (a killed process's locks are released by the OS)
 //!   statcache.json             size/mtime/inode → digest of declared inputs; machine-local
@@ -80,6 +83,10 @@ const STALE_TMP: std::time::Duration = std::time::Duration::from_secs(3600);
 /// How old another host's staging directory must be before a sweep removes it: its lock cannot
 /// be tested from here (flock does not reach across every shared filesystem), so only age tells.
 const STALE_OTHER_HOST: std::time::Duration = std::time::Duration::from_secs(7 * 24 * 3600);
+
+/// How long a resume directory must be left untouched before `gc` removes it (a live download
+/// writes to it every moment).
+pub const STALE_PARTIAL: std::time::Duration = std::time::Duration::from_secs(3600);
 
 /// This host's name (provenance, and the prefix of names under tmp/).
 pub fn hostname() -> String {
@@ -202,6 +209,67 @@ impl Cache {
             }
         }
         Ok(removed)
+    }
+
+    /// The resume directory of (stage, key), created if missing.
+    pub fn resume_dir(&self, stage: &str, key: &Digest) -> Result<PathBuf> {
+        let stage = StageName::new(stage)?;
+        let dir = self
+            .root
+            .join("partial")
+            .join(stage.as_str())
+            .join(key.as_str());
+        std::fs::create_dir_all(&dir).map_err(io(&dir))?;
+        Ok(dir)
+    }
+
+    /// After a run: a success's resume directory is removed, a failure's kept unless empty.
+    pub fn settle_resume_dir(&self, dir: &Path, succeeded: bool) {
+        if succeeded {
+            let _ = std::fs::remove_dir_all(dir);
+        } else {
+            // Fails, harmlessly, where the run left something to resume from.
+            let _ = std::fs::remove_dir(dir);
+        }
+        if let Some(stage_dir) = dir.parent() {
+            let _ = std::fs::remove_dir(stage_dir);
+        }
+    }
+
+    /// Resume directories under partial/ that nothing has touched for `older_than`, as
+    /// (path, bytes); `gc` removes them.
+    pub fn stale_resume_dirs(&self, older_than: std::time::Duration) -> Vec<(PathBuf, u64)> {
+        let root = self.root.join("partial");
+        let mut stale = Vec::new();
+        for stage in std::fs::read_dir(&root).into_iter().flatten().flatten() {
+            for key in std::fs::read_dir(stage.path())
+                .into_iter()
+                .flatten()
+                .flatten()
+            {
+                // The newest file's time (a directory's own time changes when a file is made).
+                let (mut newest, mut bytes) = (None, 0);
+                for e in walkdir::WalkDir::new(key.path()).into_iter().flatten() {
+                    match e.metadata() {
+                        Ok(m) if m.is_file() => {
+                            let t = m.modified().unwrap_or(std::time::SystemTime::UNIX_EPOCH);
+                            newest = Some(newest.map_or(t, |n: std::time::SystemTime| n.max(t)));
+                            bytes += m.len();
+                        }
+                        _ => {}
+                    }
+                }
+                let newest = newest
+                    .or_else(|| key.metadata().and_then(|m| m.modified()).ok())
+                    .unwrap_or(std::time::SystemTime::UNIX_EPOCH);
+                let age = newest.elapsed().unwrap_or_default();
+                if age >= older_than {
+                    stale.push((key.path(), bytes));
+                }
+            }
+        }
+        stale.sort();
+        stale
     }
 
     /// A fresh, unique file path under tmp/ (never shared between threads or processes).

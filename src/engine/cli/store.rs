@@ -45,10 +45,11 @@ pub fn gc(project: &Project, keep: usize, dry_run: bool) -> Result<ExitCode> {
     }
     let verb = if dry_run { "would remove" } else { "removed" };
     println!(
-        "gc: {verb} {} records, {} item records, {} blobs ({:.1} MiB); kept {} records",
+        "gc: {verb} {} records, {} item records, {} blobs, {} partial downloads ({:.1} MiB); kept {} records",
         r.records_removed,
         r.items_removed,
         r.blobs_removed,
+        r.partials_removed,
         r.bytes_freed as f64 / 1048576.0,
         r.records_kept
     );

@@ -36,6 +36,7 @@ impl Cx<'_> {
             deps: Vec::new(),
             foreach: None,
             run: None,
+            gpu: false,
             inputs: Vec::new(),
             params: Map::new(),
             pos,
@@ -75,10 +76,41 @@ impl Cx<'_> {
                 if d.info().item_level && decl.foreach.is_none() {
                     return Err(self.err(pos, format!("stage `{name}` of kind `{kind_name}` runs once per item and needs `foreach`"), Some("add foreach = \"UPSTREAM\" naming the stage whose items it processes".into())));
                 }
-                self.native_params(name, d, raw)?
+                let params = self.native_params(name, d, raw)?;
+                self.check_upstream_paths(&decl, d, &params, table)?;
+                params
             }
         };
         Ok(decl)
+    }
+
+    /// A path param `@STAGE/PATH` must name a stage in `deps`.
+    fn check_upstream_paths(
+        &self,
+        decl: &StageDecl,
+        d: &dyn Declaration,
+        params: &Map<String, Value>,
+        table: &Table,
+    ) -> Result<(), ConfigError> {
+        for p in &d.schema().params {
+            if !matches!(p.ty, nasflow_contract::ParamType::Path { .. }) {
+                continue;
+            }
+            let Some(v) = params.get(&p.name).and_then(Value::as_str) else {
+                continue;
+            };
+            let Some((stage, _)) = nasflow_contract::upstream_path(v) else {
+                continue;
+            };
+            if !decl.deps.iter().any(|dep| dep == stage) {
+                return Err(self.err(
+                    self.item_pos(table, &p.name),
+                    format!("`{} = \"{v}\"` in [stages.{}] names the outputs of stage `{stage}`, which is not in its deps", p.name, decl.name),
+                    Some(format!("add \"{stage}\" to deps")),
+                ));
+            }
+        }
+        Ok(())
     }
 
     fn kind_of<'r>(
@@ -113,7 +145,7 @@ impl Cx<'_> {
         Ok((name, kind))
     }
 
-    /// `deps`, `inputs`, `foreach`, `run` (`kind` is read by [`Cx::kind_of`]).
+    /// `deps`, `inputs`, `foreach`, `run`, `gpu` (`kind` is read by [`Cx::kind_of`]).
     fn reserved(
         &self,
         decl: &mut StageDecl,
@@ -150,6 +182,18 @@ impl Cx<'_> {
                 } else {
                     decl.foreach = Some(s.to_string());
                 }
+            }
+            "gpu" => {
+                if !matches!(kind, KindRef::Cmd) {
+                    return Err(self.err(self.key_pos(table, key), format!("`gpu` is only for kind = \"cmd\"; [stages.{stage}] is kind = \"{}\", whose jobs are placed on a GPU when it computes on the device", decl.kind), Some("remove `gpu`".into())));
+                }
+                decl.gpu = item.as_bool().ok_or_else(|| {
+                    self.err(
+                        self.item_pos(table, key),
+                        format!("`gpu` in [stages.{stage}] must be true or false"),
+                        None,
+                    )
+                })?;
             }
             _ => {}
         }
