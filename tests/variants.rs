@@ -172,3 +172,65 @@ fn a_restored_cache_recomputes_nothing_and_an_edit_only_its_downstream() {
     let ci5 = Project::new(&edited);
     assert_eq!(stdout(&ci5.nasflow(&["cache", "key", "a"])).trim(), ka);
 }
+
+/// Four sweep points after one shared stage; each point logs when it ran (outside the cache).
+const PARALLEL: &str = r#"
+[stages.shared]
+kind = "cmd"
+run = "echo ran >> log/shared.txt; echo s > $NASFLOW_OUT/s.txt"
+
+[stages.point]
+kind = "cmd"
+deps = ["shared"]
+x = 0
+run = "s=$(date +%s%N); sleep 1; echo \"$(python3 -c 'import json,os;print(json.load(open(os.environ[\"NASFLOW_PARAMS\"]))[\"x\"])') $s $(date +%s%N)\" >> log/points.txt; echo done > $NASFLOW_OUT/p.txt"
+
+[sweeps.xs.point]
+x = [1, 2, 3, 4]
+"#;
+
+#[test]
+fn sweep_points_run_at_the_same_time_and_shared_stages_once() {
+    let p = Project::new(PARALLEL);
+    std::fs::create_dir(p.path().join("log")).unwrap();
+    let out = p.nasflow(&["run", "--variant", "xs", "-j", "4"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let err = stderr(&out);
+    let shared = std::fs::read_to_string(p.path().join("log/shared.txt")).unwrap();
+    assert_eq!(
+        shared.lines().count(),
+        1,
+        "the shared stage ran once:\n{err}"
+    );
+    let points: Vec<(u64, u128, u128)> = std::fs::read_to_string(p.path().join("log/points.txt"))
+        .unwrap()
+        .lines()
+        .map(|l| {
+            let w: Vec<&str> = l.split_whitespace().collect();
+            (
+                w[0].parse().unwrap(),
+                w[1].parse().unwrap(),
+                w[2].parse().unwrap(),
+            )
+        })
+        .collect();
+    let mut xs: Vec<u64> = points.iter().map(|p| p.0).collect();
+    xs.sort();
+    assert_eq!(xs, [1, 2, 3, 4]);
+    // Every point started before any finished: the four intervals overlap.
+    let last_start = points.iter().map(|p| p.1).max().unwrap();
+    let first_end = points.iter().map(|p| p.2).min().unwrap();
+    assert!(last_start < first_end, "{points:?}\n{err}");
+    // Lines are tagged with their variant; each variant's summary is printed whole.
+    for x in 1..=4 {
+        assert!(
+            err.contains(&format!("== variant xs[point.x={x}]")),
+            "{err}"
+        );
+        assert!(
+            err.contains(&format!("[xs[point.x={x}]] run    point")),
+            "{err}"
+        );
+    }
+    assert_eq!(p.run_ok(&["--variant", "xs"]), set(&[]), "then all cached");
+}

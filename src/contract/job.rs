@@ -30,9 +30,16 @@ pub struct Job {
     /// Where outputs go, and where provenance goes (set when the job runs).
     pub out: PathBuf,
     pub provenance: PathBuf,
+    /// The (stage, key)'s resume directory ([`StageContext::resume`]), set when the job runs.
+    #[serde(default)]
+    pub resume: PathBuf,
     pub seed: u64,
     /// Resolved where the job is prepared, or (Slurm) a spec the host running it resolves.
     pub device: DeviceSpec,
+    /// The GPU (physical index) the job was placed on: the runner sets `CUDA_VISIBLE_DEVICES`
+    /// to it, so that the job's own device is `cuda:0`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gpu: Option<usize>,
     pub threads: usize,
 }
 
@@ -82,6 +89,8 @@ impl Registrar for Computations {
                 item: job.item.as_ref(),
                 out: &job.out,
                 provenance: &job.provenance,
+                resume: &job.resume,
+                project: &job.project,
                 seed: job.seed,
                 device,
                 threads: job.threads,

@@ -77,6 +77,7 @@ pub struct Engine<'a> {
     stat: Mutex<StatCache>,
     /// Resolved once; a failure is kept as its message.
     device: OnceLock<std::result::Result<Device, String>>,
+    gpus: OnceLock<std::result::Result<Vec<usize>, String>>,
 }
 
 impl<'a> Engine<'a> {
@@ -95,6 +96,7 @@ impl<'a> Engine<'a> {
             runner,
             stat: Mutex::new(StatCache::load(cache)),
             device: OnceLock::new(),
+            gpus: OnceLock::new(),
         }
     }
 
@@ -137,8 +139,11 @@ impl<'a> Engine<'a> {
         }
         let mut stat = self.stat.lock().expect("statcache");
         let paths = s.inputs.iter().map(|p| (None, p.clone()));
-        for (param, path) in paths.chain(self.path_params(i).into_iter().map(|(n, p)| (Some(n), p)))
-        {
+        let own_files = self
+            .path_params(i)
+            .into_iter()
+            .filter(|(_, p)| nasflow_contract::upstream_path(p).is_none());
+        for (param, path) in paths.chain(own_files.map(|(n, p)| (Some(n), p))) {
             let resolved = self.p.root.join(&path);
             let digest = stat.digest(&resolved).map_err(|e| match e {
                 CacheError::Io { source, .. } => EngineError::Input(Box::new(InputError {
@@ -204,11 +209,18 @@ impl<'a> Engine<'a> {
             .collect()
     }
 
-    /// The params a run sees: path params made absolute (keys use them as written).
-    pub fn run_params(&self, i: usize) -> Map<String, Value> {
+    /// The params a run sees: path params made absolute, `@STAGE/PATH` ones inside that
+    /// upstream's outputs (keys use them as written).
+    pub fn run_params(&self, i: usize, inputs: &Inputs) -> Map<String, Value> {
         let mut params = self.p.stages[i].params.clone();
         for (name, path) in self.path_params(i) {
-            let abs = self.p.root.join(&path);
+            let abs = match nasflow_contract::upstream_path(&path) {
+                Some((stage, rel)) => match inputs.get(stage) {
+                    Some(dir) => dir.join(rel),
+                    None => continue,
+                },
+                None => self.p.root.join(&path),
+            };
             params.insert(name, json!(abs.to_string_lossy()));
         }
         params
@@ -394,7 +406,7 @@ impl<'a> Engine<'a> {
             stage: s.name.clone(),
             command: s.run.clone(),
             project: self.p.root.clone(),
-            params: self.run_params(i),
+            params: self.run_params(i, &inputs),
             inputs,
             item: item.map(|it| ItemInput {
                 index: it.index,
@@ -402,10 +414,34 @@ impl<'a> Engine<'a> {
             }),
             out: PathBuf::new(),
             provenance: PathBuf::new(),
+            resume: PathBuf::new(),
             seed: self.p.seed,
             device,
+            gpu: None,
             threads,
         }
+    }
+
+    /// The GPUs device jobs are placed on: the `gpus` list, or with `gpus = "auto"` on CUDA
+    /// every device the worker sees (only the asked one for `device = "cuda:N"`, N > 0); none
+    /// on the CPU.
+    pub fn gpus(&self) -> Result<Vec<usize>> {
+        let auto = match &self.p.gpus {
+            crate::config::Gpus::List(list) => return Ok(list.clone()),
+            crate::config::Gpus::Auto => &self.gpus,
+        };
+        auto.get_or_init(|| match self.device() {
+            Ok(Device::Cpu) => Ok(vec![]),
+            Ok(Device::Cuda(n)) if n > 0 => Ok(vec![n]),
+            Ok(Device::Cuda(_)) => self
+                .runner
+                .probe()
+                .map(|p| (0..p.cuda_devices.max(1)).collect())
+                .map_err(|e| e.to_string()),
+            Err(e) => Err(e.to_string()),
+        })
+        .clone()
+        .map_err(EngineError::Device)
     }
 
     /// The pipeline's device resolved on this host; the runner is asked only when CUDA may be

@@ -116,7 +116,7 @@ pub fn compute(
             return Ok(Ok(Computed { item, ran: false }));
         }
     }
-    let p = match produce(cache, runner, &t.job, &t.views, &|_| {})? {
+    let p = match produce(cache, runner, &t.job, &t.key, &t.views, &|_| {})? {
         Ok(p) => p,
         Err(failure) => return Ok(Err(failure)),
     };
@@ -151,11 +151,13 @@ pub struct Produced {
 /// left them alone ([`crate::cache::view`]), ingests its outputs into blobs and publishes their
 /// view; its provenance directory (logs, timings) is stored too, apart from the outputs. The
 /// caller writes the record: that is the commit point. A failed job's provenance directory is
-/// kept under `failed/` and named in the failure.
+/// kept under `failed/` and named in the failure; its resume directory (`partial/STAGE/KEY`,
+/// a download's partial file) is kept for the next run of the same key.
 pub fn produce(
     cache: &Cache,
     runner: &dyn Runner,
     job: &Job,
+    key: &Digest,
     views: &[ViewRef],
     progress: &(dyn Fn(&Progress) + Sync),
 ) -> Result<std::result::Result<Produced, RunFailure>> {
@@ -165,9 +167,11 @@ pub fn produce(
     for d in [&out, &prov] {
         std::fs::create_dir_all(d).map_err(crate::cache::io(d))?;
     }
+    let resume = cache.resume_dir(&job.stage, key)?;
     let job = Job {
         out: out.clone(),
         provenance: prov.clone(),
+        resume: resume.clone(),
         ..job.clone()
     };
     let _held = cache.hold(views)?;
@@ -175,6 +179,7 @@ pub fn produce(
     let started_at = SystemTime::now();
     let started = Instant::now();
     let ran = runner.run(&job, &staging.dir, progress);
+    cache.settle_resume_dir(&resume, ran.is_ok());
     let changed = cache.changed_since(&before)?;
     let ran = match (ran, changed.is_empty()) {
         (r, true) => r,
@@ -198,7 +203,10 @@ pub fn produce(
     let mut provenance = provenance(
         started_at,
         started.elapsed().as_secs_f64(),
-        &job.device.to_string(),
+        &match job.gpu {
+            Some(g) => format!("cuda:{g}"),
+            None => job.device.to_string(),
+        },
         &finished,
     );
     drop_empty_logs(&prov);

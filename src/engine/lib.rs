@@ -36,6 +36,7 @@ pub mod registry;
 pub mod report;
 pub mod runner;
 pub mod schedule;
+pub mod slots;
 pub mod slurm;
 pub mod variants;
 

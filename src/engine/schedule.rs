@@ -28,6 +28,7 @@ use crate::item::{provenance, ItemBatch, ItemJob, ItemsOutcome};
 use crate::key::{DirtyReason, KeyInputs};
 use crate::progress::Ui;
 use crate::runner::{Finished, RunFailure};
+use crate::slots::{Grant, Slots};
 
 /// How a stage ended in a run.
 #[derive(Debug, Clone, PartialEq)]
@@ -55,6 +56,9 @@ pub struct StageOutcome {
 pub struct RunOptions {
     pub jobs: usize,
     pub force: HashSet<usize>,
+    /// Capacity shared with the schedulers of other variants run at the same time; `None`: this
+    /// run's own (`jobs` slots, `gpu_slots` on each of the pipeline's GPUs).
+    pub slots: Option<Arc<Slots>>,
 }
 
 enum Task {
@@ -81,6 +85,15 @@ impl Task {
     fn stage(&self) -> usize {
         match self {
             Task::Stage { i, .. } | Task::Item { i, .. } | Task::Batch { i, .. } => *i,
+        }
+    }
+
+    /// What the task computes, as one string: the same for the same stage key in any variant.
+    fn work(&self) -> String {
+        match self {
+            Task::Stage { i, key, .. } => format!("{i}/{key}"),
+            Task::Item { i, plan, .. } => format!("{i}/item/{}", plan.key),
+            Task::Batch { i, .. } => format!("{i}/batch"),
         }
     }
 }
@@ -167,57 +180,80 @@ pub fn run(e: &Engine, closure: &[usize], opts: &RunOptions, ui: &Ui) -> Result<
     Ok(outcomes)
 }
 
-type Report = (Task, std::result::Result<TaskOk, TaskError>);
+type Report = (Task, Option<Grant>, std::result::Result<TaskOk, TaskError>);
 
 impl<'e, 'a> Scheduler<'e, 'a> {
-    /// The loop: decide what is ready, launch what fits, wait for one task, repeat.
+    /// The loop: decide what is ready, launch what fits, wait for one task, repeat. Slurm
+    /// batches take no slot (their items run on the cluster).
     fn drive<'s>(&mut self, scope: &'s std::thread::Scope<'s, '_>, closure: &[usize]) -> Result<()>
     where
         'e: 's,
     {
         let (tx, rx) = mpsc::channel::<Report>();
-        let (mut running, mut running_gpu, mut batches) = (0usize, 0usize, 0usize);
+        let slots = match &self.opts.slots {
+            Some(s) => s.clone(),
+            None => Arc::new(Slots::new(self.opts.jobs, self.e.p.gpu_slots)),
+        };
+        let mut running = 0usize;
         loop {
             self.advance(closure)?;
+            if self.queue.is_empty() && running == 0 {
+                return Ok(());
+            }
+            // Asked when the first task is ready (finding the GPUs may ask the worker, which a
+            // no-op run must not wait for).
+            slots.gpus_once(|| self.e.gpus())?;
             let mut deferred = VecDeque::new();
-            while running - batches < self.opts.jobs.max(1) {
-                let Some(task) = self.queue.pop_front() else {
-                    break;
+            while let Some(task) = self.queue.pop_front() {
+                let grant = match task {
+                    Task::Batch { .. } => None,
+                    _ => match slots.try_take(self.uses_gpu(task.stage()), &task.work()) {
+                        Some(g) => Some(g),
+                        None => {
+                            deferred.push_back(task);
+                            continue;
+                        }
+                    },
                 };
-                let batch = matches!(task, Task::Batch { .. });
-                let gpu = !batch && self.uses_gpu(task.stage());
-                if gpu && running_gpu >= self.e.p.gpu_slots {
-                    deferred.push_back(task);
-                    continue;
-                }
-                let launch = self.launch(&task)?;
+                let launch = match self.launch(&task, grant.as_ref().and_then(|g| g.gpu)) {
+                    Ok(l) => l,
+                    Err(e) => {
+                        if let Some(g) = grant {
+                            slots.give(g);
+                        }
+                        return Err(e);
+                    }
+                };
                 running += 1;
-                batches += batch as usize;
-                running_gpu += gpu as usize;
                 let tx = tx.clone();
                 scope.spawn(move || {
                     let r = launch.run(&task);
-                    let _ = tx.send((task, r));
+                    let _ = tx.send((task, grant, r));
                 });
             }
-            deferred.append(&mut self.queue);
             self.queue = deferred;
             if running == 0 {
-                return Ok(());
+                if self.queue.is_empty() {
+                    return Ok(());
+                }
+                // Every slot is held by another variant's jobs.
+                slots.wait();
+                continue;
             }
-            let (task, result) = rx.recv().expect("a running task reports");
+            let (task, grant, result) = rx.recv().expect("a running task reports");
             running -= 1;
-            if matches!(task, Task::Batch { .. }) {
-                batches -= 1;
-            } else {
-                running_gpu -= self.uses_gpu(task.stage()) as usize;
+            if let Some(g) = grant {
+                slots.give(g);
             }
             self.finish(task, result)?;
         }
     }
 
+    /// Whether stage `i`'s jobs are device jobs: a kind that computes on the device when the
+    /// device is CUDA, or a `cmd` stage with `gpu = true`.
     fn uses_gpu(&self, i: usize) -> bool {
-        self.e.kind(i).uses_device() && self.e.device().is_ok_and(|d| d.is_cuda())
+        self.e.p.stages[i].gpu
+            || (self.e.kind(i).uses_device() && self.e.device().is_ok_and(|d| d.is_cuda()))
     }
 
     /// The records of stage `i`'s upstream stages (all done when it is decided).
@@ -532,20 +568,30 @@ impl<'e, 'a> Scheduler<'e, 'a> {
 
     /// What a task's thread needs, prepared on this thread: input views (materialized now) and
     /// the jobs.
-    fn launch(&self, task: &Task) -> Result<Launch<'e, 'a>> {
+    fn launch(&self, task: &Task, gpu: Option<usize>) -> Result<Launch<'e, 'a>> {
         let i = task.stage();
         let done = self.upstream_records(i);
         let device: DeviceSpec = self.e.device()?.into();
+        let placed = |mut job: nasflow_contract::Job| {
+            if gpu.is_some() {
+                // CUDA_VISIBLE_DEVICES shows the job its GPU alone, as device 0.
+                job.gpu = gpu;
+                job.device = DeviceSpec::Cuda(0);
+            }
+            job
+        };
         let work = match task {
             Task::Stage { .. } => {
                 let (inputs, views) = self.e.inputs(i, &done, None)?;
                 Work::Job(
-                    Box::new(self.e.job(i, inputs, None, device, self.threads)),
+                    Box::new(placed(self.e.job(i, inputs, None, device, self.threads))),
                     views,
                 )
             }
             Task::Item { plan, forced, .. } => {
-                Work::Item(Box::new(self.item_job(i, &done, plan, *forced, device)?))
+                let mut t = self.item_job(i, &done, plan, *forced, device)?;
+                t.job = placed(t.job);
+                Work::Item(Box::new(t))
             }
             Task::Batch { items, forced, .. } => Work::Batch(
                 items
@@ -691,7 +737,7 @@ impl Launch<'_, '_> {
         // its first report, in its unit: no `0/0 steps`), otherwise as a line every few seconds.
         let reporter = crate::progress::StageProgress::new(self.ui, name);
         let progress = |p: &Progress| reporter.report(p);
-        let produced = crate::item::produce(e.cache, e.runner, &job, views, &progress)?;
+        let produced = crate::item::produce(e.cache, e.runner, &job, key, views, &progress)?;
         reporter.finish();
         let p = produced?;
         let record = StageRecord {
@@ -785,6 +831,10 @@ fn assemble(e: &Engine, i: usize, active: Active) -> Result<StageRecord> {
 
 #[cfg(test)]
 mod tests {
+    use std::collections::HashSet;
+
+    use nasflow_contract::DeviceSpec;
+
     use crate::testkit::{names, Fixture};
 
     /// a → b → c, a → d, and e on its own.
@@ -871,6 +921,104 @@ text = "e"
             "a mirror: same key"
         );
         assert_eq!(f.ran(&["f.digest=d2"]), names(&["f"]));
+    }
+
+    /// Each item's record's device, in item order.
+    fn item_devices(f: &Fixture, stage: &str) -> Vec<String> {
+        let dir = f.dir.path().join("cache/items").join(stage);
+        let mut devices: Vec<(u64, String)> = std::fs::read_dir(dir)
+            .unwrap()
+            .flatten()
+            .map(|e| {
+                let v: serde_json::Value =
+                    serde_json::from_slice(&std::fs::read(e.path()).unwrap()).unwrap();
+                let id = v["value"]["id"].as_u64().unwrap();
+                (id, v["provenance"]["device"].as_str().unwrap().to_string())
+            })
+            .collect();
+        devices.sort();
+        devices.into_iter().map(|(_, d)| d).collect()
+    }
+
+    #[test]
+    fn device_jobs_go_one_per_gpu_to_the_least_loaded_and_see_their_device() {
+        for gpus in ["gpus = [0, 1]", "gpus = \"auto\""] {
+            let toml = format!("[pipeline]\ndevice = \"cuda\"\n{gpus}\ngpu_slots = 1\n[stages.list]\nkind = \"test-items\"\ncount = 4\n[stages.each]\nkind = \"test-device\"\nforeach = \"list\"\n");
+            let mut f = Fixture::with_fake_gpus(&toml, 2);
+            f.jobs = 4;
+            let (o, _) = f.run(&[], &[]);
+            assert_eq!(o[1].items_ran, 4);
+            let placed: Vec<_> = f
+                .runner
+                .placed
+                .lock()
+                .unwrap()
+                .iter()
+                .filter(|p| p.stage == "each")
+                .cloned()
+                .collect();
+            assert_eq!(placed.len(), 4, "{gpus}");
+            // CUDA_VISIBLE_DEVICES shows a job its GPU alone: the job's device is cuda:0.
+            assert!(placed.iter().all(|p| p.device == DeviceSpec::Cuda(0)));
+            let used: HashSet<Option<usize>> = placed.iter().map(|p| p.gpu).collect();
+            assert_eq!(used, HashSet::from([Some(0), Some(1)]), "{gpus}: both GPUs");
+            for (k, a) in placed.iter().enumerate() {
+                for b in &placed[k + 1..] {
+                    if a.gpu == b.gpu {
+                        assert!(
+                            a.end <= b.start || b.end <= a.start,
+                            "{gpus}: two jobs at once on GPU {:?}",
+                            a.gpu
+                        );
+                    }
+                }
+            }
+            // Each item's record names the GPU it was placed on.
+            let devices = item_devices(&f, "each");
+            assert_eq!(devices.len(), 4);
+            assert!(
+                devices.iter().any(|d| d == "cuda:0") && devices.iter().any(|d| d == "cuda:1"),
+                "{devices:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn on_the_cpu_device_jobs_are_not_placed() {
+        let toml = "[stages.list]\nkind = \"test-items\"\ncount = 2\n[stages.each]\nkind = \"test-device\"\nforeach = \"list\"\n";
+        let f = Fixture::new(toml);
+        f.run(&[], &[]);
+        assert!(
+            f.runner.placed.lock().unwrap().is_empty(),
+            "nothing ran on CUDA"
+        );
+        assert_eq!(item_devices(&f, "each"), vec!["cpu", "cpu"]);
+    }
+
+    #[test]
+    fn a_path_param_can_name_a_file_in_an_upstream_stages_outputs() {
+        let toml = "[stages.a]\nkind = \"test-fetch\"\ndigest = \"d1\"\n[stages.b]\nkind = \"test-fetch\"\ndeps = [\"a\"]\ndigest = \"b:\"\nfrom = \"@a/content.txt\"\n";
+        let f = Fixture::new(toml);
+        assert_eq!(f.ran(&[]), names(&["a", "b"]));
+        let read_b = || {
+            std::fs::read_dir(f.dir.path().join("cache/out/b"))
+                .unwrap()
+                .flatten()
+                .map(|d| std::fs::read_to_string(d.path().join("content.txt")).unwrap())
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(read_b(), vec!["b:d1"]);
+        // b is keyed by a's output digest: a new a reruns b, a mirror of a does not.
+        assert_eq!(f.ran(&["a.digest=d2"]), names(&["a", "b"]));
+        assert!(read_b().contains(&"b:d2".to_string()));
+        assert_eq!(f.ran(&["a.digest=d2", "a.url=http://mirror/x"]), names(&[]));
+        // The upstream must be a dependency.
+        f.write(&toml.replace("deps = [\"a\"]\n", ""));
+        let e = f.pipeline(&[]).unwrap_err().to_string();
+        assert!(
+            e.contains("names the outputs of stage `a`, which is not in its deps"),
+            "{e}"
+        );
     }
 
     #[test]

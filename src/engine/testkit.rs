@@ -145,6 +145,30 @@ pub struct FetchParams {
     pub url: String,
     /// what content
     pub digest: String,
+    /// a file whose text is written after the digest ("" for none)
+    pub from: nasflow_contract::PathParam,
+}
+
+pub struct TestDevice;
+impl Kind for TestDevice {
+    type Params = ItemParams;
+    const INFO: KindInfo = KindInfo {
+        name: "test-device",
+        version: 1,
+        doc: "per item, on the device: writes the device it computed on and sleeps 50 ms",
+        reads_seed: false,
+        uses_device: true,
+        item_level: true,
+    };
+}
+
+fn run_device(ctx: &StageContext<ItemParams>) -> Result<(), StageError> {
+    let item = ctx.item()?;
+    std::thread::sleep(std::time::Duration::from_millis(50));
+    write(
+        &ctx.out.join("device.txt"),
+        &format!("{} {}\n", item.value, ctx.device),
+    )
 }
 
 fn write(path: &Path, text: &str) -> Result<(), StageError> {
@@ -195,7 +219,11 @@ fn run_item(ctx: &StageContext<ItemParams>) -> Result<(), StageError> {
 
 fn run_fetch(ctx: &StageContext<FetchParams>) -> Result<(), StageError> {
     let p = ctx.params;
-    write(&ctx.out.join("content.txt"), &p.digest)?;
+    let from = match p.from.path() {
+        Some(f) => std::fs::read_to_string(f).map_err(|e| StageError::io(f, e))?,
+        None => String::new(),
+    };
+    write(&ctx.out.join("content.txt"), &format!("{}{from}", p.digest))?;
     write(&ctx.provenance.join("source.txt"), &p.url)
 }
 
@@ -205,6 +233,7 @@ pub fn register(r: &mut impl Registrar) {
     r.kind::<TestItems, _>(run_items);
     r.kind::<TestItem, _>(run_item);
     r.kind::<TestFetch, _>(run_fetch);
+    r.kind::<TestDevice, _>(run_device);
 }
 
 /// A project on a temp dir with the test kinds, run in-process.
@@ -212,6 +241,8 @@ pub struct Fixture {
     pub dir: tempfile::TempDir,
     pub reg: Registry,
     pub runner: InProcess,
+    /// `-j` of [`Fixture::run`].
+    pub jobs: usize,
 }
 
 impl Fixture {
@@ -224,7 +255,18 @@ impl Fixture {
             dir,
             reg: Registry::from(register),
             runner: InProcess::new(comp),
+            jobs: 2,
         }
+    }
+
+    /// As [`Fixture::new`], on a runner that reports `gpus` CUDA devices (and computes on the
+    /// CPU), recording each job's placement.
+    pub fn with_fake_gpus(toml: &str, gpus: usize) -> Fixture {
+        let mut f = Fixture::new(toml);
+        let mut comp = Computations::default();
+        register(&mut comp);
+        f.runner = InProcess::new(comp).with_fake_gpus(gpus);
+        f
     }
 
     pub fn write(&self, toml: &str) {
@@ -243,7 +285,11 @@ impl Fixture {
         let cache = Cache::open(&p.cache_dir).expect("cache");
         let e = Engine::new(&p, &dag, &self.reg, &cache, &self.runner);
         let force = force.iter().map(|f| p.index(f).expect("stage")).collect();
-        let opts = RunOptions { jobs: 2, force };
+        let opts = RunOptions {
+            jobs: self.jobs,
+            force,
+            slots: None,
+        };
         let outcomes = crate::schedule::run(&e, dag.order(), &opts, &Ui::quiet()).expect("run");
         let ran = outcomes
             .iter()

@@ -1,8 +1,9 @@
-//! `nasflow run`: the selected variants one after the other, each fetched from a remote first
-//! and uploaded after, then a summary.
+//! `nasflow run`: the selected variants (at the same time, sharing the job and GPU slots), each
+//! fetched from a remote first and uploaded after, then a summary each.
 use std::collections::HashSet;
 use std::path::Path;
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::Result;
@@ -15,6 +16,7 @@ use crate::registry::Registry;
 use crate::runner::child::ChildProcess;
 use crate::runner::Runner;
 use crate::schedule::{RunOptions, StageOutcome, Status};
+use crate::slots::Slots;
 use crate::slurm::{ExecutorKind, SlurmArrays};
 
 pub struct RunArgs {
@@ -30,18 +32,25 @@ pub struct RunArgs {
 pub fn run_variants(reg: &Registry, file: &Path, a: &RunArgs) -> Result<ExitCode> {
     let variants = selected(file, &a.sets)?;
     let many = variants.len() > 1 || !variants[0].0.is_empty();
-    let mut code = ExitCode::SUCCESS;
+    let mut projects = Vec::new();
     for (name, overrides) in variants {
-        if many {
-            eprintln!("== variant {name}");
-        }
         let mut project = Project::load(reg, file, &overrides)?;
         match a.executor.as_deref() {
             Some("local") => project.p.executor.kind = ExecutorKind::Local,
             Some("slurm") => project.p.executor.kind = ExecutorKind::Slurm,
             _ => {}
         }
-        let c = run_one(&project, a, many.then_some(name.as_str()))?;
+        projects.push((name, project));
+    }
+    if projects.len() > 1 && !a.dry_run {
+        return run_together(&projects, a);
+    }
+    let mut code = ExitCode::SUCCESS;
+    for (name, project) in &projects {
+        if many {
+            eprintln!("== variant {name}");
+        }
+        let c = run_one(project, a, many.then_some(name.as_str()), None)?;
         if c != ExitCode::SUCCESS {
             code = c;
         }
@@ -52,8 +61,57 @@ pub fn run_variants(reg: &Registry, file: &Path, a: &RunArgs) -> Result<ExitCode
     Ok(code)
 }
 
+/// Several variants as one run: a scheduler each, sharing the job and GPU slots, so that
+/// independent stages of different variants run at the same time; a stage they share runs
+/// once (the others find it cached). Lines are tagged with the variant; each variant's
+/// summary is printed whole under its `== variant` heading.
+fn run_together(projects: &[(String, Project)], a: &RunArgs) -> Result<ExitCode> {
+    let first = &projects[0].1;
+    let slots = Arc::new(Slots::new(jobs(first, a.jobs), first.p.gpu_slots));
+    let codes: Vec<Result<ExitCode>> = std::thread::scope(|scope| {
+        let running: Vec<_> = projects
+            .iter()
+            .map(|(name, project)| {
+                let slots = slots.clone();
+                scope.spawn(move || run_one(project, a, Some(name), Some(slots)))
+            })
+            .collect();
+        running
+            .into_iter()
+            .map(|h| {
+                h.join()
+                    .unwrap_or_else(|_| Err(anyhow::anyhow!("a variant's run panicked")))
+            })
+            .collect()
+    });
+    if crate::interrupt::requested() {
+        return Ok(ExitCode::from(130));
+    }
+    let mut code = ExitCode::SUCCESS;
+    for c in codes {
+        let c = c?;
+        if c != ExitCode::SUCCESS {
+            code = c;
+        }
+    }
+    Ok(code)
+}
+
+/// `-j`, else `[pipeline] jobs`, else the machine's cores.
+fn jobs(project: &Project, asked: Option<usize>) -> usize {
+    let cores = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1);
+    asked.or(project.p.jobs).unwrap_or(cores).max(1)
+}
+
 /// One pipeline: fetch from the remote, run (or plan), upload.
-fn run_one(project: &Project, a: &RunArgs, variant: Option<&str>) -> Result<ExitCode> {
+fn run_one(
+    project: &Project,
+    a: &RunArgs,
+    variant: Option<&str>,
+    shared: Option<Arc<Slots>>,
+) -> Result<ExitCode> {
     if a.dry_run {
         return inspect::plan(project, &a.targets, &a.force, false);
     }
@@ -74,7 +132,7 @@ fn run_one(project: &Project, a: &RunArgs, variant: Option<&str>) -> Result<Exit
             eprintln!("remote {}: fetching stopped: {e:#}", r.describe());
         }
     }
-    let code = run(project, &a.targets, (a.jobs, &a.force), variant)?;
+    let code = run(project, &a.targets, (a.jobs, &a.force), variant, shared)?;
     if let Some(r) = &remote {
         if let Err(e) = push(project, r.as_ref(), &a.targets) {
             eprintln!("not uploaded (remote {}): {e:#}", r.describe());
@@ -88,6 +146,7 @@ fn run(
     targets: &[String],
     (jobs, force): (Option<usize>, &[String]),
     variant: Option<&str>,
+    shared: Option<Arc<Slots>>,
 ) -> Result<ExitCode> {
     let start = Instant::now();
     let closure = project.closure(targets)?;
@@ -100,13 +159,20 @@ fn run(
         None => Box::new(ChildProcess::new()),
     };
     let engine = project.engine(&cache, runner.as_ref());
-    let cores = std::thread::available_parallelism()
-        .map(|n| n.get())
-        .unwrap_or(1);
-    let jobs = jobs.or(project.p.jobs).unwrap_or(cores).max(1);
-    let ui = crate::progress::Ui::new();
-    let outcomes = crate::schedule::run(&engine, &closure, &RunOptions { jobs, force }, &ui)?;
-    let failed = summarize(project, &outcomes, start);
+    let jobs = self::jobs(project, jobs);
+    let together = shared.is_some();
+    let ui = match variant {
+        Some(name) if together => crate::progress::Ui::new().tagged(name),
+        _ => crate::progress::Ui::new(),
+    };
+    let opts = RunOptions {
+        jobs,
+        force,
+        slots: shared,
+    };
+    let outcomes = crate::schedule::run(&engine, &closure, &opts, &ui)?;
+    let heading = variant.filter(|_| together);
+    let failed = summarize(project, &outcomes, start, heading);
     if let Err(e) = super::results::refresh(project, &engine, &outcomes, variant) {
         eprintln!("note: results/ not refreshed: {e:#}");
     }
@@ -123,14 +189,21 @@ fn run(
 
 /// Prints the run's summary, a line per stage, and each failure's report; returns how many
 /// stages failed or were skipped.
-fn summarize(project: &Project, outcomes: &[StageOutcome], start: Instant) -> usize {
+fn summarize(
+    project: &Project,
+    outcomes: &[StageOutcome],
+    start: Instant,
+    heading: Option<&str>,
+) -> usize {
     use std::fmt::Write as _;
     let count = |f: fn(&Status) -> bool| outcomes.iter().filter(|o| f(&o.status)).count();
     let ran = count(|s| *s == Status::Ran);
     let cached = count(|s| *s == Status::Cached);
     let failed = count(|s| matches!(s, Status::Failed(_) | Status::Skipped(_)));
     // Written at once: stderr is unbuffered, and a 1,000-stage no-op run prints 1,000 lines.
-    let mut text = String::new();
+    let mut text = heading
+        .map(|name| format!("== variant {name}\n"))
+        .unwrap_or_default();
     let _ = writeln!(
         text,
         "summary: {ran} ran, {cached} cached, {failed} failed ({:.2}s)",

@@ -7,10 +7,11 @@
 //! device = "auto"          # "auto" | "cpu" | "cuda" | "cuda:N"
 //! seed = 1
 //! jobs = 2                 # concurrent stages/items (default: the machine's cores)
-//! gpu_slots = 1            # concurrent device stages per GPU
+//! gpu_slots = 1            # concurrent device jobs per GPU
+//! gpus = "auto"            # the GPUs to place device jobs on: "auto" (all the worker sees) or [0, 1]
 //!
 //! [stages.pretrain]
-//! kind = "pretrain"        # reserved keys: kind, deps, foreach, inputs, and run (cmd only)
+//! kind = "pretrain"        # reserved keys: kind, deps, foreach, inputs, and run, gpu (cmd only)
 //! deps = ["sample"]
 //! foreach = "sample"       # run once per item of that upstream's list
 //! epochs = 12              # every other key is a param of the stage
@@ -35,7 +36,17 @@ use nasflow_contract::DeviceSpec;
 pub use nasflow_contract::did_you_mean;
 
 /// The keys of a `[stages.NAME]` table that are not params.
-pub const RESERVED: &[&str] = &["kind", "deps", "foreach", "inputs", "run"];
+pub const RESERVED: &[&str] = &["kind", "deps", "foreach", "inputs", "run", "gpu"];
+
+/// The GPUs device jobs are placed on (`[pipeline] gpus`).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub enum Gpus {
+    /// Every CUDA device the worker sees, when the pipeline's device is CUDA.
+    #[default]
+    Auto,
+    /// These device indices, whatever the device (so that placement works for `cmd` stages).
+    List(Vec<usize>),
+}
 
 /// A validated pipeline.
 #[derive(Debug, Clone)]
@@ -51,6 +62,7 @@ pub struct Pipeline {
     pub seed: u64,
     pub jobs: Option<usize>,
     pub gpu_slots: usize,
+    pub gpus: Gpus,
     /// Where items of item-level stages run (`[pipeline.executor]`).
     pub executor: crate::slurm::Executor,
     /// Stages in file order.
@@ -67,6 +79,8 @@ pub struct StageDecl {
     pub foreach: Option<String>,
     /// The shell command of a `cmd` stage.
     pub run: Option<String>,
+    /// A `cmd` stage that computes on a GPU (`gpu = true`): placed like a device kind's job.
+    pub gpu: bool,
     /// Declared input files or directories, relative to the project directory.
     pub inputs: Vec<String>,
     /// Canonical params (a native kind's: every param, defaults filled in).

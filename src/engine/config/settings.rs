@@ -13,6 +13,7 @@ const PIPELINE_KEYS: &[&str] = &[
     "seed",
     "jobs",
     "gpu_slots",
+    "gpus",
     "executor",
 ];
 
@@ -33,6 +34,7 @@ impl Cx<'_> {
             seed: 0,
             jobs: None,
             gpu_slots: 1,
+            gpus: Default::default(),
             executor: Default::default(),
             stages: Vec::new(),
         };
@@ -94,6 +96,10 @@ impl Cx<'_> {
             }
             "jobs" => p.jobs = Some(positive()?),
             "gpu_slots" => p.gpu_slots = positive()?,
+            "gpus" => {
+                p.gpus = gpus(item)
+                    .ok_or_else(|| bad("\"auto\" or a list of GPU indices like [0, 1]"))?
+            }
             "executor" => {
                 let t = item
                     .as_table()
@@ -115,4 +121,20 @@ impl Cx<'_> {
             }
         }
     }
+}
+
+/// `gpus = "auto"` or `gpus = [0, 1]` (distinct non-negative indices, at least one).
+fn gpus(item: &Item) -> Option<super::Gpus> {
+    if item.as_str() == Some("auto") {
+        return Some(super::Gpus::Auto);
+    }
+    let list: Vec<usize> = item
+        .as_array()?
+        .iter()
+        .map(|v| v.as_integer().and_then(|i| usize::try_from(i).ok()))
+        .collect::<Option<_>>()?;
+    let mut seen = list.clone();
+    seen.sort_unstable();
+    seen.dedup();
+    (!list.is_empty() && seen.len() == list.len()).then_some(super::Gpus::List(list))
 }

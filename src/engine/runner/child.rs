@@ -130,6 +130,7 @@ fn cmd_command(command: &str, job: &Job, staging: &Path) -> Result<Command, RunF
     cmd.arg("-c").arg(command).current_dir(&job.project);
     cmd.env("NASFLOW_OUT", &job.out)
         .env("NASFLOW_PROVENANCE", &job.provenance)
+        .env("NASFLOW_RESUME", &job.resume)
         .env("NASFLOW_PARAMS", &params_file)
         .env("NASFLOW_STAGE", &job.stage)
         .env("NASFLOW_SEED", job.seed.to_string())
@@ -139,6 +140,7 @@ fn cmd_command(command: &str, job: &Job, staging: &Path) -> Result<Command, RunF
     for (dep, dir) in job.inputs.iter() {
         cmd.env(input_var(dep), dir);
     }
+    place(&mut cmd, job);
     if let Some(item) = &job.item {
         cmd.env("NASFLOW_ITEM", item.value.to_string())
             .env("NASFLOW_ITEM_INDEX", item.index.to_string());
@@ -155,7 +157,17 @@ fn worker_command(job: &Job, staging: &Path) -> Result<Command, RunFailure> {
     cmd.arg("run")
         .arg(&job_file)
         .env("OMP_NUM_THREADS", job.threads.to_string());
+    place(&mut cmd, job);
     Ok(cmd)
+}
+
+/// A job placed on a GPU sees that GPU alone (`CUDA_VISIBLE_DEVICES`), and its index as
+/// `NASFLOW_GPU`.
+fn place(cmd: &mut Command, job: &Job) {
+    if let Some(g) = job.gpu {
+        cmd.env("CUDA_VISIBLE_DEVICES", g.to_string())
+            .env("NASFLOW_GPU", g.to_string());
+    }
 }
 
 /// `cmd` to run under `nasflow supervise` with the read end of the watchdog pipe.
