@@ -4,6 +4,7 @@
 //! --no-as-needed (rustc's --as-needed would otherwise drop it and CUDA would silently be
 //! unavailable). In the `nasflow` package only the `nasflow-worker` binary gets libtorch_cuda:
 //! the engine binary never loads libtorch, which keeps a no-op `nasflow run` at a few ms.
+//! In the `nasflow-torch` package it also compiles the C++ shim (`stages/torch/shim`).
 use std::path::Path;
 
 fn main() {
@@ -14,6 +15,9 @@ fn main() {
         return;
     };
     println!("cargo:rustc-link-arg=-Wl,-rpath={lib}");
+    if std::env::var("CARGO_PKG_NAME").as_deref() == Ok("nasflow-torch") {
+        shim(Path::new(&lib));
+    }
     if std::env::var_os("CARGO_FEATURE_CUDA").is_some() {
         let engine = std::env::var("CARGO_PKG_NAME").as_deref() == Ok("nasflow");
         for arg in ["-Wl,--no-as-needed", "-ltorch_cuda", "-Wl,--as-needed"] {
@@ -36,4 +40,25 @@ fn main() {
         })
         .unwrap_or_else(|| "unknown".to_string());
     println!("cargo:rustc-env=NASFLOW_LIBTORCH_VERSION={version}");
+}
+
+/// The C++ shim (stages/torch/shim/shim.cpp): bf16 autocast, channels-last and the determinism
+/// switches tch does not wrap, compiled against the headers of the libtorch torch-sys links,
+/// with torch-sys's own flags.
+fn shim(lib: &Path) {
+    let source = "shim/shim.cpp";
+    println!("cargo:rerun-if-changed={source}");
+    let include = lib.join("..").join("include");
+    let abi = std::env::var("LIBTORCH_CXX11_ABI").unwrap_or_else(|_| "1".to_string());
+    cc::Build::new()
+        .cpp(true)
+        .pic(true)
+        .warnings(false)
+        .include(&include)
+        .include(include.join("torch/csrc/api/include"))
+        .flag("-std=c++17")
+        .flag(format!("-D_GLIBCXX_USE_CXX11_ABI={abi}"))
+        .flag("-DGLOG_USE_GLOG_EXPORT")
+        .file(source)
+        .compile("nasflow_shim");
 }

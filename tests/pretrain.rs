@@ -275,6 +275,45 @@ fn pretrain_and_extract_tiny_networks_deterministically() {
         std::fs::read(out_dir(&c, "pretrain").join(w0)).unwrap()
     );
 
+    // bf16 autocast and channels-last on the CPU (the shim's code path): a new key, finite
+    // training, weights saved (contiguous) and loaded by extract, features stored as fp32.
+    let mixed = [
+        "--set",
+        "pretrain.precision=\"bf16\"",
+        "--set",
+        "pretrain.channels_last=true",
+        "--set",
+        "extract.precision=\"bf16\"",
+        "--set",
+        "extract.channels_last=true",
+    ];
+    let out = a.nasflow(&[&["run", "extract"][..], &mixed[..]].concat());
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(common::ran(&out), common::set(&["pretrain", "extract"]));
+    let bf = {
+        let out = a.nasflow(&[&["show", "pretrain", "--json"][..], &mixed[..]].concat());
+        let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+        PathBuf::from(v["out_dir"].as_str().unwrap())
+    };
+    let m: Value = serde_json::from_str(
+        &std::fs::read_to_string(bf.join("items/00000/metrics.json")).unwrap(),
+    )
+    .unwrap();
+    assert!(m["epochs"][1]["train_loss"].as_f64().unwrap().is_finite());
+    assert_ne!(
+        std::fs::read(pre.join(w0)).unwrap(),
+        std::fs::read(bf.join(w0)).unwrap(),
+        "bf16 trains differently"
+    );
+    let feats = {
+        let out = a.nasflow(&[&["show", "extract", "--json"][..], &mixed[..]].concat());
+        let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+        tensors(
+            &PathBuf::from(v["out_dir"].as_str().unwrap()).join("items/00000/features.safetensors"),
+        )
+    };
+    assert_eq!(feats["seen_features"].kind(), tch::Kind::Float);
+
     // extract must read the images pretrain trained on.
     let bad = pipeline.replace("unseen = 30", "unseen = 30\nimages = \"nowhere\"");
     a.write_pipeline(&bad);

@@ -75,6 +75,23 @@ pub struct PretrainParams {
     pub train_limit: usize,
     /// final test accuracy on the first N test images (0: all)
     pub test_limit: usize,
+    /// arithmetic of the forward pass and loss (the backward follows it)
+    pub precision: Precision,
+    /// images and convolution weights in channels-last memory format (faster convolutions on GPUs)
+    pub channels_last: bool,
+    /// on CUDA, let cuBLAS and cuDNN use TF32 for fp32 (PyTorch's default for convolutions; false: exact fp32 as the paper)
+    pub tf32: bool,
+}
+
+/// The arithmetic of a network's forward pass.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Precision {
+    /// fp32 throughout, as the paper
+    #[default]
+    Fp32,
+    /// bf16 autocast (PyTorch's torch.autocast with dtype bfloat16): matmuls and convolutions in bf16, reductions and the loss in fp32; on the CPU too
+    Bf16,
 }
 
 impl Default for PretrainParams {
@@ -93,6 +110,9 @@ impl Default for PretrainParams {
             grad_clip: 5.0,
             train_limit: 0,
             test_limit: 0,
+            precision: Precision::Fp32,
+            channels_last: false,
+            tf32: false,
         }
     }
 }
@@ -120,6 +140,10 @@ pub struct ExtractParams {
     pub images: PathOr<Synthetic>,
     /// test images drawn (seeded) as the unseen set (paper: 2,000)
     pub unseen: usize,
+    /// arithmetic of the feature pass (features are stored as fp32 either way)
+    pub precision: Precision,
+    /// images and convolution weights in channels-last memory format
+    pub channels_last: bool,
 }
 
 impl Default for ExtractParams {
@@ -127,6 +151,8 @@ impl Default for ExtractParams {
         ExtractParams {
             images: PathOr::default(),
             unseen: 2000,
+            precision: Precision::Fp32,
+            channels_last: false,
         }
     }
 }

@@ -22,25 +22,26 @@ use tch::nn::{self};
 use tch::Tensor;
 
 use crate::network::{Init, Network};
-use crate::train::{labels, prepare, to_tensor, torch_device, torch_err};
+use crate::shim::{self, Bf16Autocast};
+use crate::train::{labels, layout, prepare, to_tensor, torch_device, torch_err};
 use nasflow_stages::files::read_json;
 use nasflow_stages::images;
-use nasflow_stages::pretrain::{item_cell, ExtractParams, NetworkInfo};
+use nasflow_stages::pretrain::{item_cell, ExtractParams, NetworkInfo, Precision};
 use nasflow_stages::{StageContext, StageError};
 
 pub const UNSEEN_STREAM: u64 = 4;
 
-fn features(net: &Network, pixels: &[f32], device: tch::Device) -> Tensor {
+fn features(net: &Network, pixels: &[f32], device: tch::Device, p: &ExtractParams) -> Tensor {
     let _guard = tch::no_grad_guard();
+    let _bf16 = (p.precision == Precision::Bf16).then(|| Bf16Autocast::enter(device));
     let n = pixels.len() / images::PIXELS;
     let parts: Vec<Tensor> = (0..n)
         .step_by(250)
         .map(|s| {
             let e = (s + 250).min(n);
-            net.features(
-                &to_tensor(&pixels[s * images::PIXELS..e * images::PIXELS], device),
-                false,
-            )
+            let x = to_tensor(&pixels[s * images::PIXELS..e * images::PIXELS], device);
+            net.features(&layout(x, p.channels_last), false)
+                .to_kind(tch::Kind::Float)
         })
         .collect();
     Tensor::cat(&parts, 0).to_device(tch::Device::Cpu)
@@ -73,6 +74,9 @@ pub fn run(ctx: &StageContext<ExtractParams>) -> Result<(), StageError> {
     let net = Network::new(&vs.root(), &info.cell()?, &info.skeleton(), Init::Zeros);
     vs.load(dir.join("weights.safetensors"))
         .map_err(torch_err)?;
+    if ctx.params.channels_last {
+        shim::vars_to_channels_last(&vs);
+    }
 
     let unseen = ctx.params.unseen.min(p.data.test.len());
     let unseen_idx = rand::seq::index::sample(
@@ -85,10 +89,16 @@ pub fn run(ctx: &StageContext<ExtractParams>) -> Result<(), StageError> {
 
     let cpu = tch::Device::Cpu;
     let tensors = vec![
-        ("seen_features", features(&net, &p.held_pixels, device)),
+        (
+            "seen_features",
+            features(&net, &p.held_pixels, device, ctx.params),
+        ),
         ("seen_labels", labels(&p.data.train, &p.held_idx, cpu)),
         ("seen_indices", index_tensor(&p.held_idx)),
-        ("unseen_features", features(&net, &unseen_pixels, device)),
+        (
+            "unseen_features",
+            features(&net, &unseen_pixels, device, ctx.params),
+        ),
         ("unseen_labels", labels(&p.data.test, &unseen_idx, cpu)),
         ("unseen_indices", index_tensor(&unseen_idx)),
         (

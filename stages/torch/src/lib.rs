@@ -15,5 +15,6 @@ pub mod network;
 pub mod noise;
 pub mod preprocess;
 pub mod reinforce;
+pub mod shim;
 pub mod train;
 pub mod train_vae;

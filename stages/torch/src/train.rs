@@ -14,12 +14,13 @@ use tch::nn::{self, ModuleT, OptimizerConfig};
 use tch::{Kind, Tensor};
 
 use crate::network::{count_trainable, Init, Network};
+use crate::shim::{self, Bf16Autocast};
 use nasflow_contract::Device;
 use nasflow_stages::files::write_json;
 use nasflow_stages::images::{self, Dataset, ImageSource, Images};
 use nasflow_stages::nb101::params::{multiply_accumulates, Skeleton};
 use nasflow_stages::nb101::{Cell, ModuleHash};
-use nasflow_stages::pretrain::{item_cell, NetworkInfo, PretrainParams};
+use nasflow_stages::pretrain::{item_cell, NetworkInfo, Precision, PretrainParams};
 use nasflow_stages::{StageContext, StageError};
 
 /// Streams of the pipeline seed (see `images::rng`).
@@ -185,6 +186,12 @@ pub fn run(ctx: &StageContext<PretrainParams>) -> Result<(), StageError> {
     tch::manual_seed(ctx.seed as i64);
     let vs = nn::VarStore::new(device);
     let net = Network::new(&vs.root(), &cell, &sk, Init::Paper);
+    if p.channels_last {
+        shim::vars_to_channels_last(&vs);
+    }
+    if device.is_cuda() {
+        shim::set_switches(false, false, p.tf32);
+    }
     let opt = nn::Sgd {
         momentum: p.momentum,
         dampening: 0.0,
@@ -226,6 +233,15 @@ pub fn run(ctx: &StageContext<PretrainParams>) -> Result<(), StageError> {
     write_json(&ctx.provenance.join("timing.json"), &timing)
 }
 
+/// `x` in channels-last format when asked.
+pub fn layout(x: Tensor, channels_last: bool) -> Tensor {
+    if channels_last {
+        shim::channels_last(&x)
+    } else {
+        x
+    }
+}
+
 /// `weights.safetensors`, `network.json`, `metrics.json`.
 fn write_outputs(
     ctx: &StageContext<PretrainParams>,
@@ -235,6 +251,8 @@ fn write_outputs(
     metrics: &Metrics,
 ) -> Result<(), StageError> {
     let out = ctx.out;
+    // safetensors saves contiguous tensors only.
+    shim::vars_to_contiguous(&t.vs);
     t.vs.save(out.join("weights.safetensors"))
         .map_err(torch_err)?;
     let info = NetworkInfo {
@@ -284,13 +302,20 @@ fn train(
             if chunk.len() < 2 {
                 continue; // batch norm cannot train on one picture
             }
-            let x = to_tensor(
-                &images::batch(&data.data.train, chunk, Some(&mut augment_rng)),
-                t.device,
+            let x = layout(
+                to_tensor(
+                    &images::batch(&data.data.train, chunk, Some(&mut augment_rng)),
+                    t.device,
+                ),
+                p.channels_last,
             );
             let y = labels(&data.data.train, chunk, t.device);
-            let logits = t.net.forward_t(&x, true);
-            let loss = logits.cross_entropy_for_logits(&y);
+            let (logits, loss) = {
+                let _bf16 = (p.precision == Precision::Bf16).then(|| Bf16Autocast::enter(t.device));
+                let logits = t.net.forward_t(&x, true);
+                let loss = logits.cross_entropy_for_logits(&y);
+                (logits, loss)
+            };
             t.opt.zero_grad();
             loss.backward();
             t.opt.clip_grad_norm(p.grad_clip);

@@ -1,0 +1,51 @@
+// The libtorch switches that tch 0.24 does not wrap (see ../shared/reference/libtorch.md):
+// bf16 autocast (tch's autocast is CUDA fp16 only), channels-last memory format, and the
+// determinism / cuDNN benchmark / TF32 switches. Compiled by build.rs with the cc crate against
+// the headers of the libtorch that torch-sys links. A tch tensor handle is a `torch::Tensor*`
+// (torch-sys's torch_api.h: `typedef torch::Tensor *tensor;`).
+#include <ATen/ATen.h>
+#include <ATen/autocast_mode.h>
+#include <ATen/Context.h>
+
+static at::DeviceType device_type(int cuda) { return cuda ? at::kCUDA : at::kCPU; }
+
+extern "C" {
+
+// Enters a bf16 autocast region on the CPU (cuda = 0) or CUDA (cuda = 1), for this thread.
+void nasflow_autocast_enter(int cuda) {
+  at::DeviceType d = device_type(cuda);
+  at::autocast::set_autocast_dtype(d, at::kBFloat16);
+  at::autocast::set_autocast_enabled(d, true);
+  at::autocast::increment_nesting();
+}
+
+// Leaves it; the cast-weight cache is cleared when the outermost region ends.
+void nasflow_autocast_exit(int cuda) {
+  at::DeviceType d = device_type(cuda);
+  if (at::autocast::decrement_nesting() == 0) {
+    at::autocast::clear_cache();
+  }
+  at::autocast::set_autocast_enabled(d, false);
+}
+
+int nasflow_autocast_enabled(int cuda) {
+  return at::autocast::is_autocast_enabled(device_type(cuda)) ? 1 : 0;
+}
+
+// A new tensor handle: `t` in channels-last memory format (4-d tensors; others as they are).
+at::Tensor *nasflow_channels_last(const at::Tensor *t) {
+  if (t->dim() != 4) return new at::Tensor(*t);
+  return new at::Tensor(t->contiguous(at::MemoryFormat::ChannelsLast));
+}
+
+int nasflow_is_channels_last(const at::Tensor *t) {
+  return t->dim() == 4 && t->is_contiguous(at::MemoryFormat::ChannelsLast) ? 1 : 0;
+}
+
+void nasflow_set_deterministic(int on) { at::globalContext().setDeterministicAlgorithms(on != 0, false); }
+void nasflow_set_cudnn_benchmark(int on) { at::globalContext().setBenchmarkCuDNN(on != 0); }
+void nasflow_set_tf32(int on) {
+  at::globalContext().setAllowTF32CuBLAS(on != 0);
+  at::globalContext().setAllowTF32CuDNN(on != 0);
+}
+}
