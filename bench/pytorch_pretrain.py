@@ -4,7 +4,12 @@ weight decay 1e-4, cosine per epoch, clipping at 5, cross-entropy, random crop w
 padding and horizontal flip), on random pictures of the same shape. Prints JSON with images/s.
 
     python3 bench/pytorch_pretrain.py --matrix BITS --ops OPS --channels 32 --stacks 3 \
-        --cells 1 --batch 128 --images 2048 --held-out 256 --epochs 2 --threads 2
+        --cells 1 --batch 128 --images 2048 --held-out 256 --epochs 2 --threads 2 \
+        [--device cuda] [--bf16] [--channels-last] [--tf32]
+
+On CUDA, --bf16 is torch.autocast(dtype=torch.bfloat16) around the forward pass and the loss, as
+nasflow's `precision = "bf16"`; --channels-last puts the network and each batch in channels-last
+format; without --tf32, TF32 is off for cuBLAS and cuDNN (nasflow's default `tf32 = false`).
 """
 import argparse
 import json
@@ -131,17 +136,25 @@ def main():
     for k, v in [('channels', 32), ('stacks', 3), ('cells', 1), ('batch', 128), ('images', 2048),
                  ('held-out', 256), ('epochs', 2), ('threads', 2)]:
         a.add_argument('--' + k, type=int, default=v)
+    a.add_argument('--device', default='cpu')
+    a.add_argument('--bf16', action='store_true')
+    a.add_argument('--channels-last', action='store_true')
+    a.add_argument('--tf32', action='store_true')
     args = a.parse_args()
+    dev = torch.device(args.device)
+    torch.backends.cuda.matmul.allow_tf32 = args.tf32
+    torch.backends.cudnn.allow_tf32 = args.tf32
+    fmt = torch.channels_last if args.channels_last else torch.contiguous_format
     torch.set_num_threads(args.threads)
     torch.manual_seed(1)
     n = int(len(args.matrix) ** 0.5)
     m = [[int(args.matrix[i * n + j]) for j in range(n)] for i in range(n)]
-    net = Network(m, args.ops.split(','), args.channels, args.stacks, args.cells)
+    net = Network(m, args.ops.split(','), args.channels, args.stacks, args.cells).to(dev, memory_format=fmt)
     g = torch.Generator().manual_seed(0)
     train_x = torch.randint(0, 256, (args.images, 3, 32, 32), dtype=torch.uint8, generator=g)
     train_y = torch.randint(0, 10, (args.images,), generator=g)
-    held_x = (torch.randint(0, 256, (args.held_out, 3, 32, 32), dtype=torch.uint8, generator=g).float() / 255 - MEAN) / STD
-    held_y = torch.randint(0, 10, (args.held_out,), generator=g)
+    held_x = ((torch.randint(0, 256, (args.held_out, 3, 32, 32), dtype=torch.uint8, generator=g).float() / 255 - MEAN) / STD).to(dev)
+    held_y = torch.randint(0, 10, (args.held_out,), generator=g).to(dev)
     opt = torch.optim.SGD(net.parameters(), lr=0.025, momentum=0.9, weight_decay=1e-4)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=args.epochs)
     rng = np.random.default_rng(1)
@@ -152,8 +165,10 @@ def main():
         perm = torch.from_numpy(rng.permutation(args.images))
         for s in range(0, args.images, args.batch):
             idx = perm[s:s + args.batch]
-            x, y = augment(train_x[idx], rng), train_y[idx]
-            loss = F.cross_entropy(net(x), y)
+            x = augment(train_x[idx], rng).to(dev).contiguous(memory_format=fmt)
+            y = train_y[idx].to(dev)
+            with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=args.bf16):
+                loss = F.cross_entropy(net(x), y)
             opt.zero_grad()
             loss.backward()
             nn.utils.clip_grad_norm_(net.parameters(), 5)
@@ -163,10 +178,14 @@ def main():
         net.eval()
         with torch.no_grad():
             for s in range(0, args.held_out, 250):
-                F.cross_entropy(net(held_x[s:s + 250]), held_y[s:s + 250])
+                with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=args.bf16):
+                    F.cross_entropy(net(held_x[s:s + 250].contiguous(memory_format=fmt)), held_y[s:s + 250])
+    if dev.type == 'cuda':
+        torch.cuda.synchronize()
     secs = time.perf_counter() - start
     print(json.dumps({'images_per_second': seen / secs, 'seconds': secs, 'images': seen,
                       'torch': torch.__version__, 'threads': torch.get_num_threads(),
+                      'device': str(dev), 'bf16': args.bf16, 'channels_last': args.channels_last,
                       'parameters': sum(p.numel() for p in net.parameters())}))
 
 

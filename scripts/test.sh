@@ -38,3 +38,10 @@ cargo test --workspace --exclude nasflow-contract --exclude nasflow-charts --exc
 if [ "${NASFLOW_FUZZ_SECONDS:-30}" != 0 ]; then
   ./tests/fuzz/run.sh "${NASFLOW_FUZZ_SECONDS:-30}"
 fi
+# The CUDA build's link step (the `cuda` feature, the stripped `device` profile carried to GPU
+# machines): rust-lld links libtorch_cuda from the lean install; the binaries run only where the
+# full CUDA libraries exist. Checks that libtorch_cuda is linked and that both binaries fit in the
+# 64 MiB a GPU machine can be sent. NASFLOW_SKIP_CUDA_BUILD=1 skips it (a second build, ~8 min).
+if [ "${NASFLOW_SKIP_CUDA_BUILD:-0}" != 1 ]; then
+  ./scripts/device-build.sh
+fi
