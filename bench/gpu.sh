@@ -43,9 +43,11 @@ say() { echo "$*" | tee -a "$R/summary.txt"; }
 
 if [ "$DRY" = "--dry" ]; then
   DEVICE=cpu; CH=8; STACKS=1; CELLS=1; IMAGES=512; HELD=64; EPOCHS=1; BATCH=128; VAE_CELLS=20000
+  DEFAULT_LIMIT=900   # the default pipeline takes minutes on a few CPU cores
   TL=""
 else
   DEVICE=cuda; CH=128; STACKS=3; CELLS=3; IMAGES=8192; HELD=256; EPOCHS=2; BATCH=128; VAE_CELLS=0
+  DEFAULT_LIMIT=150
   TL=$("$TORCH_PY" -c 'import torch,os;print(os.path.join(os.path.dirname(torch.__file__),"lib"))' 2>/dev/null)
   export LD_LIBRARY_PATH="$TL${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
 fi
@@ -162,10 +164,10 @@ step3() {
   local d="$W/default"; mkdir -p "$d"
   sed "s/^device = .*/device = \"$DEVICE\"/" pipeline.toml > "$d/pipeline.toml"
   local t0; t0=$(date +%s)
-  (cd "$d" && timeout 150 "$N" run predict > run1.log 2>&1) || { say "default pipeline: FAILED: $(tail -3 "$d/run1.log")"; return; }
+  (cd "$d" && timeout "$DEFAULT_LIMIT" "$N" run predict > run1.log 2>&1) || { say "default pipeline: FAILED: $(tail -3 "$d/run1.log")"; return; }
   say "default pipeline on $DEVICE: $(grep '^summary' "$d/run1.log") in $(( $(date +%s) - t0 )) s"
   cp "$d/run1.log" "$R/default-run1.log"
-  (cd "$d" && timeout 90 "$N" run predict --set train-vae.lr=0.0005 > run2.log 2>&1) || { say "edited run: FAILED: $(tail -3 "$d/run2.log")"; return; }
+  (cd "$d" && timeout "$DEFAULT_LIMIT" "$N" run predict --set train-vae.lr=0.0005 > run2.log 2>&1) || { say "edited run: FAILED: $(tail -3 "$d/run2.log")"; return; }
   cp "$d/run2.log" "$R/default-run2.log"
   local reran
   reran=$(awk '/^summary/{s=1;next} s && $2=="ran"{print $1}' "$d/run2.log" | tr '\n' ' ')

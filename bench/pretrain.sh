@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Training throughput of nasflow's `pretrain` against the same network and trainer in PyTorch
 # (bench/pytorch_pretrain.py), same cell, sizes, batch and thread count, side by side in one run.
-# Needs a venv with torch==2.11.0 and numpy in bench/.torch-venv:
-#   python3 -m venv bench/.torch-venv && bench/.torch-venv/bin/pip install torch==2.11.0 numpy
+# Needs a venv with torch==2.11.0 in bench/.torch-venv:
+#   python3 -m venv bench/.torch-venv && bench/.torch-venv/bin/pip install torch==2.11.0
 #   bench/pretrain.sh [CHANNELS] [ROUNDS]
 set -euo pipefail
 cd "$(dirname "$0")/.."

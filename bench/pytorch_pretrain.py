@@ -16,7 +16,7 @@ import json
 import math
 import time
 
-import numpy as np
+import random
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
@@ -124,7 +124,7 @@ def augment(xb, rng):
     padded = (F.pad(xb.float() / 255, (4, 4, 4, 4), value=0.0) - MEAN) / STD
     out = torch.empty(xb.shape, dtype=torch.float32)
     for i in range(xb.shape[0]):
-        dy, dx = rng.integers(0, 9, 2)
+        dy, dx = rng.randrange(9), rng.randrange(9)
         img = padded[i, :, dy:dy + 32, dx:dx + 32]
         out[i] = img.flip(-1) if rng.random() < 0.5 else img
     return out
@@ -157,12 +157,12 @@ def main():
     held_y = torch.randint(0, 10, (args.held_out,), generator=g).to(dev)
     opt = torch.optim.SGD(net.parameters(), lr=0.025, momentum=0.9, weight_decay=1e-4)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=args.epochs)
-    rng = np.random.default_rng(1)
+    rng = random.Random(1)
     start = time.perf_counter()
     seen = 0
     for epoch in range(args.epochs):
         net.train()
-        perm = torch.from_numpy(rng.permutation(args.images))
+        perm = torch.tensor(rng.sample(range(args.images), args.images))
         for s in range(0, args.images, args.batch):
             idx = perm[s:s + args.batch]
             x = augment(train_x[idx], rng).to(dev).contiguous(memory_format=fmt)
