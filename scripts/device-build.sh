@@ -7,10 +7,10 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 ./scripts/install-libtorch.sh >/dev/null
 cargo build --profile device --features cuda --locked -q
 bins=(target/device/nasflow target/device/nasflow-worker)
-if ! readelf -d target/device/nasflow-worker | grep -q 'libtorch_cuda.so'; then
+if ! readelf -d target/device/nasflow-worker | grep NEEDED | grep -q 'libtorch_cuda.so'; then
   echo "error: target/device/nasflow-worker does not link libtorch_cuda.so" >&2; exit 1
 fi
-if readelf -d target/device/nasflow | grep -q 'libtorch'; then
+if readelf -d target/device/nasflow | grep NEEDED | grep -q 'libtorch'; then
   echo "error: target/device/nasflow links libtorch (the engine must not)" >&2; exit 1
 fi
 total=$(stat -c %s "${bins[@]}" | awk '{s += $1} END {print s}')
