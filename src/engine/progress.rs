@@ -23,10 +23,14 @@ impl Ui {
         }
     }
 
-    /// Lines start with `[name] ` (variants that run at the same time).
-    pub fn tagged(mut self, name: &str) -> Ui {
-        self.prefix = format!("[{name}] ");
-        self
+    /// Lines only, each starting with `[name] `: for variants that run at the same time (one
+    /// terminal cannot hold several sets of bars).
+    pub fn tagged(name: &str) -> Ui {
+        Ui {
+            multi: None,
+            quiet: false,
+            prefix: format!("[{name}] "),
+        }
     }
 
     /// Shows nothing (tests).

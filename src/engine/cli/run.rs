@@ -162,7 +162,7 @@ fn run(
     let jobs = self::jobs(project, jobs);
     let together = shared.is_some();
     let ui = match variant {
-        Some(name) if together => crate::progress::Ui::new().tagged(name),
+        Some(name) if together => crate::progress::Ui::tagged(name),
         _ => crate::progress::Ui::new(),
     };
     let opts = RunOptions {

@@ -327,3 +327,55 @@ fn wait4(pid: libc::pid_t) -> std::io::Result<(Exit, u64)> {
     };
     Ok((exit, usage.ru_maxrss as u64 * 1024))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use nasflow_contract::DeviceSpec;
+
+    fn job(gpu: Option<usize>) -> Job {
+        Job {
+            kind: "pretrain".into(),
+            stage: "s".into(),
+            command: None,
+            project: "/p".into(),
+            params: Default::default(),
+            inputs: Default::default(),
+            item: None,
+            out: "/o".into(),
+            provenance: "/v".into(),
+            resume: "/r".into(),
+            seed: 1,
+            device: DeviceSpec::Cuda(0),
+            gpu,
+            threads: 2,
+        }
+    }
+
+    fn env(c: &Command, name: &str) -> Option<String> {
+        c.get_envs()
+            .find(|(k, _)| *k == name)
+            .and_then(|(_, v)| v)
+            .map(|v| v.to_string_lossy().into_owned())
+    }
+
+    #[test]
+    fn a_placed_job_sees_its_gpu_alone_and_an_unplaced_one_sees_all() {
+        let dir = tempfile::tempdir().unwrap();
+        let w = worker_command(&job(Some(1)), dir.path()).unwrap();
+        assert_eq!(env(&w, "CUDA_VISIBLE_DEVICES").as_deref(), Some("1"));
+        assert_eq!(env(&w, "NASFLOW_GPU").as_deref(), Some("1"));
+        let written: Job =
+            serde_json::from_slice(&std::fs::read(dir.path().join("job.json")).unwrap()).unwrap();
+        assert_eq!(
+            (written.device, written.gpu),
+            (DeviceSpec::Cuda(0), Some(1))
+        );
+        let c = cmd_command("true", &job(Some(0)), dir.path()).unwrap();
+        assert_eq!(env(&c, "CUDA_VISIBLE_DEVICES").as_deref(), Some("0"));
+        assert_eq!(env(&c, "NASFLOW_DEVICE").as_deref(), Some("cuda:0"));
+        assert_eq!(env(&c, "NASFLOW_RESUME").as_deref(), Some("/r"));
+        let unplaced = worker_command(&job(None), dir.path()).unwrap();
+        assert_eq!(env(&unplaced, "CUDA_VISIBLE_DEVICES"), None);
+    }
+}
