@@ -207,7 +207,8 @@ pub enum Command {
         #[arg(short, long, value_name = "DIR")]
         out: Option<PathBuf>,
     },
-    /// Delete cache entries the current pipeline does not need, keeping the last N per stage.
+    /// Delete cache entries the current pipeline does not need, keeping the last N per stage,
+    /// and partial downloads left untouched for an hour.
     Gc {
         /// Say what would be done; change nothing.
         #[arg(long)]
