@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # No-op rerun benchmarks, side by side in one run (see BENCHMARKS.md):
 #   1. the 7-stage pipeline: `nasflow run predict` vs `dvc repro` (DVC 3.67 from PyPI in a venv)
-#   2. a generated 1,000-stage pipeline: no-op `nasflow run`
+#   2. a generated 1,000-stage pipeline, and one of 10,000: no-op `nasflow run`
 #   3. a pipeline with a 2 GB output: no-op `nasflow run` (the output must not be re-hashed)
 # Needs hyperfine (apt-get install hyperfine). Work files go to bench/work (git-ignored).
 # NOOP_BASELINE=/path/to/an/older/nasflow runs it beside this build in each comparison (the same
@@ -64,6 +64,21 @@ PY
 mapfile -t cmds < <(both -p "$work/big/pipeline.toml" run)
 hyperfine -N --warmup 2 --runs 20 --export-json "$work/big.json" "${cmds[@]}" >/dev/null
 echo "== 1,000-stage no-op rerun"; median "$work/big.json"
+
+# 2b. 10,000 generated stages, the same shape: cost must grow linearly with the stage count.
+mkdir -p "$work/huge"
+python3 - "$work/huge/pipeline.toml" <<'PY'
+import sys
+with open(sys.argv[1], "w") as f:
+    for i in range(10000):
+        deps = sorted({i - 1, i // 2} - {i}) if i else []
+        names = ", ".join('"s%d"' % d for d in deps)
+        f.write('[stages.s%d]\nkind = "cmd"\ndeps = [%s]\nrun = "echo %d > $NASFLOW_OUT/o.txt"\n\n' % (i, names, i))
+PY
+( cd "$work/huge" && "$nasflow" run -j 2 2>/dev/null | tail -0 )
+mapfile -t cmds < <(both -p "$work/huge/pipeline.toml" run)
+hyperfine -N --warmup 1 --runs 10 --export-json "$work/huge.json" "${cmds[@]}" >/dev/null
+echo "== 10,000-stage no-op rerun"; median "$work/huge.json"
 
 # 3. A 2 GB output in the DAG.
 mkdir -p "$work/large"

@@ -23,6 +23,7 @@
 //!   outputs leaves its dependents cached (early cutoff).
 //! - **Write nowhere else.** The inputs are read-only views of other stages' results.
 //! - **Bump [`KindInfo::version`]** whenever the outputs for the same params may change.
+pub mod boundary;
 pub mod context;
 pub mod device;
 pub mod error;

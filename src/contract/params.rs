@@ -181,10 +181,20 @@ pub fn validate<P: Params>(
 ) -> Result<(P, Map<String, Value>), ParamError> {
     schema.check(raw)?;
     let p: P = serde_path_to_error::deserialize(Value::Object(raw.clone())).map_err(|e| {
-        let path = e.path().to_string();
+        let mut path = e.path().to_string();
+        let mut problem = e.inner().to_string();
+        // A check across params (a `try_from` on the whole struct) has no path; it names the
+        // param it is about by starting its message with "NAME: ".
+        if path == "." || path.is_empty() {
+            if let Some((name, rest)) = problem.split_once(": ") {
+                if schema.get(name).is_some() {
+                    (path, problem) = (name.to_string(), rest.to_string());
+                }
+            }
+        }
         let name = path.split(['.', '[']).next().unwrap_or("").to_string();
         ParamError::Invalid {
-            problem: format!("is not valid: {}", e.inner()),
+            problem: format!("is not valid: {problem}"),
             help: schema.get(&name).map(|d| format!("{name}: {}", d.doc)),
             at: path,
             name,

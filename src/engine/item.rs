@@ -116,10 +116,17 @@ pub fn compute(
             return Ok(Ok(Computed { item, ran: false }));
         }
     }
-    let p = match produce(cache, runner, &t.job, &t.key, &t.views, &|_| {})? {
+    let before = t
+        .forced
+        .then(|| cache.read_item(stage, &t.key).ok().flatten())
+        .flatten()
+        .map(|r| r.output_digest);
+    let mut p = match produce(cache, runner, &t.job, &t.key, &t.views, &|_| {})? {
         Ok(p) => p,
         Err(failure) => return Ok(Err(failure)),
     };
+    // A forced rerun with other outputs under the same key: not deterministic (provenance).
+    p.provenance.replaced = before.filter(|old| *old != p.output_digest);
     let record = ItemRecord {
         format: RECORD_FORMAT,
         stage: StageName::new(stage)?,
@@ -174,18 +181,24 @@ pub fn produce(
         resume: resume.clone(),
         ..job.clone()
     };
-    let _held = cache.hold(views)?;
+    let found_by = format!("{}/{key}", job.stage);
+    let _held = cache.hold(views, &found_by)?;
     let before = cache.snapshot(views);
     let started_at = SystemTime::now();
+    let started_unix = crate::cache::stamp::now_unix();
     let started = Instant::now();
     let ran = runner.run(&job, &staging.dir, progress);
     cache.settle_resume_dir(&resume, ran.is_ok());
-    let changed = cache.changed_since(&before)?;
-    let ran = match (ran, changed.is_empty()) {
-        (r, true) => r,
-        (_, false) => Err(RunFailure::WroteInputs {
+    // What the job read must be what it was given: no blob changed or vanished, and no view
+    // was altered (a stage that deletes cache/out under a sibling) while it ran.
+    let changed = cache.changed_since(&before, &found_by, started_unix)?;
+    let broken = cache.views_broken(views);
+    let ran = match (ran, changed.is_empty(), broken.is_empty()) {
+        (r, true, true) => r,
+        (_, false, _) => Err(RunFailure::WroteInputs {
             files: changed_files(views, &changed),
         }),
+        (_, true, false) => Err(RunFailure::InputsAltered { stages: broken }),
     };
     let finished = match ran {
         Ok(f) => f,
@@ -272,5 +285,6 @@ pub fn provenance(
         libtorch_version: finished.libtorch.clone().unwrap_or_default(),
         host: hostname(),
         files: Vec::new(),
+        replaced: None,
     }
 }

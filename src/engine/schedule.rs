@@ -39,6 +39,9 @@ pub enum Status {
     Failed(String),
     /// Not run because an upstream stage failed.
     Skipped(String),
+    /// An item-level stage whose `foreach` upstream lists no items: nothing ran (its empty
+    /// record is stored).
+    NoItems,
 }
 
 #[derive(Debug, Clone)]
@@ -151,6 +154,11 @@ struct Scheduler<'e, 'a> {
     done: Done,
     outcomes: BTreeMap<usize, StageOutcome>,
     queue: VecDeque<Task>,
+    /// Stages put back to waiting in this run because a stored output of theirs changed
+    /// (each at most once: a second time fails the reader instead of looping).
+    reopened: HashSet<usize>,
+    /// Set when a stage was put back during an [`Scheduler::advance`] pass.
+    again: bool,
 }
 
 /// Runs the stages of a closure (in execution order). Stage failures are outcomes, not errors;
@@ -168,6 +176,8 @@ pub fn run(e: &Engine, closure: &[usize], opts: &RunOptions, ui: &Ui) -> Result<
         done: HashMap::new(),
         outcomes: BTreeMap::new(),
         queue: VecDeque::new(),
+        reopened: HashSet::new(),
+        again: false,
     };
     let result = std::thread::scope(|scope| s.drive(scope, closure));
     e.save_statcache()?;
@@ -275,6 +285,16 @@ impl<'e, 'a> Scheduler<'e, 'a> {
     /// failed). One pass in execution order suffices: a stage finished here is seen by its
     /// dependents later in the same pass.
     fn advance(&mut self, closure: &[usize]) -> Result<()> {
+        loop {
+            self.again = false;
+            self.advance_once(closure)?;
+            if !self.again {
+                return Ok(());
+            }
+        }
+    }
+
+    fn advance_once(&mut self, closure: &[usize]) -> Result<()> {
         for &i in closure {
             if !matches!(self.states[&i], State::Waiting) {
                 continue;
@@ -336,6 +356,9 @@ impl<'e, 'a> Scheduler<'e, 'a> {
             Decision::Pending { .. } => unreachable!("decided once its upstream is done"),
             Decision::Run(plan) => *plan,
         };
+        if self.reopen_damaged_deps(i)? {
+            return Ok(());
+        }
         self.e.device()?;
         let why: Vec<String> = plan.reasons.iter().map(ToString::to_string).collect();
         self.ui
@@ -409,13 +432,59 @@ impl<'e, 'a> Scheduler<'e, 'a> {
         active.bar = self
             .ui
             .bar(self.e.name(i), "items", total as u64, cached as u64);
-        self.outcomes.get_mut(&i).expect("outcome").items_cached = cached;
+        let o = self.outcomes.get_mut(&i).expect("outcome");
+        o.items_cached = cached;
+        if total == 0 {
+            o.status = Status::NoItems;
+        }
         let finished = active.outstanding == 0;
         self.states.insert(i, State::Active(Box::new(active)));
         if finished {
             self.finish_items(i)?;
         }
         Ok(())
+    }
+
+    /// Before stage `i` runs: checks the stored outputs it will read (stamps, else bytes). An
+    /// upstream stage with a changed or missing output is put back to waiting, to be recomputed
+    /// in this run (its changed blobs are quarantined); true if one was. The second time in one
+    /// run, `i` fails instead.
+    fn reopen_damaged_deps(&mut self, i: usize) -> Result<bool> {
+        let mut reopened = false;
+        for d in self.e.dag.deps(i) {
+            let Some(r) = self.done.get(&d).cloned() else {
+                continue;
+            };
+            let name = self.e.name(d).to_string();
+            let found_by = format!("{name}/{}", r.key);
+            let damaged = self.e.cache.damaged_files(&r.files, &found_by)?;
+            let Some((first, state)) = damaged.first() else {
+                continue;
+            };
+            let files: Vec<String> = damaged
+                .iter()
+                .map(|(f, _)| format!("{name}/{}", f.path))
+                .collect();
+            if !self.reopened.insert(d) {
+                let e = CacheError::Damaged {
+                    file: files[0].clone(),
+                    digest: first.digest.clone(),
+                    changed: *state == crate::cache::stamp::BlobState::Changed,
+                };
+                self.fail_now(i, e.to_string())?;
+                return Ok(true);
+            }
+            self.ui.line(&format!(
+                "changed {name}: stored output {} changed or vanished outside nasflow; quarantined, recomputing it",
+                files.join(", ")
+            ));
+            self.done.remove(&d);
+            self.states.insert(d, State::Waiting);
+            self.outcomes.remove(&d);
+            reopened = true;
+        }
+        self.again |= reopened;
+        Ok(reopened)
     }
 
     fn fail_now(&mut self, i: usize, message: String) -> Result<()> {
@@ -737,9 +806,21 @@ impl Launch<'_, '_> {
         // its first report, in its unit: no `0/0 steps`), otherwise as a line every few seconds.
         let reporter = crate::progress::StageProgress::new(self.ui, name);
         let progress = |p: &Progress| reporter.report(p);
+        let before = forced
+            .then(|| e.cache.read_record(name, key).ok().flatten())
+            .flatten()
+            .map(|r| r.output_digest);
         let produced = crate::item::produce(e.cache, e.runner, &job, key, views, &progress)?;
         reporter.finish();
-        let p = produced?;
+        let mut p = produced?;
+        if let Some(old) = before.filter(|old| *old != p.output_digest) {
+            self.ui.line(&format!(
+                "warning: `{name}` is not deterministic: rerun under the same key, it gave other outputs (output digest {}, was {}); `nasflow why {name}` says so too",
+                &p.output_digest.as_str()[..16],
+                &old.as_str()[..16]
+            ));
+            p.provenance.replaced = Some(old);
+        }
         let record = StageRecord {
             format: RECORD_FORMAT,
             stage: StageName::new(name).map_err(CacheError::from)?,

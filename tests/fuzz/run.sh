@@ -17,13 +17,39 @@ if ! command -v cargo-fuzz >/dev/null 2>&1; then
 fi
 export RUSTC_BOOTSTRAP=1
 cargo fuzz build --fuzz-dir . -s none >/dev/null 2>&1 || cargo fuzz build --fuzz-dir . -s none
+# Each target's exit status is checked: libFuzzer exits non-zero when it finds a crash, and then
+# this script prints the input (hex) and fails at the end, after running the other targets.
+crashed=()
 for t in pipeline_toml records bundle nb101_tables; do
   mkdir -p "corpus/$t"
   # A scratch copy of the corpus: what a run finds is not committed by accident.
   scratch=$(mktemp -d)
   cp -r "corpus/$t/." "$scratch/"
-  cargo fuzz run --fuzz-dir . -s none "$t" "$scratch" -- -max_total_time="$secs" -max_len=16384 2>&1 \
-    | grep -E '^(Done|==|SUMMARY|artifact_prefix|Test unit written)' || true
+  artifacts=$(mktemp -d)
+  log=$(mktemp)
+  status=0
+  cargo fuzz run --fuzz-dir . -s none "$t" "$scratch" -- -max_total_time="$secs" -max_len=16384 \
+    -artifact_prefix="$artifacts/" >"$log" 2>&1 || status=$?
+  grep -E '^(Done|==|SUMMARY|artifact_prefix|Test unit written)' "$log" || true
   rm -rf "$scratch"
-  echo "fuzz $t: ${secs}s, no crash"
+  found=$(find "$artifacts" -type f | sort)
+  if [ "$status" != 0 ] || [ -n "$found" ]; then
+    echo "fuzz $t: CRASH (exit status $status) after at most ${secs}s"
+    tail -n 30 "$log"
+    for f in $found; do
+      mkdir -p artifacts/"$t"
+      cp "$f" artifacts/"$t"/
+      echo "input $(basename "$f") (as hex; \`xxd -r -p\` turns it back), kept in tests/fuzz/artifacts/$t/:"
+      xxd -p "$f" | tr -d '\n'; echo
+    done
+    echo "  add it to tests/fuzz/regressions/$t/ with the fix that makes it an error"
+    crashed+=("$t")
+  else
+    echo "fuzz $t: ${secs}s, no crash"
+  fi
+  rm -rf "$artifacts" "$log"
 done
+if [ ${#crashed[@]} -gt 0 ]; then
+  echo "fuzz: crashes in ${crashed[*]}" >&2
+  exit 1
+fi

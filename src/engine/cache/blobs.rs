@@ -98,7 +98,8 @@ impl Cache {
             .into_par_iter()
             .map(|(rel, path)| {
                 let (digest, size) = hash_file(&path)?;
-                self.store_blob(&path, &digest)?;
+                self.store_blob(&path, &digest, size)?;
+                self.stamp_blob(&digest);
                 Ok(FileEntry {
                     path: rel,
                     digest,
@@ -111,9 +112,13 @@ impl Cache {
     /// Makes `file` (whose digest is known) a blob; replaces it by a link to an existing blob.
     /// A file that has other hard links (say, to a file outside the cache) is copied into the
     /// store, never linked: a blob must not share its bytes with anything that can change them.
-    fn store_blob(&self, file: &Path, digest: &Digest) -> Result<()> {
+    fn store_blob(&self, file: &Path, digest: &Digest, size: u64) -> Result<()> {
         let blob = self.blob_path(digest);
-        if blob.exists() {
+        // An existing blob is linked only if it is still what its name says (a changed one is
+        // quarantined here and stored again from `file`).
+        let existing =
+            blob.exists() && self.check_blob(digest, size, "")? == super::stamp::BlobState::Intact;
+        if existing {
             std::fs::remove_file(file).map_err(io(file))?;
             return self.link_or_copy(&blob, file);
         }

@@ -132,7 +132,8 @@ impl Cache {
                 }
             };
             if let Entry::Blob(digest) = &kind {
-                match self.import_blob(&mut entry, digest)? {
+                let size = entry.size();
+                match self.import_blob(&mut entry, digest, size)? {
                     Ok(()) => report.blobs += 1,
                     Err(why) => report.rejected.push(reject(why)),
                 }

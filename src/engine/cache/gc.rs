@@ -126,7 +126,8 @@ impl Cache {
     /// dropped one. Leaves a store from which the next run recomputes what is gone. Returns how
     /// many records and item records were dropped.
     pub fn drop_untrusted(&self) -> Result<usize> {
-        let entries = self.trust_entries();
+        let mut entries = self.trust_entries();
+        mark_tampered(&mut entries, &self.tamper_events());
         let dropped = untrusted(&entries);
         for (n, e) in entries.iter().enumerate() {
             if dropped[n] {
@@ -151,6 +152,8 @@ impl Cache {
                                 .iter()
                                 .map(|i| format!("{stage}/{}", i.key))
                                 .collect(),
+                            blobs: r.files.iter().map(|f| f.digest.to_string()).collect(),
+                            ran: window(&r.provenance),
                         }),
                         !self.has_blobs(&r.files),
                     ),
@@ -179,6 +182,8 @@ impl Cache {
                             output: r.output_digest.to_string(),
                             from,
                             items: Vec::new(),
+                            blobs: r.files.iter().map(|f| f.digest.to_string()).collect(),
+                            ran: window(&r.provenance),
                         };
                         (Some(lineage), !self.has_blobs(&r.files))
                     }
@@ -205,6 +210,40 @@ struct Lineage {
     from: Vec<String>,
     /// Item records it lists (`stage/key`).
     items: Vec<String>,
+    /// Its output blobs.
+    blobs: Vec<String>,
+    /// When it ran (seconds since the epoch).
+    ran: (f64, f64),
+}
+
+/// When a result was computed, from its provenance (a second's slack either side: the
+/// provenance's start is rounded).
+fn window(p: &super::Provenance) -> (f64, f64) {
+    (p.ended_unix - p.duration_s - 1.0, p.ended_unix + 1.0)
+}
+
+/// Marks as incomplete every record that ran while one of its inputs was being written into
+/// (a logged [`super::stamp::TamperEvent`]): it may have read the altered bytes, even if the
+/// blob was later restored by a rerun of its producer. Such records are dropped with whatever
+/// was computed from them.
+fn mark_tampered(entries: &mut [TrustEntry], events: &[super::stamp::TamperEvent]) {
+    for ev in events {
+        let blob = ev.blob.as_str();
+        let tainted: HashSet<String> = entries
+            .iter()
+            .filter_map(|e| e.rec.as_ref())
+            .filter(|l| l.blobs.iter().any(|b| b == blob))
+            .map(|l| l.output.clone())
+            .collect();
+        for e in entries.iter_mut() {
+            let hit = e.rec.as_ref().is_some_and(|l| {
+                l.ran.0 <= ev.to_unix
+                    && l.ran.1 >= ev.from_unix
+                    && l.from.iter().any(|d| tainted.contains(d))
+            });
+            e.incomplete |= hit;
+        }
+    }
 }
 
 /// A record or item record as `cache verify` judges it.

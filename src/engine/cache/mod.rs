@@ -7,7 +7,10 @@
 //!   items/STAGE/KEY.json       one record per item of an item-level stage
 //!   out/STAGE/DIGEST/…         views: materialized outputs (hard links to blobs), named by output
 //!                              digest; derived, checked on use, rebuilt when not whole (see [`view`])
-//!   quarantine/DIGEST          blobs a stage wrote into through its inputs, taken out of the store
+//!   quarantine/DIGEST          blobs that changed after they were stored (a stage wrote into its
+//!                              inputs, or a hand edit), taken out of the store
+//!   stamps/ab/cdef…            the stat of each blob when its bytes were last verified (see
+//!                              [`stamp`]); tampered.jsonl logs each blob found changed
 //!   tmp/                       staging directories of running stages, each with its lock
 //!   partial/STAGE/KEY/         a run's resumable work (a download's partial file): kept when the
 //!                              run fails, removed when one succeeds; the tmp/ sweep leaves it
@@ -30,6 +33,7 @@ pub mod gc;
 pub mod lock;
 pub mod record;
 pub mod remote;
+pub mod stamp;
 pub mod statcache;
 pub mod valid;
 pub mod view;
@@ -51,11 +55,29 @@ pub enum CacheError {
     CorruptRecord { path: PathBuf, message: String },
     #[error("{0}")]
     Bundle(String),
+    /// A stored output's blob changed or vanished behind the cache's back.
+    #[error("{}", damaged(file, digest, *changed))]
+    Damaged {
+        file: String,
+        digest: Digest,
+        changed: bool,
+    },
     #[error(transparent)]
     Invalid(#[from] valid::Invalid),
+    #[error("{}: not a nasflow cache directory: {why}\n  help: point `cache` in [pipeline] at a new or empty directory (nasflow deletes files inside its cache); a directory nasflow made holds {MARKER}", path.display())]
+    NotACache { path: PathBuf, why: String },
 }
 
 pub type Result<T> = std::result::Result<T, CacheError>;
+
+fn damaged(file: &str, digest: &Digest, changed: bool) -> String {
+    let stage = file.split('/').next().unwrap_or(file);
+    if changed {
+        format!("stored output `{file}` was changed outside nasflow (blob {digest} no longer matches its digest): it was moved to quarantine/, and `{stage}` is recomputed on the next run\n  help: stored outputs are read-only; copy a file before editing it")
+    } else {
+        format!("stored output `{file}` is missing from the cache (blob {digest}): `{stage}` is recomputed on the next run")
+    }
+}
 
 impl From<walkdir::Error> for CacheError {
     fn from(e: walkdir::Error) -> Self {
@@ -106,8 +128,13 @@ pub struct Cache {
 }
 
 impl Cache {
-    /// Opens (and creates) a cache directory.
+    /// Opens (and creates) a cache directory: one that nasflow created (it holds
+    /// [`MARKER`]), a new or empty one, or one that holds nothing but nasflow's own layout (a
+    /// cache from before the marker, or restored in CI), which is adopted by writing the marker.
+    /// Anything else is refused: nasflow sweeps and deletes inside its cache, so it must never
+    /// take a directory holding the user's own files for one.
     pub fn open(root: &Path) -> Result<Cache> {
+        claim(root)?;
         for sub in ["blobs", "records", "items", "out", "tmp", "locks"] {
             let dir = root.join(sub);
             std::fs::create_dir_all(&dir).map_err(io(&dir))?;
@@ -329,6 +356,69 @@ impl Cache {
     }
 }
 
+/// The file that marks a directory as a nasflow cache (the Cache Directory Tagging format, so
+/// that backup tools skip it too).
+pub const MARKER: &str = "CACHEDIR.TAG";
+const TAG: &str = "Signature: 8a477f597d28d172789f06886806bc55\n# This file is a cache directory tag created by nasflow.\n# For information about cache directory tags, see https://bford.info/cachedir/\n";
+
+/// What nasflow itself keeps in a cache directory.
+const LAYOUT: &[&str] = &[
+    MARKER,
+    "blobs",
+    "records",
+    "items",
+    "out",
+    "tmp",
+    "locks",
+    "quarantine",
+    "partial",
+    "failed",
+    "stamps",
+    "slurm",
+    "statcache.json",
+    "tampered.jsonl",
+];
+
+/// Makes sure `root` is a nasflow cache (see [`Cache::open`]), creating or adopting it.
+fn claim(root: &Path) -> Result<()> {
+    let refuse = |why: String| CacheError::NotACache {
+        path: root.to_path_buf(),
+        why,
+    };
+    if let Ok(real) = root.canonicalize() {
+        if real == Path::new("/") {
+            return Err(refuse("it is the filesystem's root".into()));
+        }
+        let home = std::env::var_os("HOME").and_then(|h| Path::new(&h).canonicalize().ok());
+        if home.is_some_and(|h| h == real) {
+            return Err(refuse("it is your home directory".into()));
+        }
+    }
+    let marker = root.join(MARKER);
+    if marker.is_file() {
+        return Ok(());
+    }
+    match std::fs::read_dir(root) {
+        Ok(entries) => {
+            for e in entries.flatten() {
+                let name = e.file_name().to_string_lossy().to_string();
+                if !LAYOUT.contains(&name.as_str()) {
+                    return Err(refuse(format!(
+                        "it holds `{name}`, which nasflow did not make"
+                    )));
+                }
+            }
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            std::fs::create_dir_all(root).map_err(io(root))?;
+        }
+        Err(e) => return Err(io(root)(e)),
+    }
+    let tmp = root.join(format!(".{MARKER}.{}", std::process::id()));
+    std::fs::write(&tmp, TAG).map_err(io(&tmp))?;
+    std::fs::rename(&tmp, &marker).map_err(io(&marker))
+}
+
 /// A staging directory and the lock that marks it as in use.
 pub struct Staging {
     pub dir: PathBuf,
@@ -361,6 +451,37 @@ fn nanos() -> u128 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_cache_is_a_directory_nasflow_made_or_can_adopt() {
+        let dir = tempfile::tempdir().unwrap();
+        // New: created with its marker.
+        let new = dir.path().join("new");
+        Cache::open(&new).unwrap();
+        assert!(new.join(MARKER).is_file());
+        // An older cache (nasflow's layout only, no marker): adopted once.
+        let old = dir.path().join("old");
+        for sub in ["blobs", "records", "out", "tmp"] {
+            std::fs::create_dir_all(old.join(sub)).unwrap();
+        }
+        std::fs::write(old.join("statcache.json"), "{}").unwrap();
+        Cache::open(&old).unwrap();
+        assert!(old.join(MARKER).is_file());
+        // A directory of the user's own: refused, and nothing written into it.
+        let mine = dir.path().join("mine");
+        std::fs::create_dir_all(mine.join("tmp")).unwrap();
+        std::fs::write(mine.join("tmp").join("notes.txt"), "mine").unwrap();
+        std::fs::write(mine.join("pipeline.toml"), "").unwrap();
+        let e = Cache::open(&mine).unwrap_err().to_string();
+        assert!(
+            e.contains("not a nasflow cache directory") && e.contains("pipeline.toml"),
+            "{e}"
+        );
+        assert!(!mine.join(MARKER).exists() && !mine.join("blobs").exists());
+        // The filesystem root is never a cache.
+        let e = Cache::open(Path::new("/")).unwrap_err().to_string();
+        assert!(e.contains("filesystem's root"), "{e}");
+    }
 
     #[test]
     fn sweep_removes_dead_staging_and_stale_temp_files_only() {

@@ -37,6 +37,10 @@ pub struct Provenance {
     /// like the outputs, but not part of the output digest, and never seen by downstream stages.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub files: Vec<FileEntry>,
+    /// Set by a forced rerun whose outputs differ from those of the record it replaced under
+    /// the same key: that earlier output digest. The stage is not deterministic.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replaced: Option<Digest>,
 }
 
 /// An item of an item-level stage, as listed in the stage record.

@@ -57,6 +57,10 @@ pub enum Rejection {
     Corrupt,
     #[error("truncated ({0})")]
     Truncated(String),
+    #[error("longer than the {0} bytes its record declares")]
+    TooLarge(u64),
+    #[error("not a regular file ({0})")]
+    NotFile(String),
 }
 
 /// What one push or pull moved, and what it could not.
@@ -77,8 +81,9 @@ pub trait Store {
     fn has_blob(&self, digest: &Digest) -> Remote<bool>;
     /// Uploads the local file `file` as blob `digest`.
     fn put_blob(&self, digest: &Digest, file: &Path) -> Remote<()>;
-    /// Streams blob `digest` into `local` (verified there).
-    fn get_blob(&self, digest: &Digest, local: &Cache) -> Result<Remote<()>>;
+    /// Streams blob `digest`, which its record declares `size` bytes long, into `local`
+    /// (verified there; more bytes than `size` are refused as they stream).
+    fn get_blob(&self, digest: &Digest, size: u64, local: &Cache) -> Result<Remote<()>>;
     /// A small document (record) at `rel`; `None` if absent.
     fn get_doc(&self, rel: &str) -> Remote<Option<Vec<u8>>>;
     fn put_doc(&self, rel: &str, bytes: &[u8]) -> Remote<()>;
@@ -144,32 +149,30 @@ impl Store for Dir {
             reason,
         };
         let mut f = std::fs::File::open(file).map_err(|e| transport(e.to_string()))?;
-        match self.0.import_blob(&mut f, digest) {
+        let size = f.metadata().map_err(|e| transport(e.to_string()))?.len();
+        match self.0.import_blob(&mut f, digest, size) {
             Ok(Ok(())) => Ok(()),
             Ok(Err(why)) => Err(transport(why.to_string())),
             Err(e) => Err(transport(e.to_string())),
         }
     }
-    fn get_blob(&self, digest: &Digest, local: &Cache) -> Result<Remote<()>> {
+    fn get_blob(&self, digest: &Digest, size: u64, local: &Cache) -> Result<Remote<()>> {
         let path = self.0.blob_path(digest);
-        match std::fs::File::open(&path) {
-            Ok(mut f) => {
-                Ok(local
-                    .import_blob(&mut f, digest)?
-                    .map_err(|why| RemoteError::Rejected {
-                        what: format!("blob {digest}"),
-                        why,
-                    }))
-            }
-            Err(e) => Ok(Err(RemoteError::Missing(format!(
-                "{}: {e}",
-                path.display()
-            )))),
+        let rejected = |why| RemoteError::Rejected {
+            what: format!("blob {digest}"),
+            why,
+        };
+        match open_regular(&path) {
+            Ok(mut f) => Ok(local.import_blob(&mut f, digest, size)?.map_err(rejected)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Err(RemoteError::Missing(
+                format!("{}: {e}", path.display()),
+            ))),
+            Err(e) => Ok(Err(rejected(Rejection::NotFile(e.to_string())))),
         }
     }
     fn get_doc(&self, rel: &str) -> Remote<Option<Vec<u8>>> {
         let path = self.0.root().join(rel);
-        let read = std::fs::File::open(&path).and_then(|f| {
+        let read = open_regular(&path).and_then(|f| {
             let mut bytes = Vec::new();
             f.take(MAX_DOC).read_to_end(&mut bytes).map(|_| bytes)
         });
@@ -196,6 +199,25 @@ impl Store for Dir {
 
 /// The largest record read from a remote (records list files, not their bytes).
 pub const MAX_DOC: u64 = 64 << 20;
+
+/// Opens a file of a directory remote for reading, without waiting: a FIFO, a device or a
+/// directory in place of a record or blob is refused at once (opening a FIFO would block until a
+/// writer came). A symbolic link is followed, but only to a regular file.
+fn open_regular(path: &Path) -> std::io::Result<std::fs::File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let f = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(path)?;
+    let meta = f.metadata()?;
+    if !meta.is_file() {
+        return Err(std::io::Error::other(format!(
+            "{}: not a regular file",
+            path.display()
+        )));
+    }
+    Ok(f)
+}
 
 /// A record document from a remote, checked: it parses, and it is the record it is stored as.
 fn parse_record(
@@ -330,7 +352,7 @@ impl Cache {
             if self.blob_path(&f.digest).exists() {
                 continue;
             }
-            match remote.get_blob(&f.digest, self)? {
+            match remote.get_blob(&f.digest, f.size, self)? {
                 Ok(()) => got += 1,
                 Err(why) => return Ok(Some(Err(why))),
             }
@@ -343,7 +365,7 @@ impl Cache {
             .chain(items.iter().flat_map(|i| &i.provenance.files));
         for f in logs {
             if !self.blob_path(&f.digest).exists()
-                && matches!(remote.get_blob(&f.digest, self)?, Ok(()))
+                && matches!(remote.get_blob(&f.digest, f.size, self)?, Ok(()))
             {
                 got += 1;
             }
@@ -356,26 +378,37 @@ impl Cache {
     }
 
     /// Streams one blob into tmp/ while hashing it; renames it into place only if its content
-    /// matches its digest. Blobs can be gigabytes: they are never held in memory.
+    /// matches its digest. Blobs can be gigabytes: they are never held in memory. More than
+    /// `size` bytes (what the record declares) is refused as soon as it arrives, so an endless or
+    /// oversized source never fills the disk.
     pub(crate) fn import_blob(
         &self,
         entry: &mut impl Read,
         digest: &Digest,
+        size: u64,
     ) -> Result<std::result::Result<(), Rejection>> {
         use std::io::Write;
         let part = self.tmp_path("import");
         let mut out = std::fs::File::create(&part).map_err(io(&part))?;
         let mut hasher = blake3::Hasher::new();
         let mut buf = vec![0u8; 1 << 20];
+        let mut got = 0u64;
+        let mut limited = entry.take(size.saturating_add(1));
         loop {
-            let n = match entry.read(&mut buf) {
+            let n = match limited.read(&mut buf) {
                 Ok(0) => break,
                 Ok(n) => n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
                 Err(e) => {
                     let _ = std::fs::remove_file(&part);
                     return Ok(Err(Rejection::Truncated(e.to_string())));
                 }
             };
+            got += n as u64;
+            if got > size {
+                let _ = std::fs::remove_file(&part);
+                return Ok(Err(Rejection::TooLarge(size)));
+            }
             hasher.update(&buf[..n]);
             out.write_all(&buf[..n]).map_err(io(&part))?;
         }
@@ -395,6 +428,7 @@ impl Cache {
         let parent = dest.parent().expect("blob dir");
         std::fs::create_dir_all(parent).map_err(io(parent))?;
         std::fs::rename(&part, &dest).map_err(io(&dest))?;
+        self.stamp_blob(digest);
         Ok(Ok(()))
     }
 }

@@ -33,8 +33,9 @@ use serde::{Deserialize, Serialize};
 
 use super::blobs::hash_file;
 use super::lock::Lock;
+use super::stamp::BlobState;
 use super::valid::Digest;
-use super::{io, Cache, FileEntry, Result};
+use super::{io, Cache, CacheError, FileEntry, Result};
 
 /// A view a job reads: where it is, and the manifest it must hold.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -82,27 +83,57 @@ impl Cache {
         if !self.view_is_whole(&v.files, &dir) {
             let _exclusive = Lock::exclusive(&self.view_lock(v), || {})?;
             if !self.view_is_whole(&v.files, &dir) {
-                self.build_view(&v.files, &dir)?;
+                self.build_view(v, &dir)?;
             }
         }
         Ok(dir)
     }
 
-    /// Materializes the views and holds them for reading until the guard is dropped.
-    pub fn hold(&self, views: &[ViewRef]) -> Result<Held> {
+    /// Checks the blobs behind the views (their stamps, else their bytes; a changed one is
+    /// quarantined), materializes the views and holds them for reading until the guard is
+    /// dropped. A view that cannot be made whole is an error, never a retry without end.
+    pub fn hold(&self, views: &[ViewRef], found_by: &str) -> Result<Held> {
         let mut locks = Vec::with_capacity(views.len());
         for v in views {
+            if let Some((f, state)) = self.damaged_files(&v.files, found_by)?.into_iter().next() {
+                return Err(CacheError::Damaged {
+                    file: format!("{}/{}", v.stage, f.path),
+                    digest: f.digest.clone(),
+                    changed: state == BlobState::Changed,
+                });
+            }
+            let dir = self.view_dir(&v.stage, &v.digest, v.item);
+            let mut rebuilt = false;
             loop {
                 let shared = Lock::shared(&self.view_lock(v), || {})?;
-                if self.view_is_whole(&v.files, &self.view_dir(&v.stage, &v.digest, v.item)) {
+                if self.view_is_whole(&v.files, &dir) {
                     locks.push(shared);
                     break;
                 }
                 drop(shared);
+                if rebuilt {
+                    return Err(CacheError::Io {
+                        path: dir,
+                        source: std::io::Error::other(
+                            "this view of stored outputs cannot be made whole (its record does not match its blobs)\n  help: run `nasflow cache verify`",
+                        ),
+                    });
+                }
                 self.materialize(v)?;
+                rebuilt = true;
             }
         }
         Ok(Held { _locks: locks })
+    }
+
+    /// The stages (with the view's directory) whose views are no longer whole: after a job, a
+    /// view that changed or vanished while it ran means the job may have read something else.
+    pub fn views_broken(&self, views: &[ViewRef]) -> Vec<String> {
+        views
+            .iter()
+            .filter(|v| !self.view_is_whole(&v.files, &self.view_dir(&v.stage, &v.digest, v.item)))
+            .map(|v| v.stage.clone())
+            .collect()
     }
 
     /// Whether `dir` holds exactly the manifest's files, each a link to its blob (or, where the
@@ -127,8 +158,10 @@ impl Cache {
         whole && count_files(dir) == files.len()
     }
 
-    /// Builds a view in tmp/ and renames it into place, moving a damaged one aside first.
-    fn build_view(&self, files: &[FileEntry], dest: &Path) -> Result<()> {
+    /// Builds a view in tmp/ and renames it into place, moving a damaged one aside first. Each
+    /// blob is checked just before it is linked and re-stamped just after ([`super::stamp`]).
+    fn build_view(&self, v: &ViewRef, dest: &Path) -> Result<()> {
+        let files = &v.files;
         let staging = self.staging("view")?;
         let tree = staging.dir.join("out");
         std::fs::create_dir_all(&tree).map_err(io(&tree))?;
@@ -137,14 +170,16 @@ impl Cache {
             if let Some(parent) = target.parent() {
                 std::fs::create_dir_all(parent).map_err(io(parent))?;
             }
-            let blob = self.blob_path(&f.digest);
-            if !blob.exists() {
-                return Err(super::CacheError::Io {
-                    path: blob,
-                    source: std::io::Error::other("blob missing: run `nasflow cache verify`"),
+            let state = self.check_blob(&f.digest, f.size, "")?;
+            if state != BlobState::Intact {
+                return Err(CacheError::Damaged {
+                    file: format!("{}/{}", v.stage, f.path),
+                    digest: f.digest.clone(),
+                    changed: state == BlobState::Changed,
                 });
             }
-            self.link_or_copy(&blob, &target)?;
+            self.link_or_copy(&self.blob_path(&f.digest), &target)?;
+            self.stamp_blob(&f.digest);
         }
         if std::fs::symlink_metadata(dest).is_ok() {
             let trash = staging.dir.join("damaged");
@@ -190,21 +225,36 @@ impl Cache {
         Snapshot(out)
     }
 
-    /// After a job: the blobs it changed (their ctime moved and their bytes no longer match
-    /// their digest). Each is moved to `quarantine/`, so no record can use it again.
-    pub fn changed_since(&self, snap: &Snapshot) -> Result<Vec<Digest>> {
+    /// After a job: the blobs that changed while it ran (their ctime moved and their bytes no
+    /// longer match their digest), or vanished (another job's check took them out first). Each
+    /// changed one is moved to `quarantine/` and logged, so no record can use it again.
+    pub fn changed_since(
+        &self,
+        snap: &Snapshot,
+        found_by: &str,
+        started_unix: f64,
+    ) -> Result<Vec<Digest>> {
         let mut changed = Vec::new();
         for (digest, before) in &snap.0 {
             let path = self.blob_path(digest);
             let Ok(m) = std::fs::metadata(&path) else {
+                changed.push(digest.clone());
                 continue;
             };
             if stat_key(&m) == *before {
                 continue;
             }
             let intact = hash_file(&path).is_ok_and(|(d, _)| d == *digest);
-            if !intact {
+            if intact {
+                self.stamp_blob(digest);
+            } else {
                 self.quarantine(digest)?;
+                self.log_tamper(&super::stamp::TamperEvent {
+                    blob: digest.clone(),
+                    found_by: found_by.to_string(),
+                    from_unix: started_unix,
+                    to_unix: super::stamp::now_unix(),
+                })?;
                 changed.push(digest.clone());
             }
         }

@@ -73,7 +73,12 @@ pub enum Command {
         /// A remote cache (a directory on a shared filesystem, or an http:// URL): fetch what it
         /// has before running, upload what ran after. Remote failures are reported; the run
         /// still succeeds.
-        #[arg(long, value_name = "DIR|URL", env = "NASFLOW_REMOTE")]
+        #[arg(
+            long,
+            value_name = "DIR|URL",
+            env = "NASFLOW_REMOTE",
+            hide_env_values = true
+        )]
         remote: Option<String>,
         /// Where items of item-level stages run: `local`, or `slurm` (job arrays; settings from
         /// [pipeline.executor], defaults otherwise). Default: the pipeline's executor.

@@ -97,6 +97,13 @@ pub fn why(project: &Project, stage: &str) -> Result<ExitCode> {
             r.provenance.ended,
             &r.key[..16]
         );
+        if let Some(old) = &r.provenance.replaced {
+            println!(
+                "note: `{stage}` is not deterministic: its last forced rerun under this key gave other outputs (output digest {}, was {})",
+                &r.output_digest.as_str()[..16],
+                &old.as_str()[..16]
+            );
+        }
         return Ok(ExitCode::SUCCESS);
     }
     println!("`{stage}` would run:");

@@ -121,6 +121,7 @@ fn run_one(
         Some(dir) => match crate::cache::remote::open(dir, true) {
             Ok(r) => Some(r),
             Err(e) => {
+                let dir = nasflow_contract::boundary::redact_url(dir);
                 eprintln!("remote {dir} unavailable, running locally: {e}");
                 None
             }
@@ -200,13 +201,18 @@ fn summarize(
     let ran = count(|s| *s == Status::Ran);
     let cached = count(|s| *s == Status::Cached);
     let failed = count(|s| matches!(s, Status::Failed(_) | Status::Skipped(_)));
+    let empty = count(|s| *s == Status::NoItems);
     // Written at once: stderr is unbuffered, and a 1,000-stage no-op run prints 1,000 lines.
     let mut text = heading
         .map(|name| format!("== variant {name}\n"))
         .unwrap_or_default();
     let _ = writeln!(
         text,
-        "summary: {ran} ran, {cached} cached, {failed} failed ({:.2}s)",
+        "summary: {ran} ran, {cached} cached, {failed} failed{} ({:.2}s)",
+        match empty {
+            0 => String::new(),
+            n => format!(", {n} with no items"),
+        },
         start.elapsed().as_secs_f64()
     );
     for o in outcomes {
@@ -221,6 +227,7 @@ fn summarize(
             Status::Ran => format!("ran     {:>8.2}s", o.seconds),
             Status::Failed(_) => "FAILED".to_string(),
             Status::Skipped(dep) => format!("skipped (upstream `{dep}` failed)"),
+            Status::NoItems => "no items (its `foreach` upstream lists none)".to_string(),
         };
         let _ = writeln!(text, "  {name:<16} {status}{items}");
     }

@@ -164,9 +164,10 @@ impl std::str::FromStr for Override {
             .ok_or("expected stage.param=value")?;
         // Typed as TOML; a bare word is a string (`--set sample.space=full`).
         let value = value.trim();
-        let parsed = value
-            .parse::<toml_edit::Value>()
-            .unwrap_or_else(|_| toml_edit::Value::from(value.to_string()));
+        let parsed = nasflow_contract::boundary::catch(|| value.parse::<toml_edit::Value>())
+            .ok()
+            .and_then(Result::ok)
+            .unwrap_or_else(|| toml_edit::Value::from(value.to_string()));
         Ok(Override {
             stage: stage.to_string(),
             param: param.to_string(),
@@ -280,7 +281,17 @@ impl<'a> Cx<'a> {
     }
 
     pub(crate) fn document(&self) -> Result<Document<String>, ConfigError> {
-        Document::parse(self.text.to_string()).map_err(|e| {
+        // toml_edit 0.23 (and 0.25) can panic on some malformed input ("all items have
+        // spans"); outside text never panics nasflow, so the parser runs behind a boundary.
+        let parsed = nasflow_contract::boundary::catch(|| Document::parse(self.text.to_string()))
+            .map_err(|panic| {
+                self.err(
+                    Pos { line: 1, col: 1 },
+                    format!("invalid TOML: the TOML parser failed on this file ({panic})"),
+                    Some("check the file for stray `=` and `[` characters; the parser could not say where".into()),
+                )
+            })?;
+        parsed.map_err(|e| {
             let pos = e
                 .span()
                 .map(|s| self.pos(s.start))

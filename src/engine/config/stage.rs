@@ -76,7 +76,7 @@ impl Cx<'_> {
                 if d.info().item_level && decl.foreach.is_none() {
                     return Err(self.err(pos, format!("stage `{name}` of kind `{kind_name}` runs once per item and needs `foreach`"), Some("add foreach = \"UPSTREAM\" naming the stage whose items it processes".into())));
                 }
-                let params = self.native_params(name, d, raw)?;
+                let params = self.native_params((name, pos), d, raw)?;
                 self.check_upstream_paths(&decl, d, &params, table)?;
                 params
             }
@@ -235,7 +235,7 @@ impl Cx<'_> {
     /// A native kind's params, checked and made canonical by its declaration.
     fn native_params(
         &self,
-        stage: &str,
+        (stage, stage_pos): (&str, Pos),
         d: &dyn Declaration,
         raw: Raw,
     ) -> Result<Map<String, Value>, ConfigError> {
@@ -277,7 +277,7 @@ impl Cx<'_> {
                 Some(Place::Key(key, value)) => {
                     self.err(if unknown { key } else { value }, message, help)
                 }
-                None => self.err(Pos { line: 1, col: 1 }, message, help),
+                None => self.err(stage_pos, message, help),
             }
         })
     }

@@ -158,3 +158,25 @@ fn an_empty_cache_setting_is_an_error() {
     .unwrap_err();
     assert!(e.to_string().contains("`pipeline.cache` is empty"), "{e}");
 }
+
+/// Every input a fuzz run found that crashed nasflow (tests/fuzz/regressions/pipeline_toml):
+/// now an error, never a panic. The first is toml_edit's "all items have spans" panic.
+#[test]
+fn fuzz_regressions_are_errors_not_panics() {
+    let dir =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fuzz/regressions/pipeline_toml");
+    let mut n = 0;
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        let bytes = std::fs::read(&path).unwrap();
+        let Ok(text) = std::str::from_utf8(&bytes) else {
+            continue;
+        };
+        let r = std::panic::catch_unwind(|| parse_str(text, &[]).map(|_| ()));
+        let r = r.unwrap_or_else(|_| panic!("{} panics the parser", path.display()));
+        let e = r.expect_err("a crashing input is not a valid pipeline");
+        assert!(e.to_string().contains("invalid TOML"), "{e}");
+        n += 1;
+    }
+    assert!(n >= 1, "the regression inputs are in {}", dir.display());
+}

@@ -70,8 +70,11 @@ pub enum RunFailure {
     #[error("{0}")]
     Stage(String),
     /// The job wrote into the blobs behind its input views.
-    #[error("the stage wrote into its inputs ({}): inputs are read-only; the changed results were taken out of the cache (quarantine/) and are recomputed on the next run", files.join(", "))]
+    #[error("the stage, or one running beside it, wrote into its inputs ({}): inputs are read-only; the changed results were taken out of the cache (quarantine/) and are recomputed on the next run, and this stage's result was not stored", files.join(", "))]
     WroteInputs { files: Vec<String> },
+    /// An input view was removed or altered while the job ran (its blobs may be intact).
+    #[error("the outputs of {} it reads were removed or altered under cache/out while it ran, so its result was not stored\n  help: nothing may write into the cache directory; run again", stages.iter().map(|s| format!("`{s}`")).collect::<Vec<_>>().join(", "))]
+    InputsAltered { stages: Vec<String> },
     /// `nasflow-worker probe` answered something unreadable.
     #[error("{0}")]
     Probe(String),

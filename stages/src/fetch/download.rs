@@ -4,6 +4,7 @@ use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use nasflow_contract::boundary::{redact_text, redact_url, redirect_target, MAX_REDIRECTS};
 use sha2::Digest as _;
 
 /// Why a fetch failed.
@@ -44,6 +45,18 @@ pub enum FetchError {
     },
     #[error("{archive}: {message}")]
     Archive { archive: String, message: String },
+    #[error("{from}: {what} is larger than `max_size` ({max} bytes); nothing was kept (raise `max_size` if the file really is that large)")]
+    TooLarge {
+        from: String,
+        what: &'static str,
+        max: u64,
+    },
+    #[error("{url}: {message}; run again to resume from byte {have} (or raise `timeout` / lower `min_rate`)")]
+    TooSlow {
+        url: String,
+        message: String,
+        have: u64,
+    },
 }
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> FetchError + '_ {
@@ -151,7 +164,7 @@ impl Source {
 impl fmt::Display for Source {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Source::Http(u) => f.write_str(u),
+            Source::Http(u) => f.write_str(&redact_url(u)),
             Source::File(p) => write!(f, "{}", p.display()),
         }
     }
@@ -168,24 +181,82 @@ pub struct Fetched {
 /// Progress callback: bytes done, bytes in all (0: unknown), bytes per second.
 pub type Report<'a> = dyn Fn(u64, u64, f64) + 'a;
 
-/// Brings the whole file to `partial`, resuming an HTTP download from what is there.
-pub fn fetch(source: &Source, partial: &Path, report: &Report) -> Result<Fetched, FetchError> {
-    match source {
-        Source::File(path) => copy_local(path, partial, report),
-        Source::Http(url) => http(url, partial, report),
+/// How far a download may go: its size, its whole time, and the slowest rate it may keep up
+/// over [`RATE_WINDOW`].
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Limits {
+    pub max_size: u64,
+    pub timeout: Duration,
+    /// Bytes per second, averaged over [`RATE_WINDOW`]; 0 turns the check off.
+    pub min_rate: u64,
+}
+
+/// The window over which `min_rate` is judged.
+pub const RATE_WINDOW: Duration = Duration::from_secs(60);
+
+impl Default for Limits {
+    fn default() -> Limits {
+        Limits {
+            max_size: 20_000_000_000,
+            timeout: Duration::from_secs(6 * 3600),
+            min_rate: 1024,
+        }
     }
 }
 
-fn copy_local(path: &Path, partial: &Path, report: &Report) -> Result<Fetched, FetchError> {
+/// Brings the whole file to `partial`, resuming an HTTP download from what is there.
+pub fn fetch(
+    source: &Source,
+    partial: &Path,
+    limits: &Limits,
+    report: &Report,
+) -> Result<Fetched, FetchError> {
+    let r = match source {
+        Source::File(path) => copy_local(path, partial, limits, report),
+        Source::Http(url) => http(url, partial, limits, report),
+    };
+    if matches!(r, Err(FetchError::TooLarge { .. })) {
+        // Nothing to resume from: the file is over the limit.
+        let _ = std::fs::remove_file(partial);
+    }
+    r
+}
+
+fn copy_local(
+    path: &Path,
+    partial: &Path,
+    limits: &Limits,
+    report: &Report,
+) -> Result<Fetched, FetchError> {
     let mut from = std::fs::File::open(path).map_err(io(path))?;
-    let total = from.metadata().map_err(io(path))?.len();
+    let meta = from.metadata().map_err(io(path))?;
+    if !meta.is_file() {
+        return Err(FetchError::Io {
+            path: path.to_path_buf(),
+            source: std::io::Error::other("not a regular file"),
+        });
+    }
+    let total = meta.len();
+    let too_large = || FetchError::TooLarge {
+        from: path.display().to_string(),
+        what: "the file",
+        max: limits.max_size,
+    };
+    if total > limits.max_size {
+        return Err(too_large());
+    }
     let to = std::fs::File::create(partial).map_err(io(partial))?;
-    let n = pump(&mut from, to, partial, 0, total, report).map_err(|e| match e {
+    let n = pump(&mut from, to, partial, (0, total), limits, report).map_err(|e| match e {
         Pumped::Read(source) => FetchError::Io {
             path: path.to_path_buf(),
             source,
         },
         Pumped::Write(e) => e,
+        Pumped::TooLarge => too_large(),
+        Pumped::TooSlow(message) => FetchError::Io {
+            path: path.to_path_buf(),
+            source: std::io::Error::other(message),
+        },
     })?;
     Ok(Fetched {
         fetched: n,
@@ -194,38 +265,63 @@ fn copy_local(path: &Path, partial: &Path, report: &Report) -> Result<Fetched, F
     })
 }
 
-fn agent() -> ureq::Agent {
+fn agent(limits: &Limits) -> ureq::Agent {
     ureq::AgentBuilder::new()
         .timeout_connect(Duration::from_secs(30))
         .timeout_read(Duration::from_secs(60))
+        .timeout(limits.timeout)
+        .redirects(0)
         .user_agent(concat!("nasflow/", env!("CARGO_PKG_VERSION")))
         .build()
 }
 
-fn http(url: &str, partial: &Path, report: &Report) -> Result<Fetched, FetchError> {
-    let have = std::fs::metadata(partial).map(|m| m.len()).unwrap_or(0);
-    let mut req = agent().get(url);
-    if have > 0 {
-        req = req.set("Range", &format!("bytes={have}-"));
+/// GET `url` (with `Range` from `have`), following redirects to http(s) URLs only.
+fn get(agent: &ureq::Agent, url: &str, have: u64) -> Result<ureq::Response, ureq::Error> {
+    let mut at = url.to_string();
+    for _ in 0..=MAX_REDIRECTS {
+        let mut req = agent.get(&at);
+        if have > 0 {
+            req = req.set("Range", &format!("bytes={have}-"));
+        }
+        let resp = req.call()?;
+        if !(300..400).contains(&resp.status()) {
+            return Ok(resp);
+        }
+        let location = resp.header("Location").unwrap_or("").to_string();
+        at = redirect_target(&at, &location)
+            .map_err(|why| ureq::Error::from(std::io::Error::other(why)))?;
     }
-    let resp = match req.call() {
+    Err(ureq::Error::from(std::io::Error::other(format!(
+        "more than {MAX_REDIRECTS} redirects"
+    ))))
+}
+
+fn http(
+    url: &str,
+    partial: &Path,
+    limits: &Limits,
+    report: &Report,
+) -> Result<Fetched, FetchError> {
+    let shown = redact_url(url);
+    let have = std::fs::metadata(partial).map(|m| m.len()).unwrap_or(0);
+    let resp = match get(&agent(limits), url, have) {
         Ok(r) => r,
         // The partial file is already whole (or longer than the file): start again.
         Err(ureq::Error::Status(416, _)) if have > 0 => {
             std::fs::remove_file(partial).map_err(io(partial))?;
-            return http(url, partial, report);
+            return http(url, partial, limits, report);
         }
         Err(ureq::Error::Status(status, r)) => {
             return Err(FetchError::Status {
-                url: url.to_string(),
+                url: shown,
                 status,
                 text: r.status_text().to_string(),
             })
         }
         Err(e) => {
             return Err(FetchError::Interrupted {
-                url: url.to_string(),
-                message: e.to_string(),
+                url: shown,
+                message: redact_text(&e.to_string()),
                 have,
             })
         }
@@ -237,6 +333,14 @@ fn http(url: &str, partial: &Path, report: &Report) -> Result<Fetched, FetchErro
         .and_then(|v| v.parse().ok())
         .unwrap_or(0);
     let total = if length > 0 { start + length } else { 0 };
+    let too_large = || FetchError::TooLarge {
+        from: shown.clone(),
+        what: "the download",
+        max: limits.max_size,
+    };
+    if total > limits.max_size {
+        return Err(too_large());
+    }
     let file = std::fs::OpenOptions::new()
         .create(true)
         .write(true)
@@ -245,17 +349,35 @@ fn http(url: &str, partial: &Path, report: &Report) -> Result<Fetched, FetchErro
         .open(partial)
         .map_err(io(partial))?;
     let mut body = resp.into_reader();
-    let n = pump(&mut body, file, partial, start, total, report).map_err(|e| match e {
-        Pumped::Read(source) => FetchError::Interrupted {
-            url: url.to_string(),
-            message: format!("the download stopped: {source}"),
-            have: std::fs::metadata(partial).map(|m| m.len()).unwrap_or(0),
-        },
-        Pumped::Write(e) => e,
-    })?;
+    let n =
+        pump(&mut body, file, partial, (start, total), limits, report).map_err(|e| match e {
+            Pumped::Read(source) if source.kind() == std::io::ErrorKind::TimedOut => {
+                FetchError::TooSlow {
+                    url: shown.clone(),
+                    message: format!(
+                        "the download stopped: {} (no byte for 60 s, or past `timeout`, {} s)",
+                        redact_text(&source.to_string()),
+                        limits.timeout.as_secs()
+                    ),
+                    have: std::fs::metadata(partial).map(|m| m.len()).unwrap_or(0),
+                }
+            }
+            Pumped::Read(source) => FetchError::Interrupted {
+                url: shown.clone(),
+                message: format!("the download stopped: {}", redact_text(&source.to_string())),
+                have: std::fs::metadata(partial).map(|m| m.len()).unwrap_or(0),
+            },
+            Pumped::Write(e) => e,
+            Pumped::TooLarge => too_large(),
+            Pumped::TooSlow(message) => FetchError::TooSlow {
+                url: shown.clone(),
+                message,
+                have: std::fs::metadata(partial).map(|m| m.len()).unwrap_or(0),
+            },
+        })?;
     if total > 0 && start + n < total {
         return Err(FetchError::Interrupted {
-            url: url.to_string(),
+            url: shown,
             message: format!(
                 "the server closed the connection after {} of {total} bytes",
                 start + n
@@ -273,26 +395,53 @@ fn http(url: &str, partial: &Path, report: &Report) -> Result<Fetched, FetchErro
 enum Pumped {
     Read(std::io::Error),
     Write(FetchError),
+    /// More than `max_size` bytes in all.
+    TooLarge,
+    /// Past `timeout`, or slower than `min_rate`.
+    TooSlow(String),
 }
 
-/// Copies `from` to `to` (already holding `start` bytes), reporting about twice a second;
-/// what was written is flushed even when reading fails, so that it can be resumed from.
+/// Copies `from` to `to` (already holding `start` of `total` bytes), reporting about twice a
+/// second and holding to `limits`; what was written is flushed even when reading fails, so that
+/// it can be resumed from.
 fn pump(
     from: &mut dyn Read,
     to: std::fs::File,
     path: &Path,
-    start: u64,
-    total: u64,
+    (start, total): (u64, u64),
+    limits: &Limits,
     report: &Report,
 ) -> Result<u64, Pumped> {
     let mut to = std::io::BufWriter::with_capacity(1 << 20, to);
     let mut buf = vec![0u8; 1 << 16];
     let (began, mut last) = (Instant::now(), Instant::now());
     let mut n = 0u64;
+    // (when, bytes so far) at the start of the current rate window.
+    let mut window = (Instant::now(), 0u64);
     let result = loop {
+        if began.elapsed() > limits.timeout {
+            break Err(Pumped::TooSlow(format!(
+                "the download took longer than `timeout` ({} s)",
+                limits.timeout.as_secs()
+            )));
+        }
+        if window.0.elapsed() >= RATE_WINDOW {
+            let rate = (n - window.1) as f64 / window.0.elapsed().as_secs_f64();
+            if limits.min_rate > 0 && rate < limits.min_rate as f64 {
+                break Err(Pumped::TooSlow(format!(
+                    "the download slowed to {rate:.0} bytes/s over {} s, below `min_rate` ({} bytes/s)",
+                    RATE_WINDOW.as_secs(),
+                    limits.min_rate
+                )));
+            }
+            window = (Instant::now(), n);
+        }
         match from.read(&mut buf) {
             Ok(0) => break Ok(n),
             Ok(k) => {
+                if start + n + k as u64 > limits.max_size {
+                    break Err(Pumped::TooLarge);
+                }
                 if let Err(e) = to.write_all(&buf[..k]) {
                     return Err(Pumped::Write(io(path)(e)));
                 }
@@ -396,7 +545,7 @@ mod tests {
         std::fs::write(&f, vec![7u8; 200_000]).unwrap();
         let part = dir.path().join("out.part");
         let seen = std::sync::Mutex::new(Vec::new());
-        let got = fetch(&Source::File(f), &part, &|d, t, _| {
+        let got = fetch(&Source::File(f), &part, &Limits::default(), &|d, t, _| {
             seen.lock().unwrap().push((d, t))
         })
         .unwrap();

@@ -44,7 +44,7 @@ impl Kind for Fetch {
 }
 
 /// The params of `fetch` as pipeline.toml gives them; [`FetchParams`] checks and completes them.
-#[derive(Clone, Debug, Default, Serialize, Deserialize, JsonSchema)]
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct FetchRaw {
     /// where to get the file: http(s)://..., file://... or a path relative to the pipeline file
@@ -58,6 +58,33 @@ pub struct FetchRaw {
     pub unpack: bool,
     /// the output file's name ("": the URL's last path segment)
     pub name: String,
+    /// the most bytes the download, and with `unpack` everything unpacked from it, may take
+    #[schemars(extend("x-nasflow-unkeyed" = true))]
+    #[schemars(range(min = 1))]
+    pub max_size: u64,
+    /// seconds a download may take in all before it stops (it resumes on the next run)
+    #[schemars(extend("x-nasflow-unkeyed" = true))]
+    #[schemars(range(min = 1))]
+    pub timeout: u64,
+    /// bytes per second a download must average over each minute, or it stops (0: no check)
+    #[schemars(extend("x-nasflow-unkeyed" = true))]
+    pub min_rate: u64,
+}
+
+impl Default for FetchRaw {
+    fn default() -> FetchRaw {
+        let l = download::Limits::default();
+        FetchRaw {
+            url: String::new(),
+            sha256: String::new(),
+            md5: String::new(),
+            unpack: false,
+            name: String::new(),
+            max_size: l.max_size,
+            timeout: l.timeout.as_secs(),
+            min_rate: l.min_rate,
+        }
+    }
 }
 
 /// The params of `fetch`: exactly one digest, well formed and lower-cased, and `name` filled in.
@@ -69,6 +96,9 @@ pub struct FetchParams {
     pub md5: String,
     pub unpack: bool,
     pub name: String,
+    pub max_size: u64,
+    pub timeout: u64,
+    pub min_rate: u64,
 }
 
 impl TryFrom<FetchRaw> for FetchParams {
@@ -76,7 +106,9 @@ impl TryFrom<FetchRaw> for FetchParams {
 
     fn try_from(raw: FetchRaw) -> Result<Self, String> {
         if raw.url.trim().is_empty() {
-            return Err("fetch needs `url` (http(s)://..., file://... or a local path)".into());
+            return Err(
+                "url: fetch needs `url` (http(s)://..., file://... or a local path)".into(),
+            );
         }
         let (sha256, md5) = (
             raw.sha256.to_ascii_lowercase(),
@@ -84,31 +116,44 @@ impl TryFrom<FetchRaw> for FetchParams {
         );
         match (sha256.is_empty(), md5.is_empty()) {
             (true, true) => return Err("fetch needs `sha256` or `md5`: the digest the publisher gives, which is what the result is keyed by".into()),
-            (false, false) => return Err("give `sha256` or `md5`, not both".into()),
+            (false, false) => return Err("md5: give `sha256` or `md5`, not both".into()),
             _ => {}
         }
-        Digest::parse(DigestKind::Sha256, &sha256).map_err(|e| e.to_string())?;
-        Digest::parse(DigestKind::Md5, &md5).map_err(|e| e.to_string())?;
+        Digest::parse(DigestKind::Sha256, &sha256).map_err(|e| format!("sha256: {e}"))?;
+        Digest::parse(DigestKind::Md5, &md5).map_err(|e| format!("md5: {e}"))?;
         let name = if raw.name.is_empty() {
             Source::parse(&raw.url, Path::new("."))
-                .map_err(|e| e.to_string())?
+                .map_err(|e| format!("url: {e}"))?
                 .file_name()
-                .map_err(|e| e.to_string())?
+                .map_err(|e| format!("url: {e}"))?
         } else {
             raw.name.clone()
         };
-        check_name(&name)?;
+        // The name is about `name` even when it came from the URL (it then says to set it).
+        check_name(&name).map_err(|e| format!("name: {e}"))?;
         Ok(FetchParams {
             url: raw.url,
             sha256,
             md5,
             unpack: raw.unpack,
             name,
+            max_size: raw.max_size,
+            timeout: raw.timeout,
+            min_rate: raw.min_rate,
         })
     }
 }
 
 impl FetchParams {
+    /// How far the download may go.
+    pub fn limits(&self) -> download::Limits {
+        download::Limits {
+            max_size: self.max_size,
+            timeout: std::time::Duration::from_secs(self.timeout),
+            min_rate: self.min_rate,
+        }
+    }
+
     /// The digest the file must have.
     pub fn expected(&self) -> Result<Digest, FetchError> {
         if self.sha256.is_empty() {
@@ -147,7 +192,7 @@ pub fn run(ctx: &StageContext<FetchParams>) -> Result<(), StageError> {
     let report = |done: u64, total: u64, rate: f64| {
         ctx.progress_with(done, total, "bytes", format!("{:.1} MB/s", rate / 1e6));
     };
-    let fetched = download::fetch(&source, &partial, &report).map_err(fail)?;
+    let fetched = download::fetch(&source, &partial, &p.limits(), &report).map_err(fail)?;
     let actual = download::digest_of(&partial, expected.kind).map_err(fail)?;
     if actual != expected {
         let _ = std::fs::remove_file(&partial);
@@ -158,9 +203,11 @@ pub fn run(ctx: &StageContext<FetchParams>) -> Result<(), StageError> {
         }));
     }
     let outputs = if p.unpack {
-        let n = unpack::unpack(&partial, &p.name, ctx.out).map_err(fail)?;
+        let unpacked = unpack::unpack(&partial, &p.name, ctx.out, p.max_size);
+        // Unpacked or refused, the archive is not kept: it was checked, and a bomb is refused
+        // again from the same bytes.
         let _ = std::fs::remove_file(&partial);
-        n
+        unpacked.map_err(fail)?
     } else {
         let dest = ctx.out.join(&p.name);
         move_file(&partial, &dest)?;
@@ -197,8 +244,8 @@ mod tests {
             url: url.into(),
             sha256: sha256.into(),
             md5: md5.into(),
-            unpack: false,
             name: name.into(),
+            ..FetchRaw::default()
         }
     }
 

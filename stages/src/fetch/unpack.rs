@@ -26,8 +26,31 @@ fn format_of(name: &str) -> Option<Format> {
     }
 }
 
-/// Unpacks `archive` (named `name`) into `out`; returns how many files it wrote.
-pub fn unpack(archive: &Path, name: &str, out: &Path) -> Result<usize, FetchError> {
+/// A reader that fails once more than `left` bytes have come through it: what an archive
+/// unpacks to is bounded as it streams (a 3 MB gzip bomb must not write 3 GB).
+struct Capped<R> {
+    inner: R,
+    left: u64,
+    max: u64,
+}
+
+impl<R: Read> Read for Capped<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        if n as u64 > self.left {
+            return Err(std::io::Error::other(format!(
+                "it unpacks to more than `max_size` ({} bytes); nothing was kept (raise `max_size` if it really is that large)",
+                self.max
+            )));
+        }
+        self.left -= n as u64;
+        Ok(n)
+    }
+}
+
+/// Unpacks `archive` (named `name`) into `out`, at most `max` bytes in all; returns how many
+/// files it wrote.
+pub fn unpack(archive: &Path, name: &str, out: &Path, max: u64) -> Result<usize, FetchError> {
     let err = |message: String| FetchError::Archive {
         archive: name.to_string(),
         message,
@@ -37,24 +60,40 @@ pub fn unpack(archive: &Path, name: &str, out: &Path) -> Result<usize, FetchErro
         source,
     })?;
     let reader = std::io::BufReader::new(file);
-    match format_of(name) {
-        Some(Format::TarGz) => untar(flate2::read::GzDecoder::new(reader), out).map_err(err),
-        Some(Format::Tar) => untar(reader, out).map_err(err),
+    let cap = |inner: Box<dyn Read>| Capped {
+        inner,
+        left: max,
+        max,
+    };
+    let unpacked = match format_of(name) {
+        Some(Format::TarGz) => untar(cap(Box::new(flate2::read::GzDecoder::new(reader))), out),
+        Some(Format::Tar) => untar(cap(Box::new(reader)), out),
         Some(Format::Gz) => {
             let stem = &name[..name.len() - 3];
             let dest = out.join(stem);
             let mut to = std::fs::File::create(&dest).map_err(|e| err(e.to_string()))?;
-            std::io::copy(&mut flate2::read::GzDecoder::new(reader), &mut to)
-                .map_err(|e| err(format!("not a gzip file: {e}")))?;
-            Ok(1)
+            let mut from = cap(Box::new(flate2::read::GzDecoder::new(reader)));
+            std::io::copy(&mut from, &mut to)
+                .map(|_| 1)
+                .map_err(|e| format!("not a gzip file, or too large: {e}"))
         }
-        None => Err(err(
+        None => {
+            return Err(err(
             "`unpack = true` knows .tar.gz, .tgz, .tar and .gz (set `unpack = false` to keep the file as it is)".into(),
-        )),
+        ))
+        }
+    };
+    if unpacked.is_err() {
+        // Nothing half-unpacked stays in the outputs (the run fails; this keeps a retry clean).
+        for entry in std::fs::read_dir(out).into_iter().flatten().flatten() {
+            let p = entry.path();
+            let _ = std::fs::remove_dir_all(&p).or_else(|_| std::fs::remove_file(&p));
+        }
     }
+    unpacked.map_err(err)
 }
 
-fn untar(reader: impl Read, out: &Path) -> Result<usize, String> {
+fn untar(reader: Capped<Box<dyn Read>>, out: &Path) -> Result<usize, String> {
     let mut archive = tar::Archive::new(reader);
     archive.set_preserve_permissions(false);
     archive.set_unpack_xattrs(false);
@@ -127,7 +166,7 @@ mod tests {
         std::fs::write(&a, tar_gz(&[("d/x.bin", b"xx"), ("y.txt", b"y")])).unwrap();
         let out = dir.path().join("out");
         std::fs::create_dir(&out).unwrap();
-        assert_eq!(unpack(&a, "a.tar.gz", &out).unwrap(), 2);
+        assert_eq!(unpack(&a, "a.tar.gz", &out, 1 << 20).unwrap(), 2);
         assert_eq!(std::fs::read(out.join("d/x.bin")).unwrap(), b"xx");
         assert_eq!(std::fs::read(out.join("y.txt")).unwrap(), b"y");
     }
@@ -139,12 +178,47 @@ mod tests {
         std::fs::create_dir(&out).unwrap();
         let a = dir.path().join("evil.tgz");
         std::fs::write(&a, tar_gz(&[("../escape", b"x")])).unwrap();
-        let e = unpack(&a, "evil.tgz", &out).unwrap_err().to_string();
+        let e = unpack(&a, "evil.tgz", &out, 1 << 20)
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("outside the output directory"), "{e}");
         assert!(!dir.path().join("escape").exists());
-        let e = unpack(&a, "evil.zip", &out).unwrap_err().to_string();
+        let e = unpack(&a, "evil.zip", &out, 1 << 20)
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("knows .tar.gz"), "{e}");
         std::fs::write(&a, b"not gzip").unwrap();
-        assert!(unpack(&a, "evil.tgz", &out).is_err());
+        assert!(unpack(&a, "evil.tgz", &out, 1 << 20).is_err());
+    }
+
+    #[test]
+    fn an_archive_that_unpacks_past_max_size_is_refused_as_it_streams() {
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("out");
+        std::fs::create_dir(&out).unwrap();
+        // 8 MB of zeros compress to a few KB: a small bomb.
+        let zeros = vec![0u8; 8 << 20];
+        let a = dir.path().join("bomb.tar.gz");
+        std::fs::write(&a, tar_gz(&[("zeros.bin", &zeros)])).unwrap();
+        assert!(std::fs::metadata(&a).unwrap().len() < 100_000);
+        let e = unpack(&a, "bomb.tar.gz", &out, 1 << 20)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("more than `max_size`"), "{e}");
+        assert_eq!(
+            std::fs::read_dir(&out).unwrap().count(),
+            0,
+            "nothing half-unpacked is left"
+        );
+        let gz = dir.path().join("bomb.bin.gz");
+        let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        std::io::Write::write_all(&mut enc, &zeros).unwrap();
+        std::fs::write(&gz, enc.finish().unwrap()).unwrap();
+        let e = unpack(&gz, "bomb.bin.gz", &out, 1 << 20)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("more than `max_size`"), "{e}");
+        // Under the limit it unpacks.
+        assert_eq!(unpack(&a, "bomb.tar.gz", &out, 16 << 20).unwrap(), 1);
     }
 }

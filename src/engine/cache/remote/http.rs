@@ -1,10 +1,24 @@
 //! The HTTP(S) remote: GET and PUT (HEAD for presence) of the cache layout under a base URL,
 //! over TLS where the URL says `https`, with a bearer token or basic auth from `~/.netrc`.
+//!
+//! The remote is an optimisation, so it never holds a run for long (README, "Remote caches"):
+//! - every request has a deadline: [`TIMEOUT_VAR`] seconds (default 30) for its answer and a
+//!   record's body, plus one second per [`MIN_RATE`] bytes of a blob's declared size;
+//! - the time spent waiting on the remote adds up, and past [`BUDGET_VAR`] seconds (default 120)
+//!   in one process the remote is switched off;
+//! - a request that times out or cannot connect switches the remote off as well.
+//!
+//! Once off, every call fails at once and the run goes on locally; the first such failure is
+//! reported. Redirects are followed (at most five) only to `http` and `https` URLs, and the
+//! credentials go only to the base URL's host.
 use std::io::Read;
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use base64::Engine as _;
+use nasflow_contract::boundary::{redact_url, redirect_target, MAX_REDIRECTS};
 
 use super::{blob_rel, OpenError, Remote, RemoteError, Store, MAX_DOC};
 use crate::cache::{Cache, Digest, Result};
@@ -15,19 +29,43 @@ pub struct Http {
     agent: ureq::Agent,
     /// The `Authorization` header's value; never printed.
     auth: Option<String>,
+    timeout: Duration,
+    budget: Duration,
+    /// Nanoseconds spent waiting on the remote so far.
+    spent: AtomicU64,
+    /// Switched off for the rest of the process.
+    off: AtomicBool,
 }
 
 /// The environment variable holding a bearer token for the HTTP remote.
 pub const TOKEN_VAR: &str = "NASFLOW_REMOTE_TOKEN";
 /// The environment variable naming a PEM file of CA certificates to trust besides the system's.
 pub const CA_VAR: &str = "NASFLOW_REMOTE_CA";
+/// Seconds a remote request may take before the remote is switched off (default 30).
+pub const TIMEOUT_VAR: &str = "NASFLOW_REMOTE_TIMEOUT";
+/// Seconds a process may wait on the remote in all before it is switched off (default 120).
+pub const BUDGET_VAR: &str = "NASFLOW_REMOTE_BUDGET";
+/// The slowest transfer rate a blob download is given time for, in bytes per second.
+pub const MIN_RATE: u64 = 1 << 20;
+
+fn seconds_var(name: &str, default: f64) -> Duration {
+    let secs = std::env::var(name)
+        .ok()
+        .and_then(|v| v.trim().parse::<f64>().ok())
+        .filter(|s| s.is_finite() && *s > 0.0)
+        .unwrap_or(default);
+    Duration::from_secs_f64(secs)
+}
 
 impl Http {
     pub fn new(base: &str) -> std::result::Result<Http, OpenError> {
         let base = base.trim_end_matches('/').to_string();
+        let timeout = seconds_var(TIMEOUT_VAR, 30.0);
         let agent = ureq::AgentBuilder::new()
-            .timeout_connect(std::time::Duration::from_secs(10))
-            .timeout_read(std::time::Duration::from_secs(300))
+            .timeout_connect(timeout.min(Duration::from_secs(10)))
+            .timeout_read(timeout)
+            .timeout_write(timeout)
+            .redirects(0)
             .tls_config(Arc::new(tls_config()?))
             .build();
         let auth = match std::env::var(TOKEN_VAR) {
@@ -40,109 +78,220 @@ impl Http {
                     format!("Basic {pair}")
                 }),
         };
-        Ok(Http { base, agent, auth })
+        Ok(Http {
+            base,
+            agent,
+            auth,
+            timeout,
+            budget: seconds_var(BUDGET_VAR, 120.0),
+            spent: AtomicU64::new(0),
+            off: AtomicBool::new(false),
+        })
     }
 
     fn url(&self, rel: &str) -> String {
         format!("{}/{rel}", self.base)
     }
 
-    fn request(&self, method: &str, rel: &str) -> ureq::Request {
-        let r = self.agent.request(method, &self.url(rel));
+    /// The URL as it may be printed: without credentials.
+    fn shown(&self, rel: &str) -> String {
+        redact_url(&self.url(rel))
+    }
+
+    fn request(&self, method: &str, url: &str, deadline: Duration) -> ureq::Request {
+        let r = self.agent.request(method, url).timeout(deadline);
+        let same_host = host_of(url) == host_of(&self.base);
         match &self.auth {
-            Some(a) => r.set("Authorization", a),
-            None => r,
+            Some(a) if same_host => r.set("Authorization", a),
+            _ => r,
+        }
+    }
+
+    fn transport(&self, op: &'static str, rel: &str, reason: String) -> RemoteError {
+        RemoteError::Transport {
+            op,
+            target: self.shown(rel),
+            reason,
         }
     }
 
     /// A ureq error as a remote problem (401 and 403 say what to fix; the URL, never the token).
+    /// A timeout or a failed connection switches the remote off.
     fn problem(&self, op: &'static str, rel: &str, e: ureq::Error) -> RemoteError {
         match e {
             ureq::Error::Status(status @ (401 | 403), _) => RemoteError::Auth {
-                target: self.url(rel),
+                target: self.shown(rel),
                 status,
             },
-            ureq::Error::Status(status, _) => RemoteError::Transport {
-                op,
-                target: self.url(rel),
-                reason: format!("HTTP {status}"),
-            },
-            ureq::Error::Transport(t) => RemoteError::Transport {
-                op,
-                target: self.url(rel),
-                reason: transport_reason(&t),
-            },
+            ureq::Error::Status(status, _) => self.transport(op, rel, format!("HTTP {status}")),
+            ureq::Error::Transport(t) => {
+                let reason = transport_reason(&t);
+                self.switch_off();
+                self.transport(
+                    op,
+                    rel,
+                    format!("{reason}; the remote is off for the rest of this run"),
+                )
+            }
         }
     }
 
-    fn get(&self, rel: &str) -> Remote<Option<ureq::Response>> {
-        match self.request("GET", rel).call() {
-            Ok(r) => Ok(Some(r)),
-            Err(ureq::Error::Status(404, _)) => Ok(None),
-            Err(e) => Err(self.problem("GET", rel, e)),
-        }
+    fn switch_off(&self) {
+        self.off.store(true, Ordering::Relaxed);
     }
 
-    fn put(&self, rel: &str, body: impl Read) -> Remote<()> {
-        self.request("PUT", rel)
+    /// Fails at once when the remote is off (after a timeout, or past its budget).
+    fn check_on(&self, op: &'static str, rel: &str) -> Remote<()> {
+        let spent = Duration::from_nanos(self.spent.load(Ordering::Relaxed));
+        if spent > self.budget {
+            self.switch_off();
+        }
+        if self.off.load(Ordering::Relaxed) {
+            return Err(self.transport(
+                op,
+                rel,
+                format!(
+                    "the remote is off for this run (a request timed out or failed to connect, or it took more than {BUDGET_VAR}={}s in all)",
+                    self.budget.as_secs_f64()
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    fn charge(&self, since: Instant) {
+        let ns = since.elapsed().as_nanos().min(u64::MAX as u128) as u64;
+        self.spent.fetch_add(ns, Ordering::Relaxed);
+    }
+
+    /// Sends a body-less request, following redirects to http(s) URLs only. A deadline covers
+    /// the whole request, its body included; `expect` is the body's size where it is known.
+    fn call(
+        &self,
+        method: &str,
+        op: &'static str,
+        rel: &str,
+        expect: u64,
+    ) -> Remote<Option<ureq::Response>> {
+        self.check_on(op, rel)?;
+        let deadline = self.timeout + Duration::from_secs(expect / MIN_RATE);
+        let mut url = self.url(rel);
+        let since = Instant::now();
+        let result = (|| {
+            for _ in 0..=MAX_REDIRECTS {
+                let r = match self.request(method, &url, deadline).call() {
+                    Ok(r) => r,
+                    Err(ureq::Error::Status(404, _)) => return Ok(None),
+                    Err(e) => return Err(self.problem(op, rel, e)),
+                };
+                if !(300..400).contains(&r.status()) {
+                    return Ok(Some(r));
+                }
+                let location = r.header("Location").unwrap_or("").to_string();
+                url =
+                    redirect_target(&url, &location).map_err(|why| self.transport(op, rel, why))?;
+            }
+            Err(self.transport(op, rel, format!("more than {MAX_REDIRECTS} redirects")))
+        })();
+        self.charge(since);
+        result
+    }
+
+    fn put(&self, rel: &str, body: impl Read, size: u64) -> Remote<()> {
+        self.check_on("PUT", rel)?;
+        let deadline = self.timeout + Duration::from_secs(size / MIN_RATE);
+        let since = Instant::now();
+        let r = self
+            .request("PUT", &self.url(rel), deadline)
             .send(body)
-            .map(|_| ())
             .map_err(|e| self.problem("PUT", rel, e))
+            .and_then(|r| match r.status() {
+                300..=399 => Err(self.transport(
+                    "PUT",
+                    rel,
+                    format!(
+                        "HTTP {} (a redirect; set the remote's URL to where it leads)",
+                        r.status()
+                    ),
+                )),
+                _ => Ok(()),
+            });
+        self.charge(since);
+        r
     }
 }
 
 impl Store for Http {
     fn describe(&self) -> String {
-        self.base.clone()
+        redact_url(&self.base)
     }
     fn has_blob(&self, digest: &Digest) -> Remote<bool> {
-        let rel = blob_rel(digest);
-        match self.request("HEAD", &rel).call() {
-            Ok(_) => Ok(true),
-            Err(ureq::Error::Status(404, _)) => Ok(false),
-            Err(e) => Err(self.problem("HEAD", &rel, e)),
-        }
+        Ok(self.call("HEAD", "HEAD", &blob_rel(digest), 0)?.is_some())
     }
     fn put_blob(&self, digest: &Digest, file: &Path) -> Remote<()> {
-        let f = std::fs::File::open(file).map_err(|e| RemoteError::Transport {
+        let unreadable = |e: std::io::Error| RemoteError::Transport {
             op: "read",
             target: file.display().to_string(),
             reason: e.to_string(),
-        })?;
-        self.put(&blob_rel(digest), f)
+        };
+        let f = std::fs::File::open(file).map_err(unreadable)?;
+        let size = f.metadata().map_err(unreadable)?.len();
+        self.put(&blob_rel(digest), f, size)
     }
-    fn get_blob(&self, digest: &Digest, local: &Cache) -> Result<Remote<()>> {
-        match self.get(&blob_rel(digest)) {
-            Ok(Some(r)) => Ok(local
-                .import_blob(&mut r.into_reader(), digest)?
-                .map_err(|why| RemoteError::Rejected {
-                    what: format!("blob {digest}"),
-                    why,
-                })),
-            Ok(None) => Ok(Err(RemoteError::Missing(format!(
-                "blob {digest} missing on {}",
-                self.base
-            )))),
-            Err(e) => Ok(Err(e)),
+    fn get_blob(&self, digest: &Digest, size: u64, local: &Cache) -> Result<Remote<()>> {
+        let r = match self.call("GET", "GET", &blob_rel(digest), size) {
+            Ok(Some(r)) => r,
+            Ok(None) => {
+                return Ok(Err(RemoteError::Missing(format!(
+                    "blob {digest} missing on {}",
+                    self.describe()
+                ))))
+            }
+            Err(e) => return Ok(Err(e)),
+        };
+        let since = Instant::now();
+        let got = local.import_blob(&mut r.into_reader(), digest, size)?;
+        self.charge_body(since, size);
+        if matches!(got, Err(super::Rejection::Truncated(_))) {
+            // A body that stalls past its deadline ends the remote's part in this run.
+            self.switch_off();
         }
+        Ok(got.map_err(|why| RemoteError::Rejected {
+            what: format!("blob {digest}"),
+            why,
+        }))
     }
     fn get_doc(&self, rel: &str) -> Remote<Option<Vec<u8>>> {
-        let Some(r) = self.get(rel)? else {
+        let Some(r) = self.call("GET", "GET", rel, 0)? else {
             return Ok(None);
         };
+        let since = Instant::now();
         let mut bytes = Vec::new();
-        r.into_reader()
-            .take(MAX_DOC)
-            .read_to_end(&mut bytes)
-            .map_err(|e| RemoteError::Transport {
-                op: "GET",
-                target: self.url(rel),
-                reason: e.to_string(),
-            })?;
+        let read = r.into_reader().take(MAX_DOC).read_to_end(&mut bytes);
+        self.charge_body(since, 0);
+        read.map_err(|e| {
+            self.switch_off();
+            self.transport(
+                "GET",
+                rel,
+                format!("{e}; the remote is off for the rest of this run"),
+            )
+        })?;
         Ok(Some(bytes))
     }
     fn put_doc(&self, rel: &str, bytes: &[u8]) -> Remote<()> {
-        self.put(rel, bytes)
+        self.put(rel, bytes, bytes.len() as u64)
+    }
+}
+
+impl Http {
+    /// Charges the time a body took beyond what its size at [`MIN_RATE`] allows (the answer
+    /// itself was charged by [`Http::call`]).
+    fn charge_body(&self, since: Instant, size: u64) {
+        let allowed = Duration::from_secs(size / MIN_RATE);
+        let over = since.elapsed().saturating_sub(allowed);
+        let ns = over.as_nanos().min(u64::MAX as u128) as u64;
+        self.spent.fetch_add(ns, Ordering::Relaxed);
     }
 }
 
