@@ -51,7 +51,9 @@ fn corrupt_remote_blobs_are_rejected_and_computed_locally() {
             #[allow(clippy::permissions_set_readonly_false)]
             perm.set_readonly(false);
             std::fs::set_permissions(e.path(), perm).unwrap();
-            std::fs::write(e.path(), b"tampered").unwrap();
+            // Same length: a longer blob is refused as it streams, before its digest.
+            let len = std::fs::metadata(e.path()).unwrap().len() as usize;
+            std::fs::write(e.path(), "x".repeat(len)).unwrap();
         }
     }
     let p = Project::new(PIPELINE);

@@ -58,7 +58,9 @@ fn upload_fetch_reject_and_survive_the_server_going_away() {
         .iter()
         .filter(|p| p.to_string_lossy().contains("/cache/blobs/"))
     {
-        std::fs::write(p, b"tampered").unwrap();
+        // Same length: a longer blob is refused as it streams, before its digest.
+        let len = std::fs::metadata(p).unwrap().len() as usize;
+        std::fs::write(p, "x".repeat(len)).unwrap();
     }
     let c = Project::new(PIPELINE);
     let out = c.nasflow(&["run", "--remote", url]);

@@ -126,7 +126,7 @@ fn untar(reader: Capped<Box<dyn Read>>, out: &Path) -> Result<usize, String> {
         }
         let wrote = entry
             .unpack_in(out)
-            .map_err(|e| format!("unpacking `{}`: {e}", path.display()))?;
+            .map_err(|e| format!("unpacking `{}`: {}", path.display(), chain(&e)))?;
         if !wrote {
             return Err(format!(
                 "entry `{}` would be written outside the output directory",
@@ -136,6 +136,17 @@ fn untar(reader: Capped<Box<dyn Read>>, out: &Path) -> Result<usize, String> {
         files += usize::from(kind.is_file());
     }
     Ok(files)
+}
+
+/// An error with its sources (tar wraps the reader's error in its own).
+fn chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        text.push_str(&format!(": {s}"));
+        source = s.source();
+    }
+    text
 }
 
 #[cfg(test)]
