@@ -41,7 +41,11 @@ fi
 # The CUDA build's link step (the `cuda` feature, the stripped `device` profile carried to GPU
 # machines): rust-lld links libtorch_cuda from the lean install; the binaries run only where the
 # full CUDA libraries exist. Checks that libtorch_cuda is linked and that both binaries fit in the
-# 64 MiB a GPU machine can be sent. NASFLOW_SKIP_CUDA_BUILD=1 skips it (a second build, ~8 min).
-if [ "${NASFLOW_SKIP_CUDA_BUILD:-0}" != 1 ]; then
+# 64 MiB a GPU machine can be sent. A second, release build of everything (5 to 8 minutes on 2
+# cores), so it runs only with NASFLOW_CUDA_BUILD=1 (CI does not set it, to keep the suite within
+# 20 minutes); before a GPU session, `./scripts/device-build.sh` does the same.
+if [ "${NASFLOW_CUDA_BUILD:-0}" = 1 ]; then
   ./scripts/device-build.sh
+else
+  echo "note: the CUDA device build is not checked here (NASFLOW_CUDA_BUILD=1 ./scripts/test.sh, or ./scripts/device-build.sh)"
 fi

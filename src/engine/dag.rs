@@ -27,9 +27,11 @@ impl Dag {
         let mut graph = DiGraph::new();
         let nodes: Vec<NodeIndex> = (0..p.stages.len()).map(|i| graph.add_node(i)).collect();
         let names: Vec<&str> = p.stages.iter().map(|s| s.name.as_str()).collect();
+        // A name -> index map: looking each dep up by a scan made building quadratic.
+        let index: HashMap<&str, usize> = names.iter().enumerate().map(|(i, n)| (*n, i)).collect();
         for (i, s) in p.stages.iter().enumerate() {
             for (d, dep) in s.deps.iter().enumerate() {
-                let Some(j) = p.index(dep) else {
+                let Some(&j) = index.get(dep.as_str()) else {
                     return Err(ConfigError::At {
                         file: p.file.clone(),
                         pos: s.dep_pos.get(d).copied().unwrap_or(s.pos),

@@ -161,6 +161,23 @@ impl<'a> Engine<'a> {
         Ok(ki)
     }
 
+    /// The files stage `i` declares as inputs (its `inputs`, and its path params other than
+    /// `@STAGE/...`), resolved against the project directory: what its key hashes.
+    pub fn declared_inputs(&self, i: usize) -> Vec<std::path::PathBuf> {
+        let s = &self.p.stages[i];
+        let own = self
+            .path_params(i)
+            .into_iter()
+            .filter(|(_, p)| nasflow_contract::upstream_path(p).is_none())
+            .map(|(_, p)| p);
+        s.inputs
+            .iter()
+            .cloned()
+            .chain(own)
+            .map(|p| self.p.root.join(p))
+            .collect()
+    }
+
     /// `FILE:LINE` of `name = ...` in stage `i`'s table, else of the table's header.
     fn where_given(&self, i: usize, name: &str) -> String {
         let s = &self.p.stages[i];

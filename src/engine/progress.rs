@@ -43,13 +43,18 @@ impl Ui {
     }
 
     /// A log line: `[HH:MM:SS] message`.
+    /// A line as [`Ui::line`] writes it: `[HH:MM:SS] ` and the message, with its newline.
+    pub fn format_line(&self, message: &str) -> String {
+        let stamp = humantime::format_rfc3339_seconds(SystemTime::now()).to_string();
+        let time = stamp.get(11..19).unwrap_or(&stamp);
+        format!("[{time}] {}{message}\n", self.prefix)
+    }
+
     pub fn line(&self, message: &str) {
         if self.quiet {
             return;
         }
-        let stamp = humantime::format_rfc3339_seconds(SystemTime::now()).to_string();
-        let time = stamp.get(11..19).unwrap_or(&stamp);
-        let line = format!("[{time}] {}{message}\n", self.prefix);
+        let line = self.format_line(message);
         match &self.multi {
             Some(m) => {
                 let _ = m.println(line.trim_end());

@@ -4,6 +4,7 @@
 mod args;
 mod inspect;
 mod metrics;
+mod noop;
 mod plots;
 mod project;
 mod report;

@@ -30,6 +30,12 @@ pub struct RunArgs {
 }
 
 pub fn run_variants(reg: &Registry, file: &Path, a: &RunArgs) -> Result<ExitCode> {
+    // Nothing changed since the last run: answered from its memo (cli/noop.rs).
+    if let Some(code) = super::noop::replay(file, a) {
+        return Ok(code);
+    }
+    // The bytes the memo of this run will describe: read before the pipeline is loaded.
+    let text = std::fs::read(file).unwrap_or_default();
     let variants = selected(file, &a.sets)?;
     let many = variants.len() > 1 || !variants[0].0.is_empty();
     let mut projects = Vec::new();
@@ -50,7 +56,8 @@ pub fn run_variants(reg: &Registry, file: &Path, a: &RunArgs) -> Result<ExitCode
         if many {
             eprintln!("== variant {name}");
         }
-        let c = run_one(project, a, many.then_some(name.as_str()), None)?;
+        let memo = (!many).then_some(text.as_slice());
+        let c = run_one(project, a, many.then_some(name.as_str()), None, memo)?;
         if c != ExitCode::SUCCESS {
             code = c;
         }
@@ -73,7 +80,7 @@ fn run_together(projects: &[(String, Project)], a: &RunArgs) -> Result<ExitCode>
             .iter()
             .map(|(name, project)| {
                 let slots = slots.clone();
-                scope.spawn(move || run_one(project, a, Some(name), Some(slots)))
+                scope.spawn(move || run_one(project, a, Some(name), Some(slots), None))
             })
             .collect();
         running
@@ -111,6 +118,7 @@ fn run_one(
     a: &RunArgs,
     variant: Option<&str>,
     shared: Option<Arc<Slots>>,
+    memo: Option<&[u8]>,
 ) -> Result<ExitCode> {
     if a.dry_run {
         return inspect::plan(project, &a.targets, &a.force, false);
@@ -133,7 +141,14 @@ fn run_one(
             eprintln!("remote {}: fetching stopped: {e:#}", r.describe());
         }
     }
-    let code = run(project, &a.targets, (a.jobs, &a.force), variant, shared)?;
+    let memo = memo.map(|text| (a, text));
+    let code = run(
+        project,
+        &a.targets,
+        (a.jobs, &a.force),
+        (variant, memo),
+        shared,
+    )?;
     if let Some(r) = &remote {
         if let Err(e) = push(project, r.as_ref(), &a.targets) {
             eprintln!("not uploaded (remote {}): {e:#}", r.describe());
@@ -142,11 +157,14 @@ fn run_one(
     Ok(code)
 }
 
+/// The run's pipeline bytes and arguments, for its no-op memo (a plain run only).
+type Memo<'a> = Option<(&'a RunArgs, &'a [u8])>;
+
 fn run(
     project: &Project,
     targets: &[String],
     (jobs, force): (Option<usize>, &[String]),
-    variant: Option<&str>,
+    (variant, memo): (Option<&str>, Memo<'_>),
     shared: Option<Arc<Slots>>,
 ) -> Result<ExitCode> {
     let start = Instant::now();
@@ -174,8 +192,13 @@ fn run(
     let outcomes = crate::schedule::run(&engine, &closure, &opts, &ui)?;
     let heading = variant.filter(|_| together);
     let failed = summarize(project, &outcomes, start, heading);
-    if let Err(e) = super::results::refresh(project, &engine, &outcomes, variant) {
-        eprintln!("note: results/ not refreshed: {e:#}");
+    match super::results::refresh(project, &engine, &outcomes, variant) {
+        Ok(()) => {
+            if let Some((a, text)) = memo {
+                super::noop::remember(project, &engine, a, text, &outcomes);
+            }
+        }
+        Err(e) => eprintln!("note: results/ not refreshed: {e:#}"),
     }
     if crate::interrupt::requested() {
         eprintln!("\ninterrupted (Ctrl-C): Slurm arrays cancelled; finished items are kept, `nasflow run` continues from them");
@@ -229,7 +252,7 @@ fn summarize(
             Status::Skipped(dep) => format!("skipped (upstream `{dep}` failed)"),
             Status::NoItems => "no items (its `foreach` upstream lists none)".to_string(),
         };
-        let _ = writeln!(text, "  {name:<16} {status}{items}");
+        let _ = writeln!(text, "{}", stage_line(name, &status, &items));
     }
     for o in outcomes {
         if let Status::Failed(report) = &o.status {
@@ -240,6 +263,11 @@ fn summarize(
     use std::io::Write as _;
     let _ = std::io::stderr().lock().write_all(text.as_bytes());
     failed
+}
+
+/// One stage's line of a run's summary.
+pub(super) fn stage_line(name: &str, status: &str, items: &str) -> String {
+    format!("  {name:<16} {status}{items}")
 }
 
 /// Uploads the current results of the targets' closure to `remote`; reports what was not
