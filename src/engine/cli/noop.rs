@@ -228,9 +228,10 @@ fn memo_text(
     }
     // Stages in the order they were decided (closure order), for the replayed lines.
     let order = project.closure(&a.targets).ok()?;
+    let by_stage: std::collections::HashMap<usize, &StageOutcome> =
+        outcomes.iter().map(|o| (o.stage, o)).collect();
     for i in order {
-        let o = outcomes.iter().find(|o| o.stage == i)?;
-        let r = o.record.as_ref()?;
+        let r = by_stage.get(&i)?.record.as_ref()?;
         let _ = writeln!(memo, "S {i} {} {}", engine.name(i), r.output_digest);
     }
     Some(memo)

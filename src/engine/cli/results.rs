@@ -2,7 +2,8 @@
 //! `results/STAGE` (a variant's: `results/VARIANT/STAGE`) is a symbolic link to the stage's
 //! current output view in the cache; a stage without a current result has no link. `gc` removes
 //! the links whose targets it removed. The directory holds a `.gitignore` of `*`, so git ignores it,
-//! and `.links`, what the links showed at the last refresh (an unchanged run touches nothing).
+//! and `.links`, what the links showed at the last refresh (an unchanged run touches nothing), and
+//! `.noop`, the last plain run's memo for the no-op fast path ([`super::noop`]).
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
