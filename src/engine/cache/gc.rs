@@ -75,6 +75,8 @@ impl Cache {
                 report.bytes_freed += std::fs::metadata(&p).map(|m| m.len()).unwrap_or(0);
                 if !dry_run {
                     std::fs::remove_file(&p).map_err(io(&p))?;
+                    // Its stamp goes with it (a missing stamp only costs a re-hash).
+                    let _ = std::fs::remove_file(self.stamp_path(&d));
                 }
             }
         }

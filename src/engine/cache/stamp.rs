@@ -54,7 +54,7 @@ pub(crate) fn now_unix() -> f64 {
 }
 
 impl Cache {
-    fn stamp_path(&self, digest: &Digest) -> PathBuf {
+    pub(crate) fn stamp_path(&self, digest: &Digest) -> PathBuf {
         let d = digest.as_str();
         self.root().join("stamps").join(&d[..2]).join(&d[2..])
     }
