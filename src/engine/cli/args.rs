@@ -72,7 +72,8 @@ pub enum Command {
         dry_run: bool,
         /// A remote cache (a directory on a shared filesystem, or an http:// URL): fetch what it
         /// has before running, upload what ran after. Remote failures are reported; the run
-        /// still succeeds.
+        /// still succeeds. An HTTP remote is switched off after a request past
+        /// NASFLOW_REMOTE_TIMEOUT (30 s) or NASFLOW_REMOTE_BUDGET (120 s) of waiting in all.
         #[arg(
             long,
             value_name = "DIR|URL",

@@ -276,24 +276,24 @@ fn agent(limits: &Limits) -> ureq::Agent {
 }
 
 /// GET `url` (with `Range` from `have`), following redirects to http(s) URLs only.
-fn get(agent: &ureq::Agent, url: &str, have: u64) -> Result<ureq::Response, ureq::Error> {
+fn get(agent: &ureq::Agent, url: &str, have: u64) -> Result<ureq::Response, Box<ureq::Error>> {
     let mut at = url.to_string();
     for _ in 0..=MAX_REDIRECTS {
         let mut req = agent.get(&at);
         if have > 0 {
             req = req.set("Range", &format!("bytes={have}-"));
         }
-        let resp = req.call()?;
+        let resp = req.call().map_err(Box::new)?;
         if !(300..400).contains(&resp.status()) {
             return Ok(resp);
         }
         let location = resp.header("Location").unwrap_or("").to_string();
         at = redirect_target(&at, &location)
-            .map_err(|why| ureq::Error::from(std::io::Error::other(why)))?;
+            .map_err(|why| Box::new(ureq::Error::from(std::io::Error::other(why))))?;
     }
-    Err(ureq::Error::from(std::io::Error::other(format!(
+    Err(Box::new(ureq::Error::from(std::io::Error::other(format!(
         "more than {MAX_REDIRECTS} redirects"
-    ))))
+    )))))
 }
 
 fn http(
@@ -304,7 +304,7 @@ fn http(
 ) -> Result<Fetched, FetchError> {
     let shown = redact_url(url);
     let have = std::fs::metadata(partial).map(|m| m.len()).unwrap_or(0);
-    let resp = match get(&agent(limits), url, have) {
+    let resp = match get(&agent(limits), url, have).map_err(|e| *e) {
         Ok(r) => r,
         // The partial file is already whole (or longer than the file): start again.
         Err(ureq::Error::Status(416, _)) if have > 0 => {
