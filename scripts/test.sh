@@ -36,6 +36,8 @@ fi
 cargo test --workspace --locked "$@"
 # A bounded run of the fuzz targets (pipeline.toml, records, bundles, NB101 tables): seconds per
 # target in NASFLOW_FUZZ_SECONDS (default 30; 0 skips).
+# The script's own check first: with a stand-in cargo that reports a crash, run.sh must fail.
+./tests/fuzz/selftest.sh
 if [ "${NASFLOW_FUZZ_SECONDS:-30}" != 0 ]; then
   ./tests/fuzz/run.sh "${NASFLOW_FUZZ_SECONDS:-30}"
 fi
