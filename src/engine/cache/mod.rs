@@ -402,7 +402,10 @@ fn claim(root: &Path) -> Result<()> {
         Ok(entries) => {
             for e in entries.flatten() {
                 let name = e.file_name().to_string_lossy().to_string();
-                if !LAYOUT.contains(&name.as_str()) {
+                // Another thread's or process's marker on its way in counts as the layout.
+                let ours =
+                    LAYOUT.contains(&name.as_str()) || name.starts_with(&format!(".{MARKER}."));
+                if !ours {
                     return Err(refuse(format!(
                         "it holds `{name}`, which nasflow did not make"
                     )));
@@ -414,9 +417,20 @@ fn claim(root: &Path) -> Result<()> {
         }
         Err(e) => return Err(io(root)(e)),
     }
-    let tmp = root.join(format!(".{MARKER}.{}", std::process::id()));
+    // A name of this process and moment (threads of one run open the cache at the same time);
+    // whoever renames last wins, and all write the same bytes.
+    static SEQ: AtomicU64 = AtomicU64::new(0);
+    let n = SEQ.fetch_add(1, Ordering::Relaxed);
+    let tmp = root.join(format!(".{MARKER}.{}-{n}-{}", std::process::id(), nanos()));
     std::fs::write(&tmp, TAG).map_err(io(&tmp))?;
-    std::fs::rename(&tmp, &marker).map_err(io(&marker))
+    match std::fs::rename(&tmp, &marker) {
+        Ok(()) => Ok(()),
+        Err(_) if marker.is_file() => {
+            let _ = std::fs::remove_file(&tmp);
+            Ok(())
+        }
+        Err(e) => Err(io(&marker)(e)),
+    }
 }
 
 /// A staging directory and the lock that marks it as in use.
@@ -478,6 +492,15 @@ mod tests {
             "{e}"
         );
         assert!(!mine.join(MARKER).exists() && !mine.join("blobs").exists());
+        // Threads opening a new cache at once (variants run together) all succeed.
+        let shared = dir.path().join("shared");
+        let opened: Vec<bool> = std::thread::scope(|s| {
+            let handles: Vec<_> = (0..8)
+                .map(|_| s.spawn(|| Cache::open(&shared).is_ok()))
+                .collect();
+            handles.into_iter().map(|h| h.join().unwrap()).collect()
+        });
+        assert!(opened.iter().all(|ok| *ok), "{opened:?}");
         // The filesystem root is never a cache.
         let e = Cache::open(Path::new("/")).unwrap_err().to_string();
         assert!(e.contains("filesystem's root"), "{e}");
