@@ -466,11 +466,7 @@ impl<'e, 'a> Scheduler<'e, 'a> {
                 .map(|(f, _)| format!("{name}/{}", f.path))
                 .collect();
             if !self.reopened.insert(d) {
-                let e = CacheError::Damaged {
-                    file: files[0].clone(),
-                    digest: first.digest.clone(),
-                    changed: *state == crate::cache::stamp::BlobState::Changed,
-                };
+                let e = CacheError::damaged(&name, first, *state);
                 self.fail_now(i, e.to_string())?;
                 return Ok(true);
             }

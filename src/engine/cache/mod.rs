@@ -70,6 +70,17 @@ pub enum CacheError {
 
 pub type Result<T> = std::result::Result<T, CacheError>;
 
+impl CacheError {
+    /// `stage`'s stored output `f`, whose blob was found in `state` (changed or missing).
+    pub fn damaged(stage: &str, f: &FileEntry, state: stamp::BlobState) -> CacheError {
+        CacheError::Damaged {
+            file: format!("{stage}/{}", f.path),
+            digest: f.digest.clone(),
+            changed: state == stamp::BlobState::Changed,
+        }
+    }
+}
+
 fn damaged(file: &str, digest: &Digest, changed: bool) -> String {
     let stage = file.split('/').next().unwrap_or(file);
     if changed {

@@ -96,11 +96,7 @@ impl Cache {
         let mut locks = Vec::with_capacity(views.len());
         for v in views {
             if let Some((f, state)) = self.damaged_files(&v.files, found_by)?.into_iter().next() {
-                return Err(CacheError::Damaged {
-                    file: format!("{}/{}", v.stage, f.path),
-                    digest: f.digest.clone(),
-                    changed: state == BlobState::Changed,
-                });
+                return Err(CacheError::damaged(&v.stage, f, state));
             }
             let dir = self.view_dir(&v.stage, &v.digest, v.item);
             let mut rebuilt = false;
@@ -126,7 +122,7 @@ impl Cache {
         Ok(Held { _locks: locks })
     }
 
-    /// The stages (with the view's directory) whose views are no longer whole: after a job, a
+    /// The stages whose views are no longer whole: after a job, a
     /// view that changed or vanished while it ran means the job may have read something else.
     pub fn views_broken(&self, views: &[ViewRef]) -> Vec<String> {
         views
@@ -172,11 +168,7 @@ impl Cache {
             }
             let state = self.check_blob(&f.digest, f.size, "")?;
             if state != BlobState::Intact {
-                return Err(CacheError::Damaged {
-                    file: format!("{}/{}", v.stage, f.path),
-                    digest: f.digest.clone(),
-                    changed: state == BlobState::Changed,
-                });
+                return Err(CacheError::damaged(&v.stage, f, state));
             }
             self.link_or_copy(&self.blob_path(&f.digest), &target)?;
             self.stamp_blob(&f.digest);
