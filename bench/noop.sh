@@ -50,35 +50,26 @@ hyperfine -N --warmup 3 --runs 30 --export-json "$work/seven.json" \
   "${cmds[@]}" "bash -c 'cd $work/dvc && $dvc repro -q'" >/dev/null
 echo "== 7-stage no-op rerun"; median "$work/seven.json"
 
-# 2. 1,000 generated stages: stage i depends on i-1 and i/2.
-mkdir -p "$work/big"
-python3 - "$work/big/pipeline.toml" <<'PY'
+# 2. Generated pipelines of 1,000 and 10,000 stages: stage i depends on i-1 and i/2. Cost must
+# grow linearly with the stage count.
+# `generated N NAME RUNS LABEL`: writes work/NAME, runs it once, then times the no-op.
+generated() {
+  mkdir -p "$work/$2"
+  python3 - "$work/$2/pipeline.toml" "$1" <<'PY'
 import sys
 with open(sys.argv[1], "w") as f:
-    for i in range(1000):
+    for i in range(int(sys.argv[2])):
         deps = sorted({i - 1, i // 2} - {i}) if i else []
         names = ", ".join('"s%d"' % d for d in deps)
         f.write('[stages.s%d]\nkind = "cmd"\ndeps = [%s]\nrun = "echo %d > $NASFLOW_OUT/o.txt"\n\n' % (i, names, i))
 PY
-( cd "$work/big" && "$nasflow" run -j 2 2>/dev/null | tail -0 )
-mapfile -t cmds < <(both -p "$work/big/pipeline.toml" run)
-hyperfine -N --warmup 2 --runs 20 --export-json "$work/big.json" "${cmds[@]}" >/dev/null
-echo "== 1,000-stage no-op rerun"; median "$work/big.json"
-
-# 2b. 10,000 generated stages, the same shape: cost must grow linearly with the stage count.
-mkdir -p "$work/huge"
-python3 - "$work/huge/pipeline.toml" <<'PY'
-import sys
-with open(sys.argv[1], "w") as f:
-    for i in range(10000):
-        deps = sorted({i - 1, i // 2} - {i}) if i else []
-        names = ", ".join('"s%d"' % d for d in deps)
-        f.write('[stages.s%d]\nkind = "cmd"\ndeps = [%s]\nrun = "echo %d > $NASFLOW_OUT/o.txt"\n\n' % (i, names, i))
-PY
-( cd "$work/huge" && "$nasflow" run -j 2 2>/dev/null | tail -0 )
-mapfile -t cmds < <(both -p "$work/huge/pipeline.toml" run)
-hyperfine -N --warmup 1 --runs 10 --export-json "$work/huge.json" "${cmds[@]}" >/dev/null
-echo "== 10,000-stage no-op rerun"; median "$work/huge.json"
+  ( cd "$work/$2" && "$nasflow" run -j 2 2>/dev/null | tail -0 )
+  mapfile -t cmds < <(both -p "$work/$2/pipeline.toml" run)
+  hyperfine -N --warmup 2 --runs "$3" --export-json "$work/$2.json" "${cmds[@]}" >/dev/null
+  echo "== $4 no-op rerun"; median "$work/$2.json"
+}
+generated 1000 big 20 "1,000-stage"
+generated 10000 huge 10 "10,000-stage"
 
 # 3. A 2 GB output in the DAG.
 mkdir -p "$work/large"
