@@ -59,6 +59,49 @@ pub fn parse_progress(line: &str) -> Option<Progress> {
     serde_json::from_str(line.strip_prefix(PROGRESS_PREFIX)?.trim()).ok()
 }
 
+/// A persistent worker (`nasflow-worker serve`) reads one job file path a line on its stdin and
+/// answers on its stdout: progress lines, then one `SERVED_PREFIX {json of Served}` line when the
+/// job has ended. The job's own stdout and stderr go to its provenance directory.
+pub const SERVED_PREFIX: &str = "nasflow-served";
+
+/// How a persistent worker's job ended.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Served {
+    /// Whether the computation succeeded (its error is the last line of the job's stderr.log).
+    pub ok: bool,
+    /// The worker's process id, and how many jobs it had served before this one.
+    pub pid: u32,
+    pub served_before: usize,
+    /// Peak resident memory while this job ran (the worker resets the peak before each job).
+    pub peak_rss_bytes: u64,
+    /// The worker will serve no more jobs (its computation panicked): do not send it another.
+    pub retire: bool,
+}
+
+/// Which worker process computed a job: provenance, never output.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ServedBy {
+    pub pid: u32,
+    /// How many jobs that worker had served before this one (0: a fresh worker).
+    pub served_before: usize,
+    /// Set when the job was started again because its first worker died (how it died).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retried_after: Option<String>,
+}
+
+/// The line a persistent worker ends a job with.
+pub fn served_line(s: &Served) -> String {
+    format!(
+        "{SERVED_PREFIX} {}",
+        serde_json::to_string(s).expect("served serializes")
+    )
+}
+
+/// Parses a persistent worker's end-of-job line.
+pub fn parse_served(line: &str) -> Option<Served> {
+    serde_json::from_str(line.strip_prefix(SERVED_PREFIX)?.trim()).ok()
+}
+
 type Compute =
     Box<dyn Fn(&Job, Device, &(dyn Fn(&Progress) + Sync)) -> Result<(), StageError> + Send + Sync>;
 
@@ -139,5 +182,20 @@ mod tests {
         };
         assert_eq!(parse_progress(&progress_line(&p)), Some(p));
         assert_eq!(parse_progress("hello"), None);
+    }
+
+    #[test]
+    fn served_lines_round_trip_and_are_not_progress() {
+        let s = Served {
+            ok: true,
+            pid: 42,
+            served_before: 3,
+            peak_rss_bytes: 1 << 20,
+            retire: false,
+        };
+        let line = served_line(&s);
+        assert_eq!(parse_served(&line), Some(s));
+        assert_eq!(parse_progress(&line), None);
+        assert_eq!(parse_served("nasflow-progress {}"), None);
     }
 }

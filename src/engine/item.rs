@@ -286,5 +286,6 @@ pub fn provenance(
         host: hostname(),
         files: Vec::new(),
         replaced: None,
+        worker: finished.worker.clone(),
     }
 }

@@ -888,7 +888,7 @@ fn assemble(e: &Engine, i: usize, active: Active) -> Result<StageRecord> {
         .unwrap_or_else(|_| "cpu".into());
     let finished = Finished {
         peak_rss_bytes: peak,
-        libtorch: None,
+        ..Finished::default()
     };
     let mut provenance = provenance(active.started_at, elapsed, &device, &finished);
     provenance.files = logs;

@@ -41,6 +41,10 @@ pub struct Provenance {
     /// the same key: that earlier output digest. The stage is not deterministic.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub replaced: Option<Digest>,
+    /// The persistent worker process that computed it (native kinds), and how many jobs it
+    /// had served before.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub worker: Option<nasflow_contract::job::ServedBy>,
 }
 
 /// An item of an item-level stage, as listed in the stage record.

@@ -28,19 +28,31 @@ use nasflow_contract::job::parse_progress;
 use nasflow_contract::layout::{STDERR_LOG, STDOUT_LOG, WORKER_FACTS};
 use nasflow_contract::{Job, Probe, Progress};
 
+use super::pool::{Ended, Placement, Pool, Worker};
 use super::{Exit, Finished, RunFailure, Runner};
 
 /// Lines of a failed job's output quoted in its failure report.
 const TAIL: usize = 20;
 
-/// Runs jobs as child processes; native kinds in `nasflow-worker`. Each job runs under
-/// `nasflow supervise` ([`super::supervise`]) where the `nasflow` binary is at hand, so that
-/// nothing it starts outlives it or nasflow.
-#[derive(Default)]
+/// Runs jobs as child processes: `cmd` stages one process a job, native kinds in persistent
+/// `nasflow-worker serve` processes ([`super::pool`]), or one `nasflow-worker run` a job with
+/// `NASFLOW_WORKERS=per-job`. Each process runs under `nasflow supervise`
+/// ([`super::supervise`]) where the `nasflow` binary is at hand, so that nothing it starts
+/// outlives it or nasflow; without a supervisor (tests), native jobs get a process each.
 pub struct ChildProcess {
     probe: OnceLock<Result<Probe, String>>,
     supervisor: Option<PathBuf>,
+    pool: Option<Pool<Worker>>,
 }
+
+impl Default for ChildProcess {
+    fn default() -> Self {
+        ChildProcess::new()
+    }
+}
+
+/// `NASFLOW_WORKERS`: `persistent` (the default) or `per-job`.
+pub const WORKERS_VAR: &str = "NASFLOW_WORKERS";
 
 impl ChildProcess {
     pub fn new() -> ChildProcess {
@@ -48,11 +60,37 @@ impl ChildProcess {
         let supervisor = std::env::var_os("NASFLOW_SUPERVISOR")
             .map(PathBuf::from)
             .or_else(|| exe.filter(|e| e.file_stem().is_some_and(|n| n == "nasflow")));
+        let per_job = std::env::var(WORKERS_VAR).is_ok_and(|v| v == "per-job");
+        let pool = match (&supervisor, per_job) {
+            (Some(sup), false) => {
+                let sup = sup.clone();
+                Some(Pool::new(move |p| spawn_worker(&sup, p)))
+            }
+            _ => None,
+        };
         ChildProcess {
             probe: OnceLock::new(),
             supervisor,
+            pool,
         }
     }
+}
+
+/// A supervised `nasflow-worker serve` for jobs of this placement.
+fn spawn_worker(supervisor: &Path, placement: Placement) -> std::io::Result<Worker> {
+    use std::os::fd::AsRawFd;
+    let mut cmd = Command::new(worker_path());
+    cmd.arg("serve")
+        .env("OMP_NUM_THREADS", placement.threads.to_string());
+    if let Some(g) = placement.gpu {
+        cmd.env("CUDA_VISIBLE_DEVICES", g.to_string())
+            .env("NASFLOW_GPU", g.to_string());
+    }
+    let (read, write) = watchdog_pipe()?;
+    let sup = supervised(&cmd, supervisor, read.as_raw_fd());
+    let worker = Worker::start(sup, Some(write));
+    drop(read);
+    worker
 }
 
 /// The environment variable that names a dependency's directory.
@@ -83,9 +121,10 @@ impl Runner for ChildProcess {
         staging: &Path,
         progress: &(dyn Fn(&Progress) + Sync),
     ) -> Result<Finished, RunFailure> {
-        let cmd = match &job.command {
-            Some(command) => cmd_command(command, job, staging)?,
-            None => worker_command(job, staging)?,
+        let cmd = match (&job.command, &self.pool) {
+            (Some(command), _) => cmd_command(command, job, staging)?,
+            (None, Some(pool)) => return serve_in_pool(pool, job, staging, progress),
+            (None, None) => worker_command(job, staging)?,
         };
         let finished = spawn_and_wait(cmd, self.supervisor.as_deref(), &job.provenance, progress)?;
         Ok(Finished {
@@ -93,6 +132,63 @@ impl Runner for ChildProcess {
             ..finished
         })
     }
+}
+
+/// A native kind's job on a persistent worker: see [`super::pool`] for what is guaranteed.
+fn serve_in_pool(
+    pool: &Pool<Worker>,
+    job: &Job,
+    staging: &Path,
+    progress: &(dyn Fn(&Progress) + Sync),
+) -> Result<Finished, RunFailure> {
+    let job_file = write_job_file(job, staging)?;
+    let placement = Placement {
+        gpu: job.gpu,
+        threads: job.threads,
+    };
+    let fresh_start = || {
+        for dir in [&job.out, &job.provenance] {
+            std::fs::remove_dir_all(dir)?;
+            std::fs::create_dir_all(dir)?;
+        }
+        Ok(())
+    };
+    let ended = pool
+        .run(placement, &job_file, &fresh_start, progress)
+        .map_err(|source| RunFailure::Spawn {
+            program: worker_path().display().to_string(),
+            source,
+            help: Some("build it with `cargo build --release` (it sits beside nasflow)"),
+        })?;
+    let failed = |exit: Exit| RunFailure::Exited {
+        exit,
+        stderr_tail: last_lines(&job.provenance.join(STDERR_LOG), TAIL),
+        stdout_tail: last_lines(&job.provenance.join(STDOUT_LOG), TAIL),
+        log: None,
+    };
+    match ended {
+        Ended::Served(served, by) if served.ok => Ok(Finished {
+            peak_rss_bytes: served.peak_rss_bytes,
+            libtorch: worker_facts(&job.provenance).map(|p| p.libtorch),
+            worker: Some(by),
+        }),
+        Ended::Served(..) => Err(failed(Exit::Failed)),
+        Ended::Died { exit, first } => {
+            let note = format!(
+                "nasflow: the worker serving this job died ({first}); started again in a fresh worker, which died too ({exit})"
+            );
+            let _ = append_line(&job.provenance.join(STDERR_LOG), &note);
+            Err(failed(exit))
+        }
+    }
+}
+
+fn append_line(path: &Path, line: &str) -> std::io::Result<()> {
+    let mut f = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)?;
+    writeln!(f, "{line}")
 }
 
 fn worker_facts(provenance: &Path) -> Option<Probe> {
@@ -148,11 +244,17 @@ fn cmd_command(command: &str, job: &Job, staging: &Path) -> Result<Command, RunF
     Ok(cmd)
 }
 
-/// `nasflow-worker run JOB.json` for a native kind's job.
-fn worker_command(job: &Job, staging: &Path) -> Result<Command, RunFailure> {
+/// The job as `job.json` in its staging directory, for the worker to read.
+fn write_job_file(job: &Job, staging: &Path) -> Result<PathBuf, RunFailure> {
     let job_file = staging.join("job.json");
     let text = serde_json::to_vec_pretty(job).expect("job serializes");
     std::fs::write(&job_file, text).map_err(RunFailure::io(&job_file))?;
+    Ok(job_file)
+}
+
+/// `nasflow-worker run JOB.json` for a native kind's job.
+fn worker_command(job: &Job, staging: &Path) -> Result<Command, RunFailure> {
+    let job_file = write_job_file(job, staging)?;
     let mut cmd = Command::new(worker_path());
     cmd.arg("run")
         .arg(&job_file)
@@ -286,6 +388,7 @@ fn spawn_and_wait(
         Exit::Code(0) => Ok(Finished {
             peak_rss_bytes: rss,
             libtorch: None,
+            worker: None,
         }),
         exit => Err(RunFailure::Exited {
             exit,

@@ -10,6 +10,7 @@
 //! - [`in_process::InProcess`]: native kinds called in this process (tests).
 pub mod child;
 pub mod in_process;
+pub mod pool;
 pub mod supervise;
 
 use std::path::{Path, PathBuf};
@@ -25,6 +26,8 @@ pub struct Finished {
     pub peak_rss_bytes: u64,
     /// The libtorch version the computation used, where one did.
     pub libtorch: Option<String>,
+    /// The persistent worker that served it, where one did.
+    pub worker: Option<nasflow_contract::job::ServedBy>,
 }
 
 /// How a process ended when it failed.
@@ -32,15 +35,36 @@ pub struct Finished {
 pub enum Exit {
     Code(i32),
     Signal(i32),
+    /// A persistent worker's computation returned an error (the worker lives on).
+    Failed,
 }
 
 impl std::fmt::Display for Exit {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Exit::Code(c) => write!(f, "exit code {c}"),
-            Exit::Signal(s) => write!(f, "killed by signal {s}"),
+            Exit::Failed => write!(f, "the computation failed"),
+            Exit::Signal(s) => match signal_name(*s) {
+                Some(name) => write!(f, "killed by signal {s} ({name})"),
+                None => write!(f, "killed by signal {s}"),
+            },
         }
     }
+}
+
+/// The usual name of a signal a job may die of.
+fn signal_name(s: i32) -> Option<&'static str> {
+    Some(match s {
+        libc::SIGKILL => "SIGKILL",
+        libc::SIGSEGV => "SIGSEGV",
+        libc::SIGABRT => "SIGABRT",
+        libc::SIGBUS => "SIGBUS",
+        libc::SIGTERM => "SIGTERM",
+        libc::SIGINT => "SIGINT",
+        libc::SIGFPE => "SIGFPE",
+        libc::SIGILL => "SIGILL",
+        _ => return None,
+    })
 }
 
 /// Why a job failed.

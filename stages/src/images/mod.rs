@@ -89,38 +89,95 @@ pub fn split(n: usize, held_out: usize, seed: u64) -> (Vec<usize>, Vec<usize>) {
     (rest, held)
 }
 
+/// One picture's augmentation as NASBench-PyTorch draws it: the crop's offsets into the
+/// 4-pixel zero-padded picture (0..=8 each, rows then columns) and whether to flip.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Augment {
+    pub top: usize,
+    pub left: usize,
+    pub flip: bool,
+}
+
+impl Augment {
+    /// No augmentation: the picture itself.
+    pub const NONE: Augment = Augment {
+        top: PAD,
+        left: PAD,
+        flip: false,
+    };
+
+    /// The next augmentation of the stream (three draws: rows, columns, flip).
+    pub fn draw(rng: &mut ChaCha8Rng) -> Augment {
+        Augment {
+            top: rng.random_range(0..=2 * PAD),
+            left: rng.random_range(0..=2 * PAD),
+            flip: rng.random_bool(0.5),
+        }
+    }
+}
+
+/// Side of a padded picture.
+pub const PADDED: usize = SIDE + 2 * PAD;
+
+/// A channel's value where the padded picture has no pixel (zero before normalisation).
+fn zero(c: usize) -> f32 {
+    -MEAN[c] / STD[c]
+}
+
+fn normalised(v: u8, c: usize) -> f32 {
+    (v as f32 / 255.0 - MEAN[c]) / STD[c]
+}
+
 /// Normalised float pictures (N x 3 x 32 x 32, row-major) of `idx`; with `augment`, each
 /// picture is randomly cropped from its 4-pixel zero-padded version and flipped horizontally
 /// with probability 1/2, as `RandomCrop(32, padding=4)` and `RandomHorizontalFlip` do.
 pub fn batch(images: &Images, idx: &[usize], mut augment: Option<&mut ChaCha8Rng>) -> Vec<f32> {
     let mut out = vec![0f32; idx.len() * PIXELS];
     for (k, &i) in idx.iter().enumerate() {
-        let (dy, dx, flip) = match augment.as_deref_mut() {
-            Some(rng) => (
-                rng.random_range(0..=2 * PAD) as isize - PAD as isize,
-                rng.random_range(0..=2 * PAD) as isize - PAD as isize,
-                rng.random_bool(0.5),
-            ),
-            None => (0, 0, false),
+        let a = match augment.as_deref_mut() {
+            Some(rng) => Augment::draw(rng),
+            None => Augment::NONE,
         };
+        let (dy, dx) = (
+            a.top as isize - PAD as isize,
+            a.left as isize - PAD as isize,
+        );
         let src = images.image(i);
         let dst = &mut out[k * PIXELS..(k + 1) * PIXELS];
         for c in 0..3 {
-            let zero = -MEAN[c] / STD[c];
             for y in 0..SIDE {
                 let sy = y as isize + dy;
                 for x in 0..SIDE {
-                    let xx = if flip { SIDE - 1 - x } else { x };
+                    let xx = if a.flip { SIDE - 1 - x } else { x };
                     let sx = xx as isize + dx;
                     let v = if (0..SIDE as isize).contains(&sy) && (0..SIDE as isize).contains(&sx)
                     {
-                        (src[c * SIDE * SIDE + sy as usize * SIDE + sx as usize] as f32 / 255.0
-                            - MEAN[c])
-                            / STD[c]
+                        normalised(src[c * SIDE * SIDE + sy as usize * SIDE + sx as usize], c)
                     } else {
-                        zero
+                        zero(c)
                     };
                     dst[c * SIDE * SIDE + y * SIDE + x] = v;
+                }
+            }
+        }
+    }
+    out
+}
+
+/// Every picture normalised and zero-padded by 4 (N x 3 x 40 x 40, row-major): what a device
+/// keeps once, to crop and flip batches from ([`batch`]'s values, cropped by [`Augment`]).
+pub fn padded(images: &Images) -> Vec<f32> {
+    let plane = PADDED * PADDED;
+    let mut out = vec![0f32; images.len() * 3 * plane];
+    for (i, dst) in out.chunks_mut(3 * plane).enumerate() {
+        let src = images.image(i);
+        for c in 0..3 {
+            let dst = &mut dst[c * plane..(c + 1) * plane];
+            dst.fill(zero(c));
+            for y in 0..SIDE {
+                for x in 0..SIDE {
+                    dst[(y + PAD) * PADDED + x + PAD] =
+                        normalised(src[c * SIDE * SIDE + y * SIDE + x], c);
                 }
             }
         }
@@ -144,6 +201,41 @@ pub fn shuffle<T>(v: &mut [T], rng: &mut impl Rng) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A batch cropped from the padded pictures by the same draws is the batch itself.
+    #[test]
+    fn crops_of_the_padded_pictures_are_the_augmented_batch() {
+        let data = synthetic::generate(3, 20, 4);
+        let idx = [3, 7, 0, 19, 7];
+        let expected = batch(&data.train, &idx, Some(&mut rng(9, 2)));
+        let padded = padded(&data.train);
+        let mut draws = rng(9, 2);
+        let plane = PADDED * PADDED;
+        let mut got = Vec::new();
+        for &i in &idx {
+            let a = Augment::draw(&mut draws);
+            for c in 0..3 {
+                for y in 0..SIDE {
+                    for x in 0..SIDE {
+                        let xx = if a.flip { SIDE - 1 - x } else { x };
+                        got.push(
+                            padded[i * 3 * plane + c * plane + (a.top + y) * PADDED + a.left + xx],
+                        );
+                    }
+                }
+            }
+        }
+        assert_eq!(got, expected);
+        assert_eq!(batch(&data.train, &[4], None), {
+            let a = Augment::NONE;
+            (0..3)
+                .flat_map(|c| (0..SIDE).flat_map(move |y| (0..SIDE).map(move |x| (c, y, x))))
+                .map(|(c, y, x)| {
+                    padded[4 * 3 * plane + c * plane + (a.top + y) * PADDED + a.left + x]
+                })
+                .collect::<Vec<_>>()
+        });
+    }
 
     #[test]
     fn split_is_seeded_disjoint_and_complete() {

@@ -21,9 +21,10 @@
 use tch::nn::{self};
 use tch::Tensor;
 
+use crate::device::{torch_device, torch_err};
 use crate::network::{Init, Network};
 use crate::shim::{self, Bf16Autocast};
-use crate::train::{labels, layout, prepare, to_tensor, torch_device, torch_err};
+use crate::train::{labels, layout, to_tensor};
 use nasflow_stages::files::read_json;
 use nasflow_stages::images;
 use nasflow_stages::pretrain::{item_cell, ExtractParams, NetworkInfo, Precision};
@@ -63,7 +64,7 @@ pub fn run(ctx: &StageContext<ExtractParams>) -> Result<(), StageError> {
     }
     tch::set_num_threads(ctx.threads.max(1) as i32);
     let device = torch_device(ctx.device);
-    let p = prepare(&ctx.params.images, info.held_out, ctx.seed)?;
+    let p = crate::image_cache::prepared(&ctx.params.images, info.held_out, ctx.seed)?;
     if p.data.name != info.images {
         return Err(StageError::Config(format!(
             "stage `{}` reads images {} but pretrain trained on {}: set the same `images` in both stages",

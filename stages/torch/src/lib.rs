@@ -8,7 +8,9 @@
 //! may put tch-calling code and engine-visible statics in one object file, and the linker then
 //! pulls in libtorch (~300 ms to load) for a no-op run. `tests/cli.rs` checks the engine binary.
 pub mod arch2vec;
+pub mod device;
 pub mod extract;
+pub mod image_cache;
 pub mod init;
 pub mod io_model;
 pub mod network;

@@ -20,7 +20,7 @@ use nasflow_stages::files::{write_json, write_jsonl};
 use nasflow_stages::preprocess::{unseen_valid_count, PreprocessParams, SETS};
 use nasflow_stages::{StageContext, StageError};
 
-use crate::train::torch_err;
+use crate::device::torch_err;
 
 /// One network's extracted outputs.
 pub struct NetOutputs {

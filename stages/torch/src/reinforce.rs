@@ -26,7 +26,7 @@ use nasflow_stages::search::table::Searchable;
 use nasflow_stages::search::{Trace, Tracker, REINFORCE_STREAM};
 use nasflow_stages::{StageContext, StageError};
 
-use crate::train::torch_err;
+use crate::device::torch_err;
 
 /// REINFORCE's settings.
 #[derive(Clone, Copy, Debug)]

@@ -13,9 +13,10 @@ use serde::Serialize;
 use tch::nn::{self, ModuleT, OptimizerConfig};
 use tch::{Kind, Tensor};
 
+use crate::device::{torch_device, torch_err};
+use crate::image_cache::{self, EpochPlan, OnDevice};
 use crate::network::{count_trainable, Init, Network};
 use crate::shim::{self, Bf16Autocast};
-use nasflow_contract::Device;
 use nasflow_stages::files::write_json;
 use nasflow_stages::images::{self, Dataset, ImageSource, Images};
 use nasflow_stages::nb101::params::{multiply_accumulates, Skeleton};
@@ -29,17 +30,6 @@ pub const AUGMENT_STREAM: u64 = 2;
 /// The held-out images' one frozen augmentation (info-NAS at the paper era gave them the train
 /// transform, materialised once).
 pub const HELD_OUT_STREAM: u64 = 3;
-
-pub fn torch_device(d: Device) -> tch::Device {
-    match d {
-        Device::Cpu => tch::Device::Cpu,
-        Device::Cuda(n) => tch::Device::Cuda(n),
-    }
-}
-
-pub fn torch_err(e: tch::TchError) -> StageError {
-    StageError::Torch(e.to_string())
-}
 
 /// The image set, its train/held-out split, and the held-out images frozen once (augmented).
 pub struct Prepared {
@@ -84,38 +74,76 @@ pub fn labels(images: &Images, idx: &[usize], device: tch::Device) -> Tensor {
     Tensor::from_slice(&l).to_device(device)
 }
 
-/// How many rows' argmax is their label.
-fn correct_count(logits: &Tensor, labels: &Tensor) -> f64 {
+/// How many rows' argmax is their label, as a float64 scalar on the device.
+fn correct_count(logits: &Tensor, labels: &Tensor) -> Tensor {
     logits
         .argmax(-1, false)
         .eq_tensor(labels)
         .to_kind(Kind::Float)
         .sum(Kind::Float)
-        .double_value(&[])
+        .to_kind(Kind::Double)
 }
 
-/// (mean loss, accuracy) of the network in eval mode on pictures, in batches.
-pub fn evaluate(
-    net: &Network,
-    pixels: &[f32],
-    labels_t: &Tensor,
-    device: tch::Device,
-) -> (f64, f64) {
-    let _guard = tch::no_grad_guard();
-    let n = pixels.len() / images::PIXELS;
-    let (mut loss, mut correct) = (0.0, 0.0);
-    for start in (0..n).step_by(250) {
-        let end = (start + 250).min(n);
-        let x = to_tensor(
-            &pixels[start * images::PIXELS..end * images::PIXELS],
-            device,
-        );
-        let y = labels_t.narrow(0, start as i64, (end - start) as i64);
-        let logits = net.forward_t(&x, false);
-        loss += logits.cross_entropy_for_logits(&y).double_value(&[]) * (end - start) as f64;
-        correct += correct_count(&logits, &y);
+/// A float64 sum kept on the device, read back once (a read waits for the device).
+pub struct DeviceSum(Tensor);
+
+impl DeviceSum {
+    pub fn new(device: tch::Device) -> DeviceSum {
+        DeviceSum(Tensor::zeros([], (Kind::Double, device)))
     }
-    (loss / n.max(1) as f64, correct / n.max(1) as f64)
+
+    /// Adds `x` (a scalar tensor) times `weight`, in float64, as a host sum of
+    /// `x.double_value() * weight` would.
+    pub fn add(&mut self, x: &Tensor, weight: f64) {
+        let _guard = tch::no_grad_guard();
+        self.0 += x.detach().to_kind(Kind::Double) * weight;
+    }
+
+    pub fn value(&self) -> f64 {
+        self.0.double_value(&[])
+    }
+}
+
+/// (mean loss, accuracy) of the network in eval mode on pictures already on its device, in
+/// batches of 250; one read from the device at the end.
+pub fn evaluate(net: &Network, pixels: &Tensor, labels_t: &Tensor) -> (f64, f64) {
+    let _guard = tch::no_grad_guard();
+    let n = pixels.size()[0];
+    let device = pixels.device();
+    let (mut loss, mut correct) = (DeviceSum::new(device), DeviceSum::new(device));
+    for start in (0..n).step_by(250) {
+        let len = (n - start).min(250);
+        let x = pixels.narrow(0, start, len);
+        let y = labels_t.narrow(0, start, len);
+        let logits = net.forward_t(&x, false);
+        loss.add(&logits.cross_entropy_for_logits(&y), len as f64);
+        correct.add(&correct_count(&logits, &y), 1.0);
+    }
+    let n = n.max(1) as f64;
+    (loss.value() / n, correct.value() / n)
+}
+
+/// Clips the gradients' joint norm at `max` as `tch`'s `Optimizer::clip_grad_norm` does, with the
+/// same float operations, but without reading the norm back to the host: the scale
+/// `min(1, max / (norm + 1e-6))` (in float64, then float32) stays on the device.
+pub fn clip_grad_norm(vs: &nn::VarStore, max: f64) {
+    let _guard = tch::no_grad_guard();
+    let grads: Vec<Tensor> = vs
+        .trainable_variables()
+        .iter()
+        .map(Tensor::grad)
+        .filter(Tensor::defined)
+        .collect();
+    if grads.is_empty() {
+        return;
+    }
+    let norms: Vec<Tensor> = grads.iter().map(|g| g.norm()).collect();
+    let total = Tensor::stack(&norms, 0).norm().to_kind(Kind::Double);
+    let max = Tensor::full([], max, (Kind::Double, total.device()));
+    let scale = (max / (total + 1e-6)).clamp_max(1.0).to_kind(Kind::Float);
+    for mut g in grads {
+        let _ = g.g_mul_(&scale);
+    }
 }
 
 #[derive(Serialize)]
@@ -170,17 +198,17 @@ pub fn run(ctx: &StageContext<PretrainParams>) -> Result<(), StageError> {
     tch::set_num_threads(ctx.threads.max(1) as i32);
     let device = torch_device(ctx.device);
 
-    // 1. The images: train (limited), held out, test (limited).
-    let data = prepare(&p.images, p.held_out, ctx.seed)?;
-    let mut train_idx = data.train_idx.clone();
+    // 1. The images (loaded and put on the device once per worker): train (limited), held
+    //    out, test (limited).
+    let data = image_cache::on_device(&p.images, p.held_out, ctx.seed, device)?;
+    let mut train_idx = data.prepared.train_idx.clone();
     if p.train_limit > 0 {
         train_idx.truncate(p.train_limit);
     }
     let test_n = match p.test_limit {
-        0 => data.data.test.len(),
-        n => n.min(data.data.test.len()),
+        0 => data.prepared.data.test.len(),
+        n => n.min(data.prepared.data.test.len()),
     };
-    let test_idx: Vec<usize> = (0..test_n).collect();
 
     // 2. The network, built after seeding libtorch, and SGD.
     tch::manual_seed(ctx.seed as i64);
@@ -211,9 +239,9 @@ pub fn run(ctx: &StageContext<PretrainParams>) -> Result<(), StageError> {
     let (history, epoch_seconds, trained_images) = train(ctx, &mut t, &data, &mut train_idx);
 
     // 4. Test, and write the outputs.
-    let test_pixels = images::batch(&data.data.test, &test_idx, None);
-    let test_labels = labels(&data.data.test, &test_idx, device);
-    let (_, test_accuracy) = evaluate(&t.net, &test_pixels, &test_labels, device);
+    let test_pixels = data.test.narrow(0, 0, test_n as i64);
+    let test_labels = data.test_labels.narrow(0, 0, test_n as i64);
+    let (_, test_accuracy) = evaluate(&t.net, &test_pixels, &test_labels);
     let metrics = Metrics {
         hash: hash.hex(),
         epochs: history,
@@ -221,7 +249,7 @@ pub fn run(ctx: &StageContext<PretrainParams>) -> Result<(), StageError> {
         test_images: test_n,
         train_images: train_idx.len(),
     };
-    write_outputs(ctx, &t, &data, (hash, &cell, &sk), &metrics)?;
+    write_outputs(ctx, &t, &data.prepared, (hash, &cell, &sk), &metrics)?;
     let train_seconds: f64 = epoch_seconds.iter().sum();
     let timing = Timing {
         wall_seconds: started.elapsed().as_secs_f64(),
@@ -272,18 +300,17 @@ fn write_outputs(
     write_json(&out.join("metrics.json"), metrics)
 }
 
-/// Every epoch: set the cosine learning rate, shuffle, train on the batches (augmented),
-/// evaluate on the held-out images. Returns the epochs, each epoch's seconds, the images trained
-/// on.
+/// Every epoch: set the cosine learning rate, shuffle, train on the batches (augmented on the
+/// device), evaluate on the held-out images. Losses and counts stay on the device until the
+/// epoch ends. Returns the epochs, each epoch's seconds, the images trained on.
 fn train(
     ctx: &StageContext<PretrainParams>,
     t: &mut Trainee,
-    data: &Prepared,
+    data: &OnDevice,
     train_idx: &mut [usize],
 ) -> (Vec<Epoch>, Vec<f64>, usize) {
     let p = ctx.params;
     let (epochs, batch_size) = (p.epochs, p.batch_size.max(1));
-    let held_labels = labels(&data.data.train, &data.held_idx, t.device);
     let mut shuffle_rng = images::rng(ctx.seed, SHUFFLE_STREAM);
     let mut augment_rng = images::rng(ctx.seed, AUGMENT_STREAM);
     let steps_per_epoch = train_idx.len().div_ceil(batch_size);
@@ -297,19 +324,26 @@ fn train(
             p.lr * (1.0 + (std::f64::consts::PI * epoch as f64 / epochs as f64).cos()) / 2.0;
         t.opt.set_lr(epoch_lr);
         images::shuffle(train_idx, &mut shuffle_rng);
-        let (mut loss_sum, mut correct, mut seen) = (0.0, 0.0, 0usize);
-        for (step, chunk) in train_idx.chunks(batch_size).enumerate() {
-            if chunk.len() < 2 {
-                continue; // batch norm cannot train on one picture
-            }
+        // Batch norm cannot train on one picture: a last batch of one is left out (and draws
+        // no augmentation).
+        let kept = match train_idx.len() % batch_size {
+            1 => train_idx.len() - 1,
+            _ => train_idx.len(),
+        };
+        let augments: Vec<images::Augment> = (0..kept)
+            .map(|_| images::Augment::draw(&mut augment_rng))
+            .collect();
+        let plan = EpochPlan::new(&train_idx[..kept], &augments, t.device);
+        let (mut loss_sum, mut correct) = (DeviceSum::new(t.device), DeviceSum::new(t.device));
+        for (step, start) in (0..kept).step_by(batch_size).enumerate() {
+            let n = (kept - start).min(batch_size);
             let x = layout(
-                to_tensor(
-                    &images::batch(&data.data.train, chunk, Some(&mut augment_rng)),
-                    t.device,
-                ),
+                plan.batch(&data.padded, start as i64, n as i64),
                 p.channels_last,
             );
-            let y = labels(&data.data.train, chunk, t.device);
+            let y = data
+                .train_labels
+                .index_select(0, &plan.idx.narrow(0, start as i64, n as i64));
             let (logits, loss) = {
                 let _bf16 = (p.precision == Precision::Bf16).then(|| Bf16Autocast::enter(t.device));
                 let logits = t.net.forward_t(&x, true);
@@ -318,22 +352,20 @@ fn train(
             };
             t.opt.zero_grad();
             loss.backward();
-            t.opt.clip_grad_norm(p.grad_clip);
+            clip_grad_norm(&t.vs, p.grad_clip);
             t.opt.step();
-            let n = chunk.len();
-            loss_sum += loss.double_value(&[]) * n as f64;
-            correct += correct_count(&logits, &y);
-            seen += n;
+            loss_sum.add(&loss, n as f64);
+            correct.add(&correct_count(&logits.detach(), &y), 1.0);
             ctx.progress((epoch * steps_per_epoch + step + 1) as u64, total);
         }
-        trained_images += seen;
-        let (held_out_loss, held_out_accuracy) =
-            evaluate(&t.net, &data.held_pixels, &held_labels, t.device);
+        trained_images += kept;
+        let (held_out_loss, held_out_accuracy) = evaluate(&t.net, &data.held, &data.held_labels);
+        let seen = kept.max(1) as f64;
         history.push(Epoch {
             epoch: epoch + 1,
             lr: epoch_lr,
-            train_loss: loss_sum / seen.max(1) as f64,
-            train_accuracy: correct / seen.max(1) as f64,
+            train_loss: loss_sum.value() / seen,
+            train_accuracy: correct.value() / seen,
             held_out_loss,
             held_out_accuracy,
         });

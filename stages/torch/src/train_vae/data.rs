@@ -12,7 +12,8 @@ use nasflow_stages::nb101::{Arch2vec, Cell, ModuleHash, Space};
 use nasflow_stages::train_vae::{TrainVaeParams, Variant};
 use nasflow_stages::{images, StageContext, StageError};
 
-use crate::train::{prepare, to_tensor, torch_err};
+use crate::device::torch_err;
+use crate::train::to_tensor;
 
 /// (ops B x 7 x 5, adj B x 7 x 7) of cells, stacked.
 pub fn encode_cells<'a>(cells: impl Iterator<Item = &'a Cell>) -> (Tensor, Tensor) {
@@ -188,7 +189,7 @@ fn pictures(
         let empty = || Tensor::zeros([0], (Kind::Float, cpu));
         return Ok((empty(), empty()));
     }
-    let p = prepare(&ctx.params.images, seen_indices.len(), ctx.seed)?;
+    let p = crate::image_cache::prepared(&ctx.params.images, seen_indices.len(), ctx.seed)?;
     if p.held_idx.iter().map(|&i| i as i64).collect::<Vec<_>>() != seen_indices {
         return Err(StageError::Config(format!(
             "stage `{}`: the images differ from the ones extract used: set the same `images` and seed",

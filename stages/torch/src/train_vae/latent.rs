@@ -11,7 +11,7 @@ use nasflow_stages::StageError;
 
 use super::data::{encode_cells, Data};
 use crate::arch2vec::Vae;
-use crate::train::torch_err;
+use crate::device::torch_err;
 
 /// Cells per encoder batch.
 const CHUNK: i64 = 8192;

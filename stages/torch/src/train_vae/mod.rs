@@ -19,8 +19,8 @@ use nasflow_stages::semi::{interleave, labeled_coef, Batch};
 use nasflow_stages::train_vae::{Epoch, Metrics, Model, TrainVaeParams, Variant};
 use nasflow_stages::{StageContext, StageError};
 
+use crate::device::{torch_device, torch_err};
 use crate::noise::Noise;
-use crate::train::{torch_device, torch_err};
 pub use data::encode_cells;
 use data::Data;
 use latent::Latents;

@@ -20,10 +20,10 @@ use nasflow_stages::train_vae::{Model, TrainVaeParams};
 use nasflow_stages::StageError;
 
 use crate::arch2vec::{self, Config, Vae};
+use crate::device::torch_err;
 use crate::init::pytorch_defaults;
 use crate::io_model::{forward_labeled, labeled_loss, IoHead};
 use crate::noise::Noise;
-use crate::train::torch_err;
 
 /// Stream numbers under train-vae's seed.
 pub const INIT_VAE: u64 = 0x7661_0001;
