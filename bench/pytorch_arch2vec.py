@@ -3,7 +3,7 @@ the benchmark: same layers, quirks (logvar as log-sigma, sigmoid ops, double-nor
 Adam 1e-3, clipping at 5, batch 32, shuffled, over the cells of a JSON Lines space file from
 `nasflow nb101 enumerate --format jsonl`. Times one epoch's batch loop; prints JSON.
 
-    python3 bench/pytorch_arch2vec.py SPACE.jsonl [--limit N] [--threads T]
+    python3 bench/pytorch_arch2vec.py SPACE.jsonl [--limit N] [--threads T] [--device cuda]
 """
 import argparse
 import json
@@ -80,14 +80,17 @@ def main():
     p.add_argument('--limit', type=int, default=0)
     p.add_argument('--threads', type=int, default=2)
     p.add_argument('--batch', type=int, default=32)
+    p.add_argument('--device', default='cpu')
     args = p.parse_args()
     torch.set_num_threads(args.threads)
     torch.manual_seed(1)
     ops, adj = load(args.space, args.limit)
-    model = VAE()
+    dev = torch.device(args.device)
+    ops, adj = ops.to(dev), adj.to(dev)
+    model = VAE().to(dev)
     opt = torch.optim.Adam(model.parameters(), lr=1e-3, betas=(0.9, 0.999), eps=1e-8)
     model.train()
-    perm = torch.randperm(ops.shape[0])
+    perm = torch.randperm(ops.shape[0], device=dev)
     start = time.perf_counter()
     steps = 0
     for s in range(0, ops.shape[0], args.batch):
@@ -101,6 +104,8 @@ def main():
         nn.utils.clip_grad_norm_(model.parameters(), 5)
         opt.step()
         steps += 1
+    if dev.type == 'cuda':
+        torch.cuda.synchronize()
     secs = time.perf_counter() - start
     print(json.dumps({'seconds': secs, 'steps': steps, 'cells': int(ops.shape[0]), 'last_loss': float(loss.detach()),
                       'torch': torch.__version__, 'threads': torch.get_num_threads()}))

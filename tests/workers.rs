@@ -117,7 +117,10 @@ fn a_failing_item_fails_alone_and_its_worker_serves_the_next() {
             )
         })
         .collect();
-    assert_eq!(workers[0].0, workers[1].0, "one worker served both: {workers:?}");
+    assert_eq!(
+        workers[0].0, workers[1].0,
+        "one worker served both: {workers:?}"
+    );
     let mut counts: Vec<u64> = workers.iter().map(|w| w.1).collect();
     counts.sort();
     assert_eq!(counts, [0, 2], "it served the failed item in between");
@@ -200,7 +203,11 @@ fn published_count(p: &Path) -> usize {
 
 #[test]
 fn a_worker_killed_mid_item_costs_that_item_one_retry() {
-    let p = project(1, 2, &NETWORKS.lines().take(3).collect::<Vec<_>>().join("\n"));
+    let p = project(
+        1,
+        2,
+        &NETWORKS.lines().take(3).collect::<Vec<_>>().join("\n"),
+    );
     p.run_ok(&["nets"]);
     let out = run_killing_workers(&p, 1);
     assert!(out.status.success(), "{}", stderr(&out));
@@ -218,7 +225,11 @@ fn a_worker_killed_mid_item_costs_that_item_one_retry() {
 
 #[test]
 fn a_worker_killed_twice_fails_that_item_with_the_signal_and_the_rest_finish() {
-    let p = project(1, 2, &NETWORKS.lines().take(3).collect::<Vec<_>>().join("\n"));
+    let p = project(
+        1,
+        2,
+        &NETWORKS.lines().take(3).collect::<Vec<_>>().join("\n"),
+    );
     p.run_ok(&["nets"]);
     let out = run_killing_workers(&p, 2);
     assert!(!out.status.success());

@@ -13,66 +13,14 @@
 use std::time::{Instant, SystemTime};
 
 use nasflow_contract::{Job, Progress};
-use serde::{Deserialize, Serialize};
-use serde_json::Value;
 
+use crate::batch::ItemJob;
 use crate::cache::blobs::manifest_digest;
-use crate::cache::lock::Lock;
+use crate::cache::lock::{Lock, LockOf};
 use crate::cache::record::{ItemRef, RECORD_FORMAT};
 use crate::cache::view::ViewRef;
 use crate::cache::{Cache, Digest, FileEntry, ItemRecord, Provenance, Result, StageName};
-use crate::key::KeyInputs;
-use crate::progress::Ui;
 use crate::runner::{Finished, RunFailure, Runner};
-
-/// Everything needed to compute one item without the pipeline file: what a Slurm task reads.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct ItemJob {
-    pub key: Digest,
-    pub key_inputs: KeyInputs,
-    pub index: usize,
-    pub value: Value,
-    /// Recompute even if the item is published (`nasflow run --force`).
-    pub forced: bool,
-    /// The job; `out` and `provenance` are set when it runs, and its `device` may be a spec
-    /// (`auto`, `cuda`) that the host running it resolves.
-    pub job: Job,
-    /// The input views the job reads (materialized and held where it runs).
-    pub views: Vec<ViewRef>,
-}
-
-impl ItemJob {
-    pub fn stage(&self) -> &str {
-        &self.job.stage
-    }
-
-    pub fn item_ref(&self, output_digest: Digest) -> ItemRef {
-        ItemRef {
-            key: self.key.clone(),
-            value: self.value.clone(),
-            output_digest,
-        }
-    }
-}
-
-/// The uncached items of one stage, for a runner that computes items as batches (Slurm).
-pub struct ItemBatch<'a> {
-    pub cache: &'a Cache,
-    pub stage: String,
-    pub stage_key: Digest,
-    pub items: Vec<ItemJob>,
-    pub ui: &'a Ui,
-    pub bar: Option<indicatif::ProgressBar>,
-}
-
-/// What a batch of items came to.
-#[derive(Debug, Default)]
-pub struct ItemsOutcome {
-    /// (item index, published item) of every item that finished.
-    pub done: Vec<(usize, ItemRef)>,
-    /// One report per item that failed (after its retries).
-    pub errors: Vec<String>,
-}
 
 /// An item that is published: computed now (`ran`) or found in the cache.
 pub struct Computed {
@@ -106,10 +54,11 @@ pub fn compute(
     on_wait: impl FnOnce(),
 ) -> Result<std::result::Result<Computed, RunFailure>> {
     let stage = t.stage();
-    let lock_path = cache
-        .root()
-        .join("locks")
-        .join(format!("{stage}.item.{}.lock", t.key));
+    let lock_path = LockOf::Item {
+        stage,
+        key: t.key.as_str(),
+    }
+    .path(cache.root());
     let _lock = Lock::exclusive(&lock_path, on_wait)?;
     if !t.forced {
         if let Some(item) = published(cache, stage, &t.key)? {

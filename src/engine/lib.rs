@@ -21,6 +21,7 @@
 //! | **view** | a materialized output directory (`out/STAGE/KEY/`): links to blobs, what downstream stages read |
 //! | **provenance** | how a result was made (times, host, device, logs): kept with the record, never in a key or an output digest |
 //! | **device** | a `DeviceSpec` is what pipeline.toml asks for (`auto`, `cuda`); a `Device` is what a host resolved it to |
+pub mod batch;
 pub mod cache;
 pub mod cli;
 pub mod config;

@@ -17,14 +17,15 @@ use std::time::{Instant, SystemTime};
 use nasflow_contract::layout::{item_dir, ITEMS_LIST};
 use nasflow_contract::{DeviceSpec, Progress};
 
+use crate::batch::{ItemBatch, ItemJob, ItemsOutcome};
 use crate::cache::blobs::manifest_digest;
-use crate::cache::lock::Lock;
+use crate::cache::lock::{Lock, LockOf};
 use crate::cache::record::{ItemRef, RECORD_FORMAT};
 use crate::cache::view::ViewRef;
 use crate::cache::{CacheError, Digest, FileEntry, RelPath, StageName, StageRecord};
 use crate::decide::{Decision, ItemPlan, RunPlan};
 use crate::engine::{Done, Engine, EngineError, Result};
-use crate::item::{provenance, ItemBatch, ItemJob, ItemsOutcome};
+use crate::item::provenance;
 use crate::key::{DirtyReason, KeyInputs};
 use crate::progress::Ui;
 use crate::runner::{Finished, RunFailure};
@@ -783,11 +784,11 @@ impl Launch<'_, '_> {
     ) -> std::result::Result<TaskOk, TaskError> {
         let e = self.e;
         let name = e.name(i);
-        let lock_path = e
-            .cache
-            .root()
-            .join("locks")
-            .join(format!("{name}.{key}.lock"));
+        let lock_path = LockOf::Stage {
+            stage: name,
+            key: key.as_str(),
+        }
+        .path(e.cache.root());
         let _lock = Lock::exclusive(&lock_path, || {
             self.ui.line(&format!(
                 "wait   {name}: another nasflow process is computing it; waiting for its lock"

@@ -5,9 +5,51 @@
 //! correctness never depends on them. On a filesystem without locking (an NFS mount with
 //! `nolock`: flock fails with ENOLCK) a lock is therefore taken as granted, with one warning.
 use std::fs::{File, OpenOptions, TryLockError};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use super::{io, Result};
+
+/// What a lock under `CACHE/locks/` guards: the one list of lock names.
+#[derive(Debug, Clone, Copy)]
+pub enum LockOf<'a> {
+    /// The whole store: runs take it shared; gc and verify exclusively.
+    Store,
+    /// The computation of a whole stage under a key.
+    Stage { stage: &'a str, key: &'a str },
+    /// The computation of one item under its key.
+    Item { stage: &'a str, key: &'a str },
+    /// The follower of a stage's Slurm arrays under the stage key.
+    Slurm { stage: &'a str, key: &'a str },
+    /// The building of an output view (`out/STAGE/DIGEST`, or an item's).
+    View {
+        stage: &'a str,
+        item: bool,
+        digest: &'a str,
+    },
+}
+
+impl LockOf<'_> {
+    /// Its lock file under the cache root.
+    pub fn path(self, root: &Path) -> PathBuf {
+        let locks = root.join("locks");
+        match self {
+            LockOf::Store => locks.join("store.lock"),
+            LockOf::Stage { stage, key } => locks.join(format!("{stage}.{key}.lock")),
+            LockOf::Item { stage, key } => locks.join(format!("{stage}.item.{key}.lock")),
+            LockOf::Slurm { stage, key } => locks.join(format!("{stage}.slurm.{key}.lock")),
+            LockOf::View {
+                stage,
+                item,
+                digest,
+            } => {
+                let kind = if item { "item" } else { "stage" };
+                locks
+                    .join("views")
+                    .join(format!("{stage}.{kind}.{digest}.lock"))
+            }
+        }
+    }
+}
 
 #[derive(Debug)]
 pub struct Lock {

@@ -70,11 +70,12 @@ impl Cache {
     }
 
     fn view_lock(&self, v: &ViewRef) -> PathBuf {
-        let kind = if v.item { "item" } else { "stage" };
-        self.root()
-            .join("locks")
-            .join("views")
-            .join(format!("{}.{kind}.{}.lock", v.stage, v.digest))
+        super::lock::LockOf::View {
+            stage: &v.stage,
+            item: v.item,
+            digest: v.digest.as_str(),
+        }
+        .path(self.root())
     }
 
     /// Makes the view whole (building or rebuilding it) and returns its directory.

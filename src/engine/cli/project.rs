@@ -67,7 +67,7 @@ pub fn planned(
 
 /// Runs take this lock shared; gc and verify take it exclusively.
 pub fn store_lock(cache: &Cache, exclusive: bool) -> Result<Lock> {
-    let path = cache.root().join("locks").join("store.lock");
+    let path = crate::cache::lock::LockOf::Store.path(cache.root());
     let wait =
         || eprintln!("waiting for another nasflow process using the cache (gc, verify or run)...");
     Ok(if exclusive {

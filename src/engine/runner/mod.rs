@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 
 use nasflow_contract::{Device, DeviceError, DeviceSpec, Job, Probe, Progress};
 
-use crate::item::{ItemBatch, ItemsOutcome};
+use crate::batch::{ItemBatch, ItemsOutcome};
 
 /// How a job ended when it succeeded.
 #[derive(Debug, Clone, Default)]

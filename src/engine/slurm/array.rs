@@ -23,10 +23,11 @@ use serde::{Deserialize, Serialize};
 
 use super::client::{self, QueuedTask, Submission};
 use super::{SlurmError, SlurmSettings};
-use crate::cache::lock::Lock;
+use crate::batch::{ItemJob, ItemsOutcome as Outcome};
+use crate::cache::lock::{Lock, LockOf};
 use crate::cache::{io, Cache, Digest};
 use crate::interrupt;
-use crate::item::{published, ItemJob, ItemsOutcome as Outcome};
+use crate::item::published;
 use crate::progress::Ui;
 
 /// Most tasks in one array (Slurm's default `MaxArraySize` is 1001).
@@ -107,11 +108,11 @@ impl Follow<'_> {
         let dir = self.dir();
         let logs = dir.join("logs");
         std::fs::create_dir_all(&logs).map_err(io(&logs))?;
-        let lock_path = self
-            .cache
-            .root()
-            .join("locks")
-            .join(format!("{}.slurm.{}.lock", self.stage, self.stage_key));
+        let lock_path = LockOf::Slurm {
+            stage: &self.stage,
+            key: self.stage_key.as_str(),
+        }
+        .path(self.cache.root());
         let _lock = Lock::exclusive(&lock_path, || {
             self.ui.line(&format!(
                 "wait   {}: another nasflow process follows this stage's Slurm arrays; waiting for it",

@@ -6,7 +6,7 @@ use nasflow_contract::{DeviceSpec, Job, Probe, Progress};
 
 use super::array::Follow;
 use super::SlurmSettings;
-use crate::item::{ItemBatch, ItemsOutcome};
+use crate::batch::{ItemBatch, ItemsOutcome};
 use crate::runner::child::ChildProcess;
 use crate::runner::{Finished, RunFailure, Runner};
 

@@ -5,9 +5,10 @@
 use std::path::{Path, PathBuf};
 
 use super::array::Manifest;
-use crate::cache::lock::Lock;
+use crate::batch::ItemJob;
+use crate::cache::lock::{Lock, LockOf};
 use crate::cache::{Cache, CacheError};
-use crate::item::{self, ItemJob};
+use crate::item;
 use crate::runner::child::ChildProcess;
 use crate::runner::{resolve_device, DeviceFailure, RunFailure};
 
@@ -58,7 +59,7 @@ pub fn run(manifest: &Path, task: Option<usize>) -> Result<String, ArrayTaskErro
         .ok_or_else(|| bad(format!("no task {task} ({n} tasks)")))?;
     let cache = Cache::open(&m.cache)?;
     // gc and verify take this lock exclusively on this host (a best effort across hosts).
-    let _store = Lock::shared(&cache.root().join("locks").join("store.lock"), || {
+    let _store = Lock::shared(&LockOf::Store.path(cache.root()), || {
         eprintln!("waiting for a nasflow gc or verify on this host...")
     })?;
     let runner = ChildProcess::new();

@@ -13,7 +13,7 @@ use serde::Serialize;
 use tch::nn::{self, ModuleT, OptimizerConfig};
 use tch::{Kind, Tensor};
 
-use crate::device::{torch_device, torch_err};
+use crate::device::{clip_grad_norm, torch_device, torch_err, DeviceSum};
 use crate::image_cache::{self, EpochPlan, OnDevice};
 use crate::network::{count_trainable, Init, Network};
 use crate::shim::{self, Bf16Autocast};
@@ -84,26 +84,6 @@ fn correct_count(logits: &Tensor, labels: &Tensor) -> Tensor {
         .to_kind(Kind::Double)
 }
 
-/// A float64 sum kept on the device, read back once (a read waits for the device).
-pub struct DeviceSum(Tensor);
-
-impl DeviceSum {
-    pub fn new(device: tch::Device) -> DeviceSum {
-        DeviceSum(Tensor::zeros([], (Kind::Double, device)))
-    }
-
-    /// Adds `x` (a scalar tensor) times `weight`, in float64, as a host sum of
-    /// `x.double_value() * weight` would.
-    pub fn add(&mut self, x: &Tensor, weight: f64) {
-        let _guard = tch::no_grad_guard();
-        self.0 += x.detach().to_kind(Kind::Double) * weight;
-    }
-
-    pub fn value(&self) -> f64 {
-        self.0.double_value(&[])
-    }
-}
-
 /// (mean loss, accuracy) of the network in eval mode on pictures already on its device, in
 /// batches of 250; one read from the device at the end.
 pub fn evaluate(net: &Network, pixels: &Tensor, labels_t: &Tensor) -> (f64, f64) {
@@ -121,29 +101,6 @@ pub fn evaluate(net: &Network, pixels: &Tensor, labels_t: &Tensor) -> (f64, f64)
     }
     let n = n.max(1) as f64;
     (loss.value() / n, correct.value() / n)
-}
-
-/// Clips the gradients' joint norm at `max` as `tch`'s `Optimizer::clip_grad_norm` does, with the
-/// same float operations, but without reading the norm back to the host: the scale
-/// `min(1, max / (norm + 1e-6))` (in float64, then float32) stays on the device.
-pub fn clip_grad_norm(vs: &nn::VarStore, max: f64) {
-    let _guard = tch::no_grad_guard();
-    let grads: Vec<Tensor> = vs
-        .trainable_variables()
-        .iter()
-        .map(Tensor::grad)
-        .filter(Tensor::defined)
-        .collect();
-    if grads.is_empty() {
-        return;
-    }
-    let norms: Vec<Tensor> = grads.iter().map(|g| g.norm()).collect();
-    let total = Tensor::stack(&norms, 0).norm().to_kind(Kind::Double);
-    let max = Tensor::full([], max, (Kind::Double, total.device()));
-    let scale = (max / (total + 1e-6)).clamp_max(1.0).to_kind(Kind::Float);
-    for mut g in grads {
-        let _ = g.g_mul_(&scale);
-    }
 }
 
 #[derive(Serialize)]

@@ -19,7 +19,7 @@ const CHUNK: i64 = 500;
 /// encoder means this epoch.
 pub fn evaluate(t: &mut Trainee, d: &Data, prior_samples: usize, dev: tch::Device) -> ModelEpoch {
     let _guard = tch::no_grad_guard();
-    let (unlabeled_loss, labeled_loss) = (t.losses[0], t.losses[1]);
+    let [unlabeled_loss, labeled_loss] = [0, 1].map(|k| (t.losses[k].0.value(), t.losses[k].1));
     let (z_mean, z_std) = t.z.mean_std();
     let (validity, uniqueness) = if prior_samples > 0 {
         let (v, u) = sample_prior(&t.vae, &z_mean, &z_std, prior_samples as i64, &mut t.prior);

@@ -54,7 +54,8 @@ pub fn run(ctx: &StageContext<TrainVaeParams>) -> Result<(), StageError> {
         .iter()
         .map(|&m| Trainee::new(m, p, seed, outputs, dev))
         .collect::<Result<Vec<_>, _>>()?;
-    let mut schedule = Schedule::new(p, &data, seed);
+    let mut schedule = Schedule::new(p, &data, seed, dev);
+    let batches = BatchSource::new(&data, dev);
     let mut latents = Latents::new(&data, models.clone());
     let mut checkpoints: Vec<usize> = p
         .checkpoints
@@ -83,7 +84,7 @@ pub fn run(ctx: &StageContext<TrainVaeParams>) -> Result<(), StageError> {
     // 2. Epoch by epoch: the batches, each model's evaluation, checkpoints with latent features.
     for epoch in 1..=p.epochs {
         let t0 = Instant::now();
-        train_epoch(ctx, &data, &mut schedule, &mut trainees, dev, epoch);
+        train_epoch(ctx, &batches, &mut schedule, &mut trainees, epoch);
         let t1 = Instant::now();
         metrics
             .epochs
@@ -127,10 +128,12 @@ struct Schedule {
     /// arch2vec-original with its quirks: the one permutation of the cells.
     once: Option<Tensor>,
     original: bool,
+    /// Where the permutations go at the start of an epoch.
+    dev: tch::Device,
 }
 
 impl Schedule {
-    fn new(p: &TrainVaeParams, d: &Data, seed: u64) -> Schedule {
+    fn new(p: &TrainVaeParams, d: &Data, seed: u64, dev: tch::Device) -> Schedule {
         let batch = p.batch_size.max(2) as i64;
         let original = p.variant == Variant::Arch2vecOriginal;
         let (n_unl, n_lab) = d.sizes();
@@ -150,6 +153,7 @@ impl Schedule {
             rng,
             once,
             original,
+            dev,
         }
     }
 
@@ -169,6 +173,7 @@ impl Schedule {
         } else {
             self.rng.permutation(self.n_lab as usize)
         };
+        let (perm_u, perm_l) = (perm_u.to_device(self.dev), perm_l.to_device(self.dev));
         let (mut iu, mut il) = (0i64, 0i64);
         let batch = self.batch;
         let next = |perm: &Tensor, i: &mut i64, n: i64| {
@@ -187,40 +192,64 @@ impl Schedule {
     }
 }
 
-/// One pass over the epoch's batches, every model on every batch.
+/// What the batches are cut from, put on the device once per run: the unlabeled cells, the
+/// labeled networks, the train set's rows (network, picture, targets), the seen pictures.
+struct BatchSource {
+    tr: (Tensor, Tensor),
+    net: (Tensor, Tensor),
+    network: Tensor,
+    image: Tensor,
+    targets: Tensor,
+    seen_px: Tensor,
+}
+
+impl BatchSource {
+    fn new(d: &Data, dev: tch::Device) -> BatchSource {
+        let train = &d.sets["train"];
+        BatchSource {
+            tr: (d.tr.0.to_device(dev), d.tr.1.to_device(dev)),
+            net: (d.net.0.to_device(dev), d.net.1.to_device(dev)),
+            network: train.network.to_device(dev),
+            image: train.image.to_device(dev),
+            targets: train.targets.to_device(dev),
+            seen_px: d.seen_px.to_device(dev),
+        }
+    }
+}
+
+/// One pass over the epoch's batches, every model on every batch; everything stays on the
+/// device (the epoch's permutations are put there at its start).
 fn train_epoch(
     ctx: &StageContext<TrainVaeParams>,
-    d: &Data,
+    d: &BatchSource,
     schedule: &mut Schedule,
     trainees: &mut [Trainee],
-    dev: tch::Device,
     epoch: usize,
 ) {
     let total = schedule.total(ctx.params.epochs);
     let done = schedule.total(epoch - 1);
     let with_images = trainees.iter().any(|t| t.model == Model::Io);
-    let train = &d.sets["train"];
     for (i, step) in schedule.epoch().into_iter().enumerate() {
         let note = format!("epoch {epoch}/{}", ctx.params.epochs);
         ctx.progress_with(done + i as u64 + 1, total, "batches", note);
         match step {
             Step::Unlabeled(idx) => {
-                let o = d.tr.0.index_select(0, &idx).to_device(dev);
-                let a = d.tr.1.index_select(0, &idx).to_device(dev);
+                let o = d.tr.0.index_select(0, &idx);
+                let a = d.tr.1.index_select(0, &idx);
                 trainees.iter_mut().for_each(|t| t.unlabeled(&o, &a));
             }
             Step::Labeled(idx) => {
-                let nets_i = train.network.index_select(0, &idx);
+                let nets_i = d.network.index_select(0, &idx);
                 let images = with_images.then(|| {
-                    let img = train.image.index_select(0, &idx);
+                    let img = d.image.index_select(0, &idx);
                     (
-                        d.seen_px.index_select(0, &img).to_device(dev),
-                        train.targets.index_select(0, &idx).to_device(dev),
+                        d.seen_px.index_select(0, &img),
+                        d.targets.index_select(0, &idx),
                     )
                 });
                 let b = LabeledBatch {
-                    ops: d.net.0.index_select(0, &nets_i).to_device(dev),
-                    adj: d.net.1.index_select(0, &nets_i).to_device(dev),
+                    ops: d.net.0.index_select(0, &nets_i),
+                    adj: d.net.1.index_select(0, &nets_i),
                     images,
                 };
                 trainees.iter_mut().for_each(|t| t.labeled(&b));

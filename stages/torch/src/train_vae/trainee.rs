@@ -20,7 +20,7 @@ use nasflow_stages::train_vae::{Model, TrainVaeParams};
 use nasflow_stages::StageError;
 
 use crate::arch2vec::{self, Config, Vae};
-use crate::device::torch_err;
+use crate::device::{clip_grads, torch_err, DeviceSum};
 use crate::init::pytorch_defaults;
 use crate::io_model::{forward_labeled, labeled_loss, IoHead};
 use crate::noise::Noise;
@@ -34,27 +34,14 @@ pub const PRIOR_IO: u64 = 0x7661_0005;
 pub const PRIOR_PLAIN: u64 = 0x7661_0006;
 pub const BATCHES: u64 = 0x7661_0007;
 
-/// Clips the joint gradient norm of several stores' trainable variables.
+/// Clips the joint gradient norm of several stores' trainable variables, on the device.
 pub fn clip_joint(stores: &[&nn::VarStore], max: f64) {
-    tch::no_grad(|| {
-        let grads: Vec<Tensor> = stores
-            .iter()
-            .flat_map(|vs| vs.trainable_variables())
-            .map(|v| v.grad())
-            .filter(|g| g.defined())
-            .collect();
-        if grads.is_empty() {
-            return;
-        }
-        let norms: Vec<Tensor> = grads.iter().map(|g| g.norm()).collect();
-        let total = Tensor::stack(&norms, 0).norm().double_value(&[]);
-        let coef = max / (total + 1e-6);
-        if coef < 1.0 {
-            for mut g in grads {
-                let _ = g.g_mul_scalar_(coef);
-            }
-        }
-    })
+    let grads = stores
+        .iter()
+        .flat_map(|vs| vs.trainable_variables())
+        .map(|v| v.grad())
+        .collect();
+    clip_grads(grads, max);
 }
 
 /// PyTorch's Adam defaults (betas 0.9, 0.999; eps 1e-8; no weight decay).
@@ -139,8 +126,9 @@ pub struct Trainee {
     pub train_mode: bool,
     clip: f64,
     pub z: ZStats,
-    /// Loss sums and batch counts: unlabeled, labeled.
-    pub losses: [(f64, usize); 2],
+    /// Loss sums (kept on the device, read at the epoch's end) and batch counts: unlabeled,
+    /// labeled.
+    pub losses: [(DeviceSum, usize); 2],
 }
 
 impl Trainee {
@@ -190,7 +178,7 @@ impl Trainee {
             train_mode: true,
             clip: p.grad_clip,
             z: ZStats::new(cfg.latent, dev),
-            losses: [(0.0, 0); 2],
+            losses: [(DeviceSum::new(dev), 0), (DeviceSum::new(dev), 0)],
         })
     }
 
@@ -205,7 +193,7 @@ impl Trainee {
     /// An unlabeled batch: a VAE-only step.
     pub fn unlabeled(&mut self, ops: &Tensor, adj: &Tensor) {
         let loss = self.vae_step(ops, adj);
-        self.book(0, loss);
+        self.book(0, &loss);
     }
 
     /// A labeled batch: for the io model the VAE loss plus the L1 of the predicted outputs over
@@ -222,7 +210,7 @@ impl Trainee {
         } = &mut self.net
         else {
             let loss = self.vae_step(&b.ops, &b.adj);
-            return self.book(1, loss);
+            return self.book(1, &loss);
         };
         let (x, t) = b
             .images
@@ -243,12 +231,12 @@ impl Trainee {
         clip_joint(&[vs_vae, vs_head], self.clip);
         opt_lab_vae.step();
         opt_head.step();
-        self.book(1, loss.double_value(&[]));
+        self.book(1, &loss);
     }
 
     /// A step of the VAE alone (the io model's unlabeled optimizer); its encoder means count
     /// towards the epoch's prior. Returns the loss.
-    fn vae_step(&mut self, ops: &Tensor, adj: &Tensor) -> f64 {
+    fn vae_step(&mut self, ops: &Tensor, adj: &Tensor) -> Tensor {
         let r = self
             .vae
             .forward_t(ops, adj, self.train_mode, &mut self.noise);
@@ -264,18 +252,19 @@ impl Trainee {
         clip_joint(&[vs], self.clip);
         opt.step();
         self.z.add(&r.mu);
-        loss.double_value(&[])
+        loss
     }
 
-    fn book(&mut self, kind: usize, loss: f64) {
-        self.losses[kind].0 += loss;
+    fn book(&mut self, kind: usize, loss: &Tensor) {
+        self.losses[kind].0.add(loss, 1.0);
         self.losses[kind].1 += 1;
     }
 
     /// A fresh start for the next epoch's running numbers.
     pub fn reset(&mut self) {
-        self.losses = [(0.0, 0); 2];
-        self.z = ZStats::new(self.vae.latent(), self.z.sum.device());
+        let dev = self.z.sum.device();
+        self.losses = [(DeviceSum::new(dev), 0), (DeviceSum::new(dev), 0)];
+        self.z = ZStats::new(self.vae.latent(), dev);
     }
 
     /// Every variable, named `MODEL.vae.*` and `MODEL.head.*`, on the CPU.
