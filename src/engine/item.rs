@@ -16,11 +16,12 @@ use nasflow_contract::{Job, Progress};
 
 use crate::batch::ItemJob;
 use crate::cache::blobs::manifest_digest;
-use crate::cache::lock::{Lock, LockOf};
-use crate::cache::record::{ItemRef, RECORD_FORMAT};
+use crate::cache::lock::LockOf;
+use crate::cache::record::ItemRef;
 use crate::cache::view::ViewRef;
-use crate::cache::{Cache, Digest, FileEntry, ItemRecord, Provenance, Result, StageName};
-use crate::runner::{Finished, RunFailure, Runner};
+use crate::cache::{Cache, Digest, Result};
+use crate::publish::{self, provenance, Produced};
+use crate::runner::{RunFailure, Runner};
 
 /// An item that is published: computed now (`ran`) or found in the cache.
 pub struct Computed {
@@ -54,12 +55,11 @@ pub fn compute(
     on_wait: impl FnOnce(),
 ) -> Result<std::result::Result<Computed, RunFailure>> {
     let stage = t.stage();
-    let lock_path = LockOf::Item {
+    let of = LockOf::Item {
         stage,
         key: t.key.as_str(),
-    }
-    .path(cache.root());
-    let _lock = Lock::exclusive(&lock_path, on_wait)?;
+    };
+    let _lock = publish::lock(cache, of, true, on_wait)?;
     if !t.forced {
         if let Some(item) = published(cache, stage, &t.key)? {
             return Ok(Ok(Computed { item, ran: false }));
@@ -76,32 +76,12 @@ pub fn compute(
     };
     // A forced rerun with other outputs under the same key: not deterministic (provenance).
     p.provenance.replaced = before.filter(|old| *old != p.output_digest);
-    let record = ItemRecord {
-        format: RECORD_FORMAT,
-        stage: StageName::new(stage)?,
-        key: t.key.clone(),
-        value: t.value.clone(),
-        key_inputs: t.key_inputs.clone(),
-        output_digest: p.output_digest.clone(),
-        files: p.files,
-        provenance: p.provenance,
-    };
-    cache.write_item(&record)?;
-    Ok(Ok(Computed {
-        item: t.item_ref(p.output_digest),
-        ran: true,
-    }))
+    let item = publish::item(cache, t, p)?;
+    Ok(Ok(Computed { item, ran: true }))
 }
 
 /// Below this many free bytes, a failed job is reported as having run out of disk.
 const FULL: u64 = 1 << 20;
-
-/// A job's outputs, stored: blobs, digest, and how they were made.
-pub struct Produced {
-    pub files: Vec<FileEntry>,
-    pub output_digest: Digest,
-    pub provenance: Provenance,
-}
 
 /// Runs a job in a fresh staging directory, holding its input views, then checks that it
 /// left them alone ([`crate::cache::view`]), ingests its outputs into blobs and publishes their
@@ -208,33 +188,4 @@ fn changed_files(views: &[ViewRef], changed: &[Digest]) -> Vec<String> {
         .filter(|(_, f)| changed.contains(&f.digest))
         .map(|(v, f)| format!("{}/{}", v.stage, f.path))
         .collect()
-}
-
-pub use crate::cache::hostname;
-
-/// The engine's facts about a run: when, how long, where, with what.
-pub fn provenance(
-    started_at: SystemTime,
-    duration_s: f64,
-    device: &str,
-    finished: &Finished,
-) -> Provenance {
-    let ended = SystemTime::now();
-    Provenance {
-        started: humantime::format_rfc3339_seconds(started_at).to_string(),
-        ended: humantime::format_rfc3339_seconds(ended).to_string(),
-        ended_unix: ended
-            .duration_since(SystemTime::UNIX_EPOCH)
-            .map(|d| d.as_secs_f64())
-            .unwrap_or(0.0),
-        duration_s,
-        device: device.to_string(),
-        peak_rss_bytes: finished.peak_rss_bytes,
-        nasflow_version: env!("CARGO_PKG_VERSION").to_string(),
-        libtorch_version: finished.libtorch.clone().unwrap_or_default(),
-        host: hostname(),
-        files: Vec::new(),
-        replaced: None,
-        worker: finished.worker.clone(),
-    }
 }

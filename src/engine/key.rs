@@ -29,7 +29,7 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
-use crate::cache::Digest;
+use crate::valid::Digest;
 use serde_json::{Map, Value};
 
 /// Prefix of every key computation; bumped if the serialization of [`KeyInputs`] ever changes.

@@ -33,12 +33,14 @@ pub mod item;
 pub mod key;
 pub mod metrics;
 pub mod progress;
+pub mod publish;
 pub mod registry;
 pub mod report;
 pub mod runner;
 pub mod schedule;
 pub mod slots;
 pub mod slurm;
+pub mod valid;
 pub mod variants;
 
 #[cfg(test)]

@@ -35,12 +35,13 @@ pub mod record;
 pub mod remote;
 pub mod stamp;
 pub mod statcache;
-pub mod valid;
 pub mod view;
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
+/// The validated names (in [`crate::valid`], which the key module uses too).
+pub use crate::valid;
 pub use record::{FileEntry, ItemRecord, Provenance, StageRecord};
 pub use valid::{Digest, RelPath, StageName};
 

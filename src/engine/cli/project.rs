@@ -67,14 +67,10 @@ pub fn planned(
 
 /// Runs take this lock shared; gc and verify take it exclusively.
 pub fn store_lock(cache: &Cache, exclusive: bool) -> Result<Lock> {
-    let path = crate::cache::lock::LockOf::Store.path(cache.root());
     let wait =
         || eprintln!("waiting for another nasflow process using the cache (gc, verify or run)...");
-    Ok(if exclusive {
-        Lock::exclusive(&path, wait)?
-    } else {
-        Lock::shared(&path, wait)?
-    })
+    let of = crate::cache::lock::LockOf::Store;
+    Ok(crate::publish::lock(cache, of, exclusive, wait)?)
 }
 
 /// The pipelines a command works on: the file with `--set`, or one per selected variant (the

@@ -24,7 +24,7 @@ use serde::{Deserialize, Serialize};
 use super::client::{self, QueuedTask, Submission};
 use super::{SlurmError, SlurmSettings};
 use crate::batch::{ItemJob, ItemsOutcome as Outcome};
-use crate::cache::lock::{Lock, LockOf};
+use crate::cache::lock::LockOf;
 use crate::cache::{io, Cache, Digest};
 use crate::interrupt;
 use crate::item::published;
@@ -108,12 +108,11 @@ impl Follow<'_> {
         let dir = self.dir();
         let logs = dir.join("logs");
         std::fs::create_dir_all(&logs).map_err(io(&logs))?;
-        let lock_path = LockOf::Slurm {
+        let of = LockOf::Slurm {
             stage: &self.stage,
             key: self.stage_key.as_str(),
-        }
-        .path(self.cache.root());
-        let _lock = Lock::exclusive(&lock_path, || {
+        };
+        let _lock = crate::publish::lock(self.cache, of, true, || {
             self.ui.line(&format!(
                 "wait   {}: another nasflow process follows this stage's Slurm arrays; waiting for it",
                 self.stage

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use super::array::Manifest;
 use crate::batch::ItemJob;
-use crate::cache::lock::{Lock, LockOf};
+use crate::cache::lock::LockOf;
 use crate::cache::{Cache, CacheError};
 use crate::item;
 use crate::runner::child::ChildProcess;
@@ -59,7 +59,7 @@ pub fn run(manifest: &Path, task: Option<usize>) -> Result<String, ArrayTaskErro
         .ok_or_else(|| bad(format!("no task {task} ({n} tasks)")))?;
     let cache = Cache::open(&m.cache)?;
     // gc and verify take this lock exclusively on this host (a best effort across hosts).
-    let _store = Lock::shared(&LockOf::Store.path(cache.root()), || {
+    let _store = crate::publish::lock(&cache, LockOf::Store, false, || {
         eprintln!("waiting for a nasflow gc or verify on this host...")
     })?;
     let runner = ChildProcess::new();
@@ -69,7 +69,7 @@ pub fn run(manifest: &Path, task: Option<usize>) -> Result<String, ArrayTaskErro
         t.stage(),
         t.index,
         t.value,
-        item::hostname(),
+        crate::cache::hostname(),
         t.job.device,
         t.job.threads
     );

@@ -14,48 +14,24 @@ use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::sync::{mpsc, Arc};
 use std::time::{Instant, SystemTime};
 
-use nasflow_contract::layout::{item_dir, ITEMS_LIST};
-use nasflow_contract::{DeviceSpec, Progress};
+use nasflow_contract::DeviceSpec;
 
-use crate::batch::{ItemBatch, ItemJob, ItemsOutcome};
-use crate::cache::blobs::manifest_digest;
-use crate::cache::lock::{Lock, LockOf};
-use crate::cache::record::{ItemRef, RECORD_FORMAT};
-use crate::cache::view::ViewRef;
-use crate::cache::{CacheError, Digest, FileEntry, RelPath, StageName, StageRecord};
+use crate::batch::{ItemJob, ItemsOutcome};
+use crate::cache::record::ItemRef;
+use crate::cache::{CacheError, Digest, StageRecord};
 use crate::decide::{Decision, ItemPlan, RunPlan};
-use crate::engine::{Done, Engine, EngineError, Result};
-use crate::item::provenance;
+use crate::engine::{Done, Engine, Result};
 use crate::key::{DirtyReason, KeyInputs};
 use crate::progress::Ui;
-use crate::runner::{Finished, RunFailure};
+use crate::publish;
 use crate::slots::{Grant, Slots};
 
-/// How a stage ended in a run.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Status {
-    Cached,
-    Ran,
-    /// The failure report.
-    Failed(String),
-    /// Not run because an upstream stage failed.
-    Skipped(String),
-    /// An item-level stage whose `foreach` upstream lists no items: nothing ran (its empty
-    /// record is stored).
-    NoItems,
-}
+mod outcome;
+mod task;
 
-#[derive(Debug, Clone)]
-pub struct StageOutcome {
-    pub stage: usize,
-    pub status: Status,
-    pub reasons: Vec<DirtyReason>,
-    pub seconds: f64,
-    pub items_ran: usize,
-    pub items_cached: usize,
-    /// The stage's current record once it ran or was found cached.
-    pub record: Option<Arc<StageRecord>>,
-}
+use outcome::{ItemDone, Outcome};
+pub use outcome::{StageOutcome, Status};
+use task::{Launched, Task};
 
 pub struct RunOptions {
     pub jobs: usize,
@@ -63,66 +39,6 @@ pub struct RunOptions {
     /// Capacity shared with the schedulers of other variants run at the same time; `None`: this
     /// run's own (`jobs` slots, `gpu_slots` on each of the pipeline's GPUs).
     pub slots: Option<Arc<Slots>>,
-}
-
-enum Task {
-    Stage {
-        i: usize,
-        key: Digest,
-        ki: KeyInputs,
-        forced: bool,
-    },
-    Item {
-        i: usize,
-        plan: ItemPlan,
-        forced: bool,
-    },
-    /// The uncached items of a stage, computed by the runner as a batch (Slurm arrays).
-    Batch {
-        i: usize,
-        items: Vec<ItemPlan>,
-        forced: bool,
-    },
-}
-
-impl Task {
-    fn stage(&self) -> usize {
-        match self {
-            Task::Stage { i, .. } | Task::Item { i, .. } | Task::Batch { i, .. } => *i,
-        }
-    }
-
-    /// What the task computes, as one string: the same for the same stage key in any variant.
-    fn work(&self) -> String {
-        match self {
-            Task::Stage { i, key, .. } => format!("{i}/{key}"),
-            Task::Item { i, plan, .. } => format!("{i}/item/{}", plan.key),
-            Task::Batch { i, .. } => format!("{i}/batch"),
-        }
-    }
-}
-
-enum TaskOk {
-    /// The stage's record; whether it ran (not found published by another process meanwhile).
-    Stage(Arc<StageRecord>, bool),
-    /// Index, record, whether it ran, its own seconds.
-    Item(usize, ItemRef, bool, f64),
-    Batch(ItemsOutcome),
-}
-
-/// Why a task failed: its job, or the cache around it.
-#[derive(Debug, thiserror::Error)]
-enum TaskError {
-    #[error(transparent)]
-    Run(#[from] RunFailure),
-    #[error(transparent)]
-    Engine(#[from] EngineError),
-}
-
-impl From<crate::cache::CacheError> for TaskError {
-    fn from(e: crate::cache::CacheError) -> Self {
-        TaskError::Engine(e.into())
-    }
 }
 
 /// A stage whose tasks are running.
@@ -191,7 +107,7 @@ pub fn run(e: &Engine, closure: &[usize], opts: &RunOptions, ui: &Ui) -> Result<
     Ok(outcomes)
 }
 
-type Report = (Task, Option<Grant>, std::result::Result<TaskOk, TaskError>);
+type Report = (Outcome, Option<Grant>);
 
 impl<'e, 'a> Scheduler<'e, 'a> {
     /// The loop: decide what is ready, launch what fits, wait for one task, repeat. Slurm
@@ -226,7 +142,7 @@ impl<'e, 'a> Scheduler<'e, 'a> {
                         }
                     },
                 };
-                let launch = match self.launch(&task, grant.as_ref().and_then(|g| g.gpu)) {
+                let launched = match self.launch(task, grant.as_ref().and_then(|g| g.gpu)) {
                     Ok(l) => l,
                     Err(e) => {
                         if let Some(g) = grant {
@@ -237,9 +153,9 @@ impl<'e, 'a> Scheduler<'e, 'a> {
                 };
                 running += 1;
                 let tx = tx.clone();
+                let (e, ui) = (self.e, self.ui);
                 scope.spawn(move || {
-                    let r = launch.run(&task);
-                    let _ = tx.send((task, grant, r));
+                    let _ = tx.send((launched.run(e, ui), grant));
                 });
             }
             self.queue = deferred;
@@ -251,12 +167,12 @@ impl<'e, 'a> Scheduler<'e, 'a> {
                 slots.wait();
                 continue;
             }
-            let (task, grant, result) = rx.recv().expect("a running task reports");
+            let (outcome, grant) = rx.recv().expect("a running task reports");
             running -= 1;
             if let Some(g) = grant {
                 slots.give(g);
             }
-            self.finish(task, result)?;
+            self.finish(outcome)?;
         }
     }
 
@@ -500,14 +416,17 @@ impl<'e, 'a> Scheduler<'e, 'a> {
     }
 
     /// A task reported: record what it did.
-    fn finish(&mut self, task: Task, result: std::result::Result<TaskOk, TaskError>) -> Result<()> {
-        let i = task.stage();
+    fn finish(&mut self, outcome: Outcome) -> Result<()> {
+        let i = outcome.stage();
         let name = self.e.name(i);
         let active = self.active(i);
         active.outstanding -= 1;
         let seconds = active.started.elapsed().as_secs_f64();
-        match (result, task) {
-            (Ok(TaskOk::Stage(record, ran)), _) => {
+        match outcome {
+            Outcome::Stage {
+                result: Ok((record, ran)),
+                ..
+            } => {
                 let verb = if ran { "done  " } else { "reused" };
                 self.ui.line(&format!("{verb} {name} ({seconds:.2}s)"));
                 self.mark_done(i, record);
@@ -518,26 +437,31 @@ impl<'e, 'a> Scheduler<'e, 'a> {
                 }
                 return Ok(());
             }
-            (Err(e), Task::Stage { .. }) => {
+            Outcome::Stage { result: Err(e), .. } => {
                 self.ui.line(&format!("FAILED {name}: {e}"));
                 self.states.insert(i, State::Failed);
                 self.outcome(i, Status::Failed(e.to_string()), vec![], seconds);
                 return Ok(());
             }
-            (Ok(TaskOk::Item(index, item, ran, own)), Task::Item { plan, .. }) => {
-                self.item_done(i, index, item, (ran, own), &plan, seconds)
-            }
-            (Ok(TaskOk::Batch(outcome)), _) => self.batch_done(i, outcome),
-            (Err(e), Task::Batch { .. }) => {
-                self.ui.line(&format!("FAILED {name}: {e}"));
-                self.active(i).errors.push(e.to_string());
-            }
-            (Err(e), Task::Item { plan, .. }) => {
+            Outcome::Item {
+                plan,
+                result: Ok(done),
+                ..
+            } => self.item_done(i, done, &plan, seconds),
+            Outcome::Item {
+                plan,
+                result: Err(e),
+                ..
+            } => {
                 let what = format!("item {} {}", plan.spec.index, plan.spec.value);
                 self.ui.line(&format!("FAILED {name} {what}: {e}"));
                 self.active(i).errors.push(format!("{what}: {e}"));
             }
-            (Ok(_), _) => unreachable!("a task reports its own kind of result"),
+            Outcome::Batch { result: Ok(o), .. } => self.batch_done(i, o),
+            Outcome::Batch { result: Err(e), .. } => {
+                self.ui.line(&format!("FAILED {name}: {e}"));
+                self.active(i).errors.push(e.to_string());
+            }
         }
         if self.active(i).outstanding == 0 {
             self.finish_items(i)?;
@@ -545,15 +469,13 @@ impl<'e, 'a> Scheduler<'e, 'a> {
         Ok(())
     }
 
-    fn item_done(
-        &mut self,
-        i: usize,
-        index: usize,
-        item: ItemRef,
-        (ran, own): (bool, f64),
-        plan: &ItemPlan,
-        elapsed: f64,
-    ) {
+    fn item_done(&mut self, i: usize, done: ItemDone, plan: &ItemPlan, elapsed: f64) {
+        let ItemDone {
+            index,
+            item,
+            ran,
+            seconds: own,
+        } = done;
         let name = self.e.name(i);
         let ui = self.ui;
         let ran_before = self.outcomes.get(&i).map_or(0, |o| o.items_ran);
@@ -634,7 +556,7 @@ impl<'e, 'a> Scheduler<'e, 'a> {
 
     /// What a task's thread needs, prepared on this thread: input views (materialized now) and
     /// the jobs.
-    fn launch(&self, task: &Task, gpu: Option<usize>) -> Result<Launch<'e, 'a>> {
+    fn launch(&self, task: Task, gpu: Option<usize>) -> Result<Launched> {
         let i = task.stage();
         let done = self.upstream_records(i);
         let device: DeviceSpec = self.e.device()?.into();
@@ -646,32 +568,37 @@ impl<'e, 'a> Scheduler<'e, 'a> {
             }
             job
         };
-        let work = match task {
-            Task::Stage { .. } => {
+        Ok(match task {
+            Task::Stage { i, key, ki, forced } => {
                 let (inputs, views) = self.e.inputs(i, &done, None)?;
-                Work::Job(
-                    Box::new(placed(self.e.job(i, inputs, None, device, self.threads))),
+                let job = placed(self.e.job(i, inputs, None, device, self.threads));
+                Launched::Stage {
+                    i,
+                    key,
+                    ki,
+                    forced,
+                    job: Box::new(job),
                     views,
-                )
+                }
             }
-            Task::Item { plan, forced, .. } => {
-                let mut t = self.item_job(i, &done, plan, *forced, device)?;
+            Task::Item { i, plan, forced } => {
+                let mut t = self.item_job(i, &done, &plan, forced, device)?;
                 t.job = placed(t.job);
-                Work::Item(Box::new(t))
+                Launched::Item {
+                    i,
+                    plan,
+                    job: Box::new(t),
+                }
             }
-            Task::Batch { items, forced, .. } => Work::Batch(
-                items
+            Task::Batch { i, items, forced } => Launched::Batch {
+                i,
+                items: items
                     .iter()
-                    .map(|p| self.item_job(i, &done, p, *forced, device))
+                    .map(|p| self.item_job(i, &done, p, forced, device))
                     .collect::<Result<_>>()?,
-                self.active_ref(i).key.clone(),
-                self.active_ref(i).bar.clone(),
-            ),
-        };
-        Ok(Launch {
-            e: self.e,
-            ui: self.ui,
-            work: Some(work),
+                stage_key: self.active_ref(i).key.clone(),
+                bar: self.active_ref(i).bar.clone(),
+            },
         })
     }
 
@@ -720,191 +647,29 @@ fn short(v: &serde_json::Value) -> String {
     }
 }
 
-enum Work {
-    /// A whole stage's job and its input views.
-    Job(Box<nasflow_contract::Job>, Vec<ViewRef>),
-    Item(Box<ItemJob>),
-    /// The items, the stage key, the stage's bar.
-    Batch(Vec<ItemJob>, Digest, Option<indicatif::ProgressBar>),
-}
-
-/// A task ready to run on its own thread.
-struct Launch<'e, 'a> {
-    e: &'e Engine<'a>,
-    ui: &'e Ui,
-    work: Option<Work>,
-}
-
-impl Launch<'_, '_> {
-    fn run(mut self, task: &Task) -> std::result::Result<TaskOk, TaskError> {
-        let i = task.stage();
-        let name = self.e.name(i);
-        match (self.work.take().expect("launched once"), task) {
-            (
-                Work::Job(job, views),
-                Task::Stage {
-                    key, ki, forced, ..
-                },
-            ) => self.stage(i, (*job, &views), key, ki, *forced),
-            (Work::Item(t), _) => {
-                let wait = || {
-                    self.ui.line(&format!(
-                        "wait   {name}: another nasflow process is computing item {}; waiting for its lock",
-                        t.index
-                    ))
-                };
-                let started = Instant::now();
-                let c = crate::item::compute(self.e.cache, self.e.runner, &t, wait)??;
-                let seconds = started.elapsed().as_secs_f64();
-                Ok(TaskOk::Item(t.index, c.item, c.ran, seconds))
-            }
-            (Work::Batch(items, stage_key, bar), _) => {
-                let batch = ItemBatch {
-                    cache: self.e.cache,
-                    stage: name.to_string(),
-                    stage_key,
-                    items,
-                    ui: self.ui,
-                    bar,
-                };
-                Ok(TaskOk::Batch(self.e.runner.run_items(batch)?))
-            }
-            (Work::Job(..), _) => unreachable!("a job is a whole stage's"),
-        }
-    }
-
-    /// A whole stage: under its lock, unless another process published it meanwhile.
-    fn stage(
-        &self,
-        i: usize,
-        (job, views): (nasflow_contract::Job, &[ViewRef]),
-        key: &Digest,
-        ki: &KeyInputs,
-        forced: bool,
-    ) -> std::result::Result<TaskOk, TaskError> {
-        let e = self.e;
-        let name = e.name(i);
-        let lock_path = LockOf::Stage {
-            stage: name,
-            key: key.as_str(),
-        }
-        .path(e.cache.root());
-        let _lock = Lock::exclusive(&lock_path, || {
-            self.ui.line(&format!(
-                "wait   {name}: another nasflow process is computing it; waiting for its lock"
-            ));
-        })?;
-        if !forced {
-            if let Some(r) = e.usable_record(i, key) {
-                return Ok(TaskOk::Stage(r, false));
-            }
-        }
-        // A whole-stage native job reports its steps: on a terminal on a bar of its own (made at
-        // its first report, in its unit: no `0/0 steps`), otherwise as a line every few seconds.
-        let reporter = crate::progress::StageProgress::new(self.ui, name);
-        let progress = |p: &Progress| reporter.report(p);
-        let before = forced
-            .then(|| e.cache.read_record(name, key).ok().flatten())
-            .flatten()
-            .map(|r| r.output_digest);
-        let produced = crate::item::produce(e.cache, e.runner, &job, key, views, &progress)?;
-        reporter.finish();
-        let mut p = produced?;
-        if let Some(old) = before.filter(|old| *old != p.output_digest) {
-            self.ui.line(&format!(
-                "warning: `{name}` is not deterministic: rerun under the same key, it gave other outputs (output digest {}, was {}); `nasflow why {name}` says so too",
-                &p.output_digest.as_str()[..16],
-                &old.as_str()[..16]
-            ));
-            p.provenance.replaced = Some(old);
-        }
-        let record = StageRecord {
-            format: RECORD_FORMAT,
-            stage: StageName::new(name).map_err(CacheError::from)?,
-            key: key.clone(),
-            key_inputs: ki.clone(),
-            output_digest: p.output_digest,
-            files: p.files,
-            items: vec![],
-            provenance: p.provenance,
-        };
-        e.cache.write_record(&record)?;
-        Ok(TaskOk::Stage(Arc::new(record), true))
-    }
-}
-
-/// The record of an item-level stage: `items.jsonl` (the item values in order) and each item's
-/// files under `items/NNNNN/`; its provenance lists each item's provenance files there too.
+/// The record of an item-level stage, once all its items are published.
 fn assemble(e: &Engine, i: usize, active: Active) -> Result<StageRecord> {
-    let name = e.name(i);
-    let staging = e.cache.staging(name)?;
-    let list_dir = staging.dir.join("list");
-    std::fs::create_dir_all(&list_dir).map_err(crate::cache::io(&list_dir))?;
     let items: Vec<ItemRef> = active
         .items
         .into_iter()
         .map(|x| x.expect("every item finished"))
         .collect();
-    let list: String = items.iter().map(|it| format!("{}\n", it.value)).collect();
-    let list_file = list_dir.join(ITEMS_LIST);
-    std::fs::write(&list_file, list).map_err(crate::cache::io(&list_file))?;
-    let mut files: Vec<FileEntry> = e.cache.ingest(&list_dir)?;
-    let (mut peak, mut logs) = (0, Vec::new());
-    let under = |n: usize, f: FileEntry| -> Result<FileEntry> {
-        let path = RelPath::new(format!("{}/{}", item_dir(n), f.path)).map_err(CacheError::from)?;
-        Ok(FileEntry { path, ..f })
-    };
-    for (n, it) in items.iter().enumerate() {
-        let rec = e
-            .cache
-            .read_item(name, &it.key)?
-            .ok_or_else(|| EngineError::Items {
-                stage: name.to_string(),
-                message: format!("item record {} vanished", it.key),
-            })?;
-        peak = peak.max(rec.provenance.peak_rss_bytes);
-        files.extend(
-            rec.files
-                .into_iter()
-                .map(|f| under(n, f))
-                .collect::<Result<Vec<_>>>()?,
-        );
-        logs.extend(
-            rec.provenance
-                .files
-                .into_iter()
-                .map(|f| under(n, f))
-                .collect::<Result<Vec<_>>>()?,
-        );
-    }
-    files.sort_by(|a, b| a.path.cmp(&b.path));
-    let elapsed = active
-        .started_at
-        .elapsed()
-        .map(|d| d.as_secs_f64())
-        .unwrap_or(0.0);
     let device = e
         .device()
         .map(|d| d.to_string())
         .unwrap_or_else(|_| "cpu".into());
-    let finished = Finished {
-        peak_rss_bytes: peak,
-        ..Finished::default()
+    let run = publish::ItemStageRun {
+        started_at: active.started_at,
+        device: &device,
     };
-    let mut provenance = provenance(active.started_at, elapsed, &device, &finished);
-    provenance.files = logs;
-    let record = StageRecord {
-        format: RECORD_FORMAT,
-        stage: StageName::new(name).map_err(CacheError::from)?,
-        key: active.key,
-        key_inputs: active.ki,
-        output_digest: manifest_digest(&files),
-        files,
+    Ok(publish::item_stage(
+        e.cache,
+        e.name(i),
+        &active.key,
+        &active.ki,
         items,
-        provenance,
-    };
-    e.cache.write_record(&record)?;
-    Ok(record)
+        run,
+    )?)
 }
 
 #[cfg(test)]
