@@ -280,10 +280,20 @@ impl Fixture {
 
     /// Runs every stage; returns the names of those that ran.
     pub fn run(&self, sets: &[&str], force: &[&str]) -> (Vec<StageOutcome>, HashSet<String>) {
+        self.run_on(&self.runner, sets, force)
+    }
+
+    /// As [`Fixture::run`], with `runner` executing the jobs (a fake executor).
+    pub fn run_on(
+        &self,
+        runner: &dyn crate::runner::Runner,
+        sets: &[&str],
+        force: &[&str],
+    ) -> (Vec<StageOutcome>, HashSet<String>) {
         let p = self.pipeline(sets).expect("valid pipeline");
         let dag = Dag::build(&p).expect("dag");
         let cache = Cache::open(&p.cache_dir).expect("cache");
-        let e = Engine::new(&p, &dag, &self.reg, &cache, &self.runner);
+        let e = Engine::new(&p, &dag, &self.reg, &cache, runner);
         let force = force.iter().map(|f| p.index(f).expect("stage")).collect();
         let opts = RunOptions {
             jobs: self.jobs,

@@ -898,4 +898,114 @@ text = "e"
             .count();
         assert_eq!(kept, 3);
     }
+
+    use nasflow_contract::layout::ITEMS_LIST;
+
+    /// A fake executor: answers every job by writing its item into `out.txt` (a list stage's
+    /// job: `count` items),
+    /// records the jobs it was handed, and reports the jobs of item `crash_on` as killed by
+    /// SIGKILL (the way a worker's death reaches the scheduler).
+    struct FakeExecutor {
+        crash_on: Option<u64>,
+        jobs: std::sync::Mutex<Vec<nasflow_contract::Job>>,
+    }
+
+    impl crate::runner::Runner for FakeExecutor {
+        fn probe(&self) -> std::result::Result<nasflow_contract::Probe, crate::runner::RunFailure> {
+            Ok(nasflow_contract::Probe::cpu_only(""))
+        }
+
+        fn run(
+            &self,
+            job: &nasflow_contract::Job,
+            _staging: &std::path::Path,
+            _progress: &(dyn Fn(&nasflow_contract::Progress) + Sync),
+        ) -> std::result::Result<crate::runner::Finished, crate::runner::RunFailure> {
+            self.jobs.lock().unwrap().push(job.clone());
+            let item = job.item.as_ref().map(|it| it.value.clone());
+            if item.as_ref().and_then(|v| v["id"].as_u64()) == self.crash_on && item.is_some() {
+                return Err(crate::runner::RunFailure::Exited {
+                    exit: crate::runner::Exit::Signal(9),
+                    stderr_tail: vec![],
+                    stdout_tail: vec![],
+                    log: None,
+                });
+            }
+            match &item {
+                Some(v) => std::fs::write(job.out.join("out.txt"), format!("item {v}\n")),
+                // The list stage: `count` items.
+                None => std::fs::write(
+                    job.out.join(ITEMS_LIST),
+                    (0..job.params["count"].as_u64().unwrap())
+                        .map(|k| format!("{{\"id\":{k}}}\n"))
+                        .collect::<String>(),
+                ),
+            }
+            .unwrap();
+            Ok(crate::runner::Finished {
+                worker: Some(nasflow_contract::job::ServedBy {
+                    pid: 7,
+                    served_before: self.jobs.lock().unwrap().len() - 1,
+                    retried_after: None,
+                }),
+                ..Default::default()
+            })
+        }
+    }
+
+    #[test]
+    fn a_fake_executor_receives_plain_jobs_and_a_crash_costs_only_its_item() {
+        let toml = "[stages.list]\nkind = \"test-items\"\ncount = 4\n[stages.each]\nkind = \"test-item\"\nforeach = \"list\"\n";
+        let f = Fixture::new(toml);
+        let crashing = FakeExecutor {
+            crash_on: Some(2),
+            jobs: Default::default(),
+        };
+        let (o, _) = f.run_on(&crashing, &[], &[]);
+        let crate::schedule::Status::Failed(report) = &o[1].status else {
+            panic!("{:?}", o[1].status)
+        };
+        assert!(
+            report.contains("1 item(s) failed") && report.contains("killed by signal 9 (SIGKILL)"),
+            "{report}"
+        );
+        let jobs = crashing.jobs.lock().unwrap();
+        assert_eq!(jobs.len(), 5, "the list, then one job per item");
+        for j in jobs.iter() {
+            // Each job is self-contained: its own output and provenance directories, its params.
+            assert!(j.out.is_dir() || !j.out.exists());
+            assert_ne!(j.out, j.provenance);
+            assert!(j.command.is_none());
+        }
+        let outs: std::collections::HashSet<_> = jobs.iter().map(|j| j.out.clone()).collect();
+        assert_eq!(outs.len(), 5, "a staging directory per job");
+        drop(jobs);
+        let records = |f: &Fixture| {
+            std::fs::read_dir(f.dir.path().join("cache/items/each"))
+                .unwrap()
+                .map(|e| {
+                    serde_json::from_slice::<serde_json::Value>(
+                        &std::fs::read(e.unwrap().path()).unwrap(),
+                    )
+                    .unwrap()
+                })
+                .collect::<Vec<_>>()
+        };
+        let kept = records(&f);
+        assert_eq!(kept.len(), 3, "nothing published for the crashed item");
+        assert!(kept.iter().all(|r| r["provenance"]["worker"]["pid"] == 7));
+
+        // The next run hands the executor only the missing item.
+        let fine = FakeExecutor {
+            crash_on: None,
+            jobs: Default::default(),
+        };
+        let (o, _) = f.run_on(&fine, &[], &[]);
+        assert_eq!(o[1].status, crate::schedule::Status::Ran);
+        assert_eq!((o[1].items_ran, o[1].items_cached), (1, 3));
+        let jobs = fine.jobs.lock().unwrap();
+        assert_eq!(jobs.len(), 1);
+        assert_eq!(jobs[0].item.as_ref().unwrap().value["id"], 2);
+        assert_eq!(records(&f).len(), 4);
+    }
 }
