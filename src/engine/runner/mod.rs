@@ -1,10 +1,34 @@
 //! Runners: what executes a job. The scheduler never starts a process itself; it hands each job
-//! to a [`Runner`] (as ninja's builder hands commands to its CommandRunner), so the scheduling,
-//! keying and caching logic is tested with fake kinds in-process.
+//! to a [`Runner`] (as ninja's builder hands commands to its CommandRunner, and Bazel's executor
+//! to a SpawnRunner), so the scheduling, keying and caching logic is tested with fake kinds
+//! in-process and with a fake executor (`schedule`'s tests).
 //!
-//! Three implementations:
-//! - [`child::ChildProcess`]: a `cmd` stage's command under `sh -c`, or a native kind in
-//!   `nasflow-worker` (the one binary that links libtorch);
+//! # The contract
+//!
+//! [`Runner::run`] receives a plain [`Job`] whose `out`, `provenance` and `resume` directories
+//! exist and are the job's own. A runner
+//! - MUST run the job to its end, with the job's environment (device placement, threads), and
+//!   leave nothing it started running once `run` returns (every child, transitively, ends: the
+//!   supervisor's process group and watchdog pipe see to it when nasflow itself dies);
+//! - MUST write outputs only under `out`, and logs (stdout, stderr, what the job wrote there)
+//!   only under `provenance`;
+//! - MUST report how the job ended as a value: `Ok(Finished)` (peak memory, libtorch version, the
+//!   worker that served it), or `Err(RunFailure)` with the exit code or the signal named, and the
+//!   log's last lines. A crash is an `Err`, never a panic or a hang;
+//! - MAY serve many jobs in one long-lived process ([`pool`]: persistent workers), provided each
+//!   job still gets the above, a job that fails fails alone, and a process that dies mid-job is
+//!   replaced (the job retried once from an empty `out`, else reported with the signal);
+//! - MUST NOT publish records, read or write the cache, decide whether a job is needed, or draw
+//!   progress: it reports progress through the callback, and the caller ingests `out` into the
+//!   cache and writes the record ([`crate::publish`]) only after `Ok`.
+//!
+//! The one exception is the Slurm runner's [`Runner::run_items`]: its items run on other hosts,
+//! where `nasflow slurm-task` publishes each one through the same [`crate::item`] code, so it
+//! is handed the cache (to see what was published) and the stage's progress bar.
+//!
+//! Implementations:
+//! - [`child::ChildProcess`]: a `cmd` stage's command under `sh -c`, or a native kind in a
+//!   persistent `nasflow-worker serve` ([`pool`]; one process a job with `NASFLOW_WORKERS=per-job`);
 //! - [`crate::slurm::SlurmArrays`]: whole stages as a child process, the items of item-level
 //!   stages as Slurm job arrays on a cluster;
 //! - [`in_process::InProcess`]: native kinds called in this process (tests).
