@@ -5,14 +5,14 @@ use petgraph::algo::tarjan_scc;
 use petgraph::graph::{DiGraph, NodeIndex};
 use petgraph::Direction;
 
-use crate::config::{did_you_mean, ConfigError, Pipeline};
+use crate::config::{did_you_mean, ConfigError, Pipeline, StageId};
 
 /// Stages (by their index in `Pipeline::stages`) and their dependency edges (dep → stage).
 #[derive(Debug)]
 pub struct Dag {
     graph: DiGraph<usize, ()>,
     /// Topological order; among stages ready at the same time, file order.
-    order: Vec<usize>,
+    order: Vec<StageId>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -57,40 +57,47 @@ impl Dag {
                 help: Some("remove one of these deps".into()),
             });
         }
-        let order = file_ordered_toposort(&graph);
+        let order = file_ordered_toposort(&graph)
+            .into_iter()
+            .map(StageId::at)
+            .collect();
         Ok(Dag { graph, order })
     }
 
     /// All stages in execution order.
-    pub fn order(&self) -> &[usize] {
+    pub fn order(&self) -> &[StageId] {
         &self.order
     }
 
     /// Direct upstream stages of `i`.
-    pub fn deps(&self, i: usize) -> Vec<usize> {
-        let mut v: Vec<usize> = self
+    pub fn deps(&self, i: StageId) -> Vec<StageId> {
+        let mut v: Vec<StageId> = self
             .graph
-            .neighbors_directed(NodeIndex::new(i), Direction::Incoming)
-            .map(|n| n.index())
+            .neighbors_directed(NodeIndex::new(i.index()), Direction::Incoming)
+            .map(|n| StageId::at(n.index()))
             .collect();
         v.sort_unstable();
         v
     }
 
     /// The targets and everything upstream of them, in execution order.
-    pub fn closure(&self, targets: &[usize]) -> Vec<usize> {
+    pub fn closure(&self, targets: &[StageId]) -> Vec<StageId> {
         let mut keep = vec![false; self.order.len()];
-        let mut stack: Vec<usize> = targets.to_vec();
+        let mut stack: Vec<StageId> = targets.to_vec();
         while let Some(i) = stack.pop() {
-            if !std::mem::replace(&mut keep[i], true) {
+            if !std::mem::replace(&mut keep[i.index()], true) {
                 stack.extend(self.deps(i));
             }
         }
-        self.order.iter().copied().filter(|&i| keep[i]).collect()
+        self.order
+            .iter()
+            .copied()
+            .filter(|i| keep[i.index()])
+            .collect()
     }
 
     /// Resolves target names; no names means every stage.
-    pub fn targets(&self, p: &Pipeline, names: &[String]) -> Result<Vec<usize>, UnknownTarget> {
+    pub fn targets(&self, p: &Pipeline, names: &[String]) -> Result<Vec<StageId>, UnknownTarget> {
         if names.is_empty() {
             return Ok(self.order.clone());
         }
@@ -172,7 +179,7 @@ pub fn render(p: &Pipeline, dag: &Dag, format: &str) -> String {
 }
 
 /// Every edge as (dependency, dependent), in topological order of the dependent.
-fn edges(dag: &Dag) -> impl Iterator<Item = (usize, usize)> + '_ {
+fn edges(dag: &Dag) -> impl Iterator<Item = (StageId, StageId)> + '_ {
     dag.order()
         .iter()
         .flat_map(move |&i| dag.deps(i).into_iter().map(move |d| (d, i)))
@@ -181,7 +188,7 @@ fn edges(dag: &Dag) -> impl Iterator<Item = (usize, usize)> + '_ {
 fn render_dot(p: &Pipeline, dag: &Dag) -> String {
     let mut out = format!("digraph \"{}\" {{\n  rankdir=LR;\n", p.name);
     for &i in dag.order() {
-        let s = &p.stages[i];
+        let s = p.decl(i);
         out.push_str(&format!(
             "  \"{}\" [label=\"{}\\n({})\"];\n",
             s.name, s.name, s.kind
@@ -190,7 +197,8 @@ fn render_dot(p: &Pipeline, dag: &Dag) -> String {
     for (d, i) in edges(dag) {
         out.push_str(&format!(
             "  \"{}\" -> \"{}\";\n",
-            p.stages[d].name, p.stages[i].name
+            p.decl(d).name,
+            p.decl(i).name
         ));
     }
     out.push_str("}\n");
@@ -200,7 +208,7 @@ fn render_dot(p: &Pipeline, dag: &Dag) -> String {
 fn render_mermaid(p: &Pipeline, dag: &Dag) -> String {
     let mut out = String::from("graph LR\n");
     for &i in dag.order() {
-        let s = &p.stages[i];
+        let s = p.decl(i);
         out.push_str(&format!(
             "  {}[\"{} ({})\"]\n",
             mermaid_id(&s.name),
@@ -211,8 +219,8 @@ fn render_mermaid(p: &Pipeline, dag: &Dag) -> String {
     for (d, i) in edges(dag) {
         out.push_str(&format!(
             "  {} --> {}\n",
-            mermaid_id(&p.stages[d].name),
-            mermaid_id(&p.stages[i].name)
+            mermaid_id(&p.decl(d).name),
+            mermaid_id(&p.decl(i).name)
         ));
     }
     out
@@ -221,11 +229,11 @@ fn render_mermaid(p: &Pipeline, dag: &Dag) -> String {
 fn render_text(p: &Pipeline, dag: &Dag) -> String {
     let mut out = String::new();
     for &i in dag.order() {
-        let s = &p.stages[i];
+        let s = p.decl(i);
         let deps: Vec<&str> = dag
             .deps(i)
             .iter()
-            .map(|&d| p.stages[d].name.as_str())
+            .map(|&d| p.decl(d).name.as_str())
             .collect();
         let each = s
             .foreach
@@ -274,13 +282,13 @@ mod tests {
         let names: Vec<&str> = dag
             .order()
             .iter()
-            .map(|&i| p.stages[i].name.as_str())
+            .map(|&i| p.decl(i).name.as_str())
             .collect();
         assert_eq!(names, ["a", "b", "c", "x"]);
         let closure: Vec<&str> = dag
             .closure(&[p.index("b").unwrap()])
             .iter()
-            .map(|&i| p.stages[i].name.as_str())
+            .map(|&i| p.decl(i).name.as_str())
             .collect();
         assert_eq!(closure, ["a", "b"]);
     }

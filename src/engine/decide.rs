@@ -10,6 +10,7 @@ use std::sync::Arc;
 
 use crate::cache::record::ItemRef;
 use crate::cache::{Digest, StageRecord};
+use crate::config::StageId;
 use crate::engine::{Done, Engine, ItemSpec, Result};
 use crate::key::{diff, DirtyReason, KeyInputs};
 
@@ -58,12 +59,12 @@ pub struct Compared {
 }
 
 /// Decides stage `i` given the records of the finished stages; `forced` reruns it anyway.
-pub fn decide(e: &Engine, i: usize, done: &Done, forced: bool) -> Result<Decision> {
+pub fn decide(e: &Engine, i: StageId, done: &Done, forced: bool) -> Result<Decision> {
     Decider { e }.decide(i, done, forced)
 }
 
 /// Decides every stage of `closure` in order, as `run` would (without running anything).
-pub fn plan(e: &Engine, closure: &[usize], force: &HashSet<usize>) -> Result<Vec<Planned>> {
+pub fn plan(e: &Engine, closure: &[StageId], force: &HashSet<StageId>) -> Result<Vec<Planned>> {
     Decider { e }.plan(closure, force)
 }
 
@@ -72,7 +73,7 @@ struct Decider<'e, 'a> {
 }
 
 impl Decider<'_, '_> {
-    fn decide(&self, i: usize, done: &Done, forced: bool) -> Result<Decision> {
+    fn decide(&self, i: StageId, done: &Done, forced: bool) -> Result<Decision> {
         let pending: Vec<String> = self
             .e
             .dag
@@ -103,7 +104,7 @@ impl Decider<'_, '_> {
         } else {
             self.reasons(i, &ki, &[])
         };
-        let items = match self.e.p.stages[i].foreach {
+        let items = match self.e.p.decl(i).foreach {
             Some(_) => Some(self.item_plans(i, done, &ki, forced)?),
             None => None,
         };
@@ -126,7 +127,7 @@ impl Decider<'_, '_> {
 
     fn item_plans(
         &self,
-        i: usize,
+        i: StageId,
         done: &Done,
         ki: &KeyInputs,
         forced: bool,
@@ -153,7 +154,7 @@ impl Decider<'_, '_> {
     /// `pending` have no digest yet: each record is compared as if they had not changed.
     fn reasons(
         &self,
-        i: usize,
+        i: StageId,
         ki: &KeyInputs,
         pending: &[String],
     ) -> (Vec<DirtyReason>, Option<Compared>) {
@@ -207,7 +208,7 @@ impl Action {
 /// One stage of a plan, as the commands show it.
 #[derive(Debug, Clone)]
 pub struct Planned {
-    pub stage: usize,
+    pub stage: StageId,
     pub action: Action,
     pub reasons: Vec<DirtyReason>,
     /// The key, when every upstream output is known.
@@ -218,7 +219,7 @@ pub struct Planned {
 }
 
 impl Decider<'_, '_> {
-    fn plan(&self, closure: &[usize], force: &HashSet<usize>) -> Result<Vec<Planned>> {
+    fn plan(&self, closure: &[StageId], force: &HashSet<StageId>) -> Result<Vec<Planned>> {
         let mut done = std::collections::HashMap::new();
         let mut out = Vec::with_capacity(closure.len());
         for &i in closure {
@@ -259,6 +260,7 @@ impl Decider<'_, '_> {
 
 #[cfg(test)]
 mod tests {
+    use crate::config::StageId;
     use crate::key::DirtyReason;
     use crate::testkit::Fixture;
     use serde_json::json;
@@ -268,7 +270,7 @@ mod tests {
         let f = Fixture::new("[stages.s]\nkind = \"test-write\"\nrepeat = 20\n");
         f.run(&[], &[]);
         let base = f.with_engine(&[], |e| {
-            super::plan(e, &[0], &Default::default()).unwrap()[0]
+            super::plan(e, &[StageId::at(0)], &Default::default()).unwrap()[0]
                 .key
                 .clone()
         });
@@ -276,7 +278,9 @@ mod tests {
         f.run(&["s.repeat=40"], &[]);
         // Then an edit of the base pipeline.
         f.write("[stages.s]\nkind = \"test-write\"\nrepeat = 20\nscale = 2\n");
-        let planned = f.with_engine(&[], |e| super::plan(e, &[0], &Default::default()).unwrap());
+        let planned = f.with_engine(&[], |e| {
+            super::plan(e, &[StageId::at(0)], &Default::default()).unwrap()
+        });
         assert_eq!(
             planned[0].reasons,
             vec![DirtyReason::ParamChanged {
@@ -296,7 +300,7 @@ mod tests {
     fn a_stage_never_run_says_so_and_a_pending_one_names_its_upstream() {
         let f = Fixture::new("[stages.a]\nkind = \"test-write\"\n[stages.b]\nkind = \"test-write\"\ndeps = [\"a\"]\n");
         let p = f.with_engine(&[], |e| {
-            super::plan(e, &[0, 1], &Default::default()).unwrap()
+            super::plan(e, &[StageId::at(0), StageId::at(1)], &Default::default()).unwrap()
         });
         assert_eq!(p[0].reasons, vec![DirtyReason::NeverRun]);
         assert_eq!(
@@ -308,7 +312,7 @@ mod tests {
         );
         f.run(&[], &[]);
         let p = f.with_engine(&["a.text=z"], |e| {
-            super::plan(e, &[0, 1], &Default::default()).unwrap()
+            super::plan(e, &[StageId::at(0), StageId::at(1)], &Default::default()).unwrap()
         });
         assert_eq!(
             p[1].reasons,

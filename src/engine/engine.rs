@@ -14,6 +14,7 @@ use crate::cache::statcache::StatCache;
 use crate::cache::view::ViewRef;
 use crate::cache::{Cache, CacheError, Digest, FileEntry, RelPath, StageRecord};
 use crate::config::Pipeline;
+use crate::config::StageId;
 use crate::dag::Dag;
 use crate::key::KeyInputs;
 use crate::registry::{KindRef, Registry};
@@ -65,7 +66,7 @@ pub struct ItemSpec {
 }
 
 /// Finished stages' records by stage index: what keys are computed from.
-pub type Done = HashMap<usize, Arc<StageRecord>>;
+pub type Done = HashMap<StageId, Arc<StageRecord>>;
 
 /// A pipeline bound to its cache and runner.
 pub struct Engine<'a> {
@@ -100,14 +101,12 @@ impl<'a> Engine<'a> {
         }
     }
 
-    pub fn kind(&self, i: usize) -> KindRef<'a> {
-        self.reg
-            .get(&self.p.stages[i].kind)
-            .expect("validated kind")
+    pub fn kind(&self, i: StageId) -> KindRef<'a> {
+        self.reg.get(&self.p.decl(i).kind).expect("validated kind")
     }
 
-    pub fn name(&self, i: usize) -> &'a str {
-        &self.p.stages[i].name
+    pub fn name(&self, i: StageId) -> &'a str {
+        &self.p.decl(i).name
     }
 
     pub fn save_statcache(&self) -> Result<()> {
@@ -115,8 +114,8 @@ impl<'a> Engine<'a> {
     }
 
     /// The stage's key inputs, given the records of its upstream stages (those in `done`).
-    pub fn key_inputs(&self, i: usize, done: &Done) -> Result<KeyInputs> {
-        let s = &self.p.stages[i];
+    pub fn key_inputs(&self, i: StageId, done: &Done) -> Result<KeyInputs> {
+        let s = &self.p.decl(i);
         let kind = self.kind(i);
         let mut ki = KeyInputs {
             kind: s.kind.clone(),
@@ -134,7 +133,7 @@ impl<'a> Engine<'a> {
         for d in self.dag.deps(i) {
             if let Some(r) = done.get(&d) {
                 ki.upstream
-                    .insert(self.p.stages[d].name.clone(), r.output_digest.to_string());
+                    .insert(self.p.decl(d).name.clone(), r.output_digest.to_string());
             }
         }
         let mut stat = self.stat.lock().expect("statcache");
@@ -163,8 +162,8 @@ impl<'a> Engine<'a> {
 
     /// The files stage `i` declares as inputs (its `inputs`, and its path params other than
     /// `@STAGE/...`), resolved against the project directory: what its key hashes.
-    pub fn declared_inputs(&self, i: usize) -> Vec<std::path::PathBuf> {
-        let s = &self.p.stages[i];
+    pub fn declared_inputs(&self, i: StageId) -> Vec<std::path::PathBuf> {
+        let s = &self.p.decl(i);
         let own = self
             .path_params(i)
             .into_iter()
@@ -179,8 +178,8 @@ impl<'a> Engine<'a> {
     }
 
     /// `FILE:LINE` of `name = ...` in stage `i`'s table, else of the table's header.
-    fn where_given(&self, i: usize, name: &str) -> String {
-        let s = &self.p.stages[i];
+    fn where_given(&self, i: StageId, name: &str) -> String {
+        let s = &self.p.decl(i);
         let file = self.p.file.display();
         let text = std::fs::read_to_string(&self.p.file).unwrap_or_default();
         let lines: Vec<&str> = text.lines().collect();
@@ -196,8 +195,8 @@ impl<'a> Engine<'a> {
     }
 
     /// The params that go into the key: all but those the kind declares outside it.
-    fn keyed_params(&self, i: usize) -> Map<String, Value> {
-        let mut params = self.p.stages[i].params.clone();
+    fn keyed_params(&self, i: StageId) -> Map<String, Value> {
+        let mut params = self.p.decl(i).params.clone();
         if let KindRef::Native(d) = self.kind(i) {
             for p in d.schema().params.iter().filter(|p| !p.keyed) {
                 params.remove(&p.name);
@@ -207,11 +206,11 @@ impl<'a> Engine<'a> {
     }
 
     /// The non-empty path params of a stage (keywords excluded), as (param, path as written).
-    pub fn path_params(&self, i: usize) -> Vec<(String, String)> {
+    pub fn path_params(&self, i: StageId) -> Vec<(String, String)> {
         let KindRef::Native(d) = self.kind(i) else {
             return Vec::new();
         };
-        let params = &self.p.stages[i].params;
+        let params = &self.p.decl(i).params;
         d.schema()
             .params
             .iter()
@@ -228,8 +227,8 @@ impl<'a> Engine<'a> {
 
     /// The params a run sees: path params made absolute, `@STAGE/PATH` ones inside that
     /// upstream's outputs (keys use them as written).
-    pub fn run_params(&self, i: usize, inputs: &Inputs) -> Map<String, Value> {
-        let mut params = self.p.stages[i].params.clone();
+    pub fn run_params(&self, i: StageId, inputs: &Inputs) -> Map<String, Value> {
+        let mut params = self.p.decl(i).params.clone();
         for (name, path) in self.path_params(i) {
             let abs = match nasflow_contract::upstream_path(&path) {
                 Some((stage, rel)) => match inputs.get(stage) {
@@ -244,12 +243,12 @@ impl<'a> Engine<'a> {
     }
 
     /// A record that can be reused as is: present, readable, every output blob there.
-    pub fn usable_record(&self, i: usize, key: &str) -> Option<Arc<StageRecord>> {
+    pub fn usable_record(&self, i: StageId, key: &Digest) -> Option<Arc<StageRecord>> {
         let r = self.cache.read_record(self.name(i), key).ok().flatten()?;
         self.cache.has_blobs(&r.files).then(|| Arc::new(r))
     }
 
-    pub fn item_usable(&self, i: usize, key: &Digest) -> bool {
+    pub fn item_usable(&self, i: StageId, key: &Digest) -> bool {
         matches!(
             crate::item::published(self.cache, self.name(i), key),
             Ok(Some(_))
@@ -257,8 +256,8 @@ impl<'a> Engine<'a> {
     }
 
     /// The items of an item-level stage, from its `foreach` upstream's record.
-    pub fn items(&self, i: usize, done: &Done) -> Result<Vec<ItemSpec>> {
-        let s = &self.p.stages[i];
+    pub fn items(&self, i: StageId, done: &Done) -> Result<Vec<ItemSpec>> {
+        let s = &self.p.decl(i);
         let dep = s.foreach.as_ref().expect("item-level stage");
         let err = |message: String| EngineError::Items {
             stage: s.name.clone(),
@@ -304,10 +303,10 @@ impl<'a> Engine<'a> {
 
     /// The key inputs of one item: the stage's, with the `foreach` upstream's whole digest
     /// replaced by the item (see the key module).
-    pub fn item_inputs(&self, i: usize, base: &KeyInputs, item: &ItemSpec) -> KeyInputs {
+    pub fn item_inputs(&self, i: StageId, base: &KeyInputs, item: &ItemSpec) -> KeyInputs {
         let mut ki = base.clone();
         ki.upstream
-            .remove(self.p.stages[i].foreach.as_ref().expect("item-level"));
+            .remove(self.p.decl(i).foreach.as_ref().expect("item-level"));
         ki.item = Some(match &item.upstream {
             Some(up) => json!({"value": item.value, "upstream": up.output_digest}),
             None => json!({"value": item.value}),
@@ -319,7 +318,7 @@ impl<'a> Engine<'a> {
     /// dependencies' names and its key inputs without upstream outputs (kind, version, params,
     /// command, globals, input file contents). It is known before anything runs, so a CI cache
     /// service can restore a cache by it; it changes whenever any stage key could.
-    pub fn definition_key(&self, closure: &[usize]) -> Result<String> {
+    pub fn definition_key(&self, closure: &[StageId]) -> Result<String> {
         let empty = HashMap::new();
         let mut h = blake3::Hasher::new();
         for &i in closure {
@@ -337,7 +336,7 @@ impl<'a> Engine<'a> {
     }
 
     /// The view of a finished stage's outputs.
-    pub fn view_of(&self, i: usize, record: &StageRecord) -> ViewRef {
+    pub fn view_of(&self, i: StageId, record: &StageRecord) -> ViewRef {
         ViewRef {
             stage: self.name(i).to_string(),
             digest: record.output_digest.clone(),
@@ -347,7 +346,7 @@ impl<'a> Engine<'a> {
     }
 
     /// The directory holding a finished stage's outputs (materialized now).
-    pub fn output_dir(&self, i: usize, record: &StageRecord) -> Result<PathBuf> {
+    pub fn output_dir(&self, i: StageId, record: &StageRecord) -> Result<PathBuf> {
         Ok(self.cache.materialize(&self.view_of(i, record))?)
     }
 
@@ -356,11 +355,11 @@ impl<'a> Engine<'a> {
     /// `foreach` dependency of an item over an item-level upstream is that upstream item's view.
     pub fn inputs(
         &self,
-        i: usize,
+        i: StageId,
         done: &Done,
         item: Option<&ItemSpec>,
     ) -> Result<(Inputs, Vec<ViewRef>)> {
-        let s = &self.p.stages[i];
+        let s = &self.p.decl(i);
         let mut inputs = Inputs::default();
         let mut views = Vec::new();
         for d in self.dag.deps(i) {
@@ -381,7 +380,13 @@ impl<'a> Engine<'a> {
 
     /// The view of item `index` of an item-level upstream: from its item record, or, if that is
     /// gone, from the stage record, which lists every item's files under `items/NNNNN/`.
-    fn item_view(&self, d: usize, up_record: &StageRecord, index: usize, up: &ItemRef) -> ViewRef {
+    fn item_view(
+        &self,
+        d: StageId,
+        up_record: &StageRecord,
+        index: usize,
+        up: &ItemRef,
+    ) -> ViewRef {
         let dep = self.name(d);
         let files = match self.cache.read_item(dep, &up.key) {
             Ok(Some(rec)) => rec.files,
@@ -411,13 +416,13 @@ impl<'a> Engine<'a> {
     /// The job of stage `i` (of one item, with `item`).
     pub fn job(
         &self,
-        i: usize,
+        i: StageId,
         inputs: Inputs,
         item: Option<&ItemSpec>,
         device: DeviceSpec,
         threads: usize,
     ) -> Job {
-        let s = &self.p.stages[i];
+        let s = &self.p.decl(i);
         Job {
             kind: s.kind.clone(),
             stage: s.name.clone(),

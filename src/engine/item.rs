@@ -55,10 +55,7 @@ pub fn compute(
     on_wait: impl FnOnce(),
 ) -> Result<std::result::Result<Computed, RunFailure>> {
     let stage = t.stage();
-    let of = LockOf::Item {
-        stage,
-        key: t.key.as_str(),
-    };
+    let of = LockOf::Item { stage, key: &t.key };
     let _lock = publish::lock(cache, of, true, on_wait)?;
     if !t.forced {
         if let Some(item) = published(cache, stage, &t.key)? {

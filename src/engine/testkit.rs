@@ -304,7 +304,7 @@ impl Fixture {
         let ran = outcomes
             .iter()
             .filter(|o| o.status == Status::Ran)
-            .map(|o| p.stages[o.stage].name.clone())
+            .map(|o| p.decl(o.stage).name.clone())
             .collect();
         (outcomes, ran)
     }

@@ -7,7 +7,7 @@
 use std::fs::{File, OpenOptions, TryLockError};
 use std::path::{Path, PathBuf};
 
-use super::{io, Result};
+use super::{io, Digest, Result};
 
 /// What a lock under `CACHE/locks/` guards: the one list of lock names.
 #[derive(Debug, Clone, Copy)]
@@ -15,16 +15,16 @@ pub enum LockOf<'a> {
     /// The whole store: runs take it shared; gc and verify exclusively.
     Store,
     /// The computation of a whole stage under a key.
-    Stage { stage: &'a str, key: &'a str },
+    Stage { stage: &'a str, key: &'a Digest },
     /// The computation of one item under its key.
-    Item { stage: &'a str, key: &'a str },
+    Item { stage: &'a str, key: &'a Digest },
     /// The follower of a stage's Slurm arrays under the stage key.
-    Slurm { stage: &'a str, key: &'a str },
+    Slurm { stage: &'a str, key: &'a Digest },
     /// The building of an output view (`out/STAGE/DIGEST`, or an item's).
     View {
         stage: &'a str,
         item: bool,
-        digest: &'a str,
+        digest: &'a Digest,
     },
 }
 

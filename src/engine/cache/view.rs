@@ -73,7 +73,7 @@ impl Cache {
         super::lock::LockOf::View {
             stage: &v.stage,
             item: v.item,
-            digest: v.digest.as_str(),
+            digest: &v.digest,
         }
         .path(self.root())
     }

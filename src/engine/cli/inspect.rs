@@ -25,7 +25,7 @@ pub fn plan(
     if json {
         let stages: Vec<_> = plan
             .iter()
-            .map(|s| json!({"name": project.p.stages[s.stage].name, "action": s.action.name(), "reasons": why(s)}))
+            .map(|s| json!({"name": project.p.decl(s.stage).name, "action": s.action.name(), "reasons": why(s)}))
             .collect();
         println!(
             "{}",
@@ -34,7 +34,7 @@ pub fn plan(
         return Ok(ExitCode::SUCCESS);
     }
     for s in &plan {
-        let name = &project.p.stages[s.stage].name;
+        let name = &project.p.decl(s.stage).name;
         println!("{:<7} {name:<16} {}", s.action.name(), why(s).join("; "));
     }
     Ok(ExitCode::SUCCESS)
@@ -53,7 +53,7 @@ pub fn status(project: &Project, json: bool) -> Result<ExitCode> {
         let stages: Vec<_> = plan
             .iter()
             .map(|s| {
-                let st = &project.p.stages[s.stage];
+                let st = &project.p.decl(s.stage);
                 json!({"name": st.name, "kind": st.kind, "state": state(s),
                        "key": s.key, "reasons": s.reasons.iter().map(ToString::to_string).collect::<Vec<_>>(),
                        "ended": s.record.as_ref().map(|r| r.provenance.ended.clone())})
@@ -65,7 +65,7 @@ pub fn status(project: &Project, json: bool) -> Result<ExitCode> {
     }
     println!("pipeline {} ({})", project.p.name, project.p.file.display());
     for s in &plan {
-        let st = &project.p.stages[s.stage];
+        let st = &project.p.decl(s.stage);
         let detail = match &s.record {
             Some(r) => format!(
                 "computed {} in {:.2}s",
@@ -169,7 +169,7 @@ pub fn show(project: &Project, stage: &str, (json, path): (bool, bool)) -> Resul
         return Ok(ExitCode::SUCCESS);
     }
     let p = &record.provenance;
-    println!("stage    {stage} ({})", project.p.stages[i].kind);
+    println!("stage    {stage} ({})", project.p.decl(i).kind);
     if !is_current {
         println!("note     the pipeline has changed since: this is the last record, not a current result");
     }

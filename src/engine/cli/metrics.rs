@@ -22,7 +22,7 @@ pub(super) fn column(project: &Project, stages: &[String], label: String) -> Res
         ..Column::default()
     };
     for s in &plan {
-        let name = project.p.stages[s.stage].name.clone();
+        let name = project.p.decl(s.stage).name.clone();
         if !stages.is_empty() && !stages.contains(&name) {
             continue;
         }
@@ -77,7 +77,7 @@ pub fn metrics(
         .dag
         .closure(&base.dag.targets(&base.p, stages)?)
         .into_iter()
-        .map(|i| base.p.stages[i].name.clone())
+        .map(|i| base.p.decl(i).name.clone())
         .filter(|n| stages.is_empty() || stages.contains(n))
         .collect();
     let mut cols = vec![column(&base, stages, label(file, sets))?];

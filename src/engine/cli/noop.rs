@@ -21,6 +21,7 @@ use std::time::Instant;
 
 use super::project::Project;
 use super::run::RunArgs;
+use crate::config::StageId;
 use crate::engine::Engine;
 use crate::schedule::{StageOutcome, Status};
 
@@ -228,7 +229,7 @@ fn memo_text(
     }
     // Stages in the order they were decided (closure order), for the replayed lines.
     let order = project.closure(&a.targets).ok()?;
-    let by_stage: std::collections::HashMap<usize, &StageOutcome> =
+    let by_stage: std::collections::HashMap<StageId, &StageOutcome> =
         outcomes.iter().map(|o| (o.stage, o)).collect();
     for i in order {
         let r = by_stage.get(&i)?.record.as_ref()?;

@@ -21,7 +21,7 @@ pub(super) fn charts_of(project: &Project, stages: &[String]) -> Result<Charts> 
     let (cache, plan) = planned(project, &closure, &HashSet::new())?;
     let mut out = Charts::new();
     for s in &plan {
-        let stage = project.p.stages[s.stage].name.clone();
+        let stage = project.p.decl(s.stage).name.clone();
         if !stages.is_empty() && !stages.contains(&stage) {
             continue;
         }

@@ -8,6 +8,7 @@ use super::args::Sets;
 use super::UsageError;
 use crate::cache::lock::Lock;
 use crate::cache::Cache;
+use crate::config::StageId;
 use crate::config::{self, Override, Pipeline};
 use crate::dag::Dag;
 pub use crate::decide::{Action, Planned};
@@ -33,16 +34,16 @@ impl<'r> Project<'r> {
         Ok(Cache::open(&self.p.cache_dir)?)
     }
 
-    pub fn closure(&self, targets: &[String]) -> Result<Vec<usize>> {
+    pub fn closure(&self, targets: &[String]) -> Result<Vec<StageId>> {
         let t = self.dag.targets(&self.p, targets)?;
         Ok(self.dag.closure(&t))
     }
 
-    pub fn stage_index(&self, name: &str) -> Result<usize> {
+    pub fn stage_index(&self, name: &str) -> Result<StageId> {
         Ok(self.dag.targets(&self.p, &[name.to_string()])?[0])
     }
 
-    pub fn force_set(&self, force: &[String]) -> Result<HashSet<usize>> {
+    pub fn force_set(&self, force: &[String]) -> Result<HashSet<StageId>> {
         force.iter().map(|f| self.stage_index(f)).collect()
     }
 
@@ -54,8 +55,8 @@ impl<'r> Project<'r> {
 /// The cache and the plan of `closure`.
 pub fn planned(
     project: &Project,
-    closure: &[usize],
-    force: &HashSet<usize>,
+    closure: &[StageId],
+    force: &HashSet<StageId>,
 ) -> Result<(Cache, Vec<Planned>)> {
     let cache = project.cache()?;
     let runner = ChildProcess::new();

@@ -11,6 +11,7 @@ use super::args::Sets;
 use super::metrics::column;
 use super::plots::{combined, sources};
 use super::project::{planned, Project};
+use crate::config::StageId;
 use crate::decide::Action;
 use crate::registry::Registry;
 use crate::report::{Report, Row, StageRow};
@@ -44,10 +45,10 @@ fn stages(project: &Project) -> Result<(Vec<StageRow>, Edges)> {
     let (cache, plan) = planned(project, &order, &HashSet::new())?;
     let runner = crate::runner::child::ChildProcess::new();
     let engine = project.engine(&cache, &runner);
-    let at: BTreeMap<usize, usize> = order.iter().enumerate().map(|(k, &i)| (i, k)).collect();
+    let at: BTreeMap<StageId, usize> = order.iter().enumerate().map(|(k, &i)| (i, k)).collect();
     let mut rows = Vec::new();
     for s in &plan {
-        let decl = &project.p.stages[s.stage];
+        let decl = &project.p.decl(s.stage);
         let mut row = StageRow {
             name: decl.name.clone(),
             kind: decl.kind.clone(),
@@ -90,7 +91,7 @@ fn params(sources: &[(String, Project)]) -> Vec<Row<Value>> {
     let base = &sources[0].1;
     let mut rows = Vec::new();
     for &i in base.dag.order() {
-        let stage = &base.p.stages[i].name;
+        let stage = &base.p.decl(i).name;
         let names: BTreeSet<&String> = sources
             .iter()
             .filter_map(|(_, p)| p.p.stage(stage))
@@ -118,7 +119,7 @@ fn metrics(sources: &[(String, Project)]) -> Result<Vec<Row<f64>>> {
     let base = &sources[0].1;
     let mut rows = Vec::new();
     for &i in base.dag.order() {
-        let stage = &base.p.stages[i].name;
+        let stage = &base.p.decl(i).name;
         let names: BTreeSet<&String> = (cols.iter())
             .filter_map(|c| c.stages.get(stage).and_then(Option::as_ref))
             .flat_map(|m| m.keys())

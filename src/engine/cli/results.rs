@@ -44,7 +44,7 @@ pub fn refresh(
                 .record
                 .as_ref()
                 .map_or("-".into(), |r| r.output_digest.to_string());
-            format!("{} {digest}\n", project.p.stages[o.stage].name)
+            format!("{} {digest}\n", project.p.decl(o.stage).name)
         })
         .collect();
     let state_file = dir.join(".links");
@@ -52,7 +52,7 @@ pub fn refresh(
         return Ok(());
     }
     for o in outcomes {
-        let link = dir.join(&project.p.stages[o.stage].name);
+        let link = dir.join(&project.p.decl(o.stage).name);
         match &o.record {
             Some(r) => {
                 // Views are named by output digest: a link that already points at the view's

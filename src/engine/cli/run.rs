@@ -239,7 +239,7 @@ fn summarize(
         start.elapsed().as_secs_f64()
     );
     for o in outcomes {
-        let name = &project.p.stages[o.stage].name;
+        let name = &project.p.decl(o.stage).name;
         let items = if o.items_ran + o.items_cached > 0 {
             format!("  items: {} ran, {} cached", o.items_ran, o.items_cached)
         } else {
@@ -256,7 +256,7 @@ fn summarize(
     }
     for o in outcomes {
         if let Status::Failed(report) = &o.status {
-            let name = &project.p.stages[o.stage].name;
+            let name = &project.p.decl(o.stage).name;
             let _ = writeln!(text, "\nstage `{name}` failed: {report}");
         }
     }
@@ -305,7 +305,7 @@ pub fn pull(project: &Project, remote: &dyn Store, targets: &[String]) -> Result
             let (None, Some(key)) = (&s.record, &s.key) else {
                 continue;
             };
-            let name = &project.p.stages[s.stage].name;
+            let name = &project.p.decl(s.stage).name;
             if !tried.insert((name.clone(), key.clone())) {
                 continue;
             }

@@ -28,12 +28,12 @@ pub fn gc(project: &Project, keep: usize, dry_run: bool) -> Result<ExitCode> {
     let plan = crate::decide::plan(&engine, project.dag.order(), &HashSet::new())?;
     let mut roots = Roots::default();
     for s in &plan {
-        let name = project.p.stages[s.stage].name.clone();
+        let name = project.p.decl(s.stage).name.clone();
         match &s.record {
             Some(r) => {
                 roots.records.insert((name, r.key.to_string()));
             }
-            None if project.p.stages[s.stage].foreach.is_some() => {
+            None if project.p.decl(s.stage).foreach.is_some() => {
                 roots.stages_in_progress.insert(name);
             }
             None => {}
@@ -95,7 +95,7 @@ fn export(project: &Project, bundle: &Path, targets: &[String]) -> Result<ExitCo
     let mut records = Vec::new();
     let mut items = Vec::new();
     for s in &plan {
-        let name = &project.p.stages[s.stage].name;
+        let name = &project.p.decl(s.stage).name;
         let Some(r) = &s.record else {
             eprintln!("warning: `{name}` has no current result and is not exported (run it first)");
             continue;

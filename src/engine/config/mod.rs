@@ -94,8 +94,42 @@ impl Pipeline {
     pub fn stage(&self, name: &str) -> Option<&StageDecl> {
         self.stages.iter().find(|s| s.name == name)
     }
-    pub fn index(&self, name: &str) -> Option<usize> {
-        self.stages.iter().position(|s| s.name == name)
+    pub fn index(&self, name: &str) -> Option<StageId> {
+        self.stages.iter().position(|s| s.name == name).map(StageId)
+    }
+
+    /// The stage `id` names.
+    pub fn decl(&self, id: StageId) -> &StageDecl {
+        &self.stages[id.0]
+    }
+
+    /// Every stage's id, in file order.
+    pub fn ids(&self) -> impl Iterator<Item = StageId> {
+        (0..self.stages.len()).map(StageId)
+    }
+}
+
+/// A stage of a pipeline: its position in the file (`Pipeline::stages`). Only a pipeline makes
+/// one, so an id always names a stage of the pipeline it came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct StageId(usize);
+
+impl std::fmt::Display for StageId {
+    /// Its position, as a number.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.0)
+    }
+}
+
+impl StageId {
+    /// Its position in `Pipeline::stages`.
+    pub fn index(self) -> usize {
+        self.0
+    }
+
+    /// The id of the stage at `index` (a graph node's, a table's row).
+    pub(crate) fn at(index: usize) -> StageId {
+        StageId(index)
     }
 }
 

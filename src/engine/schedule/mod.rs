@@ -19,6 +19,7 @@ use nasflow_contract::DeviceSpec;
 use crate::batch::{ItemJob, ItemsOutcome};
 use crate::cache::record::ItemRef;
 use crate::cache::{CacheError, Digest, StageRecord};
+use crate::config::StageId;
 use crate::decide::{Decision, ItemPlan, RunPlan};
 use crate::engine::{Done, Engine, Result};
 use crate::key::{DirtyReason, KeyInputs};
@@ -35,7 +36,7 @@ use task::{Launched, Task};
 
 pub struct RunOptions {
     pub jobs: usize,
-    pub force: HashSet<usize>,
+    pub force: HashSet<StageId>,
     /// Capacity shared with the schedulers of other variants run at the same time; `None`: this
     /// run's own (`jobs` slots, `gpu_slots` on each of the pipeline's GPUs).
     pub slots: Option<Arc<Slots>>,
@@ -66,21 +67,26 @@ struct Scheduler<'e, 'a> {
     ui: &'e Ui,
     opts: &'e RunOptions,
     threads: usize,
-    states: HashMap<usize, State>,
+    states: HashMap<StageId, State>,
     /// The records of finished stages (also in `states`), for key computation.
     done: Done,
-    outcomes: BTreeMap<usize, StageOutcome>,
+    outcomes: BTreeMap<StageId, StageOutcome>,
     queue: VecDeque<Task>,
     /// Stages put back to waiting in this run because a stored output of theirs changed
     /// (each at most once: a second time fails the reader instead of looping).
-    reopened: HashSet<usize>,
+    reopened: HashSet<StageId>,
     /// Set when a stage was put back during an [`Scheduler::advance`] pass.
     again: bool,
 }
 
 /// Runs the stages of a closure (in execution order). Stage failures are outcomes, not errors;
 /// an `Err` means the run could not proceed at all (device unavailable, cache unwritable).
-pub fn run(e: &Engine, closure: &[usize], opts: &RunOptions, ui: &Ui) -> Result<Vec<StageOutcome>> {
+pub fn run(
+    e: &Engine,
+    closure: &[StageId],
+    opts: &RunOptions,
+    ui: &Ui,
+) -> Result<Vec<StageOutcome>> {
     let cores = std::thread::available_parallelism()
         .map(|n| n.get())
         .unwrap_or(1);
@@ -112,7 +118,11 @@ type Report = (Outcome, Option<Grant>);
 impl<'e, 'a> Scheduler<'e, 'a> {
     /// The loop: decide what is ready, launch what fits, wait for one task, repeat. Slurm
     /// batches take no slot (their items run on the cluster).
-    fn drive<'s>(&mut self, scope: &'s std::thread::Scope<'s, '_>, closure: &[usize]) -> Result<()>
+    fn drive<'s>(
+        &mut self,
+        scope: &'s std::thread::Scope<'s, '_>,
+        closure: &[StageId],
+    ) -> Result<()>
     where
         'e: 's,
     {
@@ -178,13 +188,13 @@ impl<'e, 'a> Scheduler<'e, 'a> {
 
     /// Whether stage `i`'s jobs are device jobs: a kind that computes on the device when the
     /// device is CUDA, or a `cmd` stage with `gpu = true`.
-    fn uses_gpu(&self, i: usize) -> bool {
-        self.e.p.stages[i].gpu
+    fn uses_gpu(&self, i: StageId) -> bool {
+        self.e.p.decl(i).gpu
             || (self.e.kind(i).uses_device() && self.e.device().is_ok_and(|d| d.is_cuda()))
     }
 
     /// The records of stage `i`'s upstream stages (all done when it is decided).
-    fn upstream_records(&self, i: usize) -> Done {
+    fn upstream_records(&self, i: StageId) -> Done {
         self.e
             .dag
             .deps(i)
@@ -193,7 +203,7 @@ impl<'e, 'a> Scheduler<'e, 'a> {
             .collect()
     }
 
-    fn mark_done(&mut self, i: usize, record: Arc<StageRecord>) {
+    fn mark_done(&mut self, i: StageId, record: Arc<StageRecord>) {
         self.done.insert(i, record);
         self.states.insert(i, State::Done);
     }
@@ -201,7 +211,7 @@ impl<'e, 'a> Scheduler<'e, 'a> {
     /// Decides every waiting stage whose upstream stages are all done (or skips it when one
     /// failed). One pass in execution order suffices: a stage finished here is seen by its
     /// dependents later in the same pass.
-    fn advance(&mut self, closure: &[usize]) -> Result<()> {
+    fn advance(&mut self, closure: &[StageId]) -> Result<()> {
         loop {
             self.again = false;
             self.advance_once(closure)?;
@@ -211,7 +221,7 @@ impl<'e, 'a> Scheduler<'e, 'a> {
         }
     }
 
-    fn advance_once(&mut self, closure: &[usize]) -> Result<()> {
+    fn advance_once(&mut self, closure: &[StageId]) -> Result<()> {
         for &i in closure {
             if !matches!(self.states[&i], State::Waiting) {
                 continue;
@@ -240,7 +250,7 @@ impl<'e, 'a> Scheduler<'e, 'a> {
         Ok(())
     }
 
-    fn outcome(&mut self, i: usize, status: Status, reasons: Vec<DirtyReason>, seconds: f64) {
+    fn outcome(&mut self, i: StageId, status: Status, reasons: Vec<DirtyReason>, seconds: f64) {
         let o = self.outcomes.entry(i).or_insert(StageOutcome {
             stage: i,
             status: Status::Cached,
@@ -256,7 +266,7 @@ impl<'e, 'a> Scheduler<'e, 'a> {
     }
 
     /// Decides stage `i` and queues its tasks.
-    fn prepare(&mut self, i: usize) -> Result<()> {
+    fn prepare(&mut self, i: StageId) -> Result<()> {
         let forced = self.opts.force.contains(&i);
         let decision = match crate::decide::decide(self.e, i, &self.upstream_records(i), forced) {
             Ok(d) => d,
@@ -311,7 +321,7 @@ impl<'e, 'a> Scheduler<'e, 'a> {
     /// Queues an item-level stage's uncached items: one task each, or one batch.
     fn queue_items(
         &mut self,
-        i: usize,
+        i: StageId,
         mut active: Active,
         items: Vec<ItemPlan>,
         forced: bool,
@@ -366,7 +376,7 @@ impl<'e, 'a> Scheduler<'e, 'a> {
     /// upstream stage with a changed or missing output is put back to waiting, to be recomputed
     /// in this run (its changed blobs are quarantined); true if one was. The second time in one
     /// run, `i` fails instead.
-    fn reopen_damaged_deps(&mut self, i: usize) -> Result<bool> {
+    fn reopen_damaged_deps(&mut self, i: StageId) -> Result<bool> {
         let mut reopened = false;
         for d in self.e.dag.deps(i) {
             let Some(r) = self.done.get(&d).cloned() else {
@@ -400,7 +410,7 @@ impl<'e, 'a> Scheduler<'e, 'a> {
         Ok(reopened)
     }
 
-    fn fail_now(&mut self, i: usize, message: String) -> Result<()> {
+    fn fail_now(&mut self, i: StageId, message: String) -> Result<()> {
         self.ui
             .line(&format!("FAILED {}: {message}", self.e.name(i)));
         self.states.insert(i, State::Failed);
@@ -408,7 +418,7 @@ impl<'e, 'a> Scheduler<'e, 'a> {
         Ok(())
     }
 
-    fn active(&mut self, i: usize) -> &mut Active {
+    fn active(&mut self, i: StageId) -> &mut Active {
         match self.states.get_mut(&i) {
             Some(State::Active(a)) => a,
             _ => unreachable!("a finished task's stage is active"),
@@ -469,7 +479,7 @@ impl<'e, 'a> Scheduler<'e, 'a> {
         Ok(())
     }
 
-    fn item_done(&mut self, i: usize, done: ItemDone, plan: &ItemPlan, elapsed: f64) {
+    fn item_done(&mut self, i: StageId, done: ItemDone, plan: &ItemPlan, elapsed: f64) {
         let ItemDone {
             index,
             item,
@@ -510,7 +520,7 @@ impl<'e, 'a> Scheduler<'e, 'a> {
         }
     }
 
-    fn batch_done(&mut self, i: usize, outcome: ItemsOutcome) {
+    fn batch_done(&mut self, i: StageId, outcome: ItemsOutcome) {
         let name = self.e.name(i);
         for e in &outcome.errors {
             self.ui.line(&format!("FAILED {name} {e}"));
@@ -524,7 +534,7 @@ impl<'e, 'a> Scheduler<'e, 'a> {
     }
 
     /// All items of a stage are finished: assemble and publish the stage record, or fail it.
-    fn finish_items(&mut self, i: usize) -> Result<()> {
+    fn finish_items(&mut self, i: StageId) -> Result<()> {
         let Some(State::Active(active)) = self.states.remove(&i) else {
             unreachable!()
         };
@@ -602,7 +612,7 @@ impl<'e, 'a> Scheduler<'e, 'a> {
         })
     }
 
-    fn active_ref(&self, i: usize) -> &Active {
+    fn active_ref(&self, i: StageId) -> &Active {
         match &self.states[&i] {
             State::Active(a) => a,
             _ => unreachable!("a launched task's stage is active"),
@@ -611,7 +621,7 @@ impl<'e, 'a> Scheduler<'e, 'a> {
 
     fn item_job(
         &self,
-        i: usize,
+        i: StageId,
         done: &Done,
         plan: &ItemPlan,
         forced: bool,
@@ -648,7 +658,7 @@ fn short(v: &serde_json::Value) -> String {
 }
 
 /// The record of an item-level stage, once all its items are published.
-fn assemble(e: &Engine, i: usize, active: Active) -> Result<StageRecord> {
+fn assemble(e: &Engine, i: StageId, active: Active) -> Result<StageRecord> {
     let items: Vec<ItemRef> = active
         .items
         .into_iter()
@@ -674,6 +684,7 @@ fn assemble(e: &Engine, i: usize, active: Active) -> Result<StageRecord> {
 
 #[cfg(test)]
 mod tests {
+    use crate::config::StageId;
     use std::collections::HashSet;
 
     use nasflow_contract::DeviceSpec;
@@ -722,7 +733,7 @@ text = "e"
         let f = Fixture::new(DIAMOND);
         f.run(&[], &[]);
         let before = f.with_engine(&[], |e| {
-            crate::decide::plan(e, &[0], &Default::default()).unwrap()
+            crate::decide::plan(e, &[StageId::at(0)], &Default::default()).unwrap()
         });
         // test-write writes a timestamp to its provenance: a forced rerun differs there only.
         let (_, ran) = f.run(&[], &["a"]);
@@ -732,7 +743,7 @@ text = "e"
             "b and d are cached: a's outputs are identical"
         );
         let after = f.with_engine(&[], |e| {
-            crate::decide::plan(e, &[0], &Default::default()).unwrap()
+            crate::decide::plan(e, &[StageId::at(0)], &Default::default()).unwrap()
         });
         let (r0, r1) = (
             before[0].record.clone().unwrap(),

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use crate::batch::ItemsOutcome;
 use crate::cache::record::ItemRef;
 use crate::cache::StageRecord;
+use crate::config::StageId;
 use crate::decide::ItemPlan;
 use crate::engine::EngineError;
 use crate::key::DirtyReason;
@@ -27,7 +28,7 @@ pub enum Status {
 
 #[derive(Debug, Clone)]
 pub struct StageOutcome {
-    pub stage: usize,
+    pub stage: StageId,
     pub status: Status,
     pub reasons: Vec<DirtyReason>,
     pub seconds: f64,
@@ -42,23 +43,23 @@ pub(super) enum Outcome {
     /// A whole stage: its record, and whether it ran (not found published by another process
     /// meanwhile).
     Stage {
-        i: usize,
+        i: StageId,
         result: Result<(Arc<StageRecord>, bool), TaskError>,
     },
     Item {
-        i: usize,
+        i: StageId,
         plan: Box<ItemPlan>,
         result: Result<ItemDone, TaskError>,
     },
     /// A stage's uncached items computed as a batch (Slurm arrays).
     Batch {
-        i: usize,
+        i: StageId,
         result: Result<ItemsOutcome, TaskError>,
     },
 }
 
 impl Outcome {
-    pub(super) fn stage(&self) -> usize {
+    pub(super) fn stage(&self) -> StageId {
         match self {
             Outcome::Stage { i, .. } | Outcome::Item { i, .. } | Outcome::Batch { i, .. } => *i,
         }

@@ -11,6 +11,7 @@ use crate::batch::{ItemBatch, ItemJob};
 use crate::cache::lock::LockOf;
 use crate::cache::view::ViewRef;
 use crate::cache::Digest;
+use crate::config::StageId;
 use crate::decide::ItemPlan;
 use crate::engine::Engine;
 use crate::key::KeyInputs;
@@ -21,26 +22,26 @@ use crate::publish;
 /// Slurm) the follower of a stage's uncached items, which takes no job slot.
 pub(super) enum Task {
     Stage {
-        i: usize,
+        i: StageId,
         key: Digest,
         ki: KeyInputs,
         forced: bool,
     },
     Item {
-        i: usize,
+        i: StageId,
         plan: ItemPlan,
         forced: bool,
     },
     /// The uncached items of a stage, computed by the runner as a batch (Slurm arrays).
     Batch {
-        i: usize,
+        i: StageId,
         items: Vec<ItemPlan>,
         forced: bool,
     },
 }
 
 impl Task {
-    pub(super) fn stage(&self) -> usize {
+    pub(super) fn stage(&self) -> StageId {
         match self {
             Task::Stage { i, .. } | Task::Item { i, .. } | Task::Batch { i, .. } => *i,
         }
@@ -59,7 +60,7 @@ impl Task {
 /// A task with its work prepared: what a task thread runs.
 pub(super) enum Launched {
     Stage {
-        i: usize,
+        i: StageId,
         key: Digest,
         ki: KeyInputs,
         forced: bool,
@@ -67,12 +68,12 @@ pub(super) enum Launched {
         views: Vec<ViewRef>,
     },
     Item {
-        i: usize,
+        i: StageId,
         plan: ItemPlan,
         job: Box<ItemJob>,
     },
     Batch {
-        i: usize,
+        i: StageId,
         stage_key: Digest,
         items: Vec<ItemJob>,
         bar: Option<indicatif::ProgressBar>,
@@ -123,7 +124,7 @@ impl Launched {
 }
 
 /// One item: under its lock, unless published meanwhile.
-fn item(e: &Engine, ui: &Ui, i: usize, t: &ItemJob) -> Result<ItemDone, TaskError> {
+fn item(e: &Engine, ui: &Ui, i: StageId, t: &ItemJob) -> Result<ItemDone, TaskError> {
     let name = e.name(i);
     let wait = || {
         ui.line(&format!(
@@ -145,17 +146,14 @@ fn item(e: &Engine, ui: &Ui, i: usize, t: &ItemJob) -> Result<ItemDone, TaskErro
 fn stage(
     e: &Engine,
     ui: &Ui,
-    i: usize,
+    i: StageId,
     (job, views): (nasflow_contract::Job, &[ViewRef]),
     key: &Digest,
     ki: &KeyInputs,
     forced: bool,
 ) -> Result<(Arc<crate::cache::StageRecord>, bool), TaskError> {
     let name = e.name(i);
-    let of = LockOf::Stage {
-        stage: name,
-        key: key.as_str(),
-    };
+    let of = LockOf::Stage { stage: name, key };
     let _lock = publish::lock(e.cache, of, true, || {
         ui.line(&format!(
             "wait   {name}: another nasflow process is computing it; waiting for its lock"

@@ -110,7 +110,7 @@ impl Follow<'_> {
         std::fs::create_dir_all(&logs).map_err(io(&logs))?;
         let of = LockOf::Slurm {
             stage: &self.stage,
-            key: self.stage_key.as_str(),
+            key: &self.stage_key,
         };
         let _lock = crate::publish::lock(self.cache, of, true, || {
             self.ui.line(&format!(
