@@ -56,6 +56,9 @@ impl Sets {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run the targets (default: every stage) and whatever they depend on.
+    ///
+    /// Native stage kinds run in persistent `nasflow-worker` processes, one per job slot, each
+    /// serving item after item (NASFLOW_WORKERS=per-job: a fresh process per job instead).
     Run {
         /// Stages to act on (default: all), with what they depend on.
         targets: Vec<String>,
