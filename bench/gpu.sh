@@ -98,7 +98,7 @@ for _ in range(k): a @ b
 sync(); print(f"{2 * n ** 3 * k / (time.perf_counter() - t) / 1e12:.1f}")
 PY
 )
-say "matmul ${MATMUL}^3 ($([ "$DEVICE" = cuda ] && echo bf16 || echo fp32), PyTorch): ${MATMUL_TFLOPS:-FAILED} TFLOP/s"
+say "matmul ${MATMUL}^3 ($([ "$DEVICE" = cuda ] && echo bf16 || echo fp32), PyTorch): ${MATMUL_TFLOPS:+$MATMUL_TFLOPS TFLOP/s}${MATMUL_TFLOPS:-FAILED (no usable torch in $TORCH_PY)}"
 
 # 3. pretrain throughput, nasflow against PyTorch.
 C1='{"hash": "28cfc7874f6d200472e1a9dcd8650aa0", "matrix": [[0,1,1,1,0,1,0],[0,0,0,0,0,0,1],[0,0,0,0,0,0,1],[0,0,0,0,1,0,0],[0,0,0,0,0,0,1],[0,0,0,0,0,0,1],[0,0,0,0,0,0,0]], "ops": ["input","conv1x1-bn-relu","conv3x3-bn-relu","conv3x3-bn-relu","conv3x3-bn-relu","maxpool3x3","output"]}'
@@ -153,7 +153,7 @@ TOML
   t0=$(date +%s.%N)
   (cd "$d" && timeout "$LIMIT" "$N" run pretrain > run.log 2>&1) || { echo "FAILED: $(tail -3 "$d/run.log" | tr '\n' ' ')"; return; }
   t1=$(date +%s.%N)
-  python3 bench/gpu_figures.py pretrain "$d" "$N" "$IMAGES" "$(python3 -c "print($t1 - $t0)")" 2>&1 | tail -1
+  python3 bench/gpu_figures.py pretrain "$d" "$N" "$IMAGES" "$EPOCHS" "$(python3 -c "print($t1 - $t0)")" 2>&1 | tail -1
 }
 
 # pretrain_pytorch MODE N: the first N cells, one process each, at once.
@@ -233,16 +233,25 @@ TOML
   (cd "$d" && timeout 240 "$N" run train-vae > run.log 2>&1) || { say "train-vae epoch: FAILED: $(tail -3 "$d/run.log" | tr '\n' ' ')"; return; }
   say "extract on $DEVICE: $(python3 bench/gpu_figures.py items "$d" "$N" extract 2>&1 | tail -1)"
   local t
-  t=$(cd "$d" && "$N" log train-vae --file timing.json | python3 -c "
-import json,sys
-t=sys.stdin.read();t=json.loads(t[t.index('{'):]);s=t['train_seconds'][0]
-print(f'batch loop {s:.1f} s for $VAE_CELLS cells ({s * 1000 / ($VAE_CELLS / 32):.2f} ms a batch of 32); the whole space: {s * 423624 / $VAE_CELLS:.0f} s extrapolated')")
+  t=$(cd "$d" && python3 - "$N" <<'PY'
+import json, subprocess, sys
+n = sys.argv[1]
+run = lambda *a: subprocess.run([n, *a], capture_output=True, text=True, check=True).stdout
+t = run('log', 'train-vae', '--file', 'timing.json')
+s = json.loads(t[t.index('{'):])['train_seconds'][0]
+m = json.load(open(json.loads(run('show', 'train-vae', '--json'))['out_dir'] + '/metrics.json'))['epochs'][0]
+b = m['unlabeled_batches'] + m['labeled_batches']
+# The whole space: 423,624 cells in batches of 32, plus the same labeled batches.
+whole = 423624 / 32 + m['labeled_batches']
+print(f"batch loop {s:.1f} s for {m['unlabeled_batches']} unlabeled + {m['labeled_batches']} labeled batches "
+      f"({s * 1000 / b:.2f} ms a batch, both models stepped); the whole space: {s / b * whole:.0f} s extrapolated")
+PY
+)
   say "train-vae io (+ reference), 1 epoch on $DEVICE: $t"
-  "$N" nb101 enumerate --format jsonl --out "$W/space.jsonl" > /dev/null 2>&1 \
-    && say "pytorch arch2vec, 1 epoch on $VAE_CELLS cells on $DEVICE: $(timeout 120 "$TORCH_PY" bench/pytorch_arch2vec.py "$W/space.jsonl" --limit "$VAE_CELLS" --device "$DEVICE" --threads "$(nproc)" 2>&1 | tail -1 | python3 -c "
-import json,sys
-r=json.loads(sys.stdin.read());s=r['seconds']
-print(f'{s:.1f} s ({s * 1000 / r[\"steps\"]:.2f} ms a batch); the whole space: {s * 423624 / r[\"cells\"]:.0f} s extrapolated')" 2>&1)"
+  "$N" nb101 enumerate --format jsonl --out "$W/space.jsonl" > /dev/null 2>&1
+  timeout 120 "$TORCH_PY" bench/pytorch_arch2vec.py "$W/space.jsonl" --limit "$VAE_CELLS" --device "$DEVICE" \
+    --threads "$(nproc)" > "$W/arch2vec.out" 2>&1
+  say "pytorch arch2vec, 1 epoch on $VAE_CELLS cells on $DEVICE: $(python3 bench/gpu_figures.py arch2vec "$W/arch2vec.out")"
 }
 
 # 5. The default pipeline on the device, then a train-vae edit: which stages rerun, on what device.
