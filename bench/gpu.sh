@@ -16,8 +16,9 @@
 #      records' provenance says cuda.
 #   2. The card's bf16 matrix rate: an 8192^3 bf16 matmul with the machine's PyTorch.
 #   3. pretrain at the paper's size (128 channels, 3 stacks x 3 cells, batch 128, synthetic
-#      images): 1, 4 and 8 networks on the GPU at once (persistent workers, one per GPU slot), in
-#      fp32, tf32 and bf16 + channels-last; steady-state img/s (the last epoch) beside the wall
+#      images): 1, 4 and 8 networks on the GPU at once (persistent workers, one per GPU slot; and
+#      for 8 networks, and 4 in bf16, one worker with a CUDA stream per network), in fp32, tf32
+#      and bf16 + channels-last; steady-state img/s (the last epoch) beside the wall
 #      figure, and achieved TFLOP/s; bench/pytorch_pretrain.py beside it for 1 and 8 networks in
 #      fp32 and bf16. The 8 networks: the Inception-like cell, the largest cell of nb101-1k, two
 #      more of nb101-1k, and 4 drawn from nb101-1k at random (Python's random.Random(1).sample of
@@ -115,9 +116,11 @@ C7='{"hash": "00899177dbfccd6429c65c4cb8fa6da8", "matrix": [[0,1,0,0,1,0,0],[0,0
 C8='{"hash": "00831bf24b5aa2587b393b7f8c5c7710", "matrix": [[0,1,0,0,0,0,0],[0,0,1,1,0,0,0],[0,0,0,1,0,0,0],[0,0,0,0,1,0,1],[0,0,0,0,0,1,1],[0,0,0,0,0,0,1],[0,0,0,0,0,0,0]], "ops": ["input","conv1x1-bn-relu","conv1x1-bn-relu","conv1x1-bn-relu","maxpool3x3","conv3x3-bn-relu","output"]}'
 CELLS_ALL=("$C1" "$C2" "$C3" "$C4" "$C5" "$C6" "$C7" "$C8")
 
-# pretrain_nasflow NAME MODE N: the first N cells together (N GPU slots), MODE fp32|tf32|bf16.
+# pretrain_nasflow NAME MODE N [WORKERS]: the first N cells together (N GPU slots), MODE
+# fp32|tf32|bf16; WORKERS: `persistent` (a process per slot) or `shared:N` (one process, a CUDA
+# stream per network).
 pretrain_nasflow() {
-  local name=$1 mode=$2 n=$3
+  local name=$1 mode=$2 n=$3 workers=${4:-persistent}
   local d="$W/pre-$name"; mkdir -p "$d"
   printf '%s\n' "${CELLS_ALL[@]:0:$n}" > "$d/cells.jsonl"
   local prec=fp32 cl=false tf32=false
@@ -151,7 +154,7 @@ TOML
   (cd "$d" && timeout "$LIMIT" "$N" run cells > /dev/null 2>&1)
   local t0 t1
   t0=$(date +%s.%N)
-  (cd "$d" && timeout "$LIMIT" "$N" run pretrain > run.log 2>&1) || { echo "FAILED: $(tail -3 "$d/run.log" | tr '\n' ' ')"; return; }
+  (cd "$d" && NASFLOW_WORKERS=$workers timeout "$LIMIT" "$N" run pretrain > run.log 2>&1) || { echo "FAILED: $(tail -3 "$d/run.log" | tr '\n' ' ')"; return; }
   t1=$(date +%s.%N)
   python3 bench/gpu_figures.py pretrain "$d" "$N" "$IMAGES" "$EPOCHS" "$(python3 -c "print($t1 - $t0)")" 2>&1 | tail -1
 }
@@ -184,6 +187,10 @@ step3() {
   for mode in bf16 fp32 tf32; do
     for n in 1 8 4; do
       say "pretrain $mode, $n network(s): nasflow $(pretrain_nasflow "$mode-$n" "$mode" "$n")"
+      # The same networks in one worker process, a CUDA stream each (NASFLOW_WORKERS=shared:N).
+      if [ "$n" = 8 ] || { [ "$mode" = bf16 ] && [ "$n" = 4 ]; }; then
+        say "pretrain $mode, $n network(s), one process: nasflow $(pretrain_nasflow "$mode-$n-shared" "$mode" "$n" "shared:$n")"
+      fi
       if [ "$mode" != tf32 ] && [ "$n" != 4 ]; then
         say "pretrain $mode, $n network(s): pytorch $(pretrain_pytorch "$mode" "$n")"
       fi

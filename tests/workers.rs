@@ -97,6 +97,43 @@ fn items_are_served_by_one_worker_per_job_slot_with_the_outputs_of_one_process_p
 }
 
 #[test]
+fn with_shared_workers_one_process_serves_the_job_slots_at_once_with_the_same_outputs() {
+    let shared = project(2, 1, NETWORKS);
+    let out = shared
+        .cmd(&["run", "pretrain"])
+        .env("NASFLOW_WORKERS", "shared:2")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let records = item_records(&shared);
+    assert_eq!(records.len(), 8);
+    let pids: BTreeSet<u64> = records
+        .iter()
+        .map(|(_, prov)| prov["worker"]["pid"].as_u64().unwrap())
+        .collect();
+    assert_eq!(pids.len(), 1, "one process for both slots: {pids:?}");
+    let mut counts: Vec<u64> = records
+        .iter()
+        .map(|(_, prov)| prov["worker"]["served_before"].as_u64().unwrap())
+        .collect();
+    counts.sort();
+    assert_eq!(
+        counts,
+        (0..8).collect::<Vec<_>>(),
+        "the process counts every job"
+    );
+
+    let per_job = project(2, 1, NETWORKS);
+    let out = per_job
+        .cmd(&["run", "pretrain"])
+        .env("NASFLOW_WORKERS", "per-job")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(digests(&per_job), digests(&shared));
+}
+
+#[test]
 fn a_failing_item_fails_alone_and_its_worker_serves_the_next() {
     let mut lines: Vec<&str> = NETWORKS.lines().take(3).collect();
     lines[1] = r#"{"hash":"0","matrix":[[0]],"ops":["input"]}"#;
@@ -173,8 +210,13 @@ fn workers_under(root: u32) -> BTreeSet<u32> {
 /// Runs `nasflow run pretrain` and SIGKILLs the first `kills` workers that appear, each as soon
 /// as it is seen (it was started for an item, which it is serving). Returns the run's output.
 fn run_killing_workers(p: &Project, kills: usize) -> std::process::Output {
+    run_killing_workers_with(p, kills, "persistent")
+}
+
+fn run_killing_workers_with(p: &Project, kills: usize, workers: &str) -> std::process::Output {
     let child = p
         .cmd(&["run", "pretrain"])
+        .env("NASFLOW_WORKERS", workers)
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()
@@ -250,4 +292,23 @@ fn a_worker_killed_twice_fails_that_item_with_the_signal_and_the_rest_finish() {
         stderr(&again)
     );
     assert_eq!(published_count(p.path()), 3);
+}
+
+#[test]
+fn a_shared_worker_killed_mid_item_costs_its_items_one_retry() {
+    let p = project(
+        2,
+        2,
+        &NETWORKS.lines().take(4).collect::<Vec<_>>().join("\n"),
+    );
+    p.run_ok(&["nets"]);
+    let out = run_killing_workers_with(&p, 1, "shared:2");
+    assert!(out.status.success(), "{}", stderr(&out));
+    let records = item_records(&p);
+    assert_eq!(records.len(), 4);
+    let retried = records
+        .iter()
+        .filter(|(_, prov)| prov["worker"].get("retried_after").is_some())
+        .count();
+    assert!((1..=2).contains(&retried), "{records:?}");
 }

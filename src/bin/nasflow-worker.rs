@@ -4,6 +4,10 @@
 //!   nasflow-worker serve          run jobs one after another: a job file's path a line on stdin,
 //!                                 progress and an end-of-job line on stdout (`job::SERVED_PREFIX`);
 //!                                 each job's own output goes to its provenance directory
+//!   nasflow-worker serve --channels K
+//!                                 the same protocol on K channels at once (fds 3+2k in, 4+2k
+//!                                 out), a thread and a CUDA stream each: several networks
+//!                                 in one process (see `multiplex`)
 //!   nasflow-worker probe          print the CUDA devices this binary can use, as JSON
 //!
 //! This is the one binary that links libtorch; the engine starts it as a child process. Its
@@ -25,6 +29,13 @@ fn main() -> ExitCode {
             ExitCode::SUCCESS
         }
         Some("serve") if args.len() == 2 => serve(),
+        Some("serve") if args.len() == 4 && args[2] == "--channels" => match args[3].parse() {
+            Ok(k) if k >= 1 => multiplex::serve(k),
+            _ => {
+                eprintln!("nasflow-worker serve --channels K: K is a count of 1 or more");
+                ExitCode::from(2)
+            }
+        },
         Some("run") if args.len() == 3 => match run(&args[2]) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
@@ -42,7 +53,7 @@ fn main() -> ExitCode {
 /// Whether this binary was linked with libtorch_cuda (the `cuda` cargo feature).
 const CUDA_LINKED: bool = cfg!(feature = "cuda");
 
-fn probe() -> Probe {
+pub(crate) fn probe() -> Probe {
     Probe {
         cuda_linked: CUDA_LINKED,
         cuda_devices: cuda_device_count(),
@@ -61,13 +72,16 @@ fn run(job_file: &str) -> Result<(), StageError> {
     run_job(&read_job(job_file)?, &computations, &probe(), &report)
 }
 
-fn read_job(job_file: &str) -> Result<Job, StageError> {
+#[path = "nasflow-worker/multiplex.rs"]
+mod multiplex;
+
+pub(crate) fn read_job(job_file: &str) -> Result<Job, StageError> {
     let text = std::fs::read_to_string(job_file).map_err(|e| StageError::io(job_file, e))?;
     serde_json::from_str(&text).map_err(|e| StageError::Failed(format!("{job_file}: {e}")))
 }
 
 /// Resolves the job's device, writes what the worker ran with to its provenance, computes.
-fn run_job(
+pub(crate) fn run_job(
     job: &Job,
     computations: &Computations,
     facts: &Probe,
@@ -175,7 +189,7 @@ impl Channel {
 }
 
 /// Points fd `to` at what `from` is open on.
-fn redirect(from: RawFd, to: RawFd) -> std::io::Result<()> {
+pub(crate) fn redirect(from: RawFd, to: RawFd) -> std::io::Result<()> {
     // SAFETY: dup2 on descriptors this process owns; fds 1 and 2 stay open throughout.
     if unsafe { libc::dup2(from, to) } < 0 {
         return Err(std::io::Error::last_os_error());
@@ -189,7 +203,7 @@ fn reset_peak_rss() {
 }
 
 /// The peak resident memory since the last reset, in bytes (0 where unknown).
-fn peak_rss() -> u64 {
+pub(crate) fn peak_rss() -> u64 {
     let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
     status
         .lines()

@@ -51,8 +51,32 @@ impl Default for ChildProcess {
     }
 }
 
-/// `NASFLOW_WORKERS`: `persistent` (the default) or `per-job`.
+/// `NASFLOW_WORKERS`: `persistent` (the default: a worker process per job slot), `per-job` (a
+/// fresh process per job), or `shared:K` (one worker process per placement serving up to K jobs
+/// at once, a thread and a CUDA stream each: with `gpu_slots = K`, the jobs of one GPU share one
+/// process and CUDA context).
 pub const WORKERS_VAR: &str = "NASFLOW_WORKERS";
+
+/// How native jobs get their processes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Workers {
+    PerJob,
+    Persistent,
+    Shared(usize),
+}
+
+impl Workers {
+    fn from_env() -> Workers {
+        match std::env::var(WORKERS_VAR).as_deref() {
+            Ok("per-job") => Workers::PerJob,
+            Ok(v) => match v.strip_prefix("shared:").map(str::parse::<usize>) {
+                Some(Ok(k)) if k >= 1 => Workers::Shared(k),
+                _ => Workers::Persistent,
+            },
+            Err(_) => Workers::Persistent,
+        }
+    }
+}
 
 impl ChildProcess {
     pub fn new() -> ChildProcess {
@@ -60,11 +84,14 @@ impl ChildProcess {
         let supervisor = std::env::var_os("NASFLOW_SUPERVISOR")
             .map(PathBuf::from)
             .or_else(|| exe.filter(|e| e.file_stem().is_some_and(|n| n == "nasflow")));
-        let per_job = std::env::var(WORKERS_VAR).is_ok_and(|v| v == "per-job");
-        let pool = match (&supervisor, per_job) {
-            (Some(sup), false) => {
+        let pool = match (&supervisor, Workers::from_env()) {
+            (Some(sup), Workers::Persistent) => {
                 let sup = sup.clone();
-                Some(Pool::new(move |p| spawn_worker(&sup, p)))
+                Some(Pool::new(move |p| Ok(vec![spawn_worker(&sup, p)?])))
+            }
+            (Some(sup), Workers::Shared(k)) => {
+                let sup = sup.clone();
+                Some(Pool::new(move |p| spawn_channels(&sup, p, k)))
             }
             _ => None,
         };
@@ -76,21 +103,53 @@ impl ChildProcess {
     }
 }
 
-/// A supervised `nasflow-worker serve` for jobs of this placement.
-fn spawn_worker(supervisor: &Path, placement: Placement) -> std::io::Result<Worker> {
+/// The command of a supervised `nasflow-worker serve` for jobs of this placement (with
+/// `--channels K` when given), and the watchdog's ends.
+fn worker_serve(
+    supervisor: &Path,
+    placement: Placement,
+    channels: Option<usize>,
+) -> std::io::Result<(Command, std::os::fd::OwnedFd, std::os::fd::OwnedFd)> {
     use std::os::fd::AsRawFd;
     let mut cmd = Command::new(worker_path());
     cmd.arg("serve")
         .env("OMP_NUM_THREADS", placement.threads.to_string());
+    if let Some(k) = channels {
+        cmd.arg("--channels").arg(k.to_string());
+    }
     if let Some(g) = placement.gpu {
         cmd.env("CUDA_VISIBLE_DEVICES", g.to_string())
             .env("NASFLOW_GPU", g.to_string());
     }
     let (read, write) = watchdog_pipe()?;
+    // Above the channels' descriptor numbers (3 .. 3 + 2K), which are placed over whatever
+    // the child has there.
+    let read = match channels {
+        Some(k) => super::pool::high(&read, 3 + 2 * k as i32)?,
+        None => read,
+    };
     let sup = supervised(&cmd, supervisor, read.as_raw_fd());
-    let worker = Worker::start(sup, Some(write));
+    Ok((sup, read, write))
+}
+
+/// A supervised `nasflow-worker serve` for jobs of this placement.
+fn spawn_worker(supervisor: &Path, placement: Placement) -> std::io::Result<Worker> {
+    let (cmd, read, write) = worker_serve(supervisor, placement, None)?;
+    let worker = Worker::start(cmd, Some(write));
     drop(read);
     worker
+}
+
+/// A supervised `nasflow-worker serve --channels K`: K channels of one process.
+fn spawn_channels(
+    supervisor: &Path,
+    placement: Placement,
+    k: usize,
+) -> std::io::Result<Vec<Worker>> {
+    let (cmd, read, write) = worker_serve(supervisor, placement, Some(k))?;
+    let channels = Worker::start_channels(cmd, Some(write), k);
+    drop(read);
+    channels
 }
 
 /// The environment variable that names a dependency's directory.

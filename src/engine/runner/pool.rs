@@ -15,10 +15,10 @@
 //!   that did not end well: the caller stores results only after `Ok`;
 //! - every worker runs under `nasflow supervise`, holding a watchdog pipe, so none outlives
 //!   nasflow; idle workers are told to stop (end of their stdin) when the pool is dropped.
-use std::io::{BufRead, BufReader, Lines, Write};
+use std::io::{BufRead, BufReader, Lines, Read, Write};
 use std::path::Path;
-use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
-use std::sync::Mutex;
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
 
 use nasflow_contract::job::{parse_progress, parse_served, Served, ServedBy};
 use nasflow_contract::Progress;
@@ -55,7 +55,9 @@ pub enum Ended {
     Died { exit: Exit, first: Exit },
 }
 
-type Spawner<W> = dyn Fn(Placement) -> std::io::Result<W> + Send + Sync;
+/// Starts a worker for a placement: its channels (one, or several served at once by one
+/// process).
+type Spawner<W> = dyn Fn(Placement) -> std::io::Result<Vec<W>> + Send + Sync;
 
 /// Idle workers, by placement.
 pub struct Pool<W: Serve> {
@@ -64,7 +66,9 @@ pub struct Pool<W: Serve> {
 }
 
 impl<W: Serve> Pool<W> {
-    pub fn new(spawn: impl Fn(Placement) -> std::io::Result<W> + Send + Sync + 'static) -> Self {
+    pub fn new(
+        spawn: impl Fn(Placement) -> std::io::Result<Vec<W>> + Send + Sync + 'static,
+    ) -> Self {
         Pool {
             idle: Mutex::new(Vec::new()),
             spawn: Box::new(spawn),
@@ -85,7 +89,7 @@ impl<W: Serve> Pool<W> {
         loop {
             let mut worker = match self.take(placement) {
                 Some(w) => w,
-                None => (self.spawn)(placement)?,
+                None => self.start(placement)?,
             };
             if let Some(served) = worker.serve(job_file, progress) {
                 let by = ServedBy {
@@ -109,6 +113,18 @@ impl<W: Serve> Pool<W> {
         }
     }
 
+    /// A new worker's first channel; its other channels wait in the pool.
+    fn start(&self, placement: Placement) -> std::io::Result<W> {
+        let mut channels = (self.spawn)(placement)?.into_iter();
+        let first = channels
+            .next()
+            .ok_or_else(|| std::io::Error::other("a worker started with no channel to serve on"))?;
+        for w in channels {
+            self.give_back(placement, w);
+        }
+        Ok(first)
+    }
+
     fn take(&self, placement: Placement) -> Option<W> {
         let mut idle = self.idle.lock().expect("pool lock");
         while let Some(pos) = idle.iter().position(|(p, _)| *p == placement) {
@@ -129,40 +145,127 @@ impl<W: Serve> Pool<W> {
     }
 }
 
-/// A `nasflow-worker serve` process (under `nasflow supervise`).
+/// One channel of a `nasflow-worker serve` process (under `nasflow supervise`): the process
+/// itself, or one of the channels of a process serving several jobs at once. Its channels share
+/// the process.
 pub struct Worker {
-    child: Child,
-    stdin: Option<ChildStdin>,
-    lines: Lines<BufReader<ChildStdout>>,
-    /// The write end of the supervisor's watchdog pipe: held while the worker lives.
-    _watchdog: Option<std::os::fd::OwnedFd>,
+    process: Arc<Mutex<Child>>,
+    requests: Option<Box<dyn Write + Send>>,
+    replies: Lines<BufReader<Box<dyn Read + Send>>>,
+    /// The write end of the supervisor's watchdog pipe: held while the process lives.
+    _watchdog: Option<Arc<std::os::fd::OwnedFd>>,
 }
 
 impl Worker {
-    /// Starts `cmd` (the worker, supervised or not) with its stdin and stdout piped to us.
+    /// Starts `cmd` (the worker, supervised or not) serving on its stdin and stdout.
     pub fn start(
         mut cmd: Command,
         watchdog: Option<std::os::fd::OwnedFd>,
     ) -> std::io::Result<Self> {
         cmd.stdin(Stdio::piped()).stdout(Stdio::piped());
         let mut child = cmd.spawn()?;
-        let stdin = child.stdin.take();
+        let stdin = child.stdin.take().expect("piped");
         let stdout = child.stdout.take().expect("piped");
         Ok(Worker {
-            child,
-            stdin,
-            lines: BufReader::new(stdout).lines(),
-            _watchdog: watchdog,
+            process: Arc::new(Mutex::new(child)),
+            requests: Some(Box::new(stdin)),
+            replies: BufReader::new(Box::new(stdout) as Box<dyn Read + Send>).lines(),
+            _watchdog: watchdog.map(Arc::new),
         })
     }
+
+    /// Starts `cmd` serving on `k` channels (`nasflow-worker serve --channels K`): channel `i`
+    /// reads fd 3 + 2i and writes fd 4 + 2i in the child. Its stdin and stdout are not used.
+    pub fn start_channels(
+        mut cmd: Command,
+        watchdog: Option<std::os::fd::OwnedFd>,
+        k: usize,
+    ) -> std::io::Result<Vec<Self>> {
+        use std::os::fd::{AsRawFd, OwnedFd};
+        use std::os::unix::process::CommandExt;
+        // (parent's write end, child's read end), (parent's read end, child's write end).
+        let mut ours: Vec<(OwnedFd, OwnedFd)> = Vec::new();
+        let mut theirs: Vec<OwnedFd> = Vec::new();
+        for _ in 0..k {
+            let (req_read, req_write) = pipe()?;
+            let (rep_read, rep_write) = pipe()?;
+            // Above any descriptor number the child will be given (3 .. 3 + 2k), so that
+            // placing one cannot overwrite another.
+            theirs.push(high(&req_read, 3 + 2 * k as i32)?);
+            theirs.push(high(&rep_write, 3 + 2 * k as i32)?);
+            ours.push((req_write, rep_read));
+        }
+        let places: Vec<i32> = theirs.iter().map(|fd| fd.as_raw_fd()).collect();
+        // SAFETY: dup2 is async-signal-safe; the targets are the channel numbers, which the
+        // new descriptors (no close-on-exec) keep through the supervisor into the worker.
+        unsafe {
+            cmd.pre_exec(move || {
+                for (i, &fd) in places.iter().enumerate() {
+                    if libc::dup2(fd, 3 + i as i32) < 0 {
+                        return Err(std::io::Error::last_os_error());
+                    }
+                }
+                Ok(())
+            });
+        }
+        cmd.stdin(Stdio::null()).stdout(Stdio::null());
+        let child = cmd.spawn()?;
+        drop(theirs);
+        let process = Arc::new(Mutex::new(child));
+        let watchdog = watchdog.map(Arc::new);
+        Ok(ours
+            .into_iter()
+            .map(|(requests, replies)| Worker {
+                process: process.clone(),
+                requests: Some(Box::new(std::fs::File::from(requests))),
+                replies: BufReader::new(
+                    Box::new(std::fs::File::from(replies)) as Box<dyn Read + Send>
+                )
+                .lines(),
+                _watchdog: watchdog.clone(),
+            })
+            .collect())
+    }
+}
+
+/// A pipe whose ends close on exec: (read, write).
+fn pipe() -> std::io::Result<(std::os::fd::OwnedFd, std::os::fd::OwnedFd)> {
+    use std::os::fd::FromRawFd;
+    let mut fds = [0 as libc::c_int; 2];
+    // SAFETY: pipe2 fills two fds on success.
+    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: both fds were just created and are owned here.
+    Ok(unsafe {
+        (
+            std::os::fd::OwnedFd::from_raw_fd(fds[0]),
+            std::os::fd::OwnedFd::from_raw_fd(fds[1]),
+        )
+    })
+}
+
+/// A close-on-exec copy of `fd` numbered `at_least` or more.
+pub(super) fn high(
+    fd: &std::os::fd::OwnedFd,
+    at_least: i32,
+) -> std::io::Result<std::os::fd::OwnedFd> {
+    use std::os::fd::{AsRawFd, FromRawFd};
+    // SAFETY: fcntl duplicates a descriptor this process owns.
+    let n = unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_DUPFD_CLOEXEC, at_least) };
+    if n < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: `n` was just created and is owned here.
+    Ok(unsafe { std::os::fd::OwnedFd::from_raw_fd(n) })
 }
 
 impl Serve for Worker {
     fn serve(&mut self, job_file: &Path, progress: &(dyn Fn(&Progress) + Sync)) -> Option<Served> {
-        let stdin = self.stdin.as_mut()?;
-        writeln!(stdin, "{}", job_file.display()).ok()?;
-        stdin.flush().ok()?;
-        for line in self.lines.by_ref() {
+        let requests = self.requests.as_mut()?;
+        writeln!(requests, "{}", job_file.display()).ok()?;
+        requests.flush().ok()?;
+        for line in self.replies.by_ref() {
             let line = line.ok()?;
             if let Some(s) = parse_served(&line) {
                 return Some(s);
@@ -175,12 +278,14 @@ impl Serve for Worker {
     }
 
     fn alive(&mut self) -> bool {
-        matches!(self.child.try_wait(), Ok(None))
+        let mut child = self.process.lock().unwrap_or_else(|e| e.into_inner());
+        matches!(child.try_wait(), Ok(None))
     }
 
     fn reap(mut self: Box<Self>) -> Exit {
-        self.stdin = None;
-        match self.child.wait() {
+        self.requests = None;
+        let mut child = self.process.lock().unwrap_or_else(|e| e.into_inner());
+        match child.wait() {
             Ok(status) => exit_of(status),
             Err(_) => Exit::Code(-1),
         }
@@ -188,11 +293,13 @@ impl Serve for Worker {
 }
 
 impl Drop for Worker {
-    /// An idle worker stops at the end of its stdin; it is waited for, so that none is left
-    /// behind as a zombie.
+    /// A channel stops when its requests end; the process stops when all its channels have, and
+    /// the last one waits for it, so that none is left behind as a zombie.
     fn drop(&mut self) {
-        self.stdin = None;
-        let _ = self.child.wait();
+        self.requests = None;
+        if Arc::strong_count(&self.process) == 1 {
+            let _ = self.process.lock().map(|mut c| c.wait());
+        }
     }
 }
 
@@ -255,12 +362,12 @@ mod tests {
         let s = spawned.clone();
         let pool = Pool::new(move |_| {
             let n = s.fetch_add(1, Ordering::SeqCst) + 1;
-            Ok(Fake {
+            Ok(vec![Fake {
                 pid: 100 + n,
                 served: 0,
                 dies: dies(n),
                 retire_after: None,
-            })
+            }])
         });
         (pool, spawned)
     }
@@ -352,17 +459,49 @@ mod tests {
     }
 
     #[test]
+    fn a_worker_with_several_channels_serves_jobs_on_each() {
+        let spawned = Arc::new(AtomicU32::new(0));
+        let s = spawned.clone();
+        let pool = Pool::new(move |_| {
+            s.fetch_add(1, Ordering::SeqCst);
+            Ok((0..3)
+                .map(|k| Fake {
+                    pid: 9,
+                    served: 10 * k,
+                    dies: false,
+                    retire_after: None,
+                })
+                .collect())
+        });
+        let starts = AtomicUsize::new(0);
+        let mut served = Vec::new();
+        for _ in 0..3 {
+            match run(&pool, CPU, &starts) {
+                Ended::Served(_, by) => served.push(by.served_before),
+                other => panic!("{other:?}"),
+            }
+        }
+        assert_eq!(
+            spawned.load(Ordering::SeqCst),
+            1,
+            "one process for its channels"
+        );
+        served.sort();
+        assert_eq!(served.len(), 3);
+    }
+
+    #[test]
     fn a_retiring_worker_is_not_reused() {
         let spawned = Arc::new(AtomicU32::new(0));
         let s = spawned.clone();
         let pool = Pool::new(move |_| {
             let n = s.fetch_add(1, Ordering::SeqCst) + 1;
-            Ok(Fake {
+            Ok(vec![Fake {
                 pid: n,
                 served: 0,
                 dies: false,
                 retire_after: Some(0),
-            })
+            }])
         });
         let starts = AtomicUsize::new(0);
         run(&pool, CPU, &starts);

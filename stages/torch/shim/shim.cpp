@@ -6,6 +6,7 @@
 #include <ATen/ATen.h>
 #include <ATen/autocast_mode.h>
 #include <ATen/Context.h>
+#include <c10/core/impl/DeviceGuardImplInterface.h>
 
 static at::DeviceType device_type(int cuda) { return cuda ? at::kCUDA : at::kCPU; }
 
@@ -48,4 +49,15 @@ void nasflow_set_tf32(int on) {
   at::globalContext().setAllowTF32CuBLAS(on != 0);
   at::globalContext().setAllowTF32CuDNN(on != 0);
 }
+
+// This thread's kernels on CUDA device `index` go to a stream of its own from libtorch's pool,
+// so that several networks trained by one worker's threads overlap on the GPU. Through c10's
+// device-guard registry, so no CUDA header or library is needed here; call it only where CUDA
+// is available (the registry has no CUDA entry otherwise). The current stream is per thread.
+void nasflow_use_pool_stream(int index) {
+  const c10::impl::DeviceGuardImplInterface *impl = c10::impl::getDeviceGuardImpl(c10::DeviceType::CUDA);
+  c10::Device device(c10::DeviceType::CUDA, static_cast<c10::DeviceIndex>(index));
+  impl->exchangeStream(impl->getStreamFromGlobalPool(device, false));
+}
+
 }

@@ -12,6 +12,16 @@ pub fn torch_device(d: Device) -> tch::Device {
     }
 }
 
+/// Seeds libtorch's generators with `seed` and runs `f` (building a network) under one
+/// process-wide lock, so that jobs computing side by side in one worker draw their initial
+/// weights exactly as they would alone.
+pub fn seeded<T>(seed: u64, f: impl FnOnce() -> T) -> T {
+    static SEEDED: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _one_at_a_time = SEEDED.lock().unwrap_or_else(|e| e.into_inner());
+    tch::manual_seed(seed as i64);
+    f()
+}
+
 /// A libtorch error as a stage's error.
 pub fn torch_err(e: tch::TchError) -> StageError {
     StageError::Torch(e.to_string())

@@ -24,7 +24,7 @@ use tch::Tensor;
 use crate::device::{torch_device, torch_err};
 use crate::network::{Init, Network};
 use crate::shim::{self, Bf16Autocast};
-use crate::train::{labels, layout, to_tensor};
+use crate::train::{labels, layout};
 use nasflow_stages::files::read_json;
 use nasflow_stages::images;
 use nasflow_stages::pretrain::{item_cell, ExtractParams, NetworkInfo, Precision};
@@ -32,15 +32,15 @@ use nasflow_stages::{StageContext, StageError};
 
 pub const UNSEEN_STREAM: u64 = 4;
 
-fn features(net: &Network, pixels: &[f32], device: tch::Device, p: &ExtractParams) -> Tensor {
+/// The network's features of `pixels` (already on its device), in batches of 250, on the CPU.
+fn features(net: &Network, pixels: &Tensor, p: &ExtractParams) -> Tensor {
     let _guard = tch::no_grad_guard();
-    let _bf16 = (p.precision == Precision::Bf16).then(|| Bf16Autocast::enter(device));
-    let n = pixels.len() / images::PIXELS;
+    let _bf16 = (p.precision == Precision::Bf16).then(|| Bf16Autocast::enter(pixels.device()));
+    let n = pixels.size()[0];
     let parts: Vec<Tensor> = (0..n)
         .step_by(250)
         .map(|s| {
-            let e = (s + 250).min(n);
-            let x = to_tensor(&pixels[s * images::PIXELS..e * images::PIXELS], device);
+            let x = pixels.narrow(0, s, (n - s).min(250));
             net.features(&layout(x, p.channels_last), false)
                 .to_kind(tch::Kind::Float)
         })
@@ -64,7 +64,11 @@ pub fn run(ctx: &StageContext<ExtractParams>) -> Result<(), StageError> {
     }
     tch::set_num_threads(ctx.threads.max(1) as i32);
     let device = torch_device(ctx.device);
-    let p = crate::image_cache::prepared(&ctx.params.images, info.held_out, ctx.seed)?;
+    // The images, on the device once per worker: the held-out ones as pretrain froze them, and
+    // every test picture (normalised only).
+    let on_device =
+        crate::image_cache::on_device(&ctx.params.images, info.held_out, ctx.seed, device)?;
+    let p = &on_device.prepared;
     if p.data.name != info.images {
         return Err(StageError::Config(format!(
             "stage `{}` reads images {} but pretrain trained on {}: set the same `images` in both stages",
@@ -86,19 +90,18 @@ pub fn run(ctx: &StageContext<ExtractParams>) -> Result<(), StageError> {
         unseen,
     )
     .into_vec();
-    let unseen_pixels = images::batch(&p.data.test, &unseen_idx, None);
+    let unseen_pixels = on_device
+        .test
+        .index_select(0, &index_tensor(&unseen_idx).to_device(device));
 
     let cpu = tch::Device::Cpu;
     let tensors = vec![
-        (
-            "seen_features",
-            features(&net, &p.held_pixels, device, ctx.params),
-        ),
+        ("seen_features", features(&net, &on_device.held, ctx.params)),
         ("seen_labels", labels(&p.data.train, &p.held_idx, cpu)),
         ("seen_indices", index_tensor(&p.held_idx)),
         (
             "unseen_features",
-            features(&net, &unseen_pixels, device, ctx.params),
+            features(&net, &unseen_pixels, ctx.params),
         ),
         ("unseen_labels", labels(&p.data.test, &unseen_idx, cpu)),
         ("unseen_indices", index_tensor(&unseen_idx)),

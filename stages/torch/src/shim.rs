@@ -16,6 +16,17 @@ mod ffi {
         pub fn nasflow_set_deterministic(on: c_int);
         pub fn nasflow_set_cudnn_benchmark(on: c_int);
         pub fn nasflow_set_tf32(on: c_int);
+        pub fn nasflow_use_pool_stream(index: c_int);
+    }
+}
+
+/// Sends this thread's work on `device` to a CUDA stream of its own from libtorch's pool, so that
+/// networks trained by several threads of one worker overlap on the GPU; nothing on the CPU.
+pub fn use_own_cuda_stream(device: Device) {
+    if let Device::Cuda(index) = device {
+        // SAFETY: sets libtorch's thread-local current stream; no pointers involved. Only
+        // reached with a CUDA device, where the CUDA device-guard implementation is registered.
+        unsafe { ffi::nasflow_use_pool_stream(index as i32) }
     }
 }
 

@@ -168,9 +168,10 @@ pub fn run(ctx: &StageContext<PretrainParams>) -> Result<(), StageError> {
     };
 
     // 2. The network, built after seeding libtorch, and SGD.
-    tch::manual_seed(ctx.seed as i64);
     let vs = nn::VarStore::new(device);
-    let net = Network::new(&vs.root(), &cell, &sk, Init::Paper);
+    let net = crate::device::seeded(ctx.seed, || {
+        Network::new(&vs.root(), &cell, &sk, Init::Paper)
+    });
     if p.channels_last {
         shim::vars_to_channels_last(&vs);
     }
