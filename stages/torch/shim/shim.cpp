@@ -60,4 +60,23 @@ void nasflow_use_pool_stream(int index) {
   impl->exchangeStream(impl->getStreamFromGlobalPool(device, false));
 }
 
+// Adam on every listed parameter in one fused kernel (at::_fused_adam_, as torch.optim.Adam's
+// `fused=True`): PyTorch's Adam without weight decay or amsgrad. The steps are float scalars
+// on the parameters' device, incremented here first, as torch.optim does.
+void nasflow_fused_adam_(at::Tensor **params, at::Tensor **grads, at::Tensor **exp_avgs,
+                         at::Tensor **exp_avg_sqs, at::Tensor **steps, int n, double lr,
+                         double beta1, double beta2, double eps) {
+  at::NoGradGuard no_grad;
+  auto list = [n](at::Tensor **ts) {
+    std::vector<at::Tensor> v;
+    v.reserve(n);
+    for (int i = 0; i < n; i++) v.push_back(*ts[i]);
+    return v;
+  };
+  std::vector<at::Tensor> s = list(steps);
+  at::_foreach_add_(s, 1);
+  at::_fused_adam_(list(params), list(grads), list(exp_avgs), list(exp_avg_sqs), {}, s, lr,
+                   beta1, beta2, 0.0, eps, false, false);
+}
+
 }

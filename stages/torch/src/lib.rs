@@ -15,6 +15,7 @@ pub mod init;
 pub mod io_model;
 pub mod network;
 pub mod noise;
+pub mod optim;
 pub mod preprocess;
 pub mod reinforce;
 pub mod shim;

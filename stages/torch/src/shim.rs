@@ -17,6 +17,18 @@ mod ffi {
         pub fn nasflow_set_cudnn_benchmark(on: c_int);
         pub fn nasflow_set_tf32(on: c_int);
         pub fn nasflow_use_pool_stream(index: c_int);
+        pub fn nasflow_fused_adam_(
+            params: *const *mut C_tensor,
+            grads: *const *mut C_tensor,
+            exp_avgs: *const *mut C_tensor,
+            exp_avg_sqs: *const *mut C_tensor,
+            steps: *const *mut C_tensor,
+            n: c_int,
+            lr: f64,
+            beta1: f64,
+            beta2: f64,
+            eps: f64,
+        );
     }
 }
 
@@ -27,6 +39,49 @@ pub fn use_own_cuda_stream(device: Device) {
         // SAFETY: sets libtorch's thread-local current stream; no pointers involved. Only
         // reached with a CUDA device, where the CUDA device-guard implementation is registered.
         unsafe { ffi::nasflow_use_pool_stream(index as i32) }
+    }
+}
+
+/// One fused Adam step (`at::_fused_adam_`) over parallel lists of parameters, gradients, first
+/// and second moments and step counts (float scalars), which it updates in place.
+pub fn fused_adam(
+    [params, grads, exp_avgs, exp_avg_sqs, steps]: [&[Tensor]; 5],
+    lr: f64,
+    (beta1, beta2): (f64, f64),
+    eps: f64,
+) {
+    let n = params.len();
+    assert!(
+        [grads.len(), exp_avgs.len(), exp_avg_sqs.len(), steps.len()] == [n; 4],
+        "parallel lists"
+    );
+    // The shim copies each handle (a refcounted `at::Tensor`); the tensors change in place.
+    let ptrs = |ts: &[Tensor]| {
+        ts.iter()
+            .map(|t| t.as_ptr() as *mut torch_sys::C_tensor)
+            .collect::<Vec<_>>()
+    };
+    let (p, g, m, v, s) = (
+        ptrs(params),
+        ptrs(grads),
+        ptrs(exp_avgs),
+        ptrs(exp_avg_sqs),
+        ptrs(steps),
+    );
+    // SAFETY: five arrays of `n` live tensor handles, read by the shim during the call only.
+    unsafe {
+        ffi::nasflow_fused_adam_(
+            p.as_ptr(),
+            g.as_ptr(),
+            m.as_ptr(),
+            v.as_ptr(),
+            s.as_ptr(),
+            n as i32,
+            lr,
+            beta1,
+            beta2,
+            eps,
+        )
     }
 }
 

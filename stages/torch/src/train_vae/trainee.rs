@@ -13,17 +13,18 @@
 //! standalone plain run: initial weights from [`INIT_VAE`] (the same for both, so the reference
 //! starts as a copy of the io model's VAE) and [`INIT_HEAD`], training noise from [`NOISE_IO`] or
 //! [`NOISE_PLAIN`], prior samples from [`PRIOR_IO`] or [`PRIOR_PLAIN`].
-use tch::nn::{self, OptimizerConfig};
+use tch::nn;
 use tch::{Kind, Tensor};
 
 use nasflow_stages::train_vae::{Model, TrainVaeParams};
 use nasflow_stages::StageError;
 
 use crate::arch2vec::{self, Config, Vae};
-use crate::device::{clip_grads, torch_err, DeviceSum};
+use crate::device::{clip_grads, DeviceSum};
 use crate::init::pytorch_defaults;
 use crate::io_model::{forward_labeled, labeled_loss, IoHead};
 use crate::noise::Noise;
+use crate::optim::Adam;
 
 /// Stream numbers under train-vae's seed.
 pub const INIT_VAE: u64 = 0x7661_0001;
@@ -44,17 +45,10 @@ pub fn clip_joint(stores: &[&nn::VarStore], max: f64) {
     clip_grads(grads, max);
 }
 
-/// PyTorch's Adam defaults (betas 0.9, 0.999; eps 1e-8; no weight decay).
-fn adam(vs: &nn::VarStore, lr: f64) -> Result<nn::Optimizer, StageError> {
-    nn::Adam {
-        beta1: 0.9,
-        beta2: 0.999,
-        wd: 0.0,
-        eps: 1e-8,
-        amsgrad: false,
-    }
-    .build(vs, lr)
-    .map_err(torch_err)
+/// PyTorch's Adam defaults (betas 0.9, 0.999; eps 1e-8; no weight decay): one fused kernel a
+/// step on CUDA, tch's on the CPU ([`crate::optim`]).
+fn adam(vs: &nn::VarStore, lr: f64) -> Result<Adam, StageError> {
+    Adam::new(vs, lr, vs.device().is_cuda())
 }
 
 /// Running sums of an epoch's encoder means, for the prior's mean and standard deviation.
@@ -103,15 +97,15 @@ pub struct LabeledBatch {
 enum Net {
     Plain {
         vs: nn::VarStore,
-        opt: nn::Optimizer,
+        opt: Adam,
     },
     Io {
         vs_vae: nn::VarStore,
         vs_head: nn::VarStore,
         head: IoHead,
-        opt_unl: nn::Optimizer,
-        opt_lab_vae: nn::Optimizer,
-        opt_head: nn::Optimizer,
+        opt_unl: Adam,
+        opt_lab_vae: Adam,
+        opt_head: Adam,
     },
 }
 
