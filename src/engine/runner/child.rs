@@ -121,7 +121,7 @@ fn worker_serve(
         cmd.env("CUDA_VISIBLE_DEVICES", g.to_string())
             .env("NASFLOW_GPU", g.to_string());
     }
-    let (read, write) = watchdog_pipe()?;
+    let (read, write) = super::pool::pipe()?;
     // Above the channels' descriptor numbers (3 .. 3 + 2K), which are placed over whatever
     // the child has there.
     let read = match channels {
@@ -359,23 +359,6 @@ fn supervised(cmd: &Command, supervisor: &Path, watchdog: libc::c_int) -> Comman
     s
 }
 
-/// A pipe whose ends close on exec: (read, write).
-fn watchdog_pipe() -> std::io::Result<(std::os::fd::OwnedFd, std::os::fd::OwnedFd)> {
-    use std::os::fd::FromRawFd;
-    let mut fds = [0 as libc::c_int; 2];
-    // SAFETY: pipe2 fills two fds on success.
-    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
-        return Err(std::io::Error::last_os_error());
-    }
-    // SAFETY: both fds were just created and are owned here.
-    Ok(unsafe {
-        (
-            std::os::fd::OwnedFd::from_raw_fd(fds[0]),
-            std::os::fd::OwnedFd::from_raw_fd(fds[1]),
-        )
-    })
-}
-
 /// Starts the child (supervised when a supervisor is given) with its output in `provenance/`,
 /// relays its progress lines, waits.
 fn spawn_and_wait(
@@ -388,7 +371,7 @@ fn spawn_and_wait(
     let mut watchdog_write = None;
     let mut cmd = match supervisor {
         Some(sup) => {
-            let (r, w) = watchdog_pipe().map_err(RunFailure::io(sup))?;
+            let (r, w) = super::pool::pipe().map_err(RunFailure::io(sup))?;
             let s = supervised(&cmd, sup, r.as_raw_fd());
             watchdog_write = Some((r, w));
             s

@@ -63,6 +63,9 @@ type Spawner<W> = dyn Fn(Placement) -> std::io::Result<Vec<W>> + Send + Sync;
 pub struct Pool<W: Serve> {
     idle: Mutex<Vec<(Placement, W)>>,
     spawn: Box<Spawner<W>>,
+    /// Held while a worker starts, so that jobs arriving together take the channels of one new
+    /// worker instead of each starting its own.
+    starting: Mutex<()>,
 }
 
 impl<W: Serve> Pool<W> {
@@ -72,6 +75,7 @@ impl<W: Serve> Pool<W> {
         Pool {
             idle: Mutex::new(Vec::new()),
             spawn: Box::new(spawn),
+            starting: Mutex::new(()),
         }
     }
 
@@ -89,7 +93,13 @@ impl<W: Serve> Pool<W> {
         loop {
             let mut worker = match self.take(placement) {
                 Some(w) => w,
-                None => self.start(placement)?,
+                None => {
+                    let _one = self.starting.lock().unwrap_or_else(|e| e.into_inner());
+                    match self.take(placement) {
+                        Some(w) => w,
+                        None => self.start(placement)?,
+                    }
+                }
             };
             if let Some(served) = worker.serve(job_file, progress) {
                 let by = ServedBy {
@@ -229,7 +239,7 @@ impl Worker {
 }
 
 /// A pipe whose ends close on exec: (read, write).
-fn pipe() -> std::io::Result<(std::os::fd::OwnedFd, std::os::fd::OwnedFd)> {
+pub(super) fn pipe() -> std::io::Result<(std::os::fd::OwnedFd, std::os::fd::OwnedFd)> {
     use std::os::fd::FromRawFd;
     let mut fds = [0 as libc::c_int; 2];
     // SAFETY: pipe2 fills two fds on success.
@@ -488,6 +498,32 @@ mod tests {
         );
         served.sort();
         assert_eq!(served.len(), 3);
+    }
+
+    #[test]
+    fn jobs_arriving_together_take_the_channels_of_one_new_worker() {
+        let spawned = Arc::new(AtomicU32::new(0));
+        let s = spawned.clone();
+        let pool = Pool::new(move |_| {
+            s.fetch_add(1, Ordering::SeqCst);
+            // A slow start, so that the second job arrives while the first worker starts.
+            std::thread::sleep(std::time::Duration::from_millis(50));
+            Ok((0..2)
+                .map(|_| Fake {
+                    pid: 9,
+                    served: 0,
+                    dies: false,
+                    retire_after: None,
+                })
+                .collect())
+        });
+        let starts = AtomicUsize::new(0);
+        std::thread::scope(|scope| {
+            for _ in 0..2 {
+                scope.spawn(|| run(&pool, CPU, &starts));
+            }
+        });
+        assert_eq!(spawned.load(Ordering::SeqCst), 1);
     }
 
     #[test]
