@@ -14,9 +14,10 @@
 //! | **key** | the digest of everything a result depends on ([`key`]) |
 //! | **decision** | cached or run, and why ([`decide`]); the one place that decides, for run, plan, why and status |
 //! | **job** | one computation of a stage or of one item, as handed to a runner (`nasflow_contract::Job`) |
-//! | **runner** | what executes jobs: a child process, Slurm arrays, or in-process for tests ([`runner`]) |
+//! | **runner** | what executes jobs: a child process, Slurm arrays, or in-process for tests ([`runner`]); its contract opens that module |
+//! | **worker** | a long-lived `nasflow-worker serve` process that runs job after job of native kinds (one per job slot, or several jobs at once with `shared:K`) ([`runner::pool`]) |
 //! | **task** | what the scheduler runs on one of its threads: a stage's job, an item's job, or a Slurm batch ([`schedule`]); a Slurm *array task* is Slurm's own word, always said in full |
-//! | **record** | what the cache keeps for a (stage, key): the output manifest, its digest, the key inputs, the provenance; an *item record* is one item's |
+//! | **record** | what the cache keeps for a (stage, key): the output manifest, its digest, the key inputs, the provenance; an *item record* is one item's; only [`publish`] writes them |
 //! | **blob** | a file's bytes, stored under its blake3 digest |
 //! | **view** | a materialized output directory (`out/STAGE/KEY/`): links to blobs, what downstream stages read |
 //! | **provenance** | how a result was made (times, host, device, logs): kept with the record, never in a key or an output digest |
