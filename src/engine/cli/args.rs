@@ -58,7 +58,8 @@ pub enum Command {
     /// Run the targets (default: every stage) and whatever they depend on.
     ///
     /// Native stage kinds run in persistent `nasflow-worker` processes, one per job slot, each
-    /// serving item after item (NASFLOW_WORKERS=per-job: a fresh process per job instead).
+    /// serving item after item (NASFLOW_WORKERS=per-job: a fresh process per job instead;
+    /// NASFLOW_WORKERS=shared:K: one process serving K jobs at once, a CUDA stream each).
     Run {
         /// Stages to act on (default: all), with what they depend on.
         targets: Vec<String>,
