@@ -145,6 +145,12 @@ pub fn start(opts: Options) -> Option<Nginx> {
         eprintln!("SKIPPED: openssl cannot make a test certificate");
         return None;
     }
+    // One start at a time in this test binary, until the server holds its port: two tests
+    // asking the OS for a free port at once could be given the same one, and the second nginx
+    // would then fail to bind while its readiness check reached the first (an HTTP client
+    // talking to the TLS server: "connection reset").
+    static STARTING: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _one_at_a_time = STARTING.lock().unwrap_or_else(|e| e.into_inner());
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -220,7 +226,11 @@ http {{
         .spawn()
         .expect("start nginx");
     for _ in 0..100 {
-        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+        // Listening, and it is this nginx (alive, its pid file written after it bound the port).
+        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+            && matches!(child.try_wait(), Ok(None))
+            && d.join("nginx.pid").exists()
+        {
             return Some(Nginx {
                 child,
                 dir,
