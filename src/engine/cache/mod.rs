@@ -258,11 +258,23 @@ impl Cache {
             .join("partial")
             .join(stage.as_str())
             .join(key.as_str());
-        std::fs::create_dir_all(&dir).map_err(io(&dir))?;
-        Ok(dir)
+        // Another job of the stage settling its own resume directory removes `partial/STAGE`
+        // when it looks empty, which can fall between the two mkdirs here: make it again.
+        let mut tries = 0;
+        loop {
+            match std::fs::create_dir_all(&dir) {
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound && tries < 100 => tries += 1,
+                r => {
+                    r.map_err(io(&dir))?;
+                    return Ok(dir);
+                }
+            }
+        }
     }
 
-    /// After a run: a success's resume directory is removed, a failure's kept unless empty.
+    /// After a run: a success's resume directory is removed, a failure's kept unless empty (and
+    /// the stage's directory of them when it is empty; [`Cache::resume_dir`] copes with that
+    /// racing another job's start).
     pub fn settle_resume_dir(&self, dir: &Path, succeeded: bool) {
         if succeeded {
             let _ = std::fs::remove_dir_all(dir);
@@ -477,6 +489,27 @@ fn nanos() -> u128 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Jobs of one stage starting and settling side by side: one settling may remove the
+    /// stage's directory of resume directories just as another makes its own in it.
+    #[test]
+    fn resume_directories_of_one_stage_made_and_settled_side_by_side_never_fail() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = Cache::open(&dir.path().join("cache")).unwrap();
+        std::thread::scope(|s| {
+            for t in 0..4u8 {
+                let cache = &cache;
+                s.spawn(move || {
+                    for n in 0..300u32 {
+                        let key = Digest::of(blake3::hash(format!("{t}/{n}").as_bytes()));
+                        let d = cache.resume_dir("each", &key).expect("made");
+                        assert!(d.is_dir());
+                        cache.settle_resume_dir(&d, true);
+                    }
+                });
+            }
+        });
+    }
 
     #[test]
     fn a_cache_is_a_directory_nasflow_made_or_can_adopt() {

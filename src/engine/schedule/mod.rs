@@ -885,7 +885,12 @@ text = "e"
         assert_eq!((o[1].items_ran, o[1].items_cached), (3, 0));
         f.write(&toml(5));
         let (o, _) = f.run(&[], &[]);
-        assert_eq!((o[1].items_ran, o[1].items_cached), (2, 3));
+        assert_eq!(
+            (o[1].items_ran, o[1].items_cached),
+            (2, 3),
+            "{:?}",
+            o[1].status
+        );
         let (o, _) = f.run(&[], &["each"]);
         assert_eq!(
             (o[1].items_ran, o[1].items_cached),
@@ -907,7 +912,7 @@ text = "e"
         let kept = std::fs::read_dir(f.dir.path().join("cache/items/each"))
             .unwrap()
             .count();
-        assert_eq!(kept, 3);
+        assert_eq!(kept, 3, "{report}");
     }
 
     use nasflow_contract::layout::ITEMS_LIST;
