@@ -85,9 +85,13 @@ impl Cache {
             report.bytes_freed += bytes;
             if !dry_run {
                 remove_any(&dir)?;
-                if let Some(stage_dir) = dir.parent() {
-                    let _ = std::fs::remove_dir(stage_dir);
-                }
+            }
+        }
+        if !dry_run {
+            // Stages' directories of resume directories left empty (runs keep them).
+            let partial = self.root().join("partial");
+            for stage in std::fs::read_dir(&partial).into_iter().flatten().flatten() {
+                let _ = std::fs::remove_dir(stage.path());
             }
         }
         Ok(report)

@@ -258,32 +258,19 @@ impl Cache {
             .join("partial")
             .join(stage.as_str())
             .join(key.as_str());
-        // Another job of the stage settling its own resume directory removes `partial/STAGE`
-        // when it looks empty, which can fall between the two mkdirs here: make it again.
-        let mut tries = 0;
-        loop {
-            match std::fs::create_dir_all(&dir) {
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound && tries < 100 => tries += 1,
-                r => {
-                    r.map_err(io(&dir))?;
-                    return Ok(dir);
-                }
-            }
-        }
+        std::fs::create_dir_all(&dir).map_err(io(&dir))?;
+        Ok(dir)
     }
 
-    /// After a run: a success's resume directory is removed, a failure's kept unless empty (and
-    /// the stage's directory of them when it is empty; [`Cache::resume_dir`] copes with that
-    /// racing another job's start).
+    /// After a run: a success's resume directory is removed, a failure's kept unless empty. The
+    /// stage's directory of them stays: other jobs of the stage may be making theirs in it
+    /// (`gc`, which no run overlaps, removes it once empty).
     pub fn settle_resume_dir(&self, dir: &Path, succeeded: bool) {
         if succeeded {
             let _ = std::fs::remove_dir_all(dir);
         } else {
             // Fails, harmlessly, where the run left something to resume from.
             let _ = std::fs::remove_dir(dir);
-        }
-        if let Some(stage_dir) = dir.parent() {
-            let _ = std::fs::remove_dir(stage_dir);
         }
     }
 
@@ -490,8 +477,8 @@ fn nanos() -> u128 {
 mod tests {
     use super::*;
 
-    /// Jobs of one stage starting and settling side by side: one settling may remove the
-    /// stage's directory of resume directories just as another makes its own in it.
+    /// Jobs of one stage starting and settling side by side: settling once removed the stage's
+    /// directory of resume directories just as another job made its own in it.
     #[test]
     fn resume_directories_of_one_stage_made_and_settled_side_by_side_never_fail() {
         let dir = tempfile::tempdir().unwrap();
