@@ -97,6 +97,31 @@ pub(crate) fn run_job(
     computations.run(job, device, report)
 }
 
+/// Runs one job for a serving worker: (succeeded, panicked). A panic is caught (the worker, or
+/// its channel, then serves no more); a failure's message goes to `failed`.
+pub(crate) fn serve_job(
+    job: &Job,
+    computations: &Computations,
+    facts: &Probe,
+    report: &(dyn Fn(&Progress) + Sync),
+    failed: &dyn Fn(String),
+) -> (bool, bool) {
+    let ran = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        run_job(job, computations, facts, report)
+    }));
+    match ran {
+        Ok(Ok(())) => (true, false),
+        Ok(Err(e)) => {
+            failed(format!("error: {e}"));
+            (false, false)
+        }
+        Err(_) => {
+            failed("error: the computation panicked".into());
+            (false, true)
+        }
+    }
+}
+
 /// `nasflow-worker serve`: one process for many jobs, so that libtorch, CUDA and the image sets
 /// the computations keep (`nasflow_torch::data_cache`) are set up once. The protocol goes over
 /// the stdout nasflow gave; fds 1 and 2 point at each job's logs while it runs, and at /dev/null
@@ -116,17 +141,7 @@ fn serve() -> ExitCode {
         reset_peak_rss();
         let (ok, panicked) = match read_job(&job_file) {
             Ok(job) => channel.with_job_logs(&job, || {
-                let ran = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                    run_job(&job, &computations, &facts, &report)
-                }));
-                match ran {
-                    Ok(Ok(())) => (true, false),
-                    Ok(Err(e)) => {
-                        eprintln!("error: {e}");
-                        (false, false)
-                    }
-                    Err(_) => (false, true),
-                }
+                serve_job(&job, &computations, &facts, &report, &|m| eprintln!("{m}"))
             }),
             Err(e) => {
                 eprintln!("nasflow-worker serve: {e}");

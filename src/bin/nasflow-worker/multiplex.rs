@@ -76,9 +76,7 @@ fn channel(
                     let device = nasflow_torch::device::torch_device(device);
                     nasflow_torch::shim::use_own_cuda_stream(device);
                 }
-                let ran = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                    crate::run_job(&job, computations, facts, &report)
-                }));
+                // The job's error goes to its stderr.log (its own output, to the worker's).
                 let failed = |text: String| {
                     let path = job.provenance.join(STDERR_LOG);
                     let _ = std::fs::OpenOptions::new()
@@ -87,17 +85,7 @@ fn channel(
                         .open(path)
                         .and_then(|mut f| writeln!(f, "{text}"));
                 };
-                match ran {
-                    Ok(Ok(())) => (true, false),
-                    Ok(Err(e)) => {
-                        failed(format!("error: {e}"));
-                        (false, false)
-                    }
-                    Err(_) => {
-                        failed("error: the computation panicked (see the worker's stderr)".into());
-                        (false, true)
-                    }
-                }
+                crate::serve_job(&job, computations, facts, &report, &failed)
             }
             Err(e) => {
                 eprintln!("nasflow-worker serve: {e}");
