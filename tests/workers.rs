@@ -4,7 +4,6 @@
 mod common;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::Path;
 use std::time::{Duration, Instant};
 
 use common::{stderr, Project};
@@ -36,6 +35,11 @@ test_limit = 64
 held_out = 32
 "#
     )
+}
+
+/// The first `n` of [`NETWORKS`].
+fn first_networks(n: usize) -> String {
+    NETWORKS.lines().take(n).collect::<Vec<_>>().join("\n")
 }
 
 fn project(jobs: usize, epochs: usize, networks: &str) -> Project {
@@ -237,19 +241,9 @@ fn run_killing_workers_with(p: &Project, kills: usize, workers: &str) -> std::pr
     child.wait_with_output().unwrap()
 }
 
-fn published_count(p: &Path) -> usize {
-    std::fs::read_dir(p.join("cache/items/pretrain"))
-        .map(|d| d.count())
-        .unwrap_or(0)
-}
-
 #[test]
 fn a_worker_killed_mid_item_costs_that_item_one_retry() {
-    let p = project(
-        1,
-        2,
-        &NETWORKS.lines().take(3).collect::<Vec<_>>().join("\n"),
-    );
+    let p = project(1, 2, &first_networks(3));
     p.run_ok(&["nets"]);
     let out = run_killing_workers(&p, 1);
     assert!(out.status.success(), "{}", stderr(&out));
@@ -267,18 +261,14 @@ fn a_worker_killed_mid_item_costs_that_item_one_retry() {
 
 #[test]
 fn a_worker_killed_twice_fails_that_item_with_the_signal_and_the_rest_finish() {
-    let p = project(
-        1,
-        2,
-        &NETWORKS.lines().take(3).collect::<Vec<_>>().join("\n"),
-    );
+    let p = project(1, 2, &first_networks(3));
     p.run_ok(&["nets"]);
     let out = run_killing_workers(&p, 2);
     assert!(!out.status.success());
     let err = stderr(&out);
     assert!(err.contains("1 item(s) failed"), "{err}");
     assert!(err.contains("killed by signal 9 (SIGKILL)"), "{err}");
-    assert_eq!(published_count(p.path()), 2, "no record for the lost item");
+    assert_eq!(item_records(&p).len(), 2, "no record for the lost item");
     assert_eq!(
         std::fs::read_dir(p.cache().join("records/pretrain")).map_or(0, |d| d.count()),
         0,
@@ -291,16 +281,12 @@ fn a_worker_killed_twice_fails_that_item_with_the_signal_and_the_rest_finish() {
         "{}",
         stderr(&again)
     );
-    assert_eq!(published_count(p.path()), 3);
+    assert_eq!(item_records(&p).len(), 3);
 }
 
 #[test]
 fn a_shared_worker_killed_mid_item_costs_its_items_one_retry() {
-    let p = project(
-        2,
-        2,
-        &NETWORKS.lines().take(4).collect::<Vec<_>>().join("\n"),
-    );
+    let p = project(2, 2, &first_networks(4));
     p.run_ok(&["nets"]);
     let out = run_killing_workers_with(&p, 1, "shared:2");
     assert!(out.status.success(), "{}", stderr(&out));
