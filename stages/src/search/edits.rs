@@ -1,12 +1,11 @@
-//! NB101's one-edit neighbourhood, for the search methods that need no features (regularized
-//! evolution, local search): one edge flip or one op change of a cell, pruned and validated as
-//! NB101 does, identified by the module hash.
+//! NB101's one-edit neighbourhood, for local search (and the `one-edit` mutation): one edge
+//! flip or one op change of a cell, pruned and validated as NB101 does, identified by the module
+//! hash.
 //!
 //! A table's cells are pruned (fewer than 7 vertices when some were extraneous); as NB101's API
 //! does, the cell is padded back to 7 vertices with unconnected ones before it is edited, so that
 //! an edit can reconnect a vertex. An edit whose result prunes back to the same cell (an op
 //! change of an unconnected vertex, an edge to one) is no move and is dropped.
-use rand::RngExt;
 use rustc_hash::FxHashMap;
 
 use super::table::Searchable;
@@ -51,7 +50,7 @@ pub fn apply(matrix: &[Vec<u8>], ops: &[Op], k: usize) -> Option<(ModuleHash, Ce
 }
 
 /// The k-th upper-triangular pair of a 7-vertex matrix, row by row.
-fn edge_of(k: usize) -> (usize, usize) {
+pub(crate) fn edge_of(k: usize) -> (usize, usize) {
     let mut k = k;
     for i in 0..MAX_VERTICES - 1 {
         let row = MAX_VERTICES - 1 - i;
@@ -97,43 +96,6 @@ impl Lookup {
     pub fn get(&self, h: &ModuleHash) -> Option<usize> {
         self.0.get(h).copied()
     }
-}
-
-/// Re-draws a mutation may make when its result is not in the table before giving up.
-pub const MAX_REDRAWS: usize = 1000;
-
-/// A mutation of table cell `i` that is in the table: one uniformly drawn edit of the padded
-/// cell, drawn again while its result is not an NB101 cell or is the parent itself (as NASLib's
-/// `mutate` redraws until valid). A result outside the table is re-drawn and counted in
-/// `redraws`, up to [`MAX_REDRAWS`]; `None` when no result in the table turned up within that
-/// limit (or, for a cell with no neighbour at all, within 10 x that many edits).
-pub fn mutate(
-    table: &Searchable,
-    lookup: &Lookup,
-    i: usize,
-    rng: &mut impl rand::Rng,
-    redraws: &mut usize,
-) -> Option<usize> {
-    let own = table.hashes[i];
-    let (m, o) = padded(&table.cells[i]);
-    let mut outside = 0;
-    for _ in 0..10 * MAX_REDRAWS {
-        let Some((h, _)) = apply(&m, &o, rng.random_range(0..EDITS)) else {
-            continue;
-        };
-        if h == own {
-            continue;
-        }
-        match lookup.get(&h) {
-            Some(j) => return Some(j),
-            None if outside < MAX_REDRAWS => {
-                outside += 1;
-                *redraws += 1;
-            }
-            None => return None,
-        }
-    }
-    None
 }
 
 #[cfg(test)]

@@ -6,6 +6,7 @@ pub mod edits;
 pub mod evolution;
 pub mod local;
 pub mod methods;
+pub mod mutation;
 pub mod nearest;
 pub mod report;
 pub mod table;
@@ -32,10 +33,16 @@ pub struct Trace {
     pub regret_valid: Vec<f64>,
     /// The table's best test accuracy minus `best_test`.
     pub regret_test: Vec<Option<f64>>,
-    /// Mutations or neighbours drawn again because their cell was not in the table (evolution,
-    /// local search; 0 on a complete table and for the other methods).
+    /// Valid mutations or neighbours whose cell was not in the table, drawn again or skipped
+    /// (evolution, local search; 0 on a complete table and for the other methods).
     #[serde(default)]
-    pub redraws: usize,
+    pub outside_table: usize,
+    /// Mutations that found no child in the table (evolution on a partial table).
+    #[serde(default)]
+    pub failed_mutations: usize,
+    /// Why the run ended before its budget was spent, when it did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stopped: Option<String>,
 }
 
 /// Records queries against a budget, as arch2vec's search loops do: the best is replaced only by
