@@ -21,9 +21,9 @@ pub enum Method {
     Reinforce,
     /// arch2vec's BO: DNGO on the latent features, expected improvement against 0.95
     Bo,
-    /// regularized evolution on NB101 cells (NASLib's population 100, sample 10); needs no features
+    /// regularized evolution on NB101 cells (NASLib's loop; `mutation`, `population`, `tournament`); needs no features
     Evolution,
-    /// BANANAS's local search on NB101 cells (10 random starts, best neighbour); needs no features
+    /// local search on NB101 cells (naszilla's or NASLib's, `local_search`); needs no features
     LocalSearch,
     /// random search without repeats
     Random,
