@@ -341,6 +341,19 @@ pub fn expected_improvement(mean: f64, variance: f64, target: f64) -> f64 {
     sigma * (n.pdf(u) + u * n.cdf(u))
 }
 
+/// [`expected_improvement`] as arch2vec computes it: in float32 (`torch.Tensor` of the
+/// predictions, `Normal.cdf` through `erf`, the pdf as `exp(log_prob)`). Far below the target
+/// both the pdf and `1 + erf` round to 0, so EI is exactly 0 where f64 still ranks the cells.
+pub fn expected_improvement_f32(mean: f64, variance: f64, target: f64) -> f32 {
+    let (m, sigma, t) = (mean as f32, variance as f32, target as f32);
+    let u = (m - t) / sigma;
+    let erf = statrs::function::erf::erf((u / std::f32::consts::SQRT_2) as f64) as f32;
+    let cdf = 0.5 * (1.0 + erf);
+    let log_norm = (2.0 * std::f32::consts::PI).sqrt().ln();
+    let pdf = (-(u * u) / 2.0 - log_norm).exp();
+    sigma * (pdf + u * cdf)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -357,6 +370,20 @@ mod tests {
         // Far below the target, EI vanishes; more variance means more EI.
         assert!(expected_improvement(0.5, 0.001, 0.95) < 1e-100);
         assert!(expected_improvement(0.9, 0.1, 0.95) > expected_improvement(0.9, 0.05, 0.95));
+    }
+
+    #[test]
+    fn float32_expected_improvement_underflows_to_zero_where_f64_does_not() {
+        // Near the target the two agree.
+        let (a, b) = (expected_improvement(0.96, 0.01, 0.95), expected_improvement_f32(0.96, 0.01, 0.95));
+        assert!((a - b as f64).abs() < 1e-8, "{a} {b}");
+        // u = (0.80 - 0.95) / 0.01 = -15: in f64 EI = 0.01 (pdf(u) + u cdf(u)) ~ 2e-54 > 0; in
+        // float32 pdf(-15) = exp(-113.4) is below the smallest subnormal and 1 + erf(-10.6)
+        // rounds to 0, so EI is 0 and such cells tie.
+        let f64_far = expected_improvement(0.80, 0.01, 0.95);
+        let f32_far = expected_improvement_f32(0.80, 0.01, 0.95);
+        assert!(f64_far > 0.0, "{f64_far}");
+        assert_eq!(f32_far, 0.0);
     }
 
     #[test]
