@@ -15,7 +15,10 @@ use nasflow_contract::{Kind, KindInfo};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+use crate::search::bo::BoQuirks;
+use crate::search::local::Local;
 use crate::search::methods::Method;
+use crate::search::mutation::Mutation;
 use crate::search::table::{Features, LatentChoice, TableSource};
 
 /// The `reinforce` kind.
@@ -25,7 +28,7 @@ impl Kind for Reinforce {
     type Params = ReinforceParams;
     const INFO: KindInfo = KindInfo {
         name: "reinforce",
-        version: 4,
+        version: 5,
         doc: "Search a benchmark table: REINFORCE and BO (arch2vec) in the latent space, regularized evolution, local search and random search",
         reads_seed: true,
         uses_device: false,
@@ -77,17 +80,18 @@ pub struct ReinforceParams {
     /// BO: DNGO's training epochs per model (arch2vec: 100)
     #[schemars(range(min = 1))]
     pub bo_epochs: usize,
-    /// regularized evolution: population size (NASLib: 100)
+    /// BO: which of arch2vec's quirks to reproduce
+    pub bo_quirks: BoQuirks,
+    /// regularized evolution: population size (naszilla's evolution_search: 30)
     #[schemars(range(min = 1))]
     pub population: usize,
-    /// regularized evolution: members sampled per tournament (NASLib: 10)
+    /// regularized evolution: members sampled per tournament (naszilla's evolution_search: 10)
     #[schemars(range(min = 1))]
     pub tournament: usize,
-    /// local search: random cells each (re)start picks the best of (naszilla: 10)
-    #[schemars(range(min = 1))]
-    pub ls_init: usize,
-    /// local search: move to the first better neighbour (naszilla's query_full_nbhd=False) instead of the best of the whole neighbourhood
-    pub ls_first_improvement: bool,
+    /// regularized evolution's mutation operator, as its source writes it
+    pub mutation: Mutation,
+    /// local search as one reference runs it
+    pub local_search: Local,
 }
 
 impl ReinforceParams {
@@ -104,7 +108,7 @@ impl ReinforceParams {
     }
     /// The settings of the methods that run without libtorch.
     pub fn settings(&self) -> crate::search::methods::Settings {
-        use crate::search::{bo::Bo, dngo, evolution::Evolution, local::Local};
+        use crate::search::{bo::Bo, dngo, evolution::Evolution};
         crate::search::methods::Settings {
             budget: self.budget,
             bo: Bo {
@@ -114,16 +118,15 @@ impl ReinforceParams {
                     epochs: self.bo_epochs,
                     ..dngo::Settings::default()
                 },
+                quirks: self.bo_quirks,
                 ..Bo::default()
             },
             evolution: Evolution {
                 population: self.population,
                 sample: self.tournament,
+                mutation: self.mutation,
             },
-            local: Local {
-                init: self.ls_init,
-                first_improvement: self.ls_first_improvement,
-            },
+            local: self.local_search,
         }
     }
     pub fn latent(&self) -> LatentChoice {
@@ -154,10 +157,11 @@ impl Default for ReinforceParams {
             bo_init: 16,
             bo_top_k: 5,
             bo_epochs: 100,
-            population: 100,
+            bo_quirks: BoQuirks::None,
+            population: 30,
             tournament: 10,
-            ls_init: 10,
-            ls_first_improvement: false,
+            mutation: Mutation::Naslib,
+            local_search: Local::Naszilla,
         }
     }
 }

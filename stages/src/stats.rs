@@ -55,19 +55,17 @@ pub fn precision_at(truth: &[f64], pred: &[f64], k: usize) -> f64 {
     t.iter().zip(&p).filter(|(a, b)| **a && **b).count() as f64 / k as f64
 }
 
-/// The two-sided Mann-Whitney U test of two samples (normal approximation with the tie
-/// correction and a continuity correction of 0.5, as scipy's `mannwhitneyu` with
-/// `method="asymptotic"`): the p-value; NaN when a sample is empty or all values are equal.
-pub fn mann_whitney_p(a: &[f64], b: &[f64]) -> f64 {
+/// The Mann-Whitney U statistic of `a` against `b`, its mean and its variance under the null
+/// (normal approximation, tie-corrected); `None` when either sample is empty or all values tie.
+fn mann_whitney_u(a: &[f64], b: &[f64]) -> Option<(f64, f64, f64)> {
     let (n1, n2) = (a.len() as f64, b.len() as f64);
     if a.is_empty() || b.is_empty() {
-        return f64::NAN;
+        return None;
     }
     let all: Vec<f64> = a.iter().chain(b).copied().collect();
     let r = ranks(&all);
     let r1: f64 = r[..a.len()].iter().sum();
     let u1 = r1 - n1 * (n1 + 1.0) / 2.0;
-    let mu = n1 * n2 / 2.0;
     // Tie correction: sum over tie groups of t^3 - t.
     let mut sorted = all.clone();
     sorted.sort_by(|x, y| x.total_cmp(y));
@@ -84,12 +82,28 @@ pub fn mann_whitney_p(a: &[f64], b: &[f64]) -> f64 {
     }
     let n = n1 + n2;
     let var = n1 * n2 / 12.0 * ((n + 1.0) - ties / (n * (n - 1.0)));
-    if var <= 0.0 {
+    (var > 0.0).then_some((u1, n1 * n2 / 2.0, var))
+}
+
+/// Two-sided Mann-Whitney U p-value (normal approximation with tie and continuity
+/// corrections, as scipy's `mannwhitneyu(..., alternative="two-sided")`); NaN when undefined.
+pub fn mann_whitney_p(a: &[f64], b: &[f64]) -> f64 {
+    let Some((u1, mu, var)) = mann_whitney_u(a, b) else {
         return f64::NAN;
-    }
-    let u = u1.max(n1 * n2 - u1);
+    };
+    let u = u1.max(2.0 * mu - u1);
     let z = (u - mu - 0.5) / var.sqrt();
     (2.0 * Normal::standard().sf(z)).min(1.0)
+}
+
+/// One-sided Mann-Whitney U p-value for "`a` tends to be greater than `b`" (scipy's
+/// `alternative="greater"`, with the continuity correction); NaN when undefined.
+pub fn mann_whitney_p_greater(a: &[f64], b: &[f64]) -> f64 {
+    let Some((u1, mu, var)) = mann_whitney_u(a, b) else {
+        return f64::NAN;
+    };
+    let z = (u1 - mu - 0.5) / var.sqrt();
+    Normal::standard().sf(z)
 }
 
 #[cfg(test)]
@@ -140,5 +154,12 @@ mod tests {
         let p = mann_whitney_p(&[1.0, 2.0, 3.0], &[1.0, 2.0, 3.0]);
         assert!((p - 1.0).abs() < 1e-12, "{p}");
         assert!(mann_whitney_p(&[1.0, 1.0], &[1.0, 1.0]).is_nan());
+        // One-sided: [6..10] greater than [1..5] has half the two-sided p; the other way ~1.
+        let a = [6.0, 7.0, 8.0, 9.0, 10.0];
+        let b = [1.0, 2.0, 3.0, 4.0, 5.0];
+        assert!((mann_whitney_p_greater(&a, &b) - 0.0121861 / 2.0).abs() < 1e-6);
+        // [1..5] greater than [6..10]: U = 0, z = (0 - 12.5 - 0.5) / 4.7871 = -2.7156, p = 0.99669.
+        let p = mann_whitney_p_greater(&b, &a);
+        assert!((p - 0.99669).abs() < 1e-4, "{p}");
     }
 }

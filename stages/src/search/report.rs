@@ -3,10 +3,11 @@ use std::path::Path;
 
 use serde_json::{json, Map, Value};
 
+use super::methods::Settings;
 use super::table::Searchable;
 use super::Trace;
 use crate::report::{mean_ci95, write_chart, Chart, Series};
-use crate::stats::mann_whitney_p;
+use crate::stats::{mann_whitney_p, mann_whitney_p_greater};
 use nasflow_contract::StageError;
 
 /// The regret of a trace at simulated time `t`: that of its last query finished by `t`.
@@ -114,8 +115,11 @@ fn units() -> Value {
            "final_best_valid": "accuracy (mean over seeds)",
            "final_test": "accuracy (mean over seeds)",
            "p_vs_random": "p-value (two-sided Mann-Whitney U, final validation regret)",
+           "p_worse_than_random": "p-value (one-sided Mann-Whitney U: final validation regret greater than random search's)",
            "p_vs_random_test": "p-value (two-sided Mann-Whitney U, final test regret)",
-           "redraws": "re-draws per run (mean): cells not in the table",
+           "outside_table": "children or neighbours per run (mean) that were valid cells not in the table",
+           "failed_mutations": "mutations per run (mean) that found no child in the table",
+           "stopped_early": "runs that ended before their budget (no parent left)",
            "final_regret_valid_nb101": "accuracy (mean; against NB101's best mean validation accuracy)",
            "final_regret_test_nb101": "accuracy (mean; against NB101's best mean test accuracy)",
            "by_queries_regret_valid": "accuracy (mean at the last query index of the by-queries view)",
@@ -124,10 +128,55 @@ fn units() -> Value {
            "by_queries_seconds": "simulated seconds (mean at that index)"})
 }
 
+/// How the runs were made, for the summary: the protocol, each method's reference and quirk
+/// settings, and whether the table covers the space.
+pub fn settings_of(s: &Settings, table: &Searchable) -> Value {
+    json!({
+        "protocol": "arch2vec's search protocol: every method on the same seeds, table and budget of simulated training seconds; regret against the table's best validation accuracy",
+        "covers_space": table.len() == NB101_CELLS,
+        "bo_quirks": s.bo.quirks.name(),
+        "evolution": format!("NASLib's regularized evolution, mutation {}, population {}, tournament {}",
+                             s.evolution.mutation.name(), s.evolution.population, s.evolution.sample),
+        "local_search": s.local.name(),
+    })
+}
+
+/// The warnings a reader needs: on a table that does not cover the space, evolution's and local
+/// search's figures are not comparable with published ones; runs that stopped early.
+fn warnings_of(methods: &[(&str, Vec<&Trace>)], table: &Searchable) -> Vec<String> {
+    let mut out = Vec::new();
+    let partial: Vec<&str> = methods
+        .iter()
+        .map(|(m, _)| *m)
+        .filter(|m| *m == "evolution" || *m == "local_search")
+        .collect();
+    if table.len() != NB101_CELLS && !partial.is_empty() {
+        out.push(format!(
+            "the table holds {} of NB101's {NB101_CELLS} cells: {} meet children or neighbours outside it (skipped, `outside_table`), so their results are not comparable with published numbers; REINFORCE, BO and random search pick only table cells and are",
+            table.len(),
+            partial.join(" and ")
+        ));
+    }
+    for (m, ts) in methods {
+        let stopped: Vec<&&Trace> = ts.iter().filter(|t| t.stopped.is_some()).collect();
+        if let Some(t) = stopped.first() {
+            out.push(format!(
+                "{m}: {} of {} runs stopped before the budget: {}",
+                stopped.len(),
+                ts.len(),
+                t.stopped.as_deref().unwrap_or_default()
+            ));
+        }
+    }
+    out
+}
+
 /// Summary numbers per method: final regrets (mean and 95% half-width) and p-values against
-/// random search, final accuracies, queries, re-draws, the by-queries view's end and, on a table
-/// of the whole NB101 space, regrets against NB101's published best.
-pub fn summarize(traces: &[Trace], table: &Searchable, budget: f64) -> Value {
+/// random search, final accuracies, queries, cells outside the table, the by-queries view's end
+/// and, on a table of the whole NB101 space, regrets against NB101's published best; the
+/// settings ([`settings_of`]) and warnings.
+pub fn summarize(traces: &[Trace], table: &Searchable, s: &Settings) -> Value {
+    let budget = s.budget;
     let methods = by_method(traces);
     let (best_valid, best_test) = table.best();
     let mut out = Map::new();
@@ -137,7 +186,12 @@ pub fn summarize(traces: &[Trace], table: &Searchable, budget: f64) -> Value {
                "without_feature": table.without_feature, "without_figures": table.without_figures}),
     );
     out.insert("budget".into(), json!(budget));
+    out.insert("settings".into(), settings_of(s, table));
     out.insert("units".into(), units());
+    let warnings = warnings_of(&methods, table);
+    if !warnings.is_empty() {
+        out.insert("warnings".into(), json!(warnings));
+    }
     let finals = |ts: &[&Trace], f: &dyn Fn(&Trace) -> Option<f64>| -> Vec<f64> {
         ts.iter().filter_map(|t| f(t)).collect()
     };
@@ -168,15 +222,27 @@ pub fn summarize(traces: &[Trace], table: &Searchable, budget: f64) -> Value {
             m.insert("final_test".into(), json!(mean_ci95(&tests).0));
         }
         if let Some(r) = random.filter(|_| *method != "random") {
-            let p = mann_whitney_p(&rv, &finals(r, &valid_regret));
-            m.insert("p_vs_random".into(), json!(p));
+            let random_rv = finals(r, &valid_regret);
+            m.insert("p_vs_random".into(), json!(mann_whitney_p(&rv, &random_rv)));
+            let worse = mann_whitney_p_greater(&rv, &random_rv);
+            m.insert("p_worse_than_random".into(), json!(worse));
             let rr = finals(r, &test_regret);
             if !rt.is_empty() && !rr.is_empty() {
                 m.insert("p_vs_random_test".into(), json!(mann_whitney_p(&rt, &rr)));
             }
         }
-        let redraws: Vec<f64> = ts.iter().map(|t| t.redraws as f64).collect();
-        m.insert("redraws".into(), json!(mean_ci95(&redraws).0));
+        if *method == "evolution" || *method == "local_search" {
+            let mean_of = |f: &dyn Fn(&Trace) -> usize| {
+                let v: Vec<f64> = ts.iter().map(|t| f(t) as f64).collect();
+                json!(mean_ci95(&v).0)
+            };
+            m.insert("outside_table".into(), mean_of(&|t| t.outside_table));
+            if *method == "evolution" {
+                m.insert("failed_mutations".into(), mean_of(&|t| t.failed_mutations));
+                let stopped = ts.iter().filter(|t| t.stopped.is_some()).count();
+                m.insert("stopped_early".into(), json!(stopped));
+            }
+        }
         if complete {
             let nb = |v: &[f64], best: f64| json!(best - mean_ci95(v).0);
             m.insert(
@@ -338,6 +404,33 @@ mod tests {
     }
 
     #[test]
+    fn a_partial_table_warns_that_evolution_is_not_comparable_and_names_stopped_runs() {
+        let mut ev = trace("evolution", vec![10.0, 20.0], vec![0.1, 0.05]);
+        ev.outside_table = 40;
+        ev.failed_mutations = 3;
+        ev.stopped = Some("no member of the population yields a child".into());
+        let ts = vec![ev, trace("random", vec![10.0, 100.0], vec![0.3, 0.1])];
+        let table = crate::search::tests::table(3, 2);
+        let s = summarize(&ts, &table, &Settings::default());
+        let w: Vec<&str> = s["warnings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|w| w.as_str().unwrap())
+            .collect();
+        assert!(w[0].contains("holds 3 of NB101's 423624 cells: evolution"), "{w:?}");
+        assert!(w[1].starts_with("evolution: 1 of 1 runs stopped"), "{w:?}");
+        assert_eq!(s["evolution"]["outside_table"], 40.0);
+        assert_eq!(s["evolution"]["failed_mutations"], 3.0);
+        assert_eq!(s["evolution"]["stopped_early"], 1);
+        assert!(s["random"].get("outside_table").is_none());
+        assert_eq!(
+            s["settings"]["evolution"],
+            "NASLib's regularized evolution, mutation naslib, population 30, tournament 10"
+        );
+    }
+
+    #[test]
     fn summary_and_curves_over_seeds() {
         let ts = vec![
             trace("reinforce", vec![10.0, 100.0], vec![0.1, 0.0]),
@@ -346,7 +439,14 @@ mod tests {
         ];
         let mut table = crate::search::tests::table(3, 2);
         table.test = vec![None; 3];
-        let s = summarize(&ts, &table, 100.0);
+        let settings = Settings {
+            budget: 100.0,
+            ..Settings::default()
+        };
+        let s = summarize(&ts, &table, &settings);
+        assert_eq!(s["settings"]["covers_space"], false);
+        assert_eq!(s["settings"]["local_search"], "naszilla");
+        assert!(s.get("warnings").is_none(), "no evolution or local search: no warning");
         assert!((s["reinforce"]["final_regret_valid"].as_f64().unwrap() - 0.01).abs() < 1e-12);
         assert_eq!(s["random"]["seeds"], 1);
         assert!(s["reinforce"].get("final_regret_test").is_none());

@@ -275,7 +275,7 @@ pub fn run(ctx: &StageContext<ReinforceParams>) -> Result<(), StageError> {
     }
     let out = ctx.out;
     nasflow_stages::files::write_jsonl(&out.join("traces.jsonl"), &traces)?;
-    let mut summary = summarize(&traces, &table, settings.budget);
+    let mut summary = summarize(&traces, &table, &others);
     summary["source"] = serde_json::json!(table.source);
     summary["latent"] = serde_json::json!(table.latent);
     nasflow_stages::files::write_json(&out.join(SUMMARY), &summary)?;
