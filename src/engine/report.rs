@@ -22,6 +22,8 @@ pub struct Report {
     pub params: Vec<Row<Value>>,
     /// Per stage and metric, its value in each source.
     pub metrics: Vec<Row<f64>>,
+    /// The stages' warnings (`warnings` in a summary), `stage: text`, each once.
+    pub warnings: Vec<String>,
     /// (caption, SVG markup).
     pub charts: Vec<(String, String)>,
 }
@@ -74,7 +76,7 @@ h1{font-size:1.6em}h2{font-size:1.25em;margin-top:2em;border-bottom:1px solid #c
 table{border-collapse:collapse;font-size:.9em;margin:.5em 0}\
 th,td{border:1px solid #ddd;padding:.25em .6em;text-align:left;vertical-align:top}\
 th{background:#f4f4f4}td.num{text-align:right;font-variant-numeric:tabular-nums}\
-td.changed{background:#fff3bf;font-weight:bold}.cached{color:#2b8a3e}.stale{color:#c92a2a}\
+td.changed{background:#fff3bf;font-weight:bold}p.warning{background:#fff4e6;border-left:4px solid #e8590c;padding:4px 8px}.cached{color:#2b8a3e}.stale{color:#c92a2a}\
 figure{display:inline-block;margin:1em;vertical-align:top}figure svg{width:640px;height:auto}\
 figcaption{font-size:.9em;color:#555}code{font-size:.85em}";
 
@@ -229,7 +231,11 @@ impl Report {
         for r in &self.metrics {
             row(h, r, |v| crate::metrics::fmt(*v), true);
         }
-        h.push_str("</table></section>\n");
+        h.push_str("</table>\n");
+        for w in &self.warnings {
+            let _ = writeln!(h, "<p class=\"warning\"><b>warning:</b> {}</p>", esc(w));
+        }
+        h.push_str("</section>\n");
     }
 
     fn chart_section(&self, h: &mut String) {
@@ -300,6 +306,7 @@ mod tests {
                 values: vec![Some(0.5), Some(0.5)],
             }],
             charts: vec![("b: loss".into(), "<svg></svg>".into())],
+            warnings: vec!["b: not comparable <here>".into()],
             ..Default::default()
         };
         let html = r.html();
@@ -310,6 +317,10 @@ mod tests {
             "{html}"
         );
         assert!(html.contains("<line "), "an edge is drawn");
+        assert!(
+            html.contains("<p class=\"warning\"><b>warning:</b> b: not comparable &lt;here&gt;</p>"),
+            "{html}"
+        );
         assert!(!html.contains("<script"), "no script");
     }
 }

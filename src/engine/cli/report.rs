@@ -27,7 +27,7 @@ pub fn report(reg: &Registry, file: &Path, sets: &Sets, out_dir: &Path) -> Resul
     };
     (r.stages, r.edges) = stages(base)?;
     r.params = params(&sources);
-    r.metrics = metrics(&sources)?;
+    (r.metrics, r.warnings) = metrics(&sources)?;
     std::fs::create_dir_all(out_dir).with_context(|| format!("creating {}", out_dir.display()))?;
     r.charts = charts(&sources, &out_dir.join("figures"))?;
     let index = out_dir.join("index.html");
@@ -111,11 +111,17 @@ fn params(sources: &[(String, Project)]) -> Vec<Row<Value>> {
     rows
 }
 
-/// Every summary number, per source.
-fn metrics(sources: &[(String, Project)]) -> Result<Vec<Row<f64>>> {
+/// Every summary number, per source, and the summaries' warnings (`stage: text`, each once).
+fn metrics(sources: &[(String, Project)]) -> Result<(Vec<Row<f64>>, Vec<String>)> {
     let cols = (sources.iter())
         .map(|(label, p)| column(p, &[], label.clone()))
         .collect::<Result<Vec<_>>>()?;
+    let order: Vec<String> = (sources[0].1.dag.order().iter())
+        .map(|&i| sources[0].1.p.decl(i).name.clone())
+        .collect();
+    let warnings = (crate::metrics::warnings(&order, &cols).lines())
+        .map(|l| l.trim_start_matches("warning: ").to_string())
+        .collect();
     let base = &sources[0].1;
     let mut rows = Vec::new();
     for &i in base.dag.order() {
@@ -135,7 +141,7 @@ fn metrics(sources: &[(String, Project)]) -> Result<Vec<Row<f64>>> {
             });
         }
     }
-    Ok(rows)
+    Ok((rows, warnings))
 }
 
 /// Each chart once, overlaid across sources, as SVG markup (also kept in `dir`).
