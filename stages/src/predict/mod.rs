@@ -19,6 +19,7 @@
 //! `summary.json` (per regressor, feature set and result set: mean and 95% half-width over seeds
 //! of each metric), `rmse.png`, `pearson.png`, `kendall.png` (box plots of the `fit_N` set; SVGs
 //! and chart data beside them).
+pub mod naslib;
 pub mod regress;
 
 use rand::RngExt;
@@ -46,7 +47,7 @@ impl Kind for Predict {
     type Params = PredictParams;
     const INFO: KindInfo = KindInfo {
         name: "predict",
-        version: 5,
+        version: 6,
         doc: "Predict network accuracy from the latent features (RF, GP, SVR, gradient boosting) against the plain and path encodings; RMSE, Pearson, Kendall tau, Spearman, precision@k",
         reads_seed: true,
         uses_device: false,
@@ -68,14 +69,17 @@ pub struct PredictParams {
     pub checkpoint: usize,
     /// the accuracy to predict
     pub target: Target,
-    /// fit-set sizes (paper: 250)
-    #[schemars(range(min = 2))]
-    pub train_sizes: Vec<usize>,
+    /// whose predictor protocol (`train_sizes` and `threshold` default to its)
+    pub protocol: ProtocolKind,
+    /// a reference's known quirk to reproduce ("info-nas" needs `target = "valid"`; its "Test features" sets need a table with test accuracies)
+    pub quirks: PredictQuirks,
+    /// fit-set sizes; unset: the protocol's (info-nas: 250, 600, 1000; naslib: 5, 8, 14, 24, 42, 71, 121, 205, 347, 589, 1000)
+    pub train_sizes: Option<Vec<usize>>,
     /// random fit sets per size; seeds are the pipeline seed + 0..N
     #[schemars(range(min = 1))]
     pub seeds: usize,
-    /// score only cells whose true accuracy is above this (paper: 0.8)
-    pub threshold: f64,
+    /// score only cells whose true accuracy is above this; unset: the protocol's (info-nas: 0.8; naslib: no filter)
+    pub threshold: Option<f64>,
     /// the regressors, each with scikit-learn's defaults
     pub regressors: Vec<RegressorName>,
     /// the feature sets to fit each regressor on
@@ -116,9 +120,11 @@ impl Default for PredictParams {
             features: Features::Main,
             checkpoint: 0,
             target: Target::Valid,
-            train_sizes: vec![250, 600, 1000],
+            protocol: ProtocolKind::InfoNas,
+            quirks: PredictQuirks::None,
+            train_sizes: None,
             seeds: 10,
-            threshold: 0.8,
+            threshold: None,
             regressors: vec![RegressorName::Rf, RegressorName::Gp],
             feature_sets: vec![FeatureSet::Latent, FeatureSet::Encoding, FeatureSet::Path],
             path_cutoff: crate::nb101::paths::DEFAULT_CUTOFF,
@@ -129,6 +135,53 @@ impl Default for PredictParams {
             baseline: true,
         }
     }
+}
+
+/// Whose predictor protocol (the `protocol` param).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub enum ProtocolKind {
+    /// info-NAS's run_gaussian_process.py: fit sets outside the labeled networks, scored on the other cells above 0.8, signed Pearson
+    #[default]
+    #[serde(rename = "info-nas")]
+    InfoNas,
+    /// NASLib's predictor evaluation (White et al. 2021): 11 fit sizes 5..1000, a 200-cell test set, no filter, NASLib's metric definitions
+    #[serde(rename = "naslib")]
+    Naslib,
+}
+
+impl ProtocolKind {
+    pub fn name(self) -> &'static str {
+        match self {
+            ProtocolKind::InfoNas => "info-nas",
+            ProtocolKind::Naslib => "naslib",
+        }
+    }
+    /// The fit sizes when `train_sizes` is unset.
+    pub fn sizes(self) -> Vec<usize> {
+        match self {
+            ProtocolKind::InfoNas => vec![250, 600, 1000],
+            ProtocolKind::Naslib => naslib::sizes(),
+        }
+    }
+    /// The accuracy filter when `threshold` is unset.
+    pub fn threshold(self) -> Option<f64> {
+        match self {
+            ProtocolKind::InfoNas => Some(0.8),
+            ProtocolKind::Naslib => None,
+        }
+    }
+}
+
+/// Which known quirk of a reference `predict` reproduces (the `quirks` param).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub enum PredictQuirks {
+    /// none
+    #[default]
+    #[serde(rename = "none")]
+    None,
+    /// info-NAS's pairing bug in run_gaussian_process.py (a93ba91, lines 150-166): its "Test features" sets fitted on test accuracy, "All features - test accuracy" on validation accuracy
+    #[serde(rename = "info-nas")]
+    InfoNas,
 }
 
 /// Which accuracy `predict` predicts.
@@ -200,9 +253,11 @@ pub struct Scored {
 /// The protocol's settings.
 #[derive(Clone, Debug)]
 pub struct Protocol {
+    pub kind: ProtocolKind,
+    pub quirks: PredictQuirks,
     pub sizes: Vec<usize>,
     pub seeds: Vec<u64>,
-    pub threshold: f64,
+    pub threshold: Option<f64>,
     pub regressors: Vec<Regressor>,
     pub use_test: bool,
     pub fit_outside_train: bool,
@@ -223,16 +278,31 @@ pub fn plain_encoding(cell: &crate::nb101::Cell) -> Vec<f64> {
 
 const STREAM: u64 = 0x9ed1_c700;
 
+/// What [`evaluate`] produced: the scored fits, the sizes that left nothing to predict, and
+/// notes on result sets that could not be built.
+pub struct Evaluated {
+    pub scored: Vec<Scored>,
+    pub skipped: Vec<usize>,
+    pub notes: Vec<String>,
+}
+
 /// Runs the protocol; sizes that leave nothing to predict are returned as skipped.
 pub fn evaluate(
     table: &Searchable,
     p: &Protocol,
     threads: usize,
     progress: &(dyn Fn(u64, u64) + Sync),
-) -> Result<(Vec<Scored>, Vec<usize>), StageError> {
+) -> Result<Evaluated, StageError> {
+    if p.quirks == PredictQuirks::InfoNas && p.use_test {
+        return Err(StageError::Config(
+            "quirks = \"info-nas\" reproduces a pairing of validation and test accuracy: set target = \"valid\"".into(),
+        ));
+    }
+    let naslib = p.kind == ProtocolKind::Naslib;
     let candidates: Vec<usize> = (0..table.len())
         .filter(|&i| {
-            !(p.fit_outside_train && table.labeled_train[i]) && target(table, p, i).is_some()
+            let outside = naslib || !(p.fit_outside_train && table.labeled_train[i]);
+            outside && target(table, p, i).is_some()
         })
         .collect();
     let sets: Vec<(&str, Vec<Vec<f64>>)> = p
@@ -240,10 +310,14 @@ pub fn evaluate(
         .iter()
         .map(|&f| (f.name(), feature_rows(table, f, p.path_cutoff)))
         .collect();
-    let (sizes, skipped): (Vec<usize>, Vec<usize>) = p
-        .sizes
-        .iter()
-        .partition(|&&s| s >= 2 && s < candidates.len());
+    let room = if naslib {
+        candidates.len().saturating_sub(naslib::TEST_SIZE) + 1
+    } else {
+        candidates.len()
+    };
+    let (sizes, skipped): (Vec<usize>, Vec<usize>) =
+        p.sizes.iter().partition(|&&s| s >= 2 && s < room);
+    let largest = sizes.iter().copied().max().unwrap_or(0);
     let mut tasks = Vec::new();
     for &size in &sizes {
         for &seed in &p.seeds {
@@ -255,6 +329,7 @@ pub fn evaluate(
                         features: name,
                         rows,
                         regressor: *r,
+                        largest,
                     });
                 }
             }
@@ -270,7 +345,11 @@ pub fn evaluate(
         tasks
             .par_iter()
             .map(|f| {
-                let s = f.score(table, p, &candidates);
+                let s = if naslib {
+                    f.score_naslib(table, p, &candidates)
+                } else {
+                    f.score(table, p, &candidates)
+                };
                 progress(
                     done.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1,
                     total,
@@ -279,7 +358,15 @@ pub fn evaluate(
             })
             .collect::<Result<Vec<_>, StageError>>()
     })?;
-    Ok((scored.into_iter().flatten().collect(), skipped))
+    let mut notes = Vec::new();
+    if p.quirks == PredictQuirks::InfoNas && !table.test.iter().any(Option::is_some) {
+        notes.push("quirks = \"info-nas\": the table has no test accuracies, so info-NAS's \"Test features\" sets (fitted on test accuracy: `fit_N`, `fit_N_test`) cannot be built; only the \"All features\" sets are scored".to_string());
+    }
+    Ok(Evaluated {
+        scored: scored.into_iter().flatten().collect(),
+        skipped,
+        notes,
+    })
 }
 
 /// A feature set's rows, one per cell.
@@ -313,6 +400,8 @@ struct Fit<'a> {
     features: &'a str,
     rows: &'a [Vec<f64>],
     regressor: Regressor,
+    /// The largest fit size (NASLib's protocol draws that many and fits on prefixes).
+    largest: usize,
 }
 
 impl Fit<'_> {
@@ -328,7 +417,61 @@ impl Fit<'_> {
         order
     }
 
-    /// Fits, predicts every cell, and scores each result set.
+    /// The regressor with this fit's seed.
+    fn seeded(&self) -> Regressor {
+        match self.regressor {
+            Regressor::Forest { trees, .. } => Regressor::Forest {
+                trees,
+                seed: self.seed,
+            },
+            Regressor::Boost { stages, .. } => Regressor::Boost {
+                stages,
+                seed: self.seed,
+            },
+            r => r,
+        }
+    }
+
+    /// Fits on cells `fit` with accuracies `y` and predicts cells `at`.
+    fn fit_predict(&self, fit: &[usize], y: &[f64], at: &[usize]) -> Result<Vec<f64>, StageError> {
+        let pick = |ix: &[usize]| -> Vec<Vec<f64>> { ix.iter().map(|&i| self.rows[i].clone()).collect() };
+        self.seeded()
+            .fit_predict(&pick(fit), y, &pick(at))
+            .map_err(|e| {
+                StageError::Failed(format!(
+                    "{} features, {} cells, seed {}: {e}",
+                    self.features, self.size, self.seed
+                ))
+            })
+    }
+
+    /// NASLib's protocol: fit on the first `size` cells of the seed's fit draw, predict and
+    /// score its 200 test cells.
+    fn score_naslib(
+        &self,
+        table: &Searchable,
+        p: &Protocol,
+        cells: &[usize],
+    ) -> Result<Vec<Scored>, StageError> {
+        let (test, draw) = naslib::draw(cells, self.largest, self.seed, STREAM);
+        let fit = &draw[..self.size];
+        let y: Vec<f64> = fit.iter().map(|&i| target(table, p, i).unwrap_or(0.0)).collect();
+        let pred = self.fit_predict(fit, &y, &test)?;
+        let name = self.seeded().name();
+        let mut s = naslib::score(table, p, &test, &pred, (self.features, name, self.size, self.seed));
+        if let Some(bar) = p.threshold {
+            // An explicit threshold under NASLib's protocol: scored on the test cells above it.
+            let keep: Vec<usize> = (0..test.len())
+                .filter(|&k| target(table, p, test[k]).is_some_and(|t| t > bar))
+                .collect();
+            let t: Vec<usize> = keep.iter().map(|&k| test[k]).collect();
+            let pr: Vec<f64> = keep.iter().map(|&k| pred[k]).collect();
+            s = naslib::score(table, p, &t, &pr, (self.features, name, self.size, self.seed));
+        }
+        Ok(vec![s])
+    }
+
+    /// info-NAS's protocol: fits, predicts every cell, and scores each result set.
     fn score(
         &self,
         table: &Searchable,
@@ -341,43 +484,48 @@ impl Fit<'_> {
         for &i in &fit {
             in_fit[i] = true;
         }
-        let pick =
-            |ix: &[usize]| -> Vec<Vec<f64>> { ix.iter().map(|&i| self.rows[i].clone()).collect() };
+        let everyone: Vec<usize> = (0..table.len()).collect();
         let y: Vec<f64> = fit
             .iter()
             .map(|&i| target(table, p, i).unwrap_or(0.0))
             .collect();
-        let r = match self.regressor {
-            Regressor::Forest { trees, .. } => Regressor::Forest { trees, seed },
-            Regressor::Boost { stages, .. } => Regressor::Boost { stages, seed },
-            r => r,
+        let pred = self.fit_predict(&fit, &y, &everyone)?;
+        // info-NAS's pairing bug: its "Test features" sets (here `""` and `_test`) come from a
+        // fit on test accuracy, its "All features" sets from a fit on validation accuracy.
+        let on_test: Option<Vec<f64>> = if p.quirks == PredictQuirks::InfoNas {
+            let y: Option<Vec<f64>> = fit.iter().map(|&i| table.test[i]).collect();
+            match y {
+                Some(y) => Some(self.fit_predict(&fit, &y, &everyone)?),
+                None => None,
+            }
+        } else {
+            None
         };
-        let everyone: Vec<usize> = (0..table.len()).collect();
-        let pred = r
-            .fit_predict(&pick(&fit), &y, &pick(&everyone))
-            .map_err(|e| {
-                StageError::Failed(format!(
-                    "{} features, {size} cells, seed {seed}: {e}",
-                    self.features
-                ))
-            })?;
-        // Result sets: (name, whether fit cells count, the truth of a cell).
+        let quirk = p.quirks == PredictQuirks::InfoNas;
+        // Result sets: (name, whether fit cells count, the truth of a cell, the predictions).
         type Truth<'t> = Box<dyn Fn(usize) -> Option<f64> + 't>;
-        let mut sets: Vec<(&str, bool, Truth)> = vec![
-            ("", false, Box::new(|i| target(table, p, i))),
-            ("_all", true, Box::new(|i| target(table, p, i))),
+        let mut sets: Vec<(&str, bool, Truth, Option<&Vec<f64>>)> = vec![
+            (
+                "",
+                false,
+                Box::new(|i| target(table, p, i)),
+                if quirk { on_test.as_ref() } else { Some(&pred) },
+            ),
+            ("_all", true, Box::new(|i| target(table, p, i)), Some(&pred)),
         ];
         if !p.use_test && table.test.iter().any(Option::is_some) {
-            sets.push(("_test", false, Box::new(|i| table.test[i])));
-            sets.push(("_all_test", true, Box::new(|i| table.test[i])));
+            let test_fit = if quirk { on_test.as_ref() } else { Some(&pred) };
+            sets.push(("_test", false, Box::new(|i| table.test[i]), test_fit));
+            sets.push(("_all_test", true, Box::new(|i| table.test[i]), Some(&pred)));
         }
-        let out = sets.into_iter().map(|(set, with_fit, truth_of)| {
+        let name = self.seeded().name();
+        let out = sets.into_iter().filter_map(|(set, with_fit, truth_of, pred)| {
+            let pred = pred?;
             // Scored: the cells of the set whose truth is above the threshold (labeled training
             // networks included: info-NAS leaves them out of the fit set only).
+            let bar = p.threshold.unwrap_or(f64::NEG_INFINITY);
             let eval: Vec<usize> = (0..table.len())
-                .filter(|&i| {
-                    (with_fit || !in_fit[i]) && truth_of(i).is_some_and(|t| t > p.threshold)
-                })
+                .filter(|&i| (with_fit || !in_fit[i]) && truth_of(i).is_some_and(|t| t > bar))
                 .collect();
             let truth: Vec<f64> = eval.iter().map(|&i| truth_of(i).unwrap_or(0.0)).collect();
             let pr: Vec<f64> = eval.iter().map(|&i| pred[i]).collect();
@@ -388,9 +536,9 @@ impl Fit<'_> {
                     f64::NAN
                 }
             };
-            Scored {
+            Some(Scored {
                 features: self.features.to_string(),
-                regressor: r.name().to_string(),
+                regressor: name.to_string(),
                 train_size: size,
                 seed,
                 set: set.to_string(),
@@ -405,7 +553,7 @@ impl Fit<'_> {
                 precision_10: k(10),
                 precision_20: k(20),
                 scored: eval.len(),
-            }
+            })
         });
         Ok(out.collect())
     }
@@ -567,9 +715,11 @@ pub fn run(ctx: &StageContext<PredictParams>) -> Result<(), StageError> {
         })
         .collect();
     let protocol = Protocol {
-        sizes: p.train_sizes.clone(),
+        kind: p.protocol,
+        quirks: p.quirks,
+        sizes: (p.train_sizes.clone()).unwrap_or_else(|| p.protocol.sizes()),
         seeds: (0..p.seeds as u64).map(|k| ctx.seed + k).collect(),
-        threshold: p.threshold,
+        threshold: p.threshold.or(p.protocol.threshold()),
         regressors,
         use_test,
         fit_outside_train: p.fit_outside_train,
@@ -582,15 +732,25 @@ pub fn run(ctx: &StageContext<PredictParams>) -> Result<(), StageError> {
         path_cutoff: p.path_cutoff,
     };
     let progress = |d, t| ctx.progress_with(d, t, "fits", String::new());
-    let (scored, skipped) = evaluate(&table, &protocol, ctx.threads, &progress)?;
+    let Evaluated {
+        scored,
+        skipped,
+        notes,
+    } = evaluate(&table, &protocol, ctx.threads, &progress)?;
     crate::files::write_jsonl(&ctx.out.join("results.jsonl"), &scored)?;
     let mut summary = summarize(&scored);
     summary["table"] = json!({"source": table.source, "latent": table.latent, "cells": table.len(),
         "labeled_train": table.labeled_train.iter().filter(|&&t| t).count(),
-        "without_feature": table.without_feature, "without_figures": table.without_figures});
+        "without_feature": table.without_feature, "without_figures": table.without_figures,
+        "covers_space": table.len() == crate::search::report::NB101_CELLS});
     summary["target"] = json!(if use_test { "test" } else { "valid" });
     summary["threshold"] = json!(protocol.threshold);
     summary["skipped_sizes"] = json!(skipped);
+    summary["settings"] = settings_of(&protocol);
+    if !notes.is_empty() {
+        let w = summary["warnings"].as_array().cloned().unwrap_or_default();
+        summary["warnings"] = json!(w.into_iter().chain(notes.into_iter().map(Value::from)).collect::<Vec<_>>());
+    }
     crate::files::write_json(&ctx.out.join(SUMMARY), &summary)?;
     let sizes: Vec<usize> = protocol
         .sizes
@@ -598,7 +758,80 @@ pub fn run(ctx: &StageContext<PredictParams>) -> Result<(), StageError> {
         .copied()
         .filter(|s| !skipped.contains(s))
         .collect();
-    write_charts(ctx.out, &scored, &sizes)
+    match protocol.kind {
+        ProtocolKind::InfoNas => write_charts(ctx.out, &scored, &sizes),
+        ProtocolKind::Naslib => write_size_charts(ctx.out, &scored),
+    }
+}
+
+/// How the fits were made, for the summary.
+fn settings_of(p: &Protocol) -> Value {
+    let described = match p.kind {
+        ProtocolKind::InfoNas => "info-NAS's run_gaussian_process.py: fit sets drawn outside the labeled networks, each fit scored on the other cells (and on all cells) whose true accuracy is above the threshold; signed Pearson r; precision@k over the scored cells",
+        ProtocolKind::Naslib => "NASLib's predictor evaluation (White et al. 2021): per seed a 200-cell test set and one fit draw, each size fitting on its first N cells; every test cell scored; |Pearson r| and precision@k as NASLib defines them, over the test set",
+    };
+    json!({
+        "protocol": p.kind.name(),
+        "described": described,
+        "quirks": match p.quirks { PredictQuirks::None => "none", PredictQuirks::InfoNas => "info-nas" },
+        "train_sizes": p.sizes,
+        "regressor_defaults": "scikit-learn's (RandomForestRegressor, GaussianProcessRegressor, SVR, GradientBoostingRegressor)",
+    })
+}
+
+/// NASLib's charts: Spearman rho, Kendall tau and |Pearson r| against the fit size (log x),
+/// mean over seeds with a 95% band, one line per regressor and feature set.
+pub fn write_size_charts(out: &std::path::Path, scored: &[Scored]) -> Result<(), StageError> {
+    let mut keys: Vec<(String, String)> = scored
+        .iter()
+        .map(|s| (s.features.clone(), s.regressor.clone()))
+        .collect();
+    keys.sort();
+    keys.dedup();
+    let mut sizes: Vec<usize> = scored.iter().map(|s| s.train_size).collect();
+    sizes.sort();
+    sizes.dedup();
+    type Get = fn(&Scored) -> f64;
+    for (name, what, get) in [
+        ("spearman", "Spearman rho", (|s: &Scored| s.spearman) as Get),
+        ("kendall", "Kendall tau", |s: &Scored| s.kendall_tau),
+        ("pearson", "|Pearson r|", |s: &Scored| s.pearson),
+    ] {
+        let series = keys
+            .iter()
+            .map(|(f, r)| {
+                let at = |size: usize| -> (f64, f64) {
+                    let v: Vec<f64> = (scored.iter())
+                        .filter(|s| &s.features == f && &s.regressor == r && s.train_size == size)
+                        .map(get)
+                        .filter(|x| x.is_finite())
+                        .collect();
+                    mean_ci95(&v)
+                };
+                let points: Vec<(f64, f64, f64)> = (sizes.iter())
+                    .map(|&n| (n as f64, at(n)))
+                    .filter(|(_, (m, _))| m.is_finite())
+                    .map(|(x, (m, h))| (x, m, h))
+                    .collect();
+                Series {
+                    name: format!("{r} on {f}"),
+                    line: points.iter().map(|&(x, m, _)| (x, m)).collect(),
+                    band: points.iter().map(|&(x, m, h)| (x, m - h, m + h)).collect(),
+                    ..Series::default()
+                }
+            })
+            .collect();
+        let chart = Chart {
+            title: format!("predict (NASLib's protocol): {what} on the 200 test cells"),
+            x_label: "fit size (cells)".into(),
+            y_label: format!("{what} (mean over seeds, 95% band)"),
+            log_x: true,
+            series,
+            ..Chart::default()
+        };
+        write_chart(out, name, &chart)?;
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -618,9 +851,11 @@ mod tests {
 
     fn protocol() -> Protocol {
         Protocol {
+            kind: ProtocolKind::InfoNas,
+            quirks: PredictQuirks::None,
             sizes: vec![20, 60, 5000],
             seeds: vec![1, 2],
-            threshold: 0.0,
+            threshold: Some(0.0),
             regressors: vec![
                 Regressor::Forest { trees: 10, seed: 0 },
                 Regressor::Gp {
@@ -638,12 +873,13 @@ mod tests {
     #[test]
     fn protocol_is_deterministic_and_skips_impossible_sizes() {
         let t = table(120);
-        let (a, skipped) = evaluate(&t, &protocol(), 2, &|_, _| {}).unwrap();
+        let e = evaluate(&t, &protocol(), 2, &|_, _| {}).unwrap();
+        let (a, skipped) = (e.scored, e.skipped);
         assert_eq!(skipped, vec![5000]);
         // 2 sizes x 2 seeds x 2 regressors, each scored on 4 result sets (the table has test
         // accuracies).
         assert_eq!(a.len(), 2 * 2 * 2 * 4);
-        let (b, _) = evaluate(&t, &protocol(), 1, &|_, _| {}).unwrap();
+        let b = evaluate(&t, &protocol(), 1, &|_, _| {}).unwrap().scored;
         assert_eq!(a, b, "same results with another thread count");
         for s in &a {
             // All 120 cells but the fit set: the labeled train network is scored, not fitted;
@@ -698,13 +934,77 @@ mod tests {
     fn threshold_filters_the_scored_cells() {
         let t = table(120);
         let mut p = protocol();
-        p.threshold = 0.85;
+        p.threshold = Some(0.85);
         p.sizes = vec![20];
-        let (a, _) = evaluate(&t, &p, 1, &|_, _| {}).unwrap();
+        let a = evaluate(&t, &p, 1, &|_, _| {}).unwrap().scored;
         let above = (0..120).filter(|&i| t.valid[i] > 0.85).count();
         let rest = a.iter().filter(|s| s.set.is_empty());
         assert!(rest.clone().count() > 0);
         assert!(rest.into_iter().all(|s| s.scored < above && s.scored > 0));
+    }
+
+    #[test]
+    fn naslib_protocol_fits_its_eleven_sizes_and_scores_200_test_cells() {
+        let t = table(600);
+        let mut p = protocol();
+        p.kind = ProtocolKind::Naslib;
+        p.sizes = ProtocolKind::Naslib.sizes();
+        p.threshold = ProtocolKind::Naslib.threshold();
+        p.regressors = vec![Regressor::Forest { trees: 5, seed: 0 }];
+        let e = evaluate(&t, &p, 2, &|_, _| {}).unwrap();
+        // 600 cells: 200 for the test set leave room for fits of up to 400 cells.
+        assert_eq!(e.skipped, vec![589, 1000]);
+        let sizes: std::collections::BTreeSet<usize> = e.scored.iter().map(|s| s.train_size).collect();
+        assert_eq!(sizes.into_iter().collect::<Vec<_>>(), [5, 8, 14, 24, 42, 71, 121, 205, 347]);
+        assert_eq!(e.scored.len(), 9 * 2, "one result set per size and seed");
+        for s in &e.scored {
+            assert_eq!((s.scored, s.set.as_str()), (naslib::TEST_SIZE, ""), "{s:?}");
+            assert!(s.pearson >= 0.0, "NASLib's |r|");
+        }
+        // More fit cells, better fits: RF at 347 cells beats RF at 5 (mean over seeds).
+        let mean_tau = |n: usize| {
+            let v: Vec<f64> = e.scored.iter().filter(|s| s.train_size == n).map(|s| s.kendall_tau).collect();
+            v.iter().sum::<f64>() / v.len() as f64
+        };
+        assert!(mean_tau(347) > mean_tau(5), "{} {}", mean_tau(347), mean_tau(5));
+        let dir = tempfile::tempdir().unwrap();
+        write_size_charts(dir.path(), &e.scored).unwrap();
+        let chart = Chart::read(&dir.path().join("charts/spearman.json")).unwrap();
+        assert!(chart.log_x);
+        assert_eq!(chart.series[0].line.len(), 9);
+    }
+
+    #[test]
+    fn info_nas_quirk_fits_its_test_features_sets_on_test_accuracy() {
+        // Test accuracy falls as validation accuracy rises: a fit on test accuracy predicts
+        // the validation accuracy backwards.
+        let mut t = table(150);
+        for i in 0..150 {
+            t.test[i] = Some(1.7 - t.valid[i]);
+        }
+        let mut p = protocol();
+        p.sizes = vec![60];
+        p.regressors = vec![Regressor::Forest { trees: 10, seed: 0 }];
+        let pearson_of = |p: &Protocol, set: &str| -> f64 {
+            let e = evaluate(&t, p, 1, &|_, _| {}).unwrap();
+            assert!(e.notes.is_empty());
+            let v: Vec<f64> = e.scored.iter().filter(|s| s.set == set).map(|s| s.pearson).collect();
+            v.iter().sum::<f64>() / v.len() as f64
+        };
+        assert!(pearson_of(&p, "") > 0.5);
+        p.quirks = PredictQuirks::InfoNas;
+        assert!(pearson_of(&p, "") < -0.5, "\"Test features - validation\" fitted on test");
+        assert!(pearson_of(&p, "_all") > 0.5, "\"All features - validation\" fitted on validation");
+        assert!(pearson_of(&p, "_all_test") < -0.5, "\"All features - test\" fitted on validation");
+        assert!(pearson_of(&p, "_test") > 0.5, "\"Test features - test\" fitted on test");
+        // Without test accuracies the "Test features" sets cannot be built, and a note says so.
+        t.test = vec![None; 150];
+        let e = evaluate(&t, &p, 1, &|_, _| {}).unwrap();
+        assert!(e.scored.iter().all(|s| s.set == "_all"), "only the All-features set");
+        assert!(e.notes[0].contains("cannot be built"), "{:?}", e.notes);
+        // The quirk pairs validation with test: it needs target = valid.
+        p.use_test = true;
+        assert!(evaluate(&t, &p, 1, &|_, _| {}).is_err());
     }
 
     #[test]
