@@ -1,6 +1,7 @@
 """Final validation regret of one method against another from two `reinforce` stages' traces
 (traces.jsonl), with a two-sided Mann-Whitney U test (normal approximation with the tie
-correction, as the stage's own `p_vs_random`). For methods run in different stages with the same
+correction, as the stage's own `p_vs_random`; `p_greater`: one-sided, A's regret greater than
+B's, as `p_worse_than_random`). For methods run in different stages with the same
 seeds, table and budget (bench/search.sh runs BO in a stage of its own).
 
     python3 bench/compare_traces.py A/traces.jsonl METHOD_A B/traces.jsonl METHOD_B
@@ -36,18 +37,19 @@ def mann_whitney(a, b):
     u = r1 - n1 * (n1 + 1) / 2
     n = n1 + n2
     var = n1 * n2 / 12 * ((n + 1) - ties / (n * (n - 1)))
-    z = (u - n1 * n2 / 2) / math.sqrt(var)
-    return u, math.erfc(abs(z) / math.sqrt(2))
+    z_greater = (u - n1 * n2 / 2 - 0.5) / math.sqrt(var)
+    z_two = (abs(u - n1 * n2 / 2) - 0.5) / math.sqrt(var)
+    return u, min(1.0, math.erfc(z_two / math.sqrt(2))), 0.5 * math.erfc(z_greater / math.sqrt(2))
 
 
 def main():
     a = finals(sys.argv[1], sys.argv[2])
     b = finals(sys.argv[3], sys.argv[4])
     mean = lambda v: sum(v) / len(v)
-    u, p = mann_whitney(a, b)
+    u, p, p_greater = mann_whitney(a, b)
     print(json.dumps({"a": sys.argv[2], "b": sys.argv[4], "n_a": len(a), "n_b": len(b),
                       "mean_a": mean(a), "mean_b": mean(b), "ratio_b_over_a": mean(b) / mean(a),
-                      "u": u, "p": p}))
+                      "u": u, "p": p, "p_greater": p_greater}))
 
 
 if __name__ == "__main__":
