@@ -152,7 +152,7 @@ fn warnings_of(methods: &[(&str, Vec<&Trace>)], table: &Searchable) -> Vec<Strin
         .collect();
     if table.len() != NB101_CELLS && !partial.is_empty() {
         out.push(format!(
-            "the table holds {} of NB101's {NB101_CELLS} cells: {} meet children or neighbours outside it (skipped, `outside_table`), so their results are not comparable with published numbers; REINFORCE, BO and random search pick only table cells and are",
+            "the table holds {} of NB101's {NB101_CELLS} cells: the children and neighbours of {} that fall outside it are skipped (`outside_table`), so their results are not comparable with published numbers; REINFORCE, BO and random search pick only table cells and are",
             table.len(),
             partial.join(" and ")
         ));
@@ -418,7 +418,7 @@ mod tests {
             .iter()
             .map(|w| w.as_str().unwrap())
             .collect();
-        assert!(w[0].contains("holds 3 of NB101's 423624 cells: evolution"), "{w:?}");
+        assert!(w[0].contains("holds 3 of NB101's 423624 cells: the children and neighbours of evolution that"), "{w:?}");
         assert!(w[1].starts_with("evolution: 1 of 1 runs stopped"), "{w:?}");
         assert_eq!(s["evolution"]["outside_table"], 40.0);
         assert_eq!(s["evolution"]["failed_mutations"], 3.0);
