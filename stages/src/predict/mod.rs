@@ -319,10 +319,27 @@ pub fn evaluate(
         p.sizes.iter().partition(|&&s| s >= 2 && s < room);
     let largest = sizes.iter().copied().max().unwrap_or(0);
     let mut tasks = Vec::new();
+    let mut notes = Vec::new();
+    for (name, rows) in &sets {
+        // smartcore's SVR needs at least as many fit cells as features. NASLib's protocol
+        // fixes its sizes (and drops its smallest for SVR itself): such fits are left out and
+        // said so; under info-NAS's the sizes are the user's, and the fit's error names them.
+        let dim = rows.first().map_or(0, Vec::len);
+        let small: Vec<usize> = sizes.iter().copied().filter(|&n| n < dim).collect();
+        if naslib && p.regressors.contains(&Regressor::Svr) && !small.is_empty() {
+            notes.push(format!(
+                "svr on {name}: fit sizes {small:?} have fewer cells than the {dim} features, which smartcore's SVR needs at least; they are left out (NASLib drops its smallest size for SVR)"
+            ));
+        }
+    }
     for &size in &sizes {
         for &seed in &p.seeds {
             for (name, rows) in &sets {
                 for r in &p.regressors {
+                    let dim = rows.first().map_or(0, Vec::len);
+                    if naslib && *r == Regressor::Svr && size < dim {
+                        continue;
+                    }
                     tasks.push(Fit {
                         size,
                         seed,
@@ -358,7 +375,6 @@ pub fn evaluate(
             })
             .collect::<Result<Vec<_>, StageError>>()
     })?;
-    let mut notes = Vec::new();
     if p.quirks == PredictQuirks::InfoNas && !table.test.iter().any(Option::is_some) {
         notes.push("quirks = \"info-nas\": the table has no test accuracies, so info-NAS's \"Test features\" sets (fitted on test accuracy: `fit_N`, `fit_N_test`) cannot be built; only the \"All features\" sets are scored".to_string());
     }
@@ -972,6 +988,20 @@ mod tests {
         let chart = Chart::read(&dir.path().join("charts/spearman.json")).unwrap();
         assert!(chart.log_x);
         assert_eq!(chart.series[0].line.len(), 9);
+    }
+
+    #[test]
+    fn naslib_protocol_leaves_out_svr_fits_with_fewer_cells_than_features_and_says_so() {
+        let t = table(300);
+        let mut p = protocol();
+        p.kind = ProtocolKind::Naslib;
+        p.sizes = vec![5, 8, 14, 24, 42];
+        p.threshold = None;
+        p.regressors = vec![Regressor::Svr];
+        let e = evaluate(&t, &p, 1, &|_, _| {}).unwrap();
+        let sizes: std::collections::BTreeSet<usize> = e.scored.iter().map(|s| s.train_size).collect();
+        assert_eq!(sizes.into_iter().collect::<Vec<_>>(), [24, 42], "16 latent features");
+        assert!(e.notes[0].starts_with("svr on latent: fit sizes [5, 8, 14]"), "{:?}", e.notes);
     }
 
     #[test]
