@@ -266,7 +266,10 @@ fn reinforce_and_predict_on_nb101_figures_and_on_pretrained_networks() {
         .contains("mutation naslib, population 4, tournament 2"));
     let warnings = all["warnings"].as_array().unwrap();
     assert!(
-        warnings[0].as_str().unwrap().contains("neighbours of evolution and local_search that fall outside"),
+        warnings[0]
+            .as_str()
+            .unwrap()
+            .contains("neighbours of evolution and local_search that fall outside"),
         "{warnings:?}"
     );
     let out = a.nasflow(&["metrics", "search-all"]);

@@ -318,7 +318,9 @@ mod tests {
         );
         assert!(html.contains("<line "), "an edge is drawn");
         assert!(
-            html.contains("<p class=\"warning\"><b>warning:</b> b: not comparable &lt;here&gt;</p>"),
+            html.contains(
+                "<p class=\"warning\"><b>warning:</b> b: not comparable &lt;here&gt;</p>"
+            ),
             "{html}"
         );
         assert!(!html.contains("<script"), "no script");

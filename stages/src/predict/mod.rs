@@ -450,7 +450,8 @@ impl Fit<'_> {
 
     /// Fits on cells `fit` with accuracies `y` and predicts cells `at`.
     fn fit_predict(&self, fit: &[usize], y: &[f64], at: &[usize]) -> Result<Vec<f64>, StageError> {
-        let pick = |ix: &[usize]| -> Vec<Vec<f64>> { ix.iter().map(|&i| self.rows[i].clone()).collect() };
+        let pick =
+            |ix: &[usize]| -> Vec<Vec<f64>> { ix.iter().map(|&i| self.rows[i].clone()).collect() };
         self.seeded()
             .fit_predict(&pick(fit), y, &pick(at))
             .map_err(|e| {
@@ -471,10 +472,19 @@ impl Fit<'_> {
     ) -> Result<Vec<Scored>, StageError> {
         let (test, draw) = naslib::draw(cells, self.largest, self.seed, STREAM);
         let fit = &draw[..self.size];
-        let y: Vec<f64> = fit.iter().map(|&i| target(table, p, i).unwrap_or(0.0)).collect();
+        let y: Vec<f64> = fit
+            .iter()
+            .map(|&i| target(table, p, i).unwrap_or(0.0))
+            .collect();
         let pred = self.fit_predict(fit, &y, &test)?;
         let name = self.seeded().name();
-        let mut s = naslib::score(table, p, &test, &pred, (self.features, name, self.size, self.seed));
+        let mut s = naslib::score(
+            table,
+            p,
+            &test,
+            &pred,
+            (self.features, name, self.size, self.seed),
+        );
         if let Some(bar) = p.threshold {
             // An explicit threshold under NASLib's protocol: scored on the test cells above it.
             let keep: Vec<usize> = (0..test.len())
@@ -482,7 +492,13 @@ impl Fit<'_> {
                 .collect();
             let t: Vec<usize> = keep.iter().map(|&k| test[k]).collect();
             let pr: Vec<f64> = keep.iter().map(|&k| pred[k]).collect();
-            s = naslib::score(table, p, &t, &pr, (self.features, name, self.size, self.seed));
+            s = naslib::score(
+                table,
+                p,
+                &t,
+                &pr,
+                (self.features, name, self.size, self.seed),
+            );
         }
         Ok(vec![s])
     }
@@ -535,42 +551,44 @@ impl Fit<'_> {
             sets.push(("_all_test", true, Box::new(|i| table.test[i]), Some(&pred)));
         }
         let name = self.seeded().name();
-        let out = sets.into_iter().filter_map(|(set, with_fit, truth_of, pred)| {
-            let pred = pred?;
-            // Scored: the cells of the set whose truth is above the threshold (labeled training
-            // networks included: info-NAS leaves them out of the fit set only).
-            let bar = p.threshold.unwrap_or(f64::NEG_INFINITY);
-            let eval: Vec<usize> = (0..table.len())
-                .filter(|&i| (with_fit || !in_fit[i]) && truth_of(i).is_some_and(|t| t > bar))
-                .collect();
-            let truth: Vec<f64> = eval.iter().map(|&i| truth_of(i).unwrap_or(0.0)).collect();
-            let pr: Vec<f64> = eval.iter().map(|&i| pred[i]).collect();
-            let k = |k: usize| {
-                if eval.len() > k {
-                    precision_at(&truth, &pr, k)
-                } else {
-                    f64::NAN
-                }
-            };
-            Some(Scored {
-                features: self.features.to_string(),
-                regressor: name.to_string(),
-                train_size: size,
-                seed,
-                set: set.to_string(),
-                rmse: if eval.is_empty() {
-                    f64::NAN
-                } else {
-                    rmse(&truth, &pr)
-                },
-                pearson: pearson(&truth, &pr),
-                kendall_tau: kendall_tau(&truth, &pr),
-                spearman: spearman(&truth, &pr),
-                precision_10: k(10),
-                precision_20: k(20),
-                scored: eval.len(),
-            })
-        });
+        let out = sets
+            .into_iter()
+            .filter_map(|(set, with_fit, truth_of, pred)| {
+                let pred = pred?;
+                // Scored: the cells of the set whose truth is above the threshold (labeled training
+                // networks included: info-NAS leaves them out of the fit set only).
+                let bar = p.threshold.unwrap_or(f64::NEG_INFINITY);
+                let eval: Vec<usize> = (0..table.len())
+                    .filter(|&i| (with_fit || !in_fit[i]) && truth_of(i).is_some_and(|t| t > bar))
+                    .collect();
+                let truth: Vec<f64> = eval.iter().map(|&i| truth_of(i).unwrap_or(0.0)).collect();
+                let pr: Vec<f64> = eval.iter().map(|&i| pred[i]).collect();
+                let k = |k: usize| {
+                    if eval.len() > k {
+                        precision_at(&truth, &pr, k)
+                    } else {
+                        f64::NAN
+                    }
+                };
+                Some(Scored {
+                    features: self.features.to_string(),
+                    regressor: name.to_string(),
+                    train_size: size,
+                    seed,
+                    set: set.to_string(),
+                    rmse: if eval.is_empty() {
+                        f64::NAN
+                    } else {
+                        rmse(&truth, &pr)
+                    },
+                    pearson: pearson(&truth, &pr),
+                    kendall_tau: kendall_tau(&truth, &pr),
+                    spearman: spearman(&truth, &pr),
+                    precision_10: k(10),
+                    precision_20: k(20),
+                    scored: eval.len(),
+                })
+            });
         Ok(out.collect())
     }
 }
@@ -765,7 +783,10 @@ pub fn run(ctx: &StageContext<PredictParams>) -> Result<(), StageError> {
     summary["settings"] = settings_of(&protocol);
     if !notes.is_empty() {
         let w = summary["warnings"].as_array().cloned().unwrap_or_default();
-        summary["warnings"] = json!(w.into_iter().chain(notes.into_iter().map(Value::from)).collect::<Vec<_>>());
+        summary["warnings"] = json!(w
+            .into_iter()
+            .chain(notes.into_iter().map(Value::from))
+            .collect::<Vec<_>>());
     }
     crate::files::write_json(&ctx.out.join(SUMMARY), &summary)?;
     let sizes: Vec<usize> = protocol
@@ -970,8 +991,12 @@ mod tests {
         let e = evaluate(&t, &p, 2, &|_, _| {}).unwrap();
         // 600 cells: 200 for the test set leave room for fits of up to 400 cells.
         assert_eq!(e.skipped, vec![589, 1000]);
-        let sizes: std::collections::BTreeSet<usize> = e.scored.iter().map(|s| s.train_size).collect();
-        assert_eq!(sizes.into_iter().collect::<Vec<_>>(), [5, 8, 14, 24, 42, 71, 121, 205, 347]);
+        let sizes: std::collections::BTreeSet<usize> =
+            e.scored.iter().map(|s| s.train_size).collect();
+        assert_eq!(
+            sizes.into_iter().collect::<Vec<_>>(),
+            [5, 8, 14, 24, 42, 71, 121, 205, 347]
+        );
         assert_eq!(e.scored.len(), 9 * 2, "one result set per size and seed");
         for s in &e.scored {
             assert_eq!((s.scored, s.set.as_str()), (naslib::TEST_SIZE, ""), "{s:?}");
@@ -979,10 +1004,20 @@ mod tests {
         }
         // More fit cells, better fits: RF at 347 cells beats RF at 5 (mean over seeds).
         let mean_tau = |n: usize| {
-            let v: Vec<f64> = e.scored.iter().filter(|s| s.train_size == n).map(|s| s.kendall_tau).collect();
+            let v: Vec<f64> = e
+                .scored
+                .iter()
+                .filter(|s| s.train_size == n)
+                .map(|s| s.kendall_tau)
+                .collect();
             v.iter().sum::<f64>() / v.len() as f64
         };
-        assert!(mean_tau(347) > mean_tau(5), "{} {}", mean_tau(347), mean_tau(5));
+        assert!(
+            mean_tau(347) > mean_tau(5),
+            "{} {}",
+            mean_tau(347),
+            mean_tau(5)
+        );
         let dir = tempfile::tempdir().unwrap();
         write_size_charts(dir.path(), &e.scored).unwrap();
         let chart = Chart::read(&dir.path().join("charts/spearman.json")).unwrap();
@@ -999,9 +1034,18 @@ mod tests {
         p.threshold = None;
         p.regressors = vec![Regressor::Svr];
         let e = evaluate(&t, &p, 1, &|_, _| {}).unwrap();
-        let sizes: std::collections::BTreeSet<usize> = e.scored.iter().map(|s| s.train_size).collect();
-        assert_eq!(sizes.into_iter().collect::<Vec<_>>(), [24, 42], "16 latent features");
-        assert!(e.notes[0].starts_with("svr on latent: fit sizes [5, 8, 14]"), "{:?}", e.notes);
+        let sizes: std::collections::BTreeSet<usize> =
+            e.scored.iter().map(|s| s.train_size).collect();
+        assert_eq!(
+            sizes.into_iter().collect::<Vec<_>>(),
+            [24, 42],
+            "16 latent features"
+        );
+        assert!(
+            e.notes[0].starts_with("svr on latent: fit sizes [5, 8, 14]"),
+            "{:?}",
+            e.notes
+        );
     }
 
     #[test]
@@ -1018,19 +1062,39 @@ mod tests {
         let pearson_of = |p: &Protocol, set: &str| -> f64 {
             let e = evaluate(&t, p, 1, &|_, _| {}).unwrap();
             assert!(e.notes.is_empty());
-            let v: Vec<f64> = e.scored.iter().filter(|s| s.set == set).map(|s| s.pearson).collect();
+            let v: Vec<f64> = e
+                .scored
+                .iter()
+                .filter(|s| s.set == set)
+                .map(|s| s.pearson)
+                .collect();
             v.iter().sum::<f64>() / v.len() as f64
         };
         assert!(pearson_of(&p, "") > 0.5);
         p.quirks = PredictQuirks::InfoNas;
-        assert!(pearson_of(&p, "") < -0.5, "\"Test features - validation\" fitted on test");
-        assert!(pearson_of(&p, "_all") > 0.5, "\"All features - validation\" fitted on validation");
-        assert!(pearson_of(&p, "_all_test") < -0.5, "\"All features - test\" fitted on validation");
-        assert!(pearson_of(&p, "_test") > 0.5, "\"Test features - test\" fitted on test");
+        assert!(
+            pearson_of(&p, "") < -0.5,
+            "\"Test features - validation\" fitted on test"
+        );
+        assert!(
+            pearson_of(&p, "_all") > 0.5,
+            "\"All features - validation\" fitted on validation"
+        );
+        assert!(
+            pearson_of(&p, "_all_test") < -0.5,
+            "\"All features - test\" fitted on validation"
+        );
+        assert!(
+            pearson_of(&p, "_test") > 0.5,
+            "\"Test features - test\" fitted on test"
+        );
         // Without test accuracies the "Test features" sets cannot be built, and a note says so.
         t.test = vec![None; 150];
         let e = evaluate(&t, &p, 1, &|_, _| {}).unwrap();
-        assert!(e.scored.iter().all(|s| s.set == "_all"), "only the All-features set");
+        assert!(
+            e.scored.iter().all(|s| s.set == "_all"),
+            "only the All-features set"
+        );
         assert!(e.notes[0].contains("cannot be built"), "{:?}", e.notes);
         // The quirk pairs validation with test: it needs target = valid.
         p.use_test = true;

@@ -202,7 +202,11 @@ mod tests {
         };
         let plain = bo(&t, settings(BoQuirks::None), 60.0, 3);
         let unique: std::collections::HashSet<_> = plain.queries.iter().collect();
-        assert_eq!(unique.len(), plain.queries.len(), "plain BO never pays twice");
+        assert_eq!(
+            unique.len(),
+            plain.queries.len(),
+            "plain BO never pays twice"
+        );
         let quirky = bo(&t, settings(BoQuirks::Arch2vec), 60.0, 3);
         assert_eq!(quirky.queries.len(), 60);
         let unique: std::collections::HashSet<_> = quirky.queries.iter().collect();

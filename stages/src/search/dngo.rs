@@ -375,7 +375,10 @@ mod tests {
     #[test]
     fn float32_expected_improvement_underflows_to_zero_where_f64_does_not() {
         // Near the target the two agree.
-        let (a, b) = (expected_improvement(0.96, 0.01, 0.95), expected_improvement_f32(0.96, 0.01, 0.95));
+        let (a, b) = (
+            expected_improvement(0.96, 0.01, 0.95),
+            expected_improvement_f32(0.96, 0.01, 0.95),
+        );
         assert!((a - b as f64).abs() < 1e-8, "{a} {b}");
         // u = (0.80 - 0.95) / 0.01 = -15: in f64 EI = 0.01 (pdf(u) + u cdf(u)) ~ 2e-54 > 0; in
         // float32 pdf(-15) = exp(-113.4) is below the smallest subnormal and 1 + erf(-10.6)

@@ -172,10 +172,17 @@ pub(crate) mod tests {
             };
             let a = evolution(&t, &lookup, e, 300.0, 3);
             assert_eq!(a.queries.len(), 300, "unit costs: one query per second");
-            assert_eq!(a, evolution(&t, &lookup, e, 300.0, 3), "deterministic per seed");
+            assert_eq!(
+                a,
+                evolution(&t, &lookup, e, 300.0, 3),
+                "deterministic per seed"
+            );
             assert_eq!(a.outside_table, 0, "nothing outside the complete table");
             assert_eq!((a.failed_mutations, a.stopped.as_ref()), (0, None));
-            assert!(a.best_valid[299] > a.best_valid[19], "{mutation:?} improves on its start");
+            assert!(
+                a.best_valid[299] > a.best_valid[19],
+                "{mutation:?} improves on its start"
+            );
         }
     }
 
@@ -223,7 +230,11 @@ pub(crate) mod tests {
         };
         let a = evolution(&part, &lookup, e, 1000.0, 7);
         assert!(a.queries.len() < 1000, "{}", a.queries.len());
-        assert!(a.stopped.as_deref().unwrap().contains("no member"), "{:?}", a.stopped);
+        assert!(
+            a.stopped.as_deref().unwrap().contains("no member"),
+            "{:?}",
+            a.stopped
+        );
         assert!(a.failed_mutations >= 4, "{}", a.failed_mutations);
         assert!(a.outside_table > 0);
     }

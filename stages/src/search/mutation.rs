@@ -78,11 +78,9 @@ impl Spec {
             adj: [0; MAX_VERTICES],
             ops: [Op::Conv3x3; MAX_VERTICES],
         };
-        for i in 0..MAX_VERTICES {
+        for (i, row) in m.iter().enumerate() {
             s.ops[i] = o[i];
-            for j in 0..MAX_VERTICES {
-                s.adj[i] |= m[i][j] << j;
-            }
+            s.adj[i] = row.iter().enumerate().fold(0, |a, (j, &b)| a | b << j);
         }
         s
     }
@@ -297,13 +295,7 @@ mod tests {
         let lookup = Lookup::new(&one);
         let mut counts = Counts::default();
         let parent = Spec::of(&one.cells[0]);
-        let child = mutate(
-            Mutation::OneEdit,
-            &lookup,
-            &parent,
-            &mut rng,
-            &mut counts,
-        );
+        let child = mutate(Mutation::OneEdit, &lookup, &parent, &mut rng, &mut counts);
         assert_eq!(child, None);
         assert_eq!(counts.failed, 1);
         assert!(counts.outside_table + counts.invalid <= MAX_PROPOSALS);

@@ -418,7 +418,12 @@ mod tests {
             .iter()
             .map(|w| w.as_str().unwrap())
             .collect();
-        assert!(w[0].contains("holds 3 of NB101's 423624 cells: the children and neighbours of evolution that"), "{w:?}");
+        assert!(
+            w[0].contains(
+                "holds 3 of NB101's 423624 cells: the children and neighbours of evolution that"
+            ),
+            "{w:?}"
+        );
         assert!(w[1].starts_with("evolution: 1 of 1 runs stopped"), "{w:?}");
         assert_eq!(s["evolution"]["outside_table"], 40.0);
         assert_eq!(s["evolution"]["failed_mutations"], 3.0);
@@ -446,7 +451,10 @@ mod tests {
         let s = summarize(&ts, &table, &settings);
         assert_eq!(s["settings"]["covers_space"], false);
         assert_eq!(s["settings"]["local_search"], "naszilla");
-        assert!(s.get("warnings").is_none(), "no evolution or local search: no warning");
+        assert!(
+            s.get("warnings").is_none(),
+            "no evolution or local search: no warning"
+        );
         assert!((s["reinforce"]["final_regret_valid"].as_f64().unwrap() - 0.01).abs() < 1e-12);
         assert_eq!(s["random"]["seeds"], 1);
         assert!(s["reinforce"].get("final_regret_test").is_none());
