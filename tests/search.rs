@@ -78,6 +78,14 @@ fit_outside_train = false
 train_sizes = [2]
 threshold = 0.0
 seeds = 2
+[stages.predict-naslib]
+kind = "predict"
+deps = ["train-vae", "pretrain"]
+table = "TABLE"
+protocol = "naslib"
+regressors = ["rf"]
+feature_sets = ["latent"]
+seeds = 2
 "#;
 
 /// The first 400 cells of the sorted space: the first 400 rows of nb101-1k.jsonl.
@@ -332,6 +340,21 @@ fn reinforce_and_predict_on_nb101_figures_and_on_pretrained_networks() {
     }
     let pp = json(&out_dir(&a, "predict-pre").join("summary.json"));
     assert_eq!(pp["gp"]["latent"]["fit_2"]["seeds"], 2);
+    // NASLib's protocol: its sizes that fit beside a 200-cell test set in 400 cells, every
+    // test cell scored, charts by fit size.
+    let ndir = out_dir(&a, "predict-naslib");
+    let ns = json(&ndir.join("summary.json"));
+    assert_eq!(ns["settings"]["protocol"], "naslib");
+    assert_eq!(ns["skipped_sizes"], serde_json::json!([205, 347, 589, 1000]));
+    assert_eq!(ns["threshold"], Value::Null);
+    for r in lines(&ndir.join("results.jsonl")) {
+        assert_eq!(r["scored"], 200, "{r}");
+    }
+    assert_eq!(ns["rf"]["latent"]["fit_121"]["seeds"], 2);
+    assert!(ns["rf"]["latent"]["fit_5"]["pearson"].as_f64().unwrap() >= 0.0);
+    for f in ["spearman.png", "kendall.svg", "charts/pearson.json"] {
+        assert!(ndir.join(f).exists(), "{f}");
+    }
 
     // Deterministic per seed: fewer seeds, one job (so other thread counts) -> the same traces.
     let before = traces(&a, "reinforce");
