@@ -96,7 +96,7 @@ pub struct PredictParams {
     /// added to the GP kernel matrix's diagonal
     #[schemars(range(min = 0.0))]
     pub gp_alpha: f64,
-    /// fit and score only cells that are not labeled training networks (info-NAS)
+    /// info-nas protocol: draw fit sets only among cells that are not labeled training networks (they are still scored); NASLib's protocol draws from every cell
     pub fit_outside_train: bool,
     /// fit on the encodings of `feature_sets` too (false: on the latent features only)
     pub baseline: bool,
