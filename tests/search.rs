@@ -280,6 +280,15 @@ fn reinforce_and_predict_on_nb101_figures_and_on_pretrained_networks() {
             .contains("neighbours of evolution and local_search that fall outside"),
         "{warnings:?}"
     );
+    // The stages report only progress; their records keep it, and `nasflow log` shows it.
+    let out = a.nasflow(&["log", "search-all"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    assert!(text.contains("==> progress.log <=="), "{text}");
+    assert!(
+        text.contains("/14 runs"),
+        "3 seeds x 4 methods + 2 BO seeds: {text}"
+    );
     let out = a.nasflow(&["metrics", "search-all"]);
     assert!(out.status.success(), "{}", stderr(&out));
     let text = stdout(&out);
@@ -345,7 +354,10 @@ fn reinforce_and_predict_on_nb101_figures_and_on_pretrained_networks() {
     let ndir = out_dir(&a, "predict-naslib");
     let ns = json(&ndir.join("summary.json"));
     assert_eq!(ns["settings"]["protocol"], "naslib");
-    assert_eq!(ns["skipped_sizes"], serde_json::json!([205, 347, 589, 1000]));
+    assert_eq!(
+        ns["skipped_sizes"],
+        serde_json::json!([205, 347, 589, 1000])
+    );
     assert_eq!(ns["threshold"], Value::Null);
     for r in lines(&ndir.join("results.jsonl")) {
         assert_eq!(r["scored"], 200, "{r}");

@@ -20,6 +20,9 @@ pub const SUMMARY: &str = "summary.json";
 /// The run's standard output and error, in its provenance directory.
 pub const STDOUT_LOG: &str = "stdout.log";
 pub const STDERR_LOG: &str = "stderr.log";
+/// The progress a run reported (at most one line a second, and every change of its note), in
+/// its provenance directory: `nasflow log` shows it beside the other logs.
+pub const PROGRESS_LOG: &str = "progress.log";
 
 /// What `nasflow-worker` ran with (a `Probe` as JSON), in its job's provenance directory.
 pub const WORKER_FACTS: &str = "worker.json";

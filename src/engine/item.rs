@@ -113,7 +113,13 @@ pub fn produce(
     let started_at = SystemTime::now();
     let started_unix = crate::cache::stamp::now_unix();
     let started = Instant::now();
-    let ran = runner.run(&job, &staging.dir, progress);
+    let log = ProgressLog::create(&prov.join(nasflow_contract::layout::PROGRESS_LOG));
+    let logged = |p: &Progress| {
+        log.record(p);
+        progress(p)
+    };
+    let ran = runner.run(&job, &staging.dir, &logged);
+    drop(log);
     cache.settle_resume_dir(&resume, ran.is_ok());
     // What the job read must be what it was given: no blob changed or vanished, and no view
     // was altered (a stage that deletes cache/out under a sibling) while it ran.
@@ -164,11 +170,69 @@ pub fn produce(
     }))
 }
 
+/// The progress a job reports, written to its provenance directory: at most one line a second
+/// (elapsed seconds, done/total, unit, note), plus every line whose note changed and the last.
+struct ProgressLog {
+    state: std::sync::Mutex<Option<LogState>>,
+}
+
+struct LogState {
+    file: std::io::BufWriter<std::fs::File>,
+    started: Instant,
+    last: Option<Instant>,
+    note: String,
+}
+
+impl ProgressLog {
+    /// A log at `path`; one that cannot be created records nothing (the run goes on).
+    fn create(path: &std::path::Path) -> ProgressLog {
+        let state = std::fs::File::create(path).ok().map(|f| LogState {
+            file: std::io::BufWriter::new(f),
+            started: Instant::now(),
+            last: None,
+            note: String::new(),
+        });
+        ProgressLog {
+            state: std::sync::Mutex::new(state),
+        }
+    }
+
+    fn record(&self, p: &Progress) {
+        use std::io::Write;
+        let mut guard = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        let Some(s) = guard.as_mut() else {
+            return;
+        };
+        let now = Instant::now();
+        let due = s
+            .last
+            .is_none_or(|t| now.duration_since(t).as_secs_f64() >= 1.0);
+        if !(due || p.note != s.note || p.done == p.total) {
+            return;
+        }
+        let unit = if p.unit.is_empty() {
+            String::new()
+        } else {
+            format!(" {}", p.unit)
+        };
+        let note = if p.note.is_empty() {
+            String::new()
+        } else {
+            format!(", {}", p.note)
+        };
+        let at = now.duration_since(s.started).as_secs_f64();
+        let _ = writeln!(s.file, "[{at:8.1}s] {}/{}{unit}{note}", p.done, p.total);
+        s.last = Some(now);
+        s.note.clone_from(&p.note);
+    }
+}
+
 /// A run that printed nothing leaves no log to keep (records stay small: a no-op run reads them).
 fn drop_empty_logs(prov: &std::path::Path) {
     for log in [
         nasflow_contract::layout::STDOUT_LOG,
         nasflow_contract::layout::STDERR_LOG,
+        nasflow_contract::layout::PROGRESS_LOG,
     ] {
         let path = prov.join(log);
         if std::fs::metadata(&path).is_ok_and(|m| m.len() == 0) {
@@ -185,4 +249,33 @@ fn changed_files(views: &[ViewRef], changed: &[Digest]) -> Vec<String> {
         .filter(|(_, f)| changed.contains(&f.digest))
         .map(|(v, f)| format!("{}/{}", v.stage, f.path))
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_progress_log_keeps_a_line_a_second_every_new_note_and_the_end() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("progress.log");
+        let log = ProgressLog::create(&path);
+        let p = |done, note: &str| Progress {
+            done,
+            total: 10,
+            unit: "epochs".into(),
+            note: note.into(),
+        };
+        log.record(&p(1, ""));
+        log.record(&p(2, "")); // within the second, same note: left out
+        log.record(&p(3, "loss 0.5")); // a new note
+        log.record(&p(10, "loss 0.5")); // the end
+        drop(log);
+        let text = std::fs::read_to_string(&path).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), 3, "{text}");
+        assert!(lines[0].ends_with("] 1/10 epochs"), "{text}");
+        assert!(lines[1].ends_with("] 3/10 epochs, loss 0.5"), "{text}");
+        assert!(lines[2].ends_with("] 10/10 epochs, loss 0.5"), "{text}");
+    }
 }

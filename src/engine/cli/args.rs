@@ -134,7 +134,7 @@ pub enum Command {
         #[arg(long)]
         path: bool,
     },
-    /// Print what a stage's run wrote to stdout and stderr, or another file of its provenance.
+    /// Print what a stage's run wrote to stdout and stderr and the progress it reported (progress.log), or another file of its provenance.
     Log {
         /// The stage (its name in pipeline.toml).
         stage: String,

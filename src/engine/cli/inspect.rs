@@ -242,7 +242,7 @@ pub fn log(
                 let have: Vec<&str> = record.provenance.files.iter().map(|f| f.path.as_str()).collect();
                 anyhow::bail!("`{stage}`'s provenance has no `{name}`; it has: {}", have.join(", "));
             }
-            None => eprintln!("`{stage}`'s record keeps no logs (it was computed before nasflow kept them, or wrote nothing)"),
+            None => eprintln!("`{stage}`'s record keeps no logs (it was computed before nasflow kept them, or printed and reported nothing)"),
         }
     }
     for f in chosen {
