@@ -69,6 +69,32 @@ run = "echo e > $NASFLOW_OUT/out.txt"
 "#;
 
 #[test]
+fn status_names_the_cache_it_read_and_creates_nothing() {
+    let p = Project::new(DIAMOND);
+    let out = p.nasflow(&["status"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    let cache = std::fs::canonicalize(p.path()).unwrap().join("cache");
+    assert!(
+        text.contains(&format!("cache {} (does not exist yet", cache.display())),
+        "{text}"
+    );
+    assert!(text.contains("stale"), "{text}");
+    assert!(!p.cache().exists(), "status created the cache");
+    let v: serde_json::Value =
+        serde_json::from_str(&stdout(&p.nasflow(&["status", "--json"]))).unwrap();
+    assert_eq!(v["cache_exists"], false);
+    assert!(!p.cache().exists());
+    p.run_ok(&[]);
+    let text = stdout(&p.nasflow(&["status"]));
+    assert!(
+        text.contains(&format!("cache {}\n", cache.display())),
+        "{text}"
+    );
+    assert!(text.contains("cached"), "{text}");
+}
+
+#[test]
 fn editing_one_param_reruns_exactly_that_stage_and_its_descendants() {
     let p = Project::new(DIAMOND);
     assert_eq!(p.run_ok(&[]), set(&["a", "b", "c", "d", "e"]));

@@ -41,7 +41,18 @@ pub fn plan(
 }
 
 pub fn status(project: &Project, json: bool) -> Result<ExitCode> {
-    let (_, plan) = planned(project, project.dag.order(), &HashSet::new())?;
+    // Looking creates nothing: with no cache directory yet, plan against an empty scratch one.
+    let dir = &project.p.cache_dir;
+    let exists = dir.exists();
+    let scratch = tempfile::tempdir()?;
+    let cache = if exists {
+        project.cache()?
+    } else {
+        crate::cache::Cache::open(scratch.path())?
+    };
+    let (_, plan) =
+        super::project::planned_in(project, cache, project.dag.order(), &HashSet::new())?;
+    let shown = std::path::absolute(dir).unwrap_or_else(|_| dir.clone());
     let state = |s: &Planned| {
         if s.action == Action::Cached {
             "cached"
@@ -59,11 +70,20 @@ pub fn status(project: &Project, json: bool) -> Result<ExitCode> {
                        "ended": s.record.as_ref().map(|r| r.provenance.ended.clone())})
             })
             .collect();
-        let v = json!({ "pipeline": project.p.name, "stages": stages });
+        let v = json!({ "pipeline": project.p.name, "cache": shown, "cache_exists": exists,
+                        "stages": stages });
         println!("{}", serde_json::to_string_pretty(&v)?);
         return Ok(ExitCode::SUCCESS);
     }
     println!("pipeline {} ({})", project.p.name, project.p.file.display());
+    if exists {
+        println!("cache {}", shown.display());
+    } else {
+        println!(
+            "cache {} (does not exist yet: nothing computed; `nasflow run` creates it)",
+            shown.display()
+        );
+    }
     for s in &plan {
         let st = &project.p.decl(s.stage);
         let detail = match &s.record {

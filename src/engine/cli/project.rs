@@ -58,7 +58,17 @@ pub fn planned(
     closure: &[StageId],
     force: &HashSet<StageId>,
 ) -> Result<(Cache, Vec<Planned>)> {
-    let cache = project.cache()?;
+    planned_in(project, project.cache()?, closure, force)
+}
+
+/// [`planned`] against a given cache (`status` plans against an empty scratch cache when the
+/// pipeline's does not exist yet, so that looking creates nothing).
+pub fn planned_in(
+    project: &Project,
+    cache: Cache,
+    closure: &[StageId],
+    force: &HashSet<StageId>,
+) -> Result<(Cache, Vec<Planned>)> {
     let runner = ChildProcess::new();
     let engine = project.engine(&cache, &runner);
     let plan = crate::decide::plan(&engine, closure, force)?;
