@@ -95,6 +95,34 @@ fn status_names_the_cache_it_read_and_creates_nothing() {
 }
 
 #[test]
+fn a_stages_time_is_its_own_and_the_wait_for_a_slot_is_shown_apart() {
+    // Two independent stages and one job slot: the second waits for the first's 1.5 s.
+    let p = Project::new(
+        "[stages.slow]\nkind = \"cmd\"\nrun = \"sleep 1.5\"\n[stages.quick]\nkind = \"cmd\"\nrun = \"sleep 0.1\"\n",
+    );
+    let out = p.nasflow(&["run", "-j", "1"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let err = stderr(&out);
+    let done: Vec<&str> = err.lines().filter(|l| l.contains("done   ")).collect();
+    assert_eq!(done.len(), 2, "{err}");
+    let waited: Vec<&&str> = done.iter().filter(|l| l.contains("waited")).collect();
+    assert_eq!(waited.len(), 1, "one stage waited for the slot: {err}");
+    // `done   quick (0.12s; waited 1.51s for a job slot)`: its own time is short.
+    let own: f64 = waited[0]
+        .split('(')
+        .nth(1)
+        .and_then(|r| r.split('s').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("{err}"));
+    let name = if waited[0].contains("quick") {
+        0.1
+    } else {
+        1.5
+    };
+    assert!(own < name + 0.9, "{own} s for a stage of {name} s: {err}");
+}
+
+#[test]
 fn editing_one_param_reruns_exactly_that_stage_and_its_descendants() {
     let p = Project::new(DIAMOND);
     assert_eq!(p.run_ok(&[]), set(&["a", "b", "c", "d", "e"]));

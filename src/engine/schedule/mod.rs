@@ -48,10 +48,28 @@ struct Active {
     ki: KeyInputs,
     items: Vec<Option<ItemRef>>,
     outstanding: usize,
+    /// When it was decided to run (its inputs ready).
     started: Instant,
+    /// When its first job got a slot and started: its own time counts from here.
+    launched: Option<Instant>,
     started_at: SystemTime,
     errors: Vec<String>,
     bar: Option<indicatif::ProgressBar>,
+}
+
+impl Active {
+    /// Its own time so far, from its first job's start, and a note of the wait for a job slot
+    /// before it (when half a second or more).
+    fn own_time(&self) -> (f64, String) {
+        let launched = self.launched.unwrap_or(self.started);
+        let waited = launched.duration_since(self.started).as_secs_f64();
+        let note = if waited >= 0.5 {
+            format!("; waited {waited:.2}s for a job slot")
+        } else {
+            String::new()
+        };
+        (launched.elapsed().as_secs_f64(), note)
+    }
 }
 
 enum State {
@@ -142,6 +160,7 @@ impl<'e, 'a> Scheduler<'e, 'a> {
             slots.gpus_once(|| self.e.gpus())?;
             let mut deferred = VecDeque::new();
             while let Some(task) = self.queue.pop_front() {
+                let stage = task.stage();
                 let grant = match task {
                     Task::Batch { .. } => None,
                     _ => match slots.try_take(self.uses_gpu(task.stage()), &task.work()) {
@@ -162,6 +181,9 @@ impl<'e, 'a> Scheduler<'e, 'a> {
                     }
                 };
                 running += 1;
+                if let Some(State::Active(a)) = self.states.get_mut(&stage) {
+                    a.launched.get_or_insert_with(Instant::now);
+                }
                 let tx = tx.clone();
                 let (e, ui) = (self.e, self.ui);
                 scope.spawn(move || {
@@ -303,6 +325,7 @@ impl<'e, 'a> Scheduler<'e, 'a> {
             items: vec![],
             outstanding: 0,
             started: Instant::now(),
+            launched: None,
             started_at: SystemTime::now(),
             errors: vec![],
             bar: None,
@@ -431,14 +454,15 @@ impl<'e, 'a> Scheduler<'e, 'a> {
         let name = self.e.name(i);
         let active = self.active(i);
         active.outstanding -= 1;
-        let seconds = active.started.elapsed().as_secs_f64();
+        let (seconds, waited) = active.own_time();
         match outcome {
             Outcome::Stage {
                 result: Ok((record, ran)),
                 ..
             } => {
                 let verb = if ran { "done  " } else { "reused" };
-                self.ui.line(&format!("{verb} {name} ({seconds:.2}s)"));
+                self.ui
+                    .line(&format!("{verb} {name} ({seconds:.2}s{waited})"));
                 self.mark_done(i, record);
                 let o = self.outcomes.get_mut(&i).expect("outcome");
                 o.seconds = seconds;
@@ -541,7 +565,7 @@ impl<'e, 'a> Scheduler<'e, 'a> {
         if let Some(bar) = &active.bar {
             bar.finish_and_clear();
         }
-        let seconds = active.started.elapsed().as_secs_f64();
+        let (seconds, waited) = active.own_time();
         if !active.errors.is_empty() {
             let n = active.errors.len();
             let message = format!(
@@ -557,8 +581,10 @@ impl<'e, 'a> Scheduler<'e, 'a> {
             return Ok(());
         }
         let record = assemble(self.e, i, *active)?;
-        self.ui
-            .line(&format!("done   {} ({seconds:.2}s)", self.e.name(i)));
+        self.ui.line(&format!(
+            "done   {} ({seconds:.2}s{waited})",
+            self.e.name(i)
+        ));
         self.mark_done(i, Arc::new(record));
         self.outcomes.get_mut(&i).expect("outcome").seconds = seconds;
         Ok(())
