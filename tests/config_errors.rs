@@ -72,6 +72,31 @@ fn bad_values_fail_at_plan_with_exit_2_located_with_did_you_mean() {
 }
 
 #[test]
+fn a_param_that_names_a_dep_missing_from_deps_fails_at_plan_once() {
+    // reinforce reads train-vae's features (`vae`, default "train-vae"): without it in deps.
+    let pipeline = "[stages.sample]\nkind = \"sample\"\n[stages.reinforce]\nkind = \"reinforce\"\ndeps = [\"sample\"]\n";
+    assert_config_error(
+        pipeline,
+        "5:8",
+        &["`vae = \"train-vae\"` in [stages.reinforce] names stage `train-vae`, which is not in its deps (sample)",
+          "add \"train-vae\" to deps"],
+    );
+    let p = Project::new(&format!("{pipeline}vae = \"sample2\"\n"));
+    let out = p.nasflow(&["plan"]);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("pipeline.toml:6:7:"),
+        "at the written value: {err}"
+    );
+    assert_eq!(
+        err.matches("names stage `sample2`").count(),
+        1,
+        "printed once: {err}"
+    );
+}
+
+#[test]
 fn unknown_dep_points_at_the_dep() {
     assert_config_error("[stages.a]\nkind = \"cmd\"\nrun = \"true\"\n\n[stages.b]\nkind = \"cmd\"\nrun = \"true\"\ndeps = [\"aa\"]\n", "8:9", &["unknown dep `aa`", "did you mean `a`?"]);
 }

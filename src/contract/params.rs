@@ -27,6 +27,9 @@ impl<T: Serialize + DeserializeOwned + JsonSchema + Default + Send + Sync + 'sta
 
 /// Schema extension marking a param that is passed to the run but not part of the key.
 pub const UNKEYED: &str = "x-nasflow-unkeyed";
+/// Schema extension marking a string param whose value names one of the stage's deps (the
+/// engine checks it when it reads pipeline.toml).
+pub const NAMES_DEP: &str = "x-nasflow-dep";
 const PATH: &str = "x-nasflow-path";
 const KEYWORDS: &str = "x-nasflow-keywords";
 
@@ -84,6 +87,8 @@ pub struct ParamDoc {
     pub doc: String,
     /// Whether the value is part of the stage key (see [`UNKEYED`]).
     pub keyed: bool,
+    /// Whether the value names one of the stage's deps (see [`NAMES_DEP`]).
+    pub names_dep: bool,
 }
 
 /// A kind's params, in declaration order.
@@ -231,6 +236,7 @@ fn doc_of(name: &str, prop: &Value, defs: &Value) -> ParamDoc {
         max: bounds.1,
         doc,
         keyed: prop.get(UNKEYED) != Some(&Value::Bool(true)),
+        names_dep: prop.get(NAMES_DEP) == Some(&Value::Bool(true)),
     }
 }
 
@@ -639,6 +645,9 @@ mod tests {
         /// where to download from
         #[schemars(extend("x-nasflow-unkeyed" = true))]
         url: String,
+        /// the upstream stage to read
+        #[schemars(extend("x-nasflow-dep" = true))]
+        from: String,
     }
 
     impl Default for Example {
@@ -650,6 +659,7 @@ mod tests {
                 models: vec![Model::Io],
                 images: PathOr::default(),
                 url: String::new(),
+                from: "up".into(),
             }
         }
     }
@@ -663,7 +673,7 @@ mod tests {
         let s = ParamsSchema::of::<Example>();
         assert_eq!(
             s.names(),
-            ["model", "epochs", "fraction", "models", "images", "url"]
+            ["model", "epochs", "fraction", "models", "images", "url", "from"]
         );
         let model = s.get("model").unwrap();
         assert_eq!(model.doc, "which model");
@@ -691,6 +701,7 @@ mod tests {
             }
         );
         assert!(s.get("epochs").unwrap().keyed && !s.get("url").unwrap().keyed);
+        assert!(s.get("from").unwrap().names_dep && !s.get("url").unwrap().names_dep);
     }
 
     #[test]

@@ -43,6 +43,7 @@ pub struct ReinforceParams {
     /// "pretrained" (the networks pretrained in this pipeline: held-out accuracy as validation, test accuracy as test, simulated training seconds as cost: 3 x multiply-accumulates x images x epochs / 1e12), "nb101-10k" (10,000 NB101 cells with their measured figures, built into nasflow; cost: their training seconds at 108 epochs) or an NB101 table file (nasbench_only108.tfrecord, arch2vec's data.json, hash-keyed *.jsonl)
     pub table: TableSource,
     /// the dependency (a train-vae stage) whose latent features to use
+    #[schemars(extend("x-nasflow-dep" = true))]
     pub vae: String,
     /// whose latent features to search in: train-vae's main model or one it trained alongside
     pub features: Features,

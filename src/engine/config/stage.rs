@@ -78,6 +78,7 @@ impl Cx<'_> {
                 }
                 let params = self.native_params((name, pos), d, raw)?;
                 self.check_upstream_paths(&decl, d, &params, table)?;
+                self.check_named_deps((&decl, pos), d, &params, table)?;
                 params
             }
         };
@@ -109,6 +110,46 @@ impl Cx<'_> {
                     Some(format!("add \"{stage}\" to deps")),
                 ));
             }
+        }
+        Ok(())
+    }
+
+    /// A param that names a dep (declared with `x-nasflow-dep`) must name one of `deps`: at
+    /// the value when it is written, else (its default) at `deps`.
+    fn check_named_deps(
+        &self,
+        (decl, stage_pos): (&StageDecl, Pos),
+        d: &dyn Declaration,
+        params: &Map<String, Value>,
+        table: &Table,
+    ) -> Result<(), ConfigError> {
+        for p in d.schema().params.iter().filter(|p| p.names_dep) {
+            let Some(v) = params.get(&p.name).and_then(Value::as_str) else {
+                continue;
+            };
+            if decl.deps.iter().any(|dep| dep == v) {
+                continue;
+            }
+            let at = if table.contains_key(&p.name) {
+                self.item_pos(table, &p.name)
+            } else if table.contains_key("deps") {
+                self.item_pos(table, "deps")
+            } else {
+                stage_pos
+            };
+            let deps = if decl.deps.is_empty() {
+                "none".to_string()
+            } else {
+                decl.deps.join(", ")
+            };
+            return Err(self.err(
+                at,
+                format!(
+                    "`{} = \"{v}\"` in [stages.{}] names stage `{v}`, which is not in its deps ({deps})",
+                    p.name, decl.name
+                ),
+                Some(format!("add \"{v}\" to deps, or set {} to one of them", p.name)),
+            ));
         }
         Ok(())
     }

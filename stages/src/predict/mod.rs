@@ -62,6 +62,7 @@ pub struct PredictParams {
     /// "pretrained" (the networks pretrained in this pipeline), "nb101-10k" (built in) or an NB101 table file, as reinforce's `table`
     pub table: TableSource,
     /// the dependency (a train-vae stage) whose latent features to use
+    #[schemars(extend("x-nasflow-dep" = true))]
     pub vae: String,
     /// whose latent features to predict from: train-vae's main model or one it trained alongside
     pub features: Features,
