@@ -125,10 +125,31 @@ fn metrics_formats_keep_integers_and_show_what_changed() {
     assert_eq!(count["stage"], "b");
     let out = p.nasflow(&["metrics", "--variants", "--format", "csv", "--changed"]);
     let csv = stdout(&out);
-    assert_eq!(csv.lines().next(), Some("stage,column,metric,value"));
+    assert_eq!(csv.lines().next(), Some("stage,column,metric,unit,value"));
     assert!(
-        csv.contains(",loss,0.125") && !csv.contains(",count,"),
+        csv.lines()
+            .any(|l| l.starts_with("b,variant big,loss,") && l.ends_with(",0.125"))
+            && !csv.contains(",count,"),
         "{csv}"
+    );
+    // --filter: by metric name or STAGE.NAME, globs; stages without a match are left out.
+    let out = p.nasflow(&["metrics", "--filter", "lo?s", "--format", "csv"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let csv = stdout(&out);
+    assert!(csv.lines().skip(1).all(|l| l.contains(",loss,")), "{csv}");
+    assert!(csv.lines().count() > 1, "{csv}");
+    let out = p.nasflow(&["metrics", "--filter", "b.c*"]);
+    let table = stdout(&out);
+    assert!(
+        table.contains("count") && !table.contains("loss"),
+        "{table}"
+    );
+    let out = p.nasflow(&["metrics", "--filter", "[oops"]);
+    assert_eq!(out.status.code(), Some(1), "a bad glob is an error");
+    assert!(
+        stderr(&out).contains("--filter \"[oops\" is not a glob"),
+        "{}",
+        stderr(&out)
     );
     let out = p.nasflow(&["metrics", "--variants", "b"]);
     assert!(

@@ -180,6 +180,10 @@ pub enum Command {
         /// Only the metrics whose values differ between the columns.
         #[arg(long)]
         changed: bool,
+        /// Only the metrics whose name, or STAGE.NAME, matches GLOB (repeatable; `*` any run of
+        /// characters, `?` one: `--filter '*final_regret_valid'`).
+        #[arg(long, value_name = "GLOB")]
+        filter: Vec<String>,
         /// table (aligned; in long form when wider than the terminal), csv, tsv or jsonl (long
         /// form: stage, column, metric, value), json (the columns).
         #[arg(long, value_enum, default_value_t = MetricsFormat::Table)]

@@ -53,7 +53,40 @@ pub(super) fn column(project: &Project, stages: &[String], label: String) -> Res
 pub struct Show {
     pub aggregate: bool,
     pub changed: bool,
+    /// Only the metrics whose name or `STAGE.NAME` matches (`--filter`).
+    pub filter: Option<globset::GlobSet>,
     pub format: MetricsFormat,
+}
+
+/// The `--filter` globs as one matcher (`None`: no filter).
+pub fn filter(globs: &[String]) -> Result<Option<globset::GlobSet>> {
+    if globs.is_empty() {
+        return Ok(None);
+    }
+    let mut set = globset::GlobSetBuilder::new();
+    for g in globs {
+        let glob = globset::GlobBuilder::new(g)
+            .literal_separator(false)
+            .build()
+            .with_context(|| {
+                format!("--filter {g:?} is not a glob (`*` any characters, `?` one)")
+            })?;
+        set.add(glob);
+    }
+    Ok(Some(set.build()?))
+}
+
+/// Keeps only the metrics `filter` matches, by name or `STAGE.NAME`.
+fn keep_matching(cols: &mut [Column], filter: &globset::GlobSet) {
+    for c in cols {
+        for (stage, numbers) in c.stages.iter_mut() {
+            if let Some(m) = numbers {
+                m.retain(|name, _| {
+                    filter.is_match(name) || filter.is_match(format!("{stage}.{name}"))
+                });
+            }
+        }
+    }
 }
 
 pub fn metrics(
@@ -73,7 +106,7 @@ pub fn metrics(
     };
     let sets = &all_sets.sets;
     let base = Project::load(reg, file, sets)?;
-    let order: Vec<String> = base
+    let mut order: Vec<String> = base
         .dag
         .closure(&base.dag.targets(&base.p, stages)?)
         .into_iter()
@@ -96,6 +129,18 @@ pub fn metrics(
             let p = Project::load(reg, file, &overrides)?;
             variant_cols.push(column(&p, stages, format!("variant {name}"))?);
         }
+    }
+    if let Some(f) = &show.filter {
+        keep_matching(&mut cols, f);
+        keep_matching(&mut variant_cols, f);
+        // Only the stages with a matching metric.
+        order.retain(|st| {
+            (cols.iter().chain(&variant_cols)).any(|c| {
+                c.stages
+                    .get(st)
+                    .is_some_and(|m| m.as_ref().is_some_and(|m| !m.is_empty()))
+            })
+        });
     }
     if show.aggregate {
         let over = if variant_cols.is_empty() {
@@ -133,9 +178,10 @@ fn format_columns(order: &[String], cols: &[Column], show: &Show) -> Result<Stri
             } else {
                 '\t'
             };
-            let mut out = format!("stage{sep}column{sep}metric{sep}value\n");
+            let mut out = format!("stage{sep}column{sep}metric{sep}unit{sep}value\n");
             for (stage, label, name, v) in rows {
-                let cells = [stage, label, name, number(v).to_string()];
+                let unit = crate::metrics::unit_in(cols, &stage, &name);
+                let cells = [stage, label, name, unit, number(v).to_string()];
                 let cells: Vec<String> = cells.iter().map(|c| quote(c, sep)).collect();
                 out.push_str(&cells.join(&sep.to_string()));
                 out.push('\n');
@@ -145,8 +191,9 @@ fn format_columns(order: &[String], cols: &[Column], show: &Show) -> Result<Stri
         MetricsFormat::Jsonl => rows
             .into_iter()
             .map(|(stage, column, metric, v)| {
-                let row =
-                    json!({"stage": stage, "column": column, "metric": metric, "value": number(v)});
+                let unit = crate::metrics::unit_in(cols, &stage, &metric);
+                let row = json!({"stage": stage, "column": column, "metric": metric,
+                                 "unit": unit, "value": number(v)});
                 row.to_string() + "\n"
             })
             .collect(),
@@ -166,7 +213,16 @@ fn format_columns(order: &[String], cols: &[Column], show: &Show) -> Result<Stri
                             (s.clone(), json!(m))
                         })
                         .collect();
-                    json!({"label": c.label, "stages": stages})
+                    let units: serde_json::Map<String, serde_json::Value> = (c.stages.iter())
+                        .filter_map(|(s, m)| Some((s, m.as_ref()?)))
+                        .map(|(s, m)| {
+                            let u = (m.keys())
+                                .map(|n| (n.clone(), json!(crate::metrics::unit_in(cols, s, n))))
+                                .collect::<serde_json::Map<_, _>>();
+                            (s.clone(), json!(u))
+                        })
+                        .collect();
+                    json!({"label": c.label, "stages": stages, "units": units})
                 })
                 .collect();
             serde_json::to_string_pretty(&json!({ "columns": v }))? + "\n"

@@ -211,6 +211,7 @@ fn dispatch(cli: Cli, reg: &Registry) -> anyhow::Result<ExitCode> {
             compare_set,
             aggregate,
             changed,
+            filter,
             format,
             json,
         } => metrics::metrics(
@@ -222,6 +223,7 @@ fn dispatch(cli: Cli, reg: &Registry) -> anyhow::Result<ExitCode> {
             metrics::Show {
                 aggregate,
                 changed,
+                filter: metrics::filter(&filter)?,
                 format: if json {
                     args::MetricsFormat::Json
                 } else {

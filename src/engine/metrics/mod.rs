@@ -36,7 +36,7 @@ pub fn unit_of<'a>(units: &'a BTreeMap<String, String>, name: &str) -> Option<&'
 }
 
 /// The unit any column declares for a stage's metric ("" for none).
-fn unit_in(cols: &[Column], stage: &str, name: &str) -> String {
+pub fn unit_in(cols: &[Column], stage: &str, name: &str) -> String {
     cols.iter()
         .find_map(|c| unit_of(c.units.get(stage)?, name))
         .unwrap_or("")
