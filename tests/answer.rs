@@ -53,6 +53,43 @@ fn results_links_follow_the_current_outputs_and_gc_prunes_them() {
         std::fs::canonicalize(&target).unwrap()
     );
 
+    // A --set run leaves results/ to pipeline.toml's results and says where its own are; a
+    // plain show keeps showing pipeline.toml's, a show with the same --set this run's.
+    let out = p.nasflow(&["run", "--set", "b.y=7"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(
+        err.contains("results/ keeps showing pipeline.toml's results"),
+        "{err}"
+    );
+    assert_eq!(
+        std::fs::read_link(&link).unwrap(),
+        target,
+        "results/b unchanged"
+    );
+    let set_dir = stdout(&p.nasflow(&["show", "--path", "b", "--set", "b.y=7"]));
+    let set_dir = std::fs::canonicalize(set_dir.trim()).unwrap();
+    assert_ne!(set_dir, std::fs::canonicalize(&target).unwrap());
+    let line = err
+        .lines()
+        .skip_while(|l| !l.starts_with("note: --set run"))
+        .find(|l| l.trim_start().starts_with("b "))
+        .unwrap_or_else(|| panic!("{err}"));
+    assert_eq!(
+        std::fs::canonicalize(line.split_whitespace().nth(1).unwrap()).unwrap(),
+        set_dir
+    );
+    let plain = stdout(&p.nasflow(&["show", "--path", "b"]));
+    assert_eq!(
+        std::fs::canonicalize(plain.trim()).unwrap(),
+        std::fs::canonicalize(&target).unwrap()
+    );
+    let status = stdout(&p.nasflow(&["status"]));
+    assert!(
+        status.contains("b ") && status.contains("cached"),
+        "{status}"
+    );
+
     // A variant's links live under results/VARIANT/; the base links stay.
     assert_eq!(p.run_ok(&["--variant", "big"]), set(&["b"]));
     let big = p.path().join("results/big/b");

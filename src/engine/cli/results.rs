@@ -1,6 +1,8 @@
 //! `results/`: a stable place in the project directory for the current outputs. After each run
 //! `results/STAGE` (a variant's: `results/VARIANT/STAGE`) is a symbolic link to the stage's
-//! current output view in the cache; a stage without a current result has no link. `gc` removes
+//! current output view in the cache; a stage without a current result has no link. A run with
+//! `--set` leaves the links alone (they show pipeline.toml's results, as a plain `show`,
+//! `metrics` or `report` does) and prints where its own outputs are ([`tell`]). `gc` removes
 //! the links whose targets it removed. The directory holds a `.gitignore` of `*`, so git ignores it,
 //! and `.links`, what the links showed at the last refresh (an unchanged run touches nothing), and
 //! `.noop`, the last plain run's memo for the no-op fast path ([`super::noop`]).
@@ -73,6 +75,22 @@ pub fn refresh(
     std::fs::write(&state_file, state)
         .with_context(|| format!("writing {}", state_file.display()))?;
     Ok(())
+}
+
+/// After a `--set` run: says that `results/` still shows pipeline.toml's results, and where this
+/// run's outputs are.
+pub fn tell(project: &Project, engine: &Engine, outcomes: &[StageOutcome]) {
+    eprintln!(
+        "note: --set run: results/ keeps showing pipeline.toml's results; this run's outputs:"
+    );
+    for o in outcomes {
+        let Some(r) = &o.record else { continue };
+        if let Ok(dir) = engine.output_dir(o.stage, r) {
+            let dir = std::path::absolute(&dir).unwrap_or(dir);
+            eprintln!("  {:<16} {}", project.p.decl(o.stage).name, dir.display());
+        }
+    }
+    eprintln!("  (`nasflow show STAGE`, `metrics`, `report` with the same --set read these)");
 }
 
 /// Replaces `link` with a symbolic link to `target`, atomically (a rename over it).

@@ -146,7 +146,7 @@ fn run_one(
         project,
         &a.targets,
         (a.jobs, &a.force),
-        (variant, memo),
+        (variant, memo, !a.sets.sets.is_empty()),
         shared,
     )?;
     if let Some(r) = &remote {
@@ -164,7 +164,7 @@ fn run(
     project: &Project,
     targets: &[String],
     (jobs, force): (Option<usize>, &[String]),
-    (variant, memo): (Option<&str>, Memo<'_>),
+    (variant, memo, with_sets): (Option<&str>, Memo<'_>, bool),
     shared: Option<Arc<Slots>>,
 ) -> Result<ExitCode> {
     let start = Instant::now();
@@ -192,13 +192,18 @@ fn run(
     let outcomes = crate::schedule::run(&engine, &closure, &opts, &ui)?;
     let heading = variant.filter(|_| together);
     let failed = summarize(project, &outcomes, start, heading);
-    match super::results::refresh(project, &engine, &outcomes, variant) {
-        Ok(()) => {
-            if let Some((a, text)) = memo {
-                super::noop::remember(project, &engine, a, text, &outcomes);
+    if variant.is_none() && with_sets {
+        // results/ shows pipeline.toml's results; a --set run says where its own are.
+        super::results::tell(project, &engine, &outcomes);
+    } else {
+        match super::results::refresh(project, &engine, &outcomes, variant) {
+            Ok(()) => {
+                if let Some((a, text)) = memo {
+                    super::noop::remember(project, &engine, a, text, &outcomes);
+                }
             }
+            Err(e) => eprintln!("note: results/ not refreshed: {e:#}"),
         }
-        Err(e) => eprintln!("note: results/ not refreshed: {e:#}"),
     }
     if crate::interrupt::requested() {
         eprintln!("\ninterrupted (Ctrl-C): Slurm arrays cancelled; finished items are kept, `nasflow run` continues from them");
