@@ -3,7 +3,7 @@
 //! `metrics --format/--changed`, and finding pipeline.toml from a subdirectory or `-p DIR`.
 mod common;
 
-use common::{set, stderr, stdout, Project};
+use common::{ran, set, stderr, stdout, Project};
 
 /// `b` writes a summary (an integer and a float) and a chart whose line depends on its `y`.
 const PIPELINE: &str = r#"
@@ -37,7 +37,21 @@ y = 4
 #[test]
 fn results_links_follow_the_current_outputs_and_gc_prunes_them() {
     let p = Project::new(PIPELINE);
-    assert_eq!(p.run_ok(&[]), set(&["a", "b"]));
+    let out = p.nasflow(&["run"]);
+    assert_eq!(ran(&out), set(&["a", "b"]));
+    // A run ends pointing to results/ and the next commands; so does its no-op replay.
+    for out in [out, p.nasflow(&["run"])] {
+        let err = stderr(&out);
+        let tail: Vec<&str> = err.lines().rev().take(2).collect();
+        assert!(
+            tail[0].starts_with("next: nasflow metrics | nasflow report | nasflow plots"),
+            "{err}"
+        );
+        assert!(
+            tail[1].starts_with("results: ") && tail[1].contains("results"),
+            "{err}"
+        );
+    }
     let link = p.path().join("results/b");
     let target = std::fs::read_link(&link).expect("results/b is a link");
     assert!(link.join("summary.json").exists(), "{}", target.display());

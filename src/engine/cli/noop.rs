@@ -134,6 +134,7 @@ pub fn replay(file: &Path, a: &RunArgs) -> Option<ExitCode> {
     let cache = crate::cache::Cache::open(&cache_dir).ok()?;
     let _store = super::project::store_lock(&cache, false).ok()?;
     print_replay(&stages, &by_index, start);
+    eprint!("{}", super::run::next_steps(&root));
     Some(ExitCode::SUCCESS)
 }
 

@@ -204,6 +204,9 @@ fn run(
             }
             Err(e) => eprintln!("note: results/ not refreshed: {e:#}"),
         }
+        if failed == 0 && variant.is_none() {
+            eprint!("{}", next_steps(&project.p.root));
+        }
     }
     if crate::interrupt::requested() {
         eprintln!("\ninterrupted (Ctrl-C): Slurm arrays cancelled; finished items are kept, `nasflow run` continues from them");
@@ -214,6 +217,15 @@ fn run(
     } else {
         ExitCode::SUCCESS
     })
+}
+
+/// Where a successful plain run's results are, and the commands a user runs next.
+pub fn next_steps(root: &Path) -> String {
+    let results = root.join(super::results::RESULTS);
+    format!(
+        "results: {} (a link per stage to its outputs)\nnext: nasflow metrics | nasflow report | nasflow plots | nasflow log STAGE\n",
+        results.display()
+    )
 }
 
 /// Prints the run's summary, a line per stage, and each failure's report; returns how many
