@@ -277,11 +277,17 @@ fn nothing_a_stage_started_outlives_a_killed_nasflow() {
             p.path().join("proj/pipeline.toml"),
         )
         .unwrap();
-        let child = p
-            .cmd(&["-p", "proj/pipeline.toml", "run"])
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
+        let mut cmd = p.cmd(&["-p", "proj/pipeline.toml", "run"]);
+        // nasflow as a terminal starts it: SIGINT at its default, whatever this test inherited
+        // (a harness started in the background by a shell ignores SIGINT, and so would nasflow).
+        // SAFETY: signal is async-signal-safe.
+        unsafe {
+            std::os::unix::process::CommandExt::pre_exec(&mut cmd, || {
+                libc::signal(libc::SIGINT, libc::SIG_DFL);
+                Ok(())
+            });
+        }
+        let child = cmd.stderr(Stdio::null()).spawn().unwrap();
         let bg = wait_for(&p.path().join("bg.pid"));
         unsafe { libc::kill(child.id() as libc::pid_t, signal) };
         let start = Instant::now();
