@@ -621,11 +621,21 @@ pub fn summarize(scored: &[Scored]) -> Value {
     let mut warnings = Vec::new();
     for ((f, r, size, set), v) in groups {
         let mut m = Map::new();
+        let mut negative = Vec::new();
         for (name, get) in METRICS {
             let x: Vec<f64> = v.iter().map(|s| get(s)).filter(|x| x.is_finite()).collect();
             let (mean, half) = mean_ci95(&x);
+            if matches!(name, "pearson" | "kendall_tau" | "spearman") && mean < 0.0 {
+                negative.push(format!("{name} {mean:.3}"));
+            }
             m.insert(name.into(), json!(mean));
             m.insert(format!("{name}_ci95"), json!(half));
+        }
+        if !negative.is_empty() {
+            warnings.push(json!(format!(
+                "{r}.{f}.fit_{size}{set}: negative correlation ({}): the predictions rank the cells backwards",
+                negative.join(", ")
+            )));
         }
         let scored = v.iter().map(|s| s.scored).min().unwrap_or(0);
         if scored < 5 {
@@ -1089,6 +1099,13 @@ mod tests {
             pearson_of(&p, "_test") > 0.5,
             "\"Test features - test\" fitted on test"
         );
+        let e = evaluate(&t, &p, 1, &|_, _| {}).unwrap();
+        let warned = summarize(&e.scored)["warnings"].to_string();
+        assert!(
+            warned.contains("rf.latent.fit_60: negative correlation (pearson -"),
+            "a negative correlation is warned of: {warned}"
+        );
+        assert!(!warned.contains("fit_60_all: negative"), "{warned}");
         // Without test accuracies the "Test features" sets cannot be built, and a note says so.
         t.test = vec![None; 150];
         let e = evaluate(&t, &p, 1, &|_, _| {}).unwrap();
