@@ -44,11 +44,10 @@ pub fn status(project: &Project, json: bool) -> Result<ExitCode> {
     // Looking creates nothing: with no cache directory yet, plan against an empty scratch one.
     let dir = &project.p.cache_dir;
     let exists = dir.exists();
-    let scratch = tempfile::tempdir()?;
-    let cache = if exists {
-        project.cache()?
-    } else {
-        crate::cache::Cache::open(scratch.path())?
+    let scratch = (!exists).then(tempfile::tempdir).transpose()?;
+    let cache = match &scratch {
+        None => project.cache()?,
+        Some(s) => crate::cache::Cache::open(s.path())?,
     };
     let (_, plan) =
         super::project::planned_in(project, cache, project.dag.order(), &HashSet::new())?;
