@@ -19,6 +19,7 @@
 //! `summary.json` (per regressor, feature set and result set: mean and 95% half-width over seeds
 //! of each metric), `rmse.png`, `pearson.png`, `kendall.png` (box plots of the `fit_N` set; SVGs
 //! and chart data beside them).
+pub mod charts;
 pub mod naslib;
 pub mod regress;
 
@@ -35,7 +36,7 @@ use serde::Deserialize;
 
 use crate::images;
 use crate::nb101::Arch2vec;
-use crate::report::{mean_ci95, write_chart, Chart, Series};
+use crate::report::mean_ci95;
 use crate::search::table::{Features, LatentChoice, Searchable, TableSource};
 use crate::stats::{kendall_tau, precision_at, spearman};
 use regress::{pearson, rmse, Regressor};
@@ -321,13 +322,18 @@ pub fn evaluate(
     let largest = sizes.iter().copied().max().unwrap_or(0);
     let mut tasks = Vec::new();
     let mut notes = Vec::new();
+    // smartcore's SVR needs at least as many fit cells as features. NASLib's protocol fixes its
+    // sizes (and drops its smallest for SVR itself): such fits are left out and said so; under
+    // info-NAS's the sizes are the user's, and the fit's error names them.
+    let too_few = |rows: &[Vec<f64>], r: Regressor, size: usize| {
+        naslib && r == Regressor::Svr && size < rows.first().map_or(0, Vec::len)
+    };
     for (name, rows) in &sets {
-        // smartcore's SVR needs at least as many fit cells as features. NASLib's protocol
-        // fixes its sizes (and drops its smallest for SVR itself): such fits are left out and
-        // said so; under info-NAS's the sizes are the user's, and the fit's error names them.
-        let dim = rows.first().map_or(0, Vec::len);
-        let small: Vec<usize> = sizes.iter().copied().filter(|&n| n < dim).collect();
-        if naslib && p.regressors.contains(&Regressor::Svr) && !small.is_empty() {
+        let small: Vec<usize> = (sizes.iter().copied())
+            .filter(|&n| too_few(rows, Regressor::Svr, n))
+            .collect();
+        if p.regressors.contains(&Regressor::Svr) && !small.is_empty() {
+            let dim = rows.first().map_or(0, Vec::len);
             notes.push(format!(
                 "svr on {name}: fit sizes {small:?} have fewer cells than the {dim} features, which smartcore's SVR needs at least; they are left out (NASLib drops its smallest size for SVR)"
             ));
@@ -337,8 +343,7 @@ pub fn evaluate(
         for &seed in &p.seeds {
             for (name, rows) in &sets {
                 for r in &p.regressors {
-                    let dim = rows.first().map_or(0, Vec::len);
-                    if naslib && *r == Regressor::Svr && size < dim {
+                    if too_few(rows, *r, size) {
                         continue;
                     }
                     tasks.push(Fit {
@@ -478,29 +483,15 @@ impl Fit<'_> {
             .map(|&i| target(table, p, i).unwrap_or(0.0))
             .collect();
         let pred = self.fit_predict(fit, &y, &test)?;
-        let name = self.seeded().name();
-        let mut s = naslib::score(
-            table,
-            p,
-            &test,
-            &pred,
-            (self.features, name, self.size, self.seed),
-        );
-        if let Some(bar) = p.threshold {
-            // An explicit threshold under NASLib's protocol: scored on the test cells above it.
-            let keep: Vec<usize> = (0..test.len())
-                .filter(|&k| target(table, p, test[k]).is_some_and(|t| t > bar))
-                .collect();
-            let t: Vec<usize> = keep.iter().map(|&k| test[k]).collect();
-            let pr: Vec<f64> = keep.iter().map(|&k| pred[k]).collect();
-            s = naslib::score(
-                table,
-                p,
-                &t,
-                &pr,
-                (self.features, name, self.size, self.seed),
-            );
-        }
+        // An explicit threshold under NASLib's protocol: scored on the test cells above it.
+        let bar = p.threshold.unwrap_or(f64::NEG_INFINITY);
+        let keep: Vec<usize> = (0..test.len())
+            .filter(|&k| target(table, p, test[k]).is_some_and(|t| t > bar))
+            .collect();
+        let cells: Vec<usize> = keep.iter().map(|&k| test[k]).collect();
+        let pred: Vec<f64> = keep.iter().map(|&k| pred[k]).collect();
+        let of = (self.features, self.seeded().name(), self.size, self.seed);
+        let s = naslib::score(table, p, &cells, &pred, of);
         Ok(vec![s])
     }
 
@@ -680,62 +671,6 @@ pub fn summarize(scored: &[Scored]) -> Value {
     Value::Object(out)
 }
 
-/// Box plots `rmse`, `pearson` (the paper's Figs 9-10) and `kendall`: per fit size, the seeds'
-/// values on the cells outside the fit set, one box per regressor and feature set.
-pub fn write_charts(
-    out: &std::path::Path,
-    scored: &[Scored],
-    sizes: &[usize],
-) -> Result<(), StageError> {
-    let mut keys: Vec<(String, String)> = scored
-        .iter()
-        .map(|s| (s.features.clone(), s.regressor.clone()))
-        .collect();
-    keys.sort();
-    keys.dedup();
-    let ticks: Vec<(f64, String)> = sizes
-        .iter()
-        .enumerate()
-        .map(|(i, s)| (i as f64, s.to_string()))
-        .collect();
-    type Get = fn(&Scored) -> f64;
-    for (name, what, get) in [
-        ("rmse", "RMSE", (|s: &Scored| s.rmse) as Get),
-        ("pearson", "Pearson r", |s: &Scored| s.pearson),
-        ("kendall", "Kendall tau", |s: &Scored| s.kendall_tau),
-    ] {
-        let series = keys
-            .iter()
-            .map(|(f, r)| Series {
-                name: format!("{r} on {f}"),
-                boxes: (sizes.iter().enumerate())
-                    .map(|(i, size)| {
-                        let of = |s: &&Scored| {
-                            &s.features == f
-                                && &s.regressor == r
-                                && s.train_size == *size
-                                && s.set.is_empty()
-                        };
-                        (i as f64, scored.iter().filter(of).map(get).collect())
-                    })
-                    .collect(),
-                ..Series::default()
-            })
-            .collect();
-        let chart = Chart {
-            title: format!("predict: {what} over seeds per fit size"),
-            kind: nasflow_charts::Kind::Box,
-            x_label: "fit size (cells)".into(),
-            y_label: what.into(),
-            x_ticks: ticks.clone(),
-            series,
-            ..Chart::default()
-        };
-        write_chart(out, name, &chart)?;
-    }
-    Ok(())
-}
-
 pub fn run(ctx: &StageContext<PredictParams>) -> Result<(), StageError> {
     let p = ctx.params;
     let table = Searchable::load(ctx, &p.table, p.latent())?;
@@ -807,8 +742,8 @@ pub fn run(ctx: &StageContext<PredictParams>) -> Result<(), StageError> {
         .filter(|s| !skipped.contains(s))
         .collect();
     match protocol.kind {
-        ProtocolKind::InfoNas => write_charts(ctx.out, &scored, &sizes),
-        ProtocolKind::Naslib => write_size_charts(ctx.out, &scored),
+        ProtocolKind::InfoNas => charts::write_charts(ctx.out, &scored, &sizes),
+        ProtocolKind::Naslib => charts::write_size_charts(ctx.out, &scored),
     }
 }
 
@@ -827,64 +762,11 @@ fn settings_of(p: &Protocol) -> Value {
     })
 }
 
-/// NASLib's charts: Spearman rho, Kendall tau and |Pearson r| against the fit size (log x),
-/// mean over seeds with a 95% band, one line per regressor and feature set.
-pub fn write_size_charts(out: &std::path::Path, scored: &[Scored]) -> Result<(), StageError> {
-    let mut keys: Vec<(String, String)> = scored
-        .iter()
-        .map(|s| (s.features.clone(), s.regressor.clone()))
-        .collect();
-    keys.sort();
-    keys.dedup();
-    let mut sizes: Vec<usize> = scored.iter().map(|s| s.train_size).collect();
-    sizes.sort();
-    sizes.dedup();
-    type Get = fn(&Scored) -> f64;
-    for (name, what, get) in [
-        ("spearman", "Spearman rho", (|s: &Scored| s.spearman) as Get),
-        ("kendall", "Kendall tau", |s: &Scored| s.kendall_tau),
-        ("pearson", "|Pearson r|", |s: &Scored| s.pearson),
-    ] {
-        let series = keys
-            .iter()
-            .map(|(f, r)| {
-                let at = |size: usize| -> (f64, f64) {
-                    let v: Vec<f64> = (scored.iter())
-                        .filter(|s| &s.features == f && &s.regressor == r && s.train_size == size)
-                        .map(get)
-                        .filter(|x| x.is_finite())
-                        .collect();
-                    mean_ci95(&v)
-                };
-                let points: Vec<(f64, f64, f64)> = (sizes.iter())
-                    .map(|&n| (n as f64, at(n)))
-                    .filter(|(_, (m, _))| m.is_finite())
-                    .map(|(x, (m, h))| (x, m, h))
-                    .collect();
-                Series {
-                    name: format!("{r} on {f}"),
-                    line: points.iter().map(|&(x, m, _)| (x, m)).collect(),
-                    band: points.iter().map(|&(x, m, h)| (x, m - h, m + h)).collect(),
-                    ..Series::default()
-                }
-            })
-            .collect();
-        let chart = Chart {
-            title: format!("predict (NASLib's protocol): {what} on the 200 test cells"),
-            x_label: "fit size (cells)".into(),
-            y_label: format!("{what} (mean over seeds, 95% band)"),
-            log_x: true,
-            series,
-            ..Chart::default()
-        };
-        write_chart(out, name, &chart)?;
-    }
-    Ok(())
-}
-
 #[cfg(test)]
 mod tests {
+    use super::charts::{write_charts, write_size_charts};
     use super::*;
+    use crate::report::Chart;
 
     /// Cells whose accuracy is a smooth function of their first feature.
     fn table(n: usize) -> Searchable {
