@@ -25,7 +25,7 @@ kind = "predict"
 deps = ["$2", "pretrain"]
 vae = "$2"
 table = "$SHARED/nb101-10k.jsonl"
-features = "$3"
+features = ["$3"]
 checkpoint = $4
 train_sizes = [250]
 TOML

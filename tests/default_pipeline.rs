@@ -34,12 +34,13 @@ fn summary(p: &Project, pipeline: &str, stage: &str, extra: &[&str]) -> Value {
     serde_json::from_str(&std::fs::read_to_string(dir.join("summary.json")).unwrap()).unwrap()
 }
 
-fn run(p: &Project, pipeline: &str, extra: &[&str]) {
+fn run(p: &Project, pipeline: &str, extra: &[&str]) -> std::process::Output {
     let mut args = vec!["-p", pipeline, "run", "predict", "reinforce"];
     args.extend_from_slice(TINY);
     args.extend_from_slice(extra);
     let out = p.nasflow(&args);
     assert!(out.status.success(), "{}", stderr(&out));
+    out
 }
 
 #[test]
@@ -52,11 +53,39 @@ fn the_default_pipeline_searches_and_predicts_over_10k_real_cells() {
         p.path().join("examples/ablation.toml"),
     )
     .unwrap();
-    run(&p, "pipeline.toml", &[]);
+    let out = run(&p, "pipeline.toml", &[]);
+    // The run ends with the answer: both stages' headline tables, io against reference, tested.
+    let text = stdout(&out);
+    let tail: Vec<&str> = text.lines().rev().take(30).collect();
+    let tail = tail.into_iter().rev().collect::<Vec<_>>().join("\n");
+    for want in [
+        "reinforce: final validation regret",
+        "predict: how well each feature set",
+        "reinforce: io vs reference: final regret",
+        "Mann-Whitney U p = ",
+        "fit 50: io vs reference: Kendall tau",
+        "Wilcoxon signed-rank p = ",
+    ] {
+        assert!(
+            tail.contains(want),
+            "{want:?} not in the run's last lines:\n{tail}"
+        );
+    }
+    for row in [
+        "reinforce     io",
+        "reinforce     reference",
+        "50   io",
+        "50   reference",
+    ] {
+        assert!(tail.contains(row), "{row:?} not in:\n{tail}");
+    }
+    // A --set run (TINY) says where its own outputs are, last.
+    let err = stderr(&out);
+    assert!(err.contains("this run's outputs:"), "{err}");
 
     let sample = summary(&p, "pipeline.toml", "sample", &[]);
     assert_eq!(sample["table_rows"], 10000, "{sample}");
-    assert_eq!(sample["cells"], 20000, "{sample}");
+    assert_eq!(sample["cells"], 12000, "{sample}");
     let reinforce = summary(&p, "pipeline.toml", "reinforce", &[]);
     assert_eq!(
         reinforce["table"]["cells"], 10000,
@@ -67,7 +96,7 @@ fn the_default_pipeline_searches_and_predicts_over_10k_real_cells() {
     let best = reinforce["table"]["best_valid"].as_f64().unwrap();
     assert!(best > 0.94 && best < 0.951, "{best}");
     let predict = summary(&p, "pipeline.toml", "predict", &[]);
-    let scored = predict["rf"]["latent"]["fit_50"]["scored_cells"]
+    let scored = predict["rf"]["io"]["fit_50"]["scored_cells"]
         .as_u64()
         .unwrap();
     assert!(
@@ -86,17 +115,27 @@ fn the_default_pipeline_searches_and_predicts_over_10k_real_cells() {
         "{}",
         stdout(&out)
     );
-    run(&p, abl, &["--variant", "reference-2"]);
-    let io = summary(&p, abl, "predict", &[]);
-    let reference = summary(&p, abl, "predict", &["--variant", "reference-2"]);
-    let rmse = |s: &Value| s["rf"]["latent"]["fit_50"]["rmse"].as_f64().unwrap();
+    run(&p, abl, &["--variant", "epoch-1"]);
+    let last = summary(&p, abl, "predict", &[]);
+    let first = summary(&p, abl, "predict", &["--variant", "epoch-1"]);
+    let rmse = |s: &Value, f: &str| s["rf"][f]["fit_50"]["rmse"].as_f64().unwrap();
     assert_ne!(
-        rmse(&io),
-        rmse(&reference),
+        rmse(&last, "io"),
+        rmse(&first, "io"),
+        "checkpoints predict differently"
+    );
+    assert_ne!(
+        rmse(&last, "io"),
+        rmse(&last, "reference"),
         "io and reference features predict differently"
     );
-    let io = summary(&p, abl, "reinforce", &[]);
-    let reference = summary(&p, abl, "reinforce", &["--variant", "reference-2"]);
-    let regret = |s: &Value| s["reinforce"]["final_regret_valid"].as_f64().unwrap();
-    assert_ne!(regret(&io), regret(&reference), "and search differently");
+    let s = summary(&p, abl, "reinforce", &[]);
+    let regret = |s: &Value, m: &str| s[m]["final_regret_valid"].as_f64().unwrap();
+    assert_ne!(
+        regret(&s, "reinforce-io"),
+        regret(&s, "reinforce-reference"),
+        "and search differently"
+    );
+    let p_value = s["compare"]["reinforce"]["io_vs_reference"]["p_final_regret_valid"].as_f64();
+    assert!(p_value.is_some_and(|p| (0.0..=1.0).contains(&p)), "{s}");
 }

@@ -457,7 +457,7 @@ fn one_training_run_feeds_both_models_at_both_checkpoints() {
 kind = "reinforce"
 deps = ["train-vae", "pretrain"]
 table = "{table}"
-features = "{model}"
+features = ["{model}"]
 checkpoint = {checkpoint}
 seeds = 2
 budget = 30000.0
@@ -465,7 +465,7 @@ budget = 30000.0
 kind = "predict"
 deps = ["train-vae", "pretrain"]
 table = "{table}"
-features = "{model}"
+features = ["{model}"]
 checkpoint = {checkpoint}
 train_sizes = [50]
 seeds = 2

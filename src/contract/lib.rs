@@ -27,6 +27,7 @@ pub mod boundary;
 pub mod context;
 pub mod device;
 pub mod error;
+pub mod headline;
 pub mod job;
 pub mod kind;
 pub mod layout;
@@ -37,6 +38,7 @@ pub mod tool;
 pub use context::{Inputs, ItemInput, ItemList, Progress, StageContext};
 pub use device::{Device, DeviceError, DeviceSpec, Probe};
 pub use error::StageError;
+pub use headline::Headline;
 pub use job::{Computations, Job};
 pub use kind::{declaration, Declaration, Kind, KindInfo, Registrar};
 pub use params::{

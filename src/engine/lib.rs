@@ -32,6 +32,7 @@ pub mod engine;
 pub mod interrupt;
 pub mod item;
 pub mod key;
+pub mod layout;
 pub mod metrics;
 pub mod progress;
 pub mod publish;

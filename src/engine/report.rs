@@ -26,6 +26,8 @@ pub struct Report {
     pub warnings: Vec<String>,
     /// (caption, SVG markup).
     pub charts: Vec<(String, String)>,
+    /// The stages' headline tables: (stage, source, table), in stage order.
+    pub headlines: Vec<(String, String, nasflow_contract::Headline)>,
 }
 
 /// One stage of the base pipeline.
@@ -77,7 +79,9 @@ table{border-collapse:collapse;font-size:.9em;margin:.5em 0}\
 th,td{border:1px solid #ddd;padding:.25em .6em;text-align:left;vertical-align:top}\
 th{background:#f4f4f4}td.num{text-align:right;font-variant-numeric:tabular-nums}\
 td.changed{background:#fff3bf;font-weight:bold}p.warning{background:#fff4e6;border-left:4px solid #e8590c;padding:4px 8px}.cached{color:#2b8a3e}.stale{color:#c92a2a}\
-figure{display:inline-block;margin:1em;vertical-align:top}figure svg{width:640px;height:auto}\
+figure{display:block;margin:1em 0}figure svg{width:100%;max-width:1200px;height:auto}\
+table.headline td{font-variant-numeric:tabular-nums}p.note{margin:.2em 0;font-size:.9em}\
+details{margin-top:2em}summary{font-size:1.25em;font-weight:bold;cursor:pointer}\
 figcaption{font-size:.9em;color:#555}code{font-size:.85em}";
 
 impl Report {
@@ -92,51 +96,41 @@ impl Report {
             esc(&self.pipeline),
             esc(&self.sources.join(", "))
         );
+        self.headline_section(&mut h);
+        self.chart_section(&mut h);
+        h.push_str(
+            "<details id=\"plumbing\"><summary>Stages, files, params and every metric</summary>\n",
+        );
         self.dag(&mut h);
         self.stage_table(&mut h);
         self.params_table(&mut h);
         self.metrics_table(&mut h);
-        self.chart_section(&mut h);
-        h.push_str("</body></html>\n");
+        h.push_str("</details>\n</body></html>\n");
         h
     }
 
-    /// The DAG as an SVG: stages in layers by depth, arrows from each dependency.
+    /// The DAG as an SVG ([`crate::layout`]: no edge passes under a box).
     fn dag(&self, h: &mut String) {
-        let mut depth = vec![0usize; self.stages.len()];
-        for _ in 0..self.stages.len() {
-            for &(d, i) in &self.edges {
-                depth[i] = depth[i].max(depth[d] + 1);
-            }
-        }
-        let mut row = vec![0usize; self.stages.len()];
-        let mut used = std::collections::HashMap::new();
-        for (i, d) in depth.iter().enumerate() {
-            let r = used.entry(*d).or_insert(0usize);
-            row[i] = *r;
-            *r += 1;
-        }
-        let (w, bh, gx, gy) = (170, 48, 60, 22);
-        let pos = |i: usize| (10 + depth[i] * (w + gx), 10 + row[i] * (bh + gy));
-        let width = 20 + (depth.iter().max().map_or(0, |d| d + 1)) * (w + gx);
-        let height = 20 + used.values().max().copied().unwrap_or(1) * (bh + gy);
+        use crate::layout::{layout, BOX_H, BOX_W};
+        let l = layout(self.stages.len(), &self.edges);
         let _ = write!(
             h,
             "<section id=\"dag\"><h2>Stages</h2>\n<svg xmlns=\"http://www.w3.org/2000/svg\" \
-             width=\"{width}\" height=\"{height}\" role=\"img\" aria-label=\"the stage DAG\">\
+             width=\"{}\" height=\"{}\" role=\"img\" aria-label=\"the stage DAG\">\
              <defs><marker id=\"arrow\" markerWidth=\"8\" markerHeight=\"8\" refX=\"8\" refY=\"4\" \
-             orient=\"auto\"><path d=\"M0,0 L8,4 L0,8 z\" fill=\"#888\"/></marker></defs>\n"
+             orient=\"auto\"><path d=\"M0,0 L8,4 L0,8 z\" fill=\"#888\"/></marker></defs>\n",
+            l.width, l.height
         );
-        for &(d, i) in &self.edges {
-            let ((x0, y0), (x1, y1)) = (pos(d), pos(i));
+        for path in &l.paths {
+            let points: Vec<String> = path.iter().map(|(x, y)| format!("{x},{y}")).collect();
             let _ = writeln!(
                 h,
-                "<line x1=\"{}\" y1=\"{}\" x2=\"{x1}\" y2=\"{}\" stroke=\"#888\" marker-end=\"url(#arrow)\"/>",
-                x0 + w,
-                y0 + bh / 2,
-                y1 + bh / 2
+                "<polyline points=\"{}\" fill=\"none\" stroke=\"#888\" marker-end=\"url(#arrow)\"/>",
+                points.join(" ")
             );
         }
+        let (w, bh) = (BOX_W, BOX_H);
+        let pos = |i: usize| l.boxes[i];
         for (i, s) in self.stages.iter().enumerate() {
             let (x, y) = pos(i);
             let fill = if s.status == "cached" {
@@ -149,11 +143,11 @@ impl Report {
                 "<g><rect x=\"{x}\" y=\"{y}\" width=\"{w}\" height=\"{bh}\" rx=\"6\" fill=\"{fill}\" \
                  stroke=\"#555\"/><text x=\"{}\" y=\"{}\" font-size=\"14\" text-anchor=\"middle\">{}</text>\
                  <text x=\"{}\" y=\"{}\" font-size=\"11\" text-anchor=\"middle\" fill=\"#555\">{} · {}</text></g>",
-                x + w / 2,
-                y + 20,
+                x + w / 2.0,
+                y + 20.0,
                 esc(&s.name),
-                x + w / 2,
-                y + 38,
+                x + w / 2.0,
+                y + 38.0,
                 esc(&s.kind),
                 esc(&s.status)
             );
@@ -231,7 +225,43 @@ impl Report {
         for r in &self.metrics {
             row(h, r, |v| crate::metrics::fmt(*v), true);
         }
-        h.push_str("</table>\n");
+        h.push_str("</table></section>\n");
+    }
+
+    /// The stages' headline tables (each source's), then the warnings: the answer first.
+    fn headline_section(&self, h: &mut String) {
+        h.push_str("<section id=\"headline\"><h2>Headline</h2>\n");
+        if self.headlines.is_empty() {
+            h.push_str("<p>No stage has a headline yet (run the pipeline first).</p>\n");
+        }
+        for (stage, source, t) in &self.headlines {
+            let from = if self.sources.len() > 1 {
+                format!(" <small>({})</small>", esc(source))
+            } else {
+                String::new()
+            };
+            let _ = write!(
+                h,
+                "<table class=\"headline\" data-stage=\"{}\"><caption><b>{}</b>{from}</caption><tr>",
+                esc(stage),
+                esc(&t.title)
+            );
+            for c in &t.columns {
+                let _ = write!(h, "<th>{}</th>", esc(c));
+            }
+            h.push_str("</tr>\n");
+            for r in &t.rows {
+                h.push_str("<tr>");
+                for c in r {
+                    let _ = write!(h, "<td>{}</td>", esc(c));
+                }
+                h.push_str("</tr>\n");
+            }
+            h.push_str("</table>\n");
+            for n in &t.notes {
+                let _ = writeln!(h, "<p class=\"note\">{}</p>", esc(n));
+            }
+        }
         for w in &self.warnings {
             let _ = writeln!(h, "<p class=\"warning\"><b>warning:</b> {}</p>", esc(w));
         }
@@ -316,7 +346,7 @@ mod tests {
             html.contains("<td class=\"num\">0.5000</td><td class=\"num\">0.5000</td>"),
             "{html}"
         );
-        assert!(html.contains("<line "), "an edge is drawn");
+        assert!(html.contains("<polyline "), "an edge is drawn");
         assert!(
             html.contains(
                 "<p class=\"warning\"><b>warning:</b> b: not comparable &lt;here&gt;</p>"

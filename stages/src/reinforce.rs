@@ -19,7 +19,7 @@ use crate::search::bo::BoQuirks;
 use crate::search::local::Local;
 use crate::search::methods::Method;
 use crate::search::mutation::Mutation;
-use crate::search::table::{Features, LatentChoice, TableSource};
+use crate::search::table::{latent_choices, Features, LatentChoice, TableSource};
 
 /// The `reinforce` kind.
 pub struct Reinforce;
@@ -28,7 +28,7 @@ impl Kind for Reinforce {
     type Params = ReinforceParams;
     const INFO: KindInfo = KindInfo {
         name: "reinforce",
-        version: 5,
+        version: 6,
         doc: "Search a benchmark table: REINFORCE and BO (arch2vec) in the latent space, regularized evolution, local search and random search",
         reads_seed: true,
         uses_device: false,
@@ -45,8 +45,8 @@ pub struct ReinforceParams {
     /// the dependency (a train-vae stage) whose latent features to use
     #[schemars(extend("x-nasflow-dep" = true))]
     pub vae: String,
-    /// whose latent features to search in: train-vae's main model or one it trained alongside
-    pub features: Features,
+    /// whose latent features to search in: train-vae's main model or those it trained alongside; with several (["io", "reference"]), REINFORCE and BO run on each (`reinforce-io`, `bo-reference`, ...) and the summary tests them against each other
+    pub features: Vec<Features>,
     /// the train-vae checkpoint (epoch) whose features to use; 0: the last
     pub checkpoint: usize,
     /// the search methods to run, each with the same seeds, table and budget
@@ -130,12 +130,9 @@ impl ReinforceParams {
             local: self.local_search,
         }
     }
-    pub fn latent(&self) -> LatentChoice {
-        LatentChoice {
-            vae: self.vae.clone(),
-            features: self.features,
-            checkpoint: self.checkpoint,
-        }
+    /// The latent features to search in, each with its label ("" for a single one).
+    pub fn latents(&self) -> Result<Vec<(String, LatentChoice)>, nasflow_contract::StageError> {
+        latent_choices(&self.vae, &self.features, self.checkpoint)
     }
 }
 
@@ -144,7 +141,7 @@ impl Default for ReinforceParams {
         ReinforceParams {
             table: TableSource::default(),
             vae: "train-vae".into(),
-            features: Features::Main,
+            features: vec![Features::Main],
             checkpoint: 0,
             methods: vec![Method::Reinforce],
             seeds: 500,

@@ -84,7 +84,7 @@ pub struct TrainVaeParams {
     pub prior_samples: usize,
     /// train on the first N unlabeled train cells only (0: all)
     pub unlabeled_limit: usize,
-    /// io variant: also train info-NAS's reference model (the plain VAE from the same initial weights on the same batches, VAE loss only); its features are `features = "reference"` downstream
+    /// io variant: also train info-NAS's reference model (the plain VAE from the same initial weights on the same batches, VAE loss only); its features are `features = ["reference"]` (or `["io", "reference"]`) downstream
     pub reference: bool,
     /// the training seed (initial weights, batch order, noise); unset: the pipeline's seed. A sweep over it retrains only this stage
     pub seed: Option<u64>,

@@ -180,6 +180,14 @@ pub enum Command {
         /// Only the metrics whose values differ between the columns.
         #[arg(long)]
         changed: bool,
+        /// Every metric of every stage (the table's default is the short view: each stage's key
+        /// metrics, the numbers its headline rests on; --filter, --changed and the other formats
+        /// show every metric too).
+        #[arg(long)]
+        all: bool,
+        /// Row order within a stage: by metric name, or by the first column's value (ascending).
+        #[arg(long, value_enum, default_value_t = MetricsSort::Name)]
+        sort: MetricsSort,
         /// Only the metrics whose name, or STAGE.NAME, matches GLOB (repeatable; `*` any run of
         /// characters, `?` one: `--filter '*final_regret_valid'`).
         #[arg(long, value_name = "GLOB")]
@@ -258,6 +266,13 @@ pub enum Command {
 }
 
 /// How `nasflow metrics` prints.
+/// The row order of `nasflow metrics`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum MetricsSort {
+    Name,
+    Value,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum MetricsFormat {
     Table,

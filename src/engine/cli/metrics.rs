@@ -40,6 +40,11 @@ pub(super) fn column(project: &Project, stages: &[String], label: String) -> Res
                     let (units, warnings) = crate::metrics::units_and_warnings(&v);
                     col.units.insert(name.clone(), units);
                     col.warnings.insert(name.clone(), warnings);
+                    if let Some(h) = nasflow_contract::Headline::of_summary(&v) {
+                        col.headlines.insert(name.clone(), h);
+                    }
+                    col.key_metrics
+                        .insert(name.clone(), crate::metrics::key_metrics(&v));
                     Some(crate::metrics::flatten(&v))
                 }
             },
@@ -53,6 +58,10 @@ pub(super) fn column(project: &Project, stages: &[String], label: String) -> Res
 pub struct Show {
     pub aggregate: bool,
     pub changed: bool,
+    /// Every metric, not the short view.
+    pub all: bool,
+    /// Rows by the first column's value instead of by name.
+    pub by_value: bool,
     /// Only the metrics whose name or `STAGE.NAME` matches (`--filter`).
     pub filter: Option<globset::GlobSet>,
     pub format: MetricsFormat,
@@ -142,6 +151,15 @@ pub fn metrics(
             })
         });
     }
+    let short = !show.all
+        && show.filter.is_none()
+        && !show.changed
+        && !show.aggregate
+        && show.format == MetricsFormat::Table;
+    let mut others = Vec::new();
+    if short {
+        others = keep_key_metrics(&mut cols, &mut variant_cols, &mut order);
+    }
     if show.aggregate {
         let over = if variant_cols.is_empty() {
             cols
@@ -151,25 +169,102 @@ pub fn metrics(
         return print_aggregate(&order, &over, show.format == MetricsFormat::Json);
     }
     cols.extend(variant_cols);
-    print!("{}", format_columns(&order, &cols, &show)?);
+    let mut text = format_columns(&order, &cols, &show)?;
+    if short {
+        text = short_view(text, &others, all_sets);
+    }
+    print!("{text}");
     Ok(ExitCode::SUCCESS)
+}
+
+/// The short view: keeps each stage's key metrics (the union over columns); a stage that names
+/// none leaves the table. Returns those stages with their metric counts.
+fn keep_key_metrics(
+    cols: &mut [Column],
+    variant_cols: &mut [Column],
+    order: &mut Vec<String>,
+) -> Vec<(String, usize)> {
+    let mut others = Vec::new();
+    order.retain(|stage| {
+        let all = || cols.iter().chain(variant_cols.iter());
+        let keys: std::collections::BTreeSet<&String> = all()
+            .filter_map(|c| c.key_metrics.get(stage))
+            .flatten()
+            .collect();
+        if !keys.is_empty() {
+            return true;
+        }
+        let count = all()
+            .filter_map(|c| c.stages.get(stage)?.as_ref().map(|m| m.len()))
+            .max()
+            .unwrap_or(0);
+        others.push((stage.clone(), count));
+        false
+    });
+    for c in cols.iter_mut().chain(variant_cols.iter_mut()) {
+        let keys = c.key_metrics.clone();
+        for (stage, numbers) in c.stages.iter_mut() {
+            let k = keys.get(stage);
+            if let Some(m) = numbers {
+                m.retain(|name, _| k.is_some_and(|k| k.contains(name)));
+            }
+        }
+    }
+    others
+}
+
+/// The short view's text: the key metrics' table with its warnings counted, not listed, then
+/// how to see the rest.
+fn short_view(table: String, others: &[(String, usize)], sets: &Sets) -> String {
+    // Warnings come last (a wrapped one continues on indented lines).
+    let lines: Vec<&str> = table.lines().collect();
+    let first = lines
+        .iter()
+        .position(|l| l.starts_with("warning: "))
+        .unwrap_or(lines.len());
+    let (rows, rest) = lines.split_at(first);
+    let warnings: Vec<&&str> = rest.iter().filter(|l| l.starts_with("warning: ")).collect();
+    let mut out = rows.join("\n") + "\n";
+    if !others.is_empty() {
+        let list: Vec<String> = (others.iter()).map(|(s, n)| format!("{s} ({n})")).collect();
+        out.push_str(&format!("other stages' metrics: {}\n", list.join(", ")));
+    }
+    let extra = if sets.names().is_empty() {
+        ""
+    } else {
+        " (with the same --variant)"
+    };
+    if !warnings.is_empty() {
+        out.push_str(&format!(
+            "{} warnings (nasflow metrics --all shows them, as does nasflow report)\n",
+            warnings.len()
+        ));
+    }
+    out.push_str(&format!("every metric: nasflow metrics --all{extra}, or --filter GLOB (e.g. --filter 'predict.rf.*')\n"));
+    out
 }
 
 /// The columns in the format asked for.
 fn format_columns(order: &[String], cols: &[Column], show: &Show) -> Result<String> {
-    use crate::metrics::{changed, long, number, render, render_long};
+    use crate::metrics::{changed, fit_width, long, number, render, render_long, render_narrow};
     let rows: Vec<_> = long(order, cols)
         .into_iter()
         .filter(|(stage, _, name, _)| !show.changed || changed(cols, stage, name))
         .collect();
     Ok(match show.format {
         MetricsFormat::Table => {
-            let text = render(order, cols, show.changed);
+            let text = render(order, cols, show.changed, show.by_value);
             let widest = text.lines().map(|l| l.chars().count()).max().unwrap_or(0);
-            if widest > terminal_width() {
-                render_long(order, cols, show.changed)
-            } else {
+            let width = terminal_width();
+            if widest <= width {
                 text
+            } else if cols.len() == 1 {
+                fit_width(&render_narrow(order, cols, show.by_value), width)
+            } else {
+                fit_width(
+                    &render_long(order, cols, show.changed, show.by_value),
+                    width,
+                )
             }
         }
         MetricsFormat::Csv | MetricsFormat::Tsv => {

@@ -2,6 +2,7 @@
 //! codes (0 ok, 1 a stage failed, 2 bad usage or config, 130 interrupted). Library errors are
 //! typed; here, at the edge, they become `anyhow` errors and [`is_usage_error`] picks the code.
 mod args;
+mod headline;
 mod inspect;
 mod metrics;
 mod noop;
@@ -211,6 +212,8 @@ fn dispatch(cli: Cli, reg: &Registry) -> anyhow::Result<ExitCode> {
             compare_set,
             aggregate,
             changed,
+            all,
+            sort,
             filter,
             format,
             json,
@@ -223,6 +226,8 @@ fn dispatch(cli: Cli, reg: &Registry) -> anyhow::Result<ExitCode> {
             metrics::Show {
                 aggregate,
                 changed,
+                all,
+                by_value: sort == args::MetricsSort::Value,
                 filter: metrics::filter(&filter)?,
                 format: if json {
                     args::MetricsFormat::Json

@@ -134,6 +134,9 @@ pub fn replay(file: &Path, a: &RunArgs) -> Option<ExitCode> {
     let cache = crate::cache::Cache::open(&cache_dir).ok()?;
     let _store = super::project::store_lock(&cache, false).ok()?;
     print_replay(&stages, &by_index, start);
+    let results = root.join(super::results::RESULTS);
+    let dirs: Vec<PathBuf> = stages.iter().map(|(_, n, _)| results.join(n)).collect();
+    super::headline::print(&dirs);
     eprint!("{}", super::run::next_steps(&root));
     Some(ExitCode::SUCCESS)
 }

@@ -56,7 +56,9 @@ pub(super) fn sources<'r>(
     let mut out = vec![("base".to_string(), Project::load(reg, file, &sets.sets)?)];
     if !sets.names().is_empty() {
         for (name, overrides) in selected(file, sets)? {
-            out.push((name, Project::load(reg, file, &overrides)?));
+            let p = Project::load(reg, file, &overrides)?;
+            let label = describe(&name, &out[0].1, &p);
+            out.push((label, p));
         }
     }
     for other in compare {
@@ -64,6 +66,32 @@ pub(super) fn sources<'r>(
         out.push((label, Project::load(reg, other, &sets.sets)?));
     }
     Ok(out)
+}
+
+/// A variant's label: its name and the params in which it differs from the base (each
+/// `param=value` once, whichever stages it is set in), so that a legend says what differs.
+pub(super) fn describe(name: &str, base: &Project, p: &Project) -> String {
+    let mut diffs: Vec<String> = Vec::new();
+    for &i in p.dag.order() {
+        let decl = p.p.decl(i);
+        let theirs = base.p.stage(&decl.name).map(|d| &d.params);
+        for (k, v) in &decl.params {
+            if theirs.and_then(|t| t.get(k)) != Some(v) {
+                let d = format!("{k}={}", crate::metrics::compact(v));
+                if !diffs.contains(&d) {
+                    diffs.push(d);
+                }
+            }
+        }
+    }
+    if diffs.is_empty() {
+        return name.to_string();
+    }
+    let mut text = diffs.join(", ");
+    if text.chars().count() > 48 {
+        text = text.chars().take(47).collect::<String>() + "…";
+    }
+    format!("{name} ({text})")
 }
 
 /// Replicates (a sweep over a seed) as one chart: each line series' mean over the sources and

@@ -5,6 +5,7 @@ use std::path::Path;
 use std::process::ExitCode;
 
 use anyhow::{Context, Result};
+use nasflow_contract::Headline;
 use serde_json::Value;
 
 use super::args::Sets;
@@ -27,7 +28,7 @@ pub fn report(reg: &Registry, file: &Path, sets: &Sets, out_dir: &Path) -> Resul
     };
     (r.stages, r.edges) = stages(base)?;
     r.params = params(&sources);
-    (r.metrics, r.warnings) = metrics(&sources)?;
+    (r.metrics, r.warnings, r.headlines) = metrics(&sources)?;
     std::fs::create_dir_all(out_dir).with_context(|| format!("creating {}", out_dir.display()))?;
     r.charts = charts(&sources, &out_dir.join("figures"))?;
     let index = out_dir.join("index.html");
@@ -111,8 +112,11 @@ fn params(sources: &[(String, Project)]) -> Vec<Row<Value>> {
     rows
 }
 
-/// Every summary number, per source, and the summaries' warnings (`stage: text`, each once).
-fn metrics(sources: &[(String, Project)]) -> Result<(Vec<Row<f64>>, Vec<String>)> {
+/// Every summary number, per source, the summaries' warnings (`stage: text`, each once) and
+/// their headline tables.
+type Gathered = (Vec<Row<f64>>, Vec<String>, Vec<(String, String, Headline)>);
+
+fn metrics(sources: &[(String, Project)]) -> Result<Gathered> {
     let cols = (sources.iter())
         .map(|(label, p)| column(p, &[], label.clone()))
         .collect::<Result<Vec<_>>>()?;
@@ -121,6 +125,14 @@ fn metrics(sources: &[(String, Project)]) -> Result<(Vec<Row<f64>>, Vec<String>)
         .collect();
     let warnings = (crate::metrics::warnings(&order, &cols).lines())
         .map(|l| l.trim_start_matches("warning: ").to_string())
+        .collect();
+    let headlines = (order.iter())
+        .flat_map(|stage| {
+            (cols.iter()).filter_map(move |c| {
+                let h = c.headlines.get(stage)?.clone();
+                Some((stage.clone(), c.label.clone(), h))
+            })
+        })
         .collect();
     let base = &sources[0].1;
     let mut rows = Vec::new();
@@ -141,7 +153,7 @@ fn metrics(sources: &[(String, Project)]) -> Result<(Vec<Row<f64>>, Vec<String>)
             });
         }
     }
-    Ok((rows, warnings))
+    Ok((rows, warnings, headlines))
 }
 
 /// Each chart once, overlaid across sources, as SVG markup (also kept in `dir`).

@@ -194,6 +194,9 @@ fn run(
     let failed = summarize(project, &outcomes, start, heading);
     if variant.is_none() && with_sets {
         // results/ shows pipeline.toml's results; a --set run says where its own are.
+        if failed == 0 {
+            super::headline::print(&output_dirs(&engine, &outcomes));
+        }
         super::results::tell(project, &engine, &outcomes);
     } else {
         match super::results::refresh(project, &engine, &outcomes, variant) {
@@ -205,6 +208,7 @@ fn run(
             Err(e) => eprintln!("note: results/ not refreshed: {e:#}"),
         }
         if failed == 0 && variant.is_none() {
+            super::headline::print(&output_dirs(&engine, &outcomes));
             eprint!("{}", next_steps(&project.p.root));
         }
     }
@@ -217,6 +221,16 @@ fn run(
     } else {
         ExitCode::SUCCESS
     })
+}
+
+/// The output directories of the stages a run ran or found cached, in its order.
+fn output_dirs(
+    engine: &crate::engine::Engine,
+    outcomes: &[StageOutcome],
+) -> Vec<std::path::PathBuf> {
+    (outcomes.iter())
+        .filter_map(|o| engine.output_dir(o.stage, o.record.as_ref()?).ok())
+        .collect()
 }
 
 /// Where a successful plain run's results are, and the commands a user runs next.

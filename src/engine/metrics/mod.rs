@@ -21,6 +21,10 @@ pub struct Column {
     pub units: BTreeMap<String, BTreeMap<String, String>>,
     /// Per stage, the warnings its summary carries (`"warnings"`: a list of strings).
     pub warnings: BTreeMap<String, Vec<String>>,
+    /// Per stage, its headline table (the contract's `headline`), where it has one.
+    pub headlines: BTreeMap<String, nasflow_contract::Headline>,
+    /// Per stage, the names of its key metrics (the contract's `key_metrics`).
+    pub key_metrics: BTreeMap<String, Vec<String>>,
 }
 
 /// The unit of `name` in `units`: the entry for the whole name, else for its longest dotted
@@ -52,6 +56,16 @@ pub fn units_and_warnings(v: &Value) -> (BTreeMap<String, String>, Vec<String>) 
         .filter_map(|w| w.as_str().map(str::to_string))
         .collect();
     (units, warnings)
+}
+
+/// The key metric names a summary lists (strings only).
+pub fn key_metrics(v: &Value) -> Vec<String> {
+    (v[nasflow_contract::headline::KEY_METRICS]
+        .as_array()
+        .into_iter()
+        .flatten())
+    .filter_map(|w| w.as_str().map(str::to_string))
+    .collect()
 }
 
 /// Flattens the numbers of a JSON value to dotted names.
@@ -96,6 +110,15 @@ pub(crate) fn fmt(x: f64) -> String {
     } else {
         let decimals = (3 - x.abs().log10().floor() as i32).max(0) as usize;
         format!("{x:.decimals$}")
+    }
+}
+
+/// A param value as short text: strings without quotes, lists and tables as compact JSON.
+pub fn compact(v: &Value) -> String {
+    match v {
+        Value::String(s) => s.clone(),
+        Value::Array(a) => format!("[{}]", a.iter().map(compact).collect::<Vec<_>>().join(",")),
+        other => other.to_string(),
     }
 }
 
@@ -144,7 +167,7 @@ fn fmt_diff(x: f64) -> String {
 
 /// Renders the columns as an aligned text table, stages in the order given; with `changed_only`,
 /// only the metrics whose values differ between columns.
-pub fn render(order: &[String], cols: &[Column], changed_only: bool) -> String {
+pub fn render(order: &[String], cols: &[Column], changed_only: bool, by_value: bool) -> String {
     let mut header = vec![
         "stage".to_string(),
         "metric".to_string(),
@@ -165,6 +188,9 @@ pub fn render(order: &[String], cols: &[Column], changed_only: bool) -> String {
             .collect();
         names.sort();
         names.dedup();
+        if by_value {
+            sort_by_value(&mut names, cols, stage);
+        }
         if names.is_empty() {
             let mut row = vec![stage.clone(), "(no summary)".into(), String::new()];
             for (k, c) in cols.iter().enumerate() {
@@ -209,6 +235,108 @@ pub fn render(order: &[String], cols: &[Column], changed_only: bool) -> String {
     out
 }
 
+/// Orders metric names by the first column's value, ascending (names without one last).
+pub fn sort_by_value(names: &mut [&String], cols: &[Column], stage: &str) {
+    let value = |n: &String| -> f64 {
+        (cols.first())
+            .and_then(|c| c.stages.get(stage)?.as_ref()?.get(n).copied())
+            .unwrap_or(f64::INFINITY)
+    };
+    names.sort_by(|a, b| value(a).total_cmp(&value(b)).then(a.cmp(b)));
+}
+
+/// The long form aligned: text columns left, value and diff right, the unit (last) left.
+fn align_long(rows: Vec<Vec<String>>) -> String {
+    let widths: Vec<usize> = (0..rows[0].len())
+        .map(|j| rows.iter().map(|r| r[j].chars().count()).max().unwrap_or(0))
+        .collect();
+    let mut out = String::new();
+    for r in rows {
+        let cells: Vec<String> = (r.iter().zip(&widths).enumerate())
+            .map(|(j, (c, &w))| match j {
+                3 | 4 => format!("{c:>w$}"),
+                _ => format!("{c:<w$}"),
+            })
+            .collect();
+        out.push_str(cells.join("  ").trim_end());
+        out.push('\n');
+    }
+    out
+}
+
+/// One column, narrow: a line per stage, then its metrics indented, value, unit last.
+pub fn render_narrow(order: &[String], cols: &[Column], by_value: bool) -> String {
+    let mut rows: Vec<Vec<String>> = Vec::new();
+    for stage in order {
+        let Some(c) = cols.first() else { break };
+        let Some(Some(m)) = c.stages.get(stage) else {
+            rows.push(vec![stage.clone(), "not run".into(), String::new()]);
+            continue;
+        };
+        rows.push(vec![stage.clone(), String::new(), String::new()]);
+        let mut names: Vec<&String> = m.keys().collect();
+        if by_value {
+            sort_by_value(&mut names, cols, stage);
+        }
+        for n in names {
+            rows.push(vec![format!("  {n}"), fmt(m[n]), unit_in(cols, stage, n)]);
+        }
+    }
+    let w0 = rows.iter().map(|r| r[0].chars().count()).max().unwrap_or(0);
+    let w1 = rows.iter().map(|r| r[1].chars().count()).max().unwrap_or(0);
+    let mut out = String::new();
+    for r in rows {
+        let line = if r[1].is_empty() {
+            r[0].clone()
+        } else {
+            format!("{:<w0$}  {:>w1$}  {}", r[0], r[1], r[2])
+        };
+        out.push_str(line.trim_end());
+        out.push('\n');
+    }
+    out.push_str(&warnings(order, cols));
+    out
+}
+
+/// Cuts each line to `width` characters, ending a cut one with "…" (the unit, last, is what
+/// a cut drops; warnings wrap instead).
+pub fn fit_width(text: &str, width: usize) -> String {
+    let mut out = String::new();
+    for line in text.lines() {
+        let n = line.chars().count();
+        if n <= width || width < 20 {
+            out.push_str(line);
+        } else if line.starts_with("warning: ") {
+            out.push_str(&wrap(line, width));
+        } else {
+            out.extend(line.chars().take(width - 1));
+            out.push('…');
+        }
+        out.push('\n');
+    }
+    out
+}
+
+/// Wraps text at spaces to `width`, continuation lines indented by 2.
+fn wrap(line: &str, width: usize) -> String {
+    let mut out = String::new();
+    let mut cur = String::new();
+    for word in line.split(' ') {
+        if !cur.is_empty() && cur.chars().count() + 1 + word.chars().count() > width {
+            out.push_str(&cur);
+            out.push('\n');
+            cur = format!("  {word}");
+        } else {
+            if !cur.is_empty() {
+                cur.push(' ');
+            }
+            cur.push_str(word);
+        }
+    }
+    out.push_str(&cur);
+    out
+}
+
 /// The stages' warnings, one line each (`warning: stage: text`), each once.
 pub fn warnings(order: &[String], cols: &[Column]) -> String {
     let mut seen = std::collections::BTreeSet::new();
@@ -227,8 +355,13 @@ pub fn warnings(order: &[String], cols: &[Column]) -> String {
 
 /// The table in long form, for many columns: one line per stage, metric and column, with the
 /// difference against the first column.
-pub fn render_long(order: &[String], cols: &[Column], changed_only: bool) -> String {
-    let mut rows = vec![["stage", "metric", "unit", "column", "value", "diff"]
+pub fn render_long(
+    order: &[String],
+    cols: &[Column],
+    changed_only: bool,
+    by_value: bool,
+) -> String {
+    let mut rows = vec![["stage", "metric", "column", "value", "diff", "unit"]
         .map(String::from)
         .to_vec()];
     let first = |stage: &str, name: &str| {
@@ -239,7 +372,17 @@ pub fn render_long(order: &[String], cols: &[Column], changed_only: bool) -> Str
             .get(name)
             .copied()
     };
-    for (stage, label, name, v) in long(order, cols) {
+    let mut items = long(order, cols);
+    if by_value {
+        let at = |s: &str| order.iter().position(|o| o == s);
+        items.sort_by(|a, b| {
+            let v = |r: &(String, String, String, f64)| first(&r.0, &r.2).unwrap_or(f64::INFINITY);
+            (at(&a.0).cmp(&at(&b.0)))
+                .then(v(a).total_cmp(&v(b)))
+                .then(a.2.cmp(&b.2))
+        });
+    }
+    for (stage, label, name, v) in items {
         if changed_only && !changed(cols, &stage, &name) {
             continue;
         }
@@ -248,9 +391,9 @@ pub fn render_long(order: &[String], cols: &[Column], changed_only: bool) -> Str
             _ => String::new(),
         };
         let u = unit_in(cols, &stage, &name);
-        rows.push(vec![stage, name, u, label, fmt(v), diff]);
+        rows.push(vec![stage, name, label, fmt(v), diff, u]);
     }
-    let mut out = align(rows, 4);
+    let mut out = align_long(rows);
     out.push_str(&warnings(order, cols));
     out
 }
@@ -306,7 +449,7 @@ mod tests {
             ..Column::default()
         };
         let cols = [col("base", 0.25), col("other", 0.2)];
-        let text = render(&["s".into(), "t".into()], &cols, false);
+        let text = render(&["s".into(), "t".into()], &cols, false, false);
         let lines: Vec<&str> = text.lines().collect();
         assert!(lines[0].contains("base") && lines[0].contains("diff (2)"));
         let n = lines.iter().find(|l| l.contains(" n ")).unwrap();
@@ -319,7 +462,7 @@ mod tests {
         assert!(lines
             .iter()
             .any(|l| l.starts_with("t ") && l.contains("not run")));
-        let changed = render(&["s".into(), "t".into()], &cols, true);
+        let changed = render(&["s".into(), "t".into()], &cols, true, false);
         assert!(
             changed.contains("rmse") && !changed.contains(" n "),
             "{changed}"
@@ -347,8 +490,9 @@ mod tests {
             .into(),
             units: [("p".to_string(), units.clone())].into(),
             warnings: [("p".to_string(), warnings.clone())].into(),
+            ..Column::default()
         };
-        let text = render(&["p".into()], &[col("a"), col("b")], false);
+        let text = render(&["p".into()], &[col("a"), col("b")], false, false);
         assert!(text.contains("rf.fit_4.rmse  accuracy"), "{text}");
         assert_eq!(
             text.matches("warning: p: rf.latent.fit_4: scored on 3 cells")
@@ -356,6 +500,25 @@ mod tests {
             1,
             "{text}"
         );
+    }
+
+    #[test]
+    fn a_narrow_terminal_gets_one_metric_a_line_with_the_unit_cut() {
+        let col = Column {
+            label: "a".into(),
+            stages: [("s".to_string(), Some(flatten(&json!({"b": 2.0, "a": 1.5}))))].into(),
+            units: [("s".to_string(), [("a".to_string(), "a long unit name here".to_string())].into())].into(),
+            ..Column::default()
+        };
+        let text = render_narrow(&["s".into()], std::slice::from_ref(&col), false);
+        assert_eq!(text, "s\n  a  1.500  a long unit name here\n  b      2\n");
+        let by_value = render_narrow(&["s".into()], &[col], true);
+        assert!(by_value.find("  a ").unwrap() < by_value.find("  b ").unwrap());
+        let cut = fit_width(&text, 20);
+        assert!(cut.lines().all(|l| l.chars().count() <= 20), "{cut}");
+        assert!(cut.contains("  a  1.500  a long …"), "{cut}");
+        let wrapped = fit_width(&format!("warning: {}\n", "word ".repeat(20)), 30);
+        assert!(wrapped.lines().count() > 2 && wrapped.lines().all(|l| l.chars().count() <= 30));
     }
 
     #[test]

@@ -20,6 +20,7 @@
 //! of each metric), `rmse.png`, `pearson.png`, `kendall.png` (box plots of the `fit_N` set; SVGs
 //! and chart data beside them).
 pub mod charts;
+pub mod headline;
 pub mod naslib;
 pub mod regress;
 
@@ -37,7 +38,7 @@ use serde::Deserialize;
 use crate::images;
 use crate::nb101::Arch2vec;
 use crate::report::mean_ci95;
-use crate::search::table::{Features, LatentChoice, Searchable, TableSource};
+use crate::search::table::{latent_choices, Features, LatentChoice, Searchable, TableSource};
 use crate::stats::{kendall_tau, precision_at, spearman};
 use regress::{pearson, rmse, Regressor};
 
@@ -65,8 +66,8 @@ pub struct PredictParams {
     /// the dependency (a train-vae stage) whose latent features to use
     #[schemars(extend("x-nasflow-dep" = true))]
     pub vae: String,
-    /// whose latent features to predict from: train-vae's main model or one it trained alongside
-    pub features: Features,
+    /// whose latent features to predict from: train-vae's main model or those it trained alongside; with several (["io", "reference"]), each is a feature set of its own (`rf.io.fit_250`, ...) and the summary tests them against each other, paired by fit set
+    pub features: Vec<Features>,
     /// the train-vae checkpoint (epoch) whose features to use; 0: the last
     pub checkpoint: usize,
     /// the accuracy to predict
@@ -105,12 +106,9 @@ pub struct PredictParams {
 }
 
 impl PredictParams {
-    pub fn latent(&self) -> LatentChoice {
-        LatentChoice {
-            vae: self.vae.clone(),
-            features: self.features,
-            checkpoint: self.checkpoint,
-        }
+    /// The latent features to predict from, each with its label ("" for a single one).
+    pub fn latents(&self) -> Result<Vec<(String, LatentChoice)>, StageError> {
+        latent_choices(&self.vae, &self.features, self.checkpoint)
     }
 }
 
@@ -119,7 +117,7 @@ impl Default for PredictParams {
         PredictParams {
             table: TableSource::default(),
             vae: "train-vae".into(),
-            features: Features::Main,
+            features: vec![Features::Main],
             checkpoint: 0,
             target: Target::Valid,
             protocol: ProtocolKind::InfoNas,
@@ -295,6 +293,18 @@ pub fn evaluate(
     threads: usize,
     progress: &(dyn Fn(u64, u64) + Sync),
 ) -> Result<Evaluated, StageError> {
+    evaluate_each(&[(String::new(), table)], p, threads, progress)
+}
+
+/// [`evaluate`] with several latent feature sets of the same cells (labelled: "" is `latent`),
+/// each fit on the same fit sets; the first table gives the cells and their accuracies.
+pub fn evaluate_each(
+    latents: &[(String, &Searchable)],
+    p: &Protocol,
+    threads: usize,
+    progress: &(dyn Fn(u64, u64) + Sync),
+) -> Result<Evaluated, StageError> {
+    let table = latents[0].1;
     if p.quirks == PredictQuirks::InfoNas && p.use_test {
         return Err(StageError::Config(
             "quirks = \"info-nas\" reproduces a pairing of validation and test accuracy: set target = \"valid\"".into(),
@@ -307,11 +317,17 @@ pub fn evaluate(
             outside && target(table, p, i).is_some()
         })
         .collect();
-    let sets: Vec<(&str, Vec<Vec<f64>>)> = p
-        .feature_sets
-        .iter()
-        .map(|&f| (f.name(), feature_rows(table, f, p.path_cutoff)))
-        .collect();
+    let mut sets: Vec<(String, Vec<Vec<f64>>)> = Vec::new();
+    for &f in &p.feature_sets {
+        if f == FeatureSet::Latent {
+            for (label, t) in latents {
+                let name = if label.is_empty() { f.name() } else { label };
+                sets.push((name.to_string(), feature_rows(t, f, p.path_cutoff)));
+            }
+        } else {
+            sets.push((f.name().to_string(), feature_rows(table, f, p.path_cutoff)));
+        }
+    }
     let room = if naslib {
         candidates.len().saturating_sub(naslib::TEST_SIZE) + 1
     } else {
@@ -673,7 +689,9 @@ pub fn summarize(scored: &[Scored]) -> Value {
 
 pub fn run(ctx: &StageContext<PredictParams>) -> Result<(), StageError> {
     let p = ctx.params;
-    let table = Searchable::load(ctx, &p.table, p.latent())?;
+    let tables = Searchable::load_each(ctx, &p.table, p.latents()?)?;
+    let latents: Vec<(String, &Searchable)> = tables.iter().map(|(l, t)| (l.clone(), t)).collect();
+    let table = &tables[0].1;
     let use_test = p.target == Target::Test;
     let regressors = p
         .regressors
@@ -716,10 +734,16 @@ pub fn run(ctx: &StageContext<PredictParams>) -> Result<(), StageError> {
         scored,
         skipped,
         notes,
-    } = evaluate(&table, &protocol, ctx.threads, &progress)?;
+    } = evaluate_each(&latents, &protocol, ctx.threads, &progress)?;
     crate::files::write_jsonl(&ctx.out.join("results.jsonl"), &scored)?;
     let mut summary = summarize(&scored);
-    summary["table"] = json!({"source": table.source, "latent": table.latent, "cells": table.len(),
+    let latent: Vec<&str> = tables.iter().map(|(_, t)| t.latent.as_str()).collect();
+    let latent = if latent.len() == 1 {
+        json!(latent[0])
+    } else {
+        json!(latent)
+    };
+    summary["table"] = json!({"source": table.source, "latent": latent, "cells": table.len(),
         "labeled_train": table.labeled_train.iter().filter(|&&t| t).count(),
         "without_feature": table.without_feature, "without_figures": table.without_figures,
         "covers_space": table.len() == crate::search::report::NB101_CELLS});
@@ -733,6 +757,27 @@ pub fn run(ctx: &StageContext<PredictParams>) -> Result<(), StageError> {
             .into_iter()
             .chain(notes.into_iter().map(Value::from))
             .collect::<Vec<_>>());
+    }
+    let names: Vec<String> = (latents.iter())
+        .map(|(l, _)| {
+            if l.is_empty() {
+                FeatureSet::Latent.name().to_string()
+            } else {
+                l.clone()
+            }
+        })
+        .collect();
+    let sets: Vec<String> = (protocol.feature_sets.iter())
+        .flat_map(|&f| match f {
+            FeatureSet::Latent => names.clone(),
+            f => vec![f.name().to_string()],
+        })
+        .collect();
+    if let Some(r) = protocol.regressors.first() {
+        let sizes: Vec<usize> = (protocol.sizes.iter().copied())
+            .filter(|s| !skipped.contains(s))
+            .collect();
+        headline::add(&mut summary, &scored, r.name(), &sizes, &names, &sets);
     }
     crate::files::write_json(&ctx.out.join(SUMMARY), &summary)?;
     let sizes: Vec<usize> = protocol

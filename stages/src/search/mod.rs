@@ -4,6 +4,7 @@ pub mod bo;
 pub mod dngo;
 pub mod edits;
 pub mod evolution;
+pub mod headline;
 pub mod local;
 pub mod methods;
 pub mod mutation;

@@ -92,7 +92,7 @@ pub const NB101_BEST_VALID: f64 = 0.9505542318026224;
 pub const NB101_BEST_TEST: f64 = 0.943175752957662;
 
 /// Traces by method, in the order of their first trace.
-fn by_method(traces: &[Trace]) -> Vec<(&str, Vec<&Trace>)> {
+pub(crate) fn by_method(traces: &[Trace]) -> Vec<(&str, Vec<&Trace>)> {
     let mut out: Vec<(&str, Vec<&Trace>)> = Vec::new();
     for t in traces {
         match out.iter_mut().find(|(m, _)| *m == t.method) {

@@ -50,6 +50,16 @@ pub enum Features {
 }
 
 impl Features {
+    /// The name the `features` param uses.
+    pub fn name(self) -> &'static str {
+        match self {
+            Features::Main => "main",
+            Features::Io => "io",
+            Features::Reference => "reference",
+            Features::Arch2vec => "arch2vec",
+            Features::Original => "original",
+        }
+    }
     fn model(self) -> Option<Model> {
         match self {
             Features::Main => None,
@@ -68,6 +78,38 @@ pub struct LatentChoice {
     pub vae: String,
     pub features: Features,
     pub checkpoint: usize,
+}
+
+/// The latent choices of a `features` list (with `vae` and `checkpoint`), each with its label:
+/// "" when the list has one entry (results keep their plain names), else the feature set's
+/// name. A config error when the list is empty or names a set twice.
+pub fn latent_choices(
+    vae: &str,
+    features: &[Features],
+    checkpoint: usize,
+) -> Result<Vec<(String, LatentChoice)>, StageError> {
+    if features.is_empty() {
+        return Err(StageError::Config(
+            "features is empty: name at least one feature set, e.g. [\"main\"]".into(),
+        ));
+    }
+    let mut out: Vec<(String, LatentChoice)> = Vec::new();
+    for &f in features {
+        if out.iter().any(|(_, c)| c.features == f) {
+            return Err(StageError::Config(format!(
+                "features names \"{}\" twice: list each feature set once",
+                f.name()
+            )));
+        }
+        let label = if features.len() == 1 { "" } else { f.name() };
+        let choice = LatentChoice {
+            vae: vae.to_string(),
+            features: f,
+            checkpoint,
+        };
+        out.push((label.to_string(), choice));
+    }
+    Ok(out)
 }
 
 /// Searchable cells in the table's order.
@@ -112,6 +154,29 @@ impl Searchable {
         let v = self.valid.iter().copied().fold(f64::MIN, f64::max);
         let t = self.test.iter().flatten().copied().reduce(f64::max);
         (v, t)
+    }
+
+    /// One table per latent choice ([`latent_choices`]), with its label: the same rows, each
+    /// with its own features.
+    pub fn load_each<P>(
+        ctx: &StageContext<P>,
+        table: &TableSource,
+        choices: Vec<(String, LatentChoice)>,
+    ) -> Result<Vec<(String, Searchable)>, StageError> {
+        let mut out: Vec<(String, Searchable)> = Vec::new();
+        for (label, choice) in choices {
+            let t = Searchable::load(ctx, table, choice)?;
+            if let Some((first, t0)) = out.first() {
+                if t0.hashes != t.hashes {
+                    return Err(StageError::Failed(format!(
+                        "stage `{}`: the {label} features cover other cells than the {first} features: both must come from one train-vae run",
+                        ctx.stage
+                    )));
+                }
+            }
+            out.push((label, t));
+        }
+        Ok(out)
     }
 
     /// Loads the searchable table of a `reinforce` or `predict` run: features from the

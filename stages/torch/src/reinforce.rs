@@ -19,6 +19,7 @@ use nasflow_contract::layout::SUMMARY;
 use nasflow_stages::images;
 use nasflow_stages::reinforce::ReinforceParams;
 use nasflow_stages::search::edits::Lookup;
+use nasflow_stages::search::headline::{self, labelled};
 use nasflow_stages::search::methods::{run_many, Method};
 use nasflow_stages::search::nearest::{nearest_batch, Features, Visited};
 use nasflow_stages::search::report::{summarize, write_charts};
@@ -229,7 +230,8 @@ pub fn reinforce(
 
 pub fn run(ctx: &StageContext<ReinforceParams>) -> Result<(), StageError> {
     let p = ctx.params;
-    let table = Searchable::load(ctx, &p.table, p.latent())?;
+    let tables = Searchable::load_each(ctx, &p.table, p.latents()?)?;
+    let table = &tables[0].1;
     if table.is_empty() {
         return Err(StageError::Failed(format!(
             "stage `{}`: no searchable cells: none of the table's {} rows has both a latent feature and figures (does train-vae's sample cover the table's cells?)",
@@ -258,28 +260,53 @@ pub fn run(ctx: &StageContext<ReinforceParams>) -> Result<(), StageError> {
         .build()
         .map_err(|e| StageError::Failed(format!("thread pool: {e}")))?;
     let done = std::sync::atomic::AtomicU64::new(0);
-    let total: u64 = methods.iter().map(|&m| seeds_of(m).len() as u64).sum();
+    let per_features = |m: Method| match m {
+        Method::Reinforce | Method::Bo => tables.len() as u64,
+        _ => 1,
+    };
+    let total: u64 = (methods.iter())
+        .map(|&m| seeds_of(m).len() as u64 * per_features(m))
+        .sum();
     let tick = || {
         let d = done.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
         ctx.progress_with(d, total, "runs", String::new());
     };
-    let lookup = Lookup::new(&table);
+    let lookup = Lookup::new(table);
     let others = p.settings();
     let mut traces: Vec<Trace> = Vec::new();
     for &m in &methods {
         let seeds = seeds_of(m);
-        traces.extend(match m {
-            Method::Reinforce => pool.install(|| reinforce_all(&table, settings, seeds, &tick))?,
-            m => pool.install(|| run_many(m, &table, &lookup, &others, seeds, &tick)),
-        });
+        match m {
+            Method::Reinforce | Method::Bo => {
+                for (label, t) in &tables {
+                    let mut ts = match m {
+                        Method::Reinforce => {
+                            pool.install(|| reinforce_all(t, settings, seeds, &tick))?
+                        }
+                        m => pool.install(|| run_many(m, t, &lookup, &others, seeds, &tick)),
+                    };
+                    for tr in &mut ts {
+                        tr.method = labelled(&tr.method, label);
+                    }
+                    traces.extend(ts);
+                }
+            }
+            m => traces.extend(pool.install(|| run_many(m, table, &lookup, &others, seeds, &tick))),
+        }
     }
     let out = ctx.out;
     nasflow_stages::files::write_jsonl(&out.join("traces.jsonl"), &traces)?;
-    let mut summary = summarize(&traces, &table, &others);
+    let mut summary = summarize(&traces, table, &others);
     summary["source"] = serde_json::json!(table.source);
-    summary["latent"] = serde_json::json!(table.latent);
+    let latent: Vec<&str> = tables.iter().map(|(_, t)| t.latent.as_str()).collect();
+    summary["latent"] = match latent.as_slice() {
+        [one] => serde_json::json!(one),
+        many => serde_json::json!(many),
+    };
+    let labels: Vec<String> = tables.iter().map(|(l, _)| l.clone()).collect();
+    headline::add(&mut summary, &traces, &labels);
     nasflow_stages::files::write_json(&out.join(SUMMARY), &summary)?;
-    write_charts(out, &traces, &table, settings.budget)?;
+    write_charts(out, &traces, table, settings.budget)?;
     Ok(())
 }
 
