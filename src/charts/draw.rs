@@ -12,7 +12,8 @@ use plotters::style::{register_font, FontStyle};
 
 use crate::{ticks, Chart, Kind, Series};
 
-const SIZE: (u32, u32) = (1200, 720);
+/// The default size of a drawing, in pixels.
+pub const SIZE: (u32, u32) = (1200, 720);
 const TITLE: u32 = 28;
 const TEXT: u32 = 19;
 
@@ -73,22 +74,32 @@ fn err<E: std::fmt::Debug>(e: E) -> String {
     format!("{e:?}")
 }
 
-pub fn png(chart: &Chart, path: &Path) -> Result<(), String> {
+pub fn png(chart: &Chart, path: &Path, size: (u32, u32)) -> Result<(), String> {
     font()?;
-    let root = BitMapBackend::new(path, SIZE).into_drawing_area();
+    let root = BitMapBackend::new(path, size).into_drawing_area();
     render(chart, &root)?;
     root.present().map_err(err)
 }
 
-pub fn svg(chart: &Chart, path: &Path) -> Result<(), String> {
+pub fn svg(chart: &Chart, path: &Path, size: (u32, u32)) -> Result<(), String> {
     font()?;
-    let root = SVGBackend::new(path, SIZE).into_drawing_area();
+    let root = SVGBackend::new(path, size).into_drawing_area();
     render(chart, &root)?;
     root.present().map_err(err)
 }
 
-/// The colour of each series: one per group, in order of first appearance.
-fn colors(chart: &Chart) -> Vec<RGBColor> {
+/// How a series is told apart when colours repeat (more groups than the palette has): the
+/// first ten groups solid, the next ten dashed with square markers, the next dotted with
+/// triangles (boxes: filled, outlined, dark).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Look {
+    Solid,
+    Dashed,
+    Dotted,
+}
+
+/// The colour and look of each series: one per group, in order of first appearance.
+fn looks(chart: &Chart) -> Vec<(RGBColor, Look)> {
     let mut groups: Vec<&str> = Vec::new();
     chart
         .series
@@ -99,17 +110,21 @@ fn colors(chart: &Chart) -> Vec<RGBColor> {
                 groups.push(g);
                 groups.len() - 1
             });
-            COLORS[i % COLORS.len()]
+            let look = match (i / COLORS.len()) % 3 {
+                0 => Look::Solid,
+                1 => Look::Dashed,
+                _ => Look::Dotted,
+            };
+            (COLORS[i % COLORS.len()], look)
         })
         .collect()
 }
 
 fn render<DB: DrawingBackend>(chart: &Chart, root: &DrawingArea<DB, Shift>) -> Result<(), String> {
     root.fill(&WHITE).map_err(err)?;
-    let longest = chart
-        .series
-        .iter()
-        .map(|s| s.name.chars().count())
+    let clip = crate::clip::off_scale(chart);
+    let longest = (0..chart.series.len())
+        .map(|k| legend_name(chart, &clip, k).chars().count())
         .max()
         .unwrap_or(0);
     let legend_w = if chart.series.is_empty() {
@@ -117,13 +132,19 @@ fn render<DB: DrawingBackend>(chart: &Chart, root: &DrawingArea<DB, Shift>) -> R
     } else {
         (longest as u32 * TEXT * 55 / 100 + 70).clamp(170, 480)
     };
-    let (plot, legend) = root.split_horizontally(SIZE.0 - legend_w);
-    let axes = Axes::of(chart);
+    let (width, _) = root.dim_in_pixel();
+    let legend_w = legend_w.min(width / 2);
+    let (plot, legend) = root.split_horizontally(width - legend_w);
+    let axes = Axes::of(chart, &clip);
+    let title = match clip.note() {
+        Some(n) => format!("{} ({n})", chart.title),
+        None => chart.title.clone(),
+    };
     // A long title gets a smaller font rather than running off the image.
-    let fit = (SIZE.0 - legend_w) as f64 / (chart.title.chars().count().max(1) as f64 * 0.56);
+    let fit = (width - legend_w) as f64 / (title.chars().count().max(1) as f64 * 0.56);
     let title_size = (fit as u32).clamp(14, TITLE);
     let mut cc = ChartBuilder::on(&plot)
-        .caption(&chart.title, ("sans-serif", title_size))
+        .caption(&title, ("sans-serif", title_size))
         .margin(16)
         .x_label_area_size(64)
         .y_label_area_size(96)
@@ -142,16 +163,16 @@ fn render<DB: DrawingBackend>(chart: &Chart, root: &DrawingArea<DB, Shift>) -> R
         .bold_line_style(BLACK.mix(0.08))
         .draw()
         .map_err(err)?;
-    let colors = colors(chart);
+    let looks = looks(chart);
     match chart.kind {
         Kind::Line => {
-            for (s, &c) in chart.series.iter().zip(&colors) {
-                line_series(&mut cc, &axes, s, c)?;
+            for (s, &look) in chart.series.iter().zip(&looks) {
+                line_series(&mut cc, &axes, s, look)?;
             }
         }
-        Kind::Box => boxes(&mut cc, &axes, chart, &colors)?,
+        Kind::Box => boxes(&mut cc, &axes, chart, &looks, &clip)?,
     }
-    draw_legend(&legend, chart, &colors)
+    draw_legend(&legend, chart, &looks, &clip)
 }
 
 /// The axes of a chart: ranges and ticks in drawn coordinates (log10 on log axes).
@@ -169,7 +190,7 @@ struct Axes {
 }
 
 impl Axes {
-    fn of(chart: &Chart) -> Axes {
+    fn of(chart: &Chart, clip: &crate::clip::Clip) -> Axes {
         let floor = y_floor(chart);
         let mut a = Axes {
             log_x: chart.log_x && chart.x_ticks.is_empty(),
@@ -183,7 +204,7 @@ impl Axes {
             y_step: 1.0,
             categories: chart.x_ticks.clone(),
         };
-        let (x0, x1, y0, y1) = a.bounds(chart);
+        let (x0, x1, y0, y1) = a.bounds(chart, clip);
         let (dx, dy) = ((x1 - x0).max(1e-9) * 0.03, (y1 - y0).max(1e-9) * 0.06);
         a.x = (x0 - dx, x1 + dx);
         a.y = (y0 - dy, y1 + dy);
@@ -228,14 +249,17 @@ impl Axes {
     }
 
     /// The drawn extent of every series (box samples included).
-    fn bounds(&self, chart: &Chart) -> (f64, f64, f64, f64) {
+    fn bounds(&self, chart: &Chart, clip: &crate::clip::Clip) -> (f64, f64, f64, f64) {
         let (mut x0, mut x1, mut y0, mut y1) = (f64::MAX, f64::MIN, f64::MAX, f64::MIN);
         let mut see = |(x, y): (f64, f64)| {
             if x.is_finite() && y.is_finite() {
                 (x0, x1, y0, y1) = (x0.min(x), x1.max(x), y0.min(y), y1.max(y));
             }
         };
-        for s in &chart.series {
+        for (k, s) in chart.series.iter().enumerate() {
+            if clip.series.contains(&k) {
+                continue; // off scale (box charts' x positions are their categories)
+            }
             for &(x, y) in s.line.iter().chain(&s.dots) {
                 see(self.at(x, y));
             }
@@ -330,7 +354,7 @@ fn line_series<DB: DrawingBackend>(
     cc: &mut ChartContext<'_, DB, Coords>,
     axes: &Axes,
     s: &Series,
-    color: RGBColor,
+    (color, look): (RGBColor, Look),
 ) -> Result<(), String> {
     if !s.band.is_empty() {
         let mut poly: Vec<(f64, f64)> = s.band.iter().map(|&(x, _, hi)| axes.at(x, hi)).collect();
@@ -350,8 +374,31 @@ fn line_series<DB: DrawingBackend>(
         .map(|&(x, y)| axes.at(x, y))
         .collect();
     let style = color.stroke_width(3);
-    if s.dashed {
-        cc.draw_series(DashedLineSeries::new(line, 10, 7, style))
+    match look {
+        Look::Solid => {}
+        Look::Dashed => {
+            let squares = line
+                .iter()
+                .map(|&p| EmptyElement::at(p) + Rectangle::new([(-4, -4), (4, 4)], color.filled()));
+            cc.draw_series(squares).map_err(err)?;
+        }
+        Look::Dotted => {
+            let tri = line.iter().map(|&p| {
+                EmptyElement::at(p) + Polygon::new(vec![(0, -6), (-5, 4), (5, 4)], color.filled())
+            });
+            cc.draw_series(tri).map_err(err)?;
+        }
+    }
+    if s.dashed || look == Look::Dashed {
+        let (dash, gap) = if s.dashed && look == Look::Dashed {
+            (4, 4)
+        } else {
+            (10, 7)
+        };
+        cc.draw_series(DashedLineSeries::new(line, dash, gap, style))
+            .map_err(err)?;
+    } else if look == Look::Dotted && line.len() > 1 {
+        cc.draw_series(DashedLineSeries::new(line, 3, 5, style))
             .map_err(err)?;
     } else if line.len() == 1 {
         cc.draw_series(std::iter::once(Circle::new(line[0], 5, color.filled())))
@@ -396,11 +443,20 @@ fn boxes<DB: DrawingBackend>(
     cc: &mut ChartContext<'_, DB, Coords>,
     axes: &Axes,
     chart: &Chart,
-    colors: &[RGBColor],
+    looks: &[(RGBColor, Look)],
+    clip: &crate::clip::Clip,
 ) -> Result<(), String> {
     let n = chart.series.len().max(1) as f64;
     let slot = 0.8 / n;
-    for (k, (s, &c)) in chart.series.iter().zip(colors).enumerate() {
+    for (k, (s, &(c, look))) in chart.series.iter().zip(looks).enumerate() {
+        if clip.series.contains(&k) {
+            continue;
+        }
+        let fill = match look {
+            Look::Solid => c.mix(0.3).filled(),
+            Look::Dashed => WHITE.filled(),
+            Look::Dotted => c.mix(0.75).filled(),
+        };
         let shift = (k as f64 - (n - 1.0) / 2.0) * slot;
         for (x, samples) in &s.boxes {
             let Some(([lo, q1, med, q3, hi], out)) = box_stats(samples) else {
@@ -409,7 +465,7 @@ fn boxes<DB: DrawingBackend>(
             let (x, w) = (x + shift, slot * 0.35);
             let y = |v: f64| axes.ty(v);
             let mut shapes: Vec<DynElement<'static, DB, (f64, f64)>> = vec![
-                Rectangle::new([(x - w, y(q1)), (x + w, y(q3))], c.mix(0.3).filled()).into_dyn(),
+                Rectangle::new([(x - w, y(q1)), (x + w, y(q3))], fill).into_dyn(),
                 Rectangle::new([(x - w, y(q1)), (x + w, y(q3))], c.stroke_width(2)).into_dyn(),
                 PathElement::new(vec![(x - w, y(med)), (x + w, y(med))], c.stroke_width(3))
                     .into_dyn(),
@@ -425,16 +481,30 @@ fn boxes<DB: DrawingBackend>(
     Ok(())
 }
 
+/// A series' legend text: its name, and its median when it is off scale.
+fn legend_name(chart: &Chart, clip: &crate::clip::Clip, k: usize) -> String {
+    let s = &chart.series[k];
+    match clip.median_of(k) {
+        Some(m) => format!(
+            "{} (off scale, median {})",
+            s.name,
+            ticks::linear_label(m, 0.001)
+        ),
+        None => s.name.clone(),
+    }
+}
+
 /// The legend, in its own panel: a sample of each series' line (or box) and its name.
 fn draw_legend<DB: DrawingBackend>(
     area: &DrawingArea<DB, Shift>,
     chart: &Chart,
-    colors: &[RGBColor],
+    looks: &[(RGBColor, Look)],
+    clip: &crate::clip::Clip,
 ) -> Result<(), String> {
     let font = ("sans-serif", TEXT).into_font().color(&BLACK);
     let step = TEXT as i32 + 12;
-    let room = (SIZE.1 as i32 - 80) / step;
-    for (i, (s, &c)) in chart.series.iter().zip(colors).enumerate() {
+    let room = (area.dim_in_pixel().1 as i32 - 80) / step;
+    for (i, (s, &(c, look))) in chart.series.iter().zip(looks).enumerate() {
         let y = 70 + i as i32 * step;
         if i as i32 >= room {
             let more = format!("... {} more", chart.series.len() - i);
@@ -443,18 +513,39 @@ fn draw_legend<DB: DrawingBackend>(
         }
         let mid = y + TEXT as i32 / 2;
         if chart.kind == Kind::Box {
-            let r = Rectangle::new([(8, mid - 7), (38, mid + 7)], c.mix(0.3).filled());
+            let fill = match look {
+                Look::Solid => c.mix(0.3).filled(),
+                Look::Dashed => WHITE.filled(),
+                Look::Dotted => c.mix(0.75).filled(),
+            };
+            let r = Rectangle::new([(8, mid - 7), (38, mid + 7)], fill);
             area.draw(&r).map_err(err)?;
-        } else if s.dashed {
-            for x in [8, 26] {
-                let d = PathElement::new(vec![(x, mid), (x + 12, mid)], c.stroke_width(3));
+            let edge = Rectangle::new([(8, mid - 7), (38, mid + 7)], c.stroke_width(2));
+            area.draw(&edge).map_err(err)?;
+        } else {
+            let pieces: &[(i32, i32)] = match (s.dashed, look) {
+                (_, Look::Dotted) => &[(8, 11), (16, 19), (24, 27), (32, 35)],
+                (true, _) | (_, Look::Dashed) => &[(8, 20), (26, 38)],
+                _ => &[(8, 38)],
+            };
+            for &(a, b) in pieces {
+                let d = PathElement::new(vec![(a, mid), (b, mid)], c.stroke_width(3));
                 area.draw(&d).map_err(err)?;
             }
-        } else {
-            let l = PathElement::new(vec![(8, mid), (38, mid)], c.stroke_width(3));
-            area.draw(&l).map_err(err)?;
+            match look {
+                Look::Solid => {}
+                Look::Dashed => {
+                    area.draw(&Rectangle::new([(19, mid - 4), (27, mid + 4)], c.filled()))
+                        .map_err(err)?;
+                }
+                Look::Dotted => {
+                    let t = vec![(23, mid - 6), (18, mid + 4), (28, mid + 4)];
+                    area.draw(&Polygon::new(t, c.filled())).map_err(err)?;
+                }
+            }
         }
-        area.draw_text(&s.name, &font, (46, y)).map_err(err)?;
+        area.draw_text(&legend_name(chart, clip, i), &font, (46, y))
+            .map_err(err)?;
     }
     Ok(())
 }
@@ -488,8 +579,19 @@ mod tests {
             ],
             ..Chart::default()
         };
-        let k = colors(&c);
+        let k = looks(&c);
         assert_eq!(k[0], k[2]);
         assert_ne!(k[0], k[1]);
+        // Eleven groups: the eleventh repeats the first colour, with another look.
+        let many = Chart {
+            series: (0..11).map(|i| s(&format!("s{i}"), None)).collect(),
+            ..Chart::default()
+        };
+        let k = looks(&many);
+        assert_eq!(k[10].0, k[0].0);
+        assert_ne!(k[10].1, k[0].1);
+        let distinct: std::collections::HashSet<String> =
+            k.iter().map(|(c, l)| format!("{c:?}{l:?}")).collect();
+        assert_eq!(distinct.len(), 11);
     }
 }

@@ -29,7 +29,10 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
+mod clip;
 mod draw;
+
+pub use draw::SIZE;
 pub mod ticks;
 
 /// What a chart draws.
@@ -140,15 +143,25 @@ impl Chart {
 
     /// Draws the chart as a PNG.
     pub fn write_png(&self, path: &Path) -> Result<(), ChartError> {
-        draw::png(self, path).map_err(|message| ChartError::Draw {
+        self.write_png_sized(path, SIZE)
+    }
+
+    /// Draws the chart as an SVG (text as text, in the reader's sans-serif font).
+    pub fn write_svg(&self, path: &Path) -> Result<(), ChartError> {
+        self.write_svg_sized(path, SIZE)
+    }
+
+    /// Draws the chart as a PNG of `size` (width, height) pixels.
+    pub fn write_png_sized(&self, path: &Path, size: (u32, u32)) -> Result<(), ChartError> {
+        draw::png(self, path, size).map_err(|message| ChartError::Draw {
             path: path.display().to_string(),
             message,
         })
     }
 
-    /// Draws the chart as an SVG (text as text, in the reader's sans-serif font).
-    pub fn write_svg(&self, path: &Path) -> Result<(), ChartError> {
-        draw::svg(self, path).map_err(|message| ChartError::Draw {
+    /// Draws the chart as an SVG of `size` (width, height) pixels.
+    pub fn write_svg_sized(&self, path: &Path, size: (u32, u32)) -> Result<(), ChartError> {
+        draw::svg(self, path, size).map_err(|message| ChartError::Draw {
             path: path.display().to_string(),
             message,
         })
@@ -166,13 +179,30 @@ pub fn overlay(charts: &[(String, Chart)]) -> Chart {
         series: Vec::new(),
         ..first.clone()
     };
-    for (label, chart) in charts {
+    // A series that every source has, with the same data, is drawn once.
+    let shared = |s: &Series| -> bool {
+        charts.len() > 1
+            && charts
+                .iter()
+                .all(|(_, c)| c.series.iter().any(|t| t.name == s.name && same_data(s, t)))
+    };
+    for (k, (label, chart)) in charts.iter().enumerate() {
         for (x, t) in &chart.x_ticks {
             if !out.x_ticks.iter().any(|(x0, _)| x0 == x) {
                 out.x_ticks.push((*x, t.clone()));
             }
         }
         for s in &chart.series {
+            if shared(s) {
+                if k == 0 {
+                    out.series.push(Series {
+                        name: format!("{} (same in all sources)", s.name),
+                        group: Some(format!("shared: {}", s.group())),
+                        ..s.clone()
+                    });
+                }
+                continue;
+            }
             out.series.push(Series {
                 name: format!("{label}: {}", s.name),
                 group: Some(format!("{label}: {}", s.group())),
@@ -182,6 +212,15 @@ pub fn overlay(charts: &[(String, Chart)]) -> Chart {
     }
     out.x_ticks.sort_by(|a, b| a.0.total_cmp(&b.0));
     out
+}
+
+/// Whether two series draw the same thing (name and group aside).
+fn same_data(a: &Series, b: &Series) -> bool {
+    a.dashed == b.dashed
+        && a.line == b.line
+        && a.band == b.band
+        && a.dots == b.dots
+        && a.boxes == b.boxes
 }
 
 /// Mean and the half-width of its 95% normal interval (1.96 standard errors).
@@ -247,6 +286,29 @@ mod tests {
     }
 
     #[test]
+    fn an_overlay_draws_a_series_that_every_source_shares_once() {
+        let mut other = regret();
+        other.series[0].line[2].1 = 0.02;
+        let o = overlay(&[("io".into(), regret()), ("reference".into(), other)]);
+        let names: Vec<&str> = o.series.iter().map(|s| s.name.as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                "io: reinforce",
+                "baseline (same in all sources)",
+                "reference: reinforce"
+            ]
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("small.png");
+        o.write_png_sized(&p, (400, 300)).unwrap();
+        let png = std::fs::read(&p).unwrap();
+        // The PNG header's width and height.
+        assert_eq!(u32::from_be_bytes(png[16..20].try_into().unwrap()), 400);
+        assert_eq!(u32::from_be_bytes(png[20..24].try_into().unwrap()), 300);
+    }
+
+    #[test]
     fn chart_data_leaves_out_what_it_does_not_need() {
         let c: Chart = serde_json::from_str(
             r#"{"title":"t","x_label":"x","y_label":"y","series":[{"name":"a","line":[[1,2]]}]}"#,
@@ -280,7 +342,10 @@ mod tests {
     #[test]
     fn overlay_renames_and_groups_per_source() {
         let a = regret();
-        let o = overlay(&[("io".into(), a.clone()), ("arch2vec".into(), a)]);
+        let mut b = regret();
+        b.series[0].line[0].1 = 0.2;
+        b.series[1].line[0].1 = 0.3;
+        let o = overlay(&[("io".into(), a), ("arch2vec".into(), b)]);
         let names: Vec<&str> = o.series.iter().map(|s| s.name.as_str()).collect();
         assert_eq!(
             names,

@@ -62,9 +62,9 @@ pub fn layout(n: usize, edges: &[(usize, usize)]) -> Layout {
         .map(|(e, &(a, b))| {
             let (x, y) = boxes[a];
             let mut p = vec![(x + BOX_W, y + mid)];
-            for l in depth[a] + 1..depth[b] {
+            for (l, layer) in slots.iter().enumerate().take(depth[b]).skip(depth[a] + 1) {
                 // The edge's own slot in each layer it crosses.
-                let k = slots[l]
+                let k = layer
                     .iter()
                     .position(|s| *s == Slot::Pass(e))
                     .expect("a pass");

@@ -80,7 +80,7 @@ th,td{border:1px solid #ddd;padding:.25em .6em;text-align:left;vertical-align:to
 th{background:#f4f4f4}td.num{text-align:right;font-variant-numeric:tabular-nums}\
 td.changed{background:#fff3bf;font-weight:bold}p.warning{background:#fff4e6;border-left:4px solid #e8590c;padding:4px 8px}.cached{color:#2b8a3e}.stale{color:#c92a2a}\
 figure{display:block;margin:1em 0}figure svg{width:100%;max-width:1200px;height:auto}\
-table.headline td{font-variant-numeric:tabular-nums}p.note{margin:.2em 0;font-size:.9em}\
+table.headline{margin-top:1.2em}table.headline caption{text-align:left;padding:.3em 0}table.headline td{font-variant-numeric:tabular-nums}p.note{margin:.2em 0;font-size:.9em}\
 details{margin-top:2em}summary{font-size:1.25em;font-weight:bold;cursor:pointer}\
 figcaption{font-size:.9em;color:#555}code{font-size:.85em}";
 

@@ -180,6 +180,23 @@ impl Browser {
         r["result"]["value"].clone()
     }
 
+    /// Sets the viewport (CSS pixels, scale 1).
+    pub fn set_viewport(&mut self, width: u32, height: u32) {
+        self.call(
+            "Emulation.setDeviceMetricsOverride",
+            json!({"width": width, "height": height, "deviceScaleFactor": 1, "mobile": false}),
+        );
+    }
+
+    /// A PNG of the viewport only (what a reader sees first).
+    pub fn screenshot_viewport(&mut self, path: &Path) {
+        let r = self.call("Page.captureScreenshot", json!({"format": "png"}));
+        let png = base64::engine::general_purpose::STANDARD
+            .decode(r["data"].as_str().unwrap())
+            .unwrap();
+        std::fs::write(path, png).unwrap();
+    }
+
     /// A PNG of the whole page.
     pub fn screenshot(&mut self, path: &Path) {
         let r = self.call(

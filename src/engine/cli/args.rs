@@ -217,6 +217,13 @@ pub enum Command {
         /// with a bootstrapped 95% band, instead of one line each.
         #[arg(long)]
         aggregate: bool,
+        /// What to draw: png, svg, or both (PDF: no well-kept Rust crate draws plotters' charts
+        /// to PDF; convert an SVG, e.g. `rsvg-convert -f pdf`).
+        #[arg(long, value_enum, default_value_t = PlotFormat::Both)]
+        format: PlotFormat,
+        /// The drawings' size in pixels, WIDTHxHEIGHT (e.g. 1600x900; 200x150 to 8000x8000).
+        #[arg(long, value_name = "WxH", value_parser = parse_size, default_value = "1200x720")]
+        size: (u32, u32),
     },
     /// Write a static HTML report (no script, no network; open it from the file): the DAG with
     /// each stage's state, key, duration, peak memory and device, the params (what differs from
@@ -266,6 +273,30 @@ pub enum Command {
 }
 
 /// How `nasflow metrics` prints.
+/// What `nasflow plots` draws.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum PlotFormat {
+    Png,
+    Svg,
+    Both,
+}
+
+/// `WIDTHxHEIGHT` in pixels, each within 200..=8000 (for --size).
+pub fn parse_size(s: &str) -> Result<(u32, u32), String> {
+    let bad = || format!("{s:?} is not WIDTHxHEIGHT in pixels (e.g. 1600x900)");
+    let (w, h) = s.split_once(['x', 'X']).ok_or_else(bad)?;
+    let (w, h): (u32, u32) = (
+        w.trim().parse().map_err(|_| bad())?,
+        h.trim().parse().map_err(|_| bad())?,
+    );
+    if !(200..=8000).contains(&w) || !(150..=8000).contains(&h) {
+        return Err(format!(
+            "{s:?}: width 200 to 8000 and height 150 to 8000 pixels"
+        ));
+    }
+    Ok((w, h))
+}
+
 /// The row order of `nasflow metrics`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum MetricsSort {

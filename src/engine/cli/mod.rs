@@ -242,10 +242,17 @@ fn dispatch(cli: Cli, reg: &Registry) -> anyhow::Result<ExitCode> {
             compare,
             out,
             aggregate,
+            format,
+            size,
         } => {
             let dir = file.parent().unwrap_or(Path::new("")).join("plots");
             let how = (&sets, compare.as_slice(), aggregate);
-            plots::plots(reg, file, &stages, how, &out.unwrap_or(dir))
+            let draw = plots::Draw {
+                png: format != args::PlotFormat::Svg,
+                svg: format != args::PlotFormat::Png,
+                size,
+            };
+            plots::plots(reg, file, &stages, how, draw, &out.unwrap_or(dir))
         }
         Command::Report { sets, out } => {
             let dir = file.parent().unwrap_or(Path::new("")).join("report");

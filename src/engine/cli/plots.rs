@@ -161,11 +161,19 @@ pub(super) fn combined(
         .collect())
 }
 
+/// Which drawings `plots` writes, and their size in pixels.
+pub struct Draw {
+    pub png: bool,
+    pub svg: bool,
+    pub size: (u32, u32),
+}
+
 pub fn plots(
     reg: &Registry,
     file: &Path,
     stages: &[String],
     (sets, compare, replicates): (&Sets, &[PathBuf], bool),
+    draw: Draw,
     out_dir: &Path,
 ) -> Result<ExitCode> {
     let mut sources = sources(reg, file, sets, compare)?;
@@ -180,11 +188,16 @@ pub fn plots(
     for ((stage, name), chart) in &charts {
         let dir = out_dir.join(stage);
         std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
-        let png = dir.join(format!("{name}.png"));
-        chart.write_png(&png)?;
-        let svg = dir.join(format!("{name}.svg"));
-        chart.write_svg(&svg)?;
-        println!("{}\n{}", png.display(), svg.display());
+        if draw.png {
+            let png = dir.join(format!("{name}.png"));
+            chart.write_png_sized(&png, draw.size)?;
+            println!("{}", png.display());
+        }
+        if draw.svg {
+            let svg = dir.join(format!("{name}.svg"));
+            chart.write_svg_sized(&svg, draw.size)?;
+            println!("{}", svg.display());
+        }
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -507,7 +507,11 @@ mod tests {
         let col = Column {
             label: "a".into(),
             stages: [("s".to_string(), Some(flatten(&json!({"b": 2.0, "a": 1.5}))))].into(),
-            units: [("s".to_string(), [("a".to_string(), "a long unit name here".to_string())].into())].into(),
+            units: [(
+                "s".to_string(),
+                [("a".to_string(), "a long unit name here".to_string())].into(),
+            )]
+            .into(),
             ..Column::default()
         };
         let text = render_narrow(&["s".into()], std::slice::from_ref(&col), false);

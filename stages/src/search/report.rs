@@ -152,7 +152,7 @@ fn warnings_of(methods: &[(&str, Vec<&Trace>)], table: &Searchable) -> Vec<Strin
         .collect();
     if table.len() != NB101_CELLS && !partial.is_empty() {
         out.push(format!(
-            "the table holds {} of NB101's {NB101_CELLS} cells: the children and neighbours of {} that fall outside it are skipped (`outside_table`), so their results are not comparable with published numbers; REINFORCE, BO and random search pick only table cells and are",
+            "the table holds {} of NB101's {NB101_CELLS} cells: the children and neighbours of {} that fall outside it are skipped (`outside_table`), so their results are not comparable with published numbers; REINFORCE, BO and random search pick only table cells and are not affected",
             table.len(),
             partial.join(" and ")
         ));
