@@ -98,6 +98,14 @@ fn results_links_follow_the_current_outputs_and_gc_prunes_them() {
         std::fs::canonicalize(plain.trim()).unwrap(),
         std::fs::canonicalize(&target).unwrap()
     );
+    // metrics, like show: pipeline.toml's result plain, this run's with the same --set.
+    let plain = stdout(&p.nasflow(&["metrics", "--all", "--format", "csv", "--filter", "loss"]));
+    assert!(plain.lines().nth(1).unwrap().ends_with(",0.5"), "{plain}");
+    let with_set = stdout(&p.nasflow(&[
+        "metrics", "--all", "--format", "csv", "--filter", "loss", "--set", "b.y=7",
+    ]));
+    let row = with_set.lines().nth(1).unwrap();
+    assert!(row.contains(",0.0714"), "{with_set}");
     let status = stdout(&p.nasflow(&["status"]));
     assert!(
         status.contains("b ") && status.contains("cached"),
@@ -132,7 +140,12 @@ fn plots_overlay_variants_from_chart_data() {
     let out = p.nasflow(&["plots", "b", "--variants"]);
     assert!(out.status.success(), "{}", stderr(&out));
     let svg = std::fs::read_to_string(p.path().join("plots/b/loss.svg")).unwrap();
-    for name in ["base: train", "big: train", "big: baseline"] {
+    // Variants are labelled by what differs; a series the same in every source is drawn once.
+    for name in [
+        "base: train",
+        "big (y=4): train",
+        "baseline (same in all sources)",
+    ] {
         assert!(
             svg.contains(&format!("\n{name}\n")),
             "{name} in the overlay's legend"

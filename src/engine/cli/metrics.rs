@@ -156,6 +156,13 @@ pub fn metrics(
         && !show.changed
         && !show.aggregate
         && show.format == MetricsFormat::Table;
+    // The short view, when a stage names key metrics (else every metric).
+    let short = short
+        && (cols.iter().chain(&variant_cols)).any(|c| {
+            order
+                .iter()
+                .any(|s| c.key_metrics.get(s).is_some_and(|k| !k.is_empty()))
+        });
     let mut others = Vec::new();
     if short {
         others = keep_key_metrics(&mut cols, &mut variant_cols, &mut order);
@@ -246,7 +253,7 @@ fn short_view(table: String, others: &[(String, usize)], sets: &Sets) -> String 
 
 /// The columns in the format asked for.
 fn format_columns(order: &[String], cols: &[Column], show: &Show) -> Result<String> {
-    use crate::metrics::{changed, fit_width, long, number, render, render_long, render_narrow};
+    use crate::metrics::{changed, long, number, render, render_long, render_narrow};
     let rows: Vec<_> = long(order, cols)
         .into_iter()
         .filter(|(stage, _, name, _)| !show.changed || changed(cols, stage, name))
@@ -259,12 +266,9 @@ fn format_columns(order: &[String], cols: &[Column], show: &Show) -> Result<Stri
             if widest <= width {
                 text
             } else if cols.len() == 1 {
-                fit_width(&render_narrow(order, cols, show.by_value), width)
+                render_narrow(order, cols, show.by_value, width)
             } else {
-                fit_width(
-                    &render_long(order, cols, show.changed, show.by_value),
-                    width,
-                )
+                render_long(order, cols, show.changed, show.by_value, width)
             }
         }
         MetricsFormat::Csv | MetricsFormat::Tsv => {

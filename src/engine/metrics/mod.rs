@@ -245,11 +245,13 @@ pub fn sort_by_value(names: &mut [&String], cols: &[Column], stage: &str) {
     names.sort_by(|a, b| value(a).total_cmp(&value(b)).then(a.cmp(b)));
 }
 
-/// The long form aligned: text columns left, value and diff right, the unit (last) left.
-fn align_long(rows: Vec<Vec<String>>) -> String {
+/// The long form aligned: text columns left, value and diff right, the unit (last) left and
+/// cut to `width` (never the columns before it).
+fn align_long(rows: Vec<Vec<String>>, width: usize) -> String {
     let widths: Vec<usize> = (0..rows[0].len())
         .map(|j| rows.iter().map(|r| r[j].chars().count()).max().unwrap_or(0))
         .collect();
+    let unit_at = widths[..widths.len() - 1].iter().map(|w| w + 2).sum();
     let mut out = String::new();
     for r in rows {
         let cells: Vec<String> = (r.iter().zip(&widths).enumerate())
@@ -261,11 +263,11 @@ fn align_long(rows: Vec<Vec<String>>) -> String {
         out.push_str(cells.join("  ").trim_end());
         out.push('\n');
     }
-    out
+    fit_width(&out, width, unit_at)
 }
 
 /// One column, narrow: a line per stage, then its metrics indented, value, unit last.
-pub fn render_narrow(order: &[String], cols: &[Column], by_value: bool) -> String {
+pub fn render_narrow(order: &[String], cols: &[Column], by_value: bool, width: usize) -> String {
     let mut rows: Vec<Vec<String>> = Vec::new();
     for stage in order {
         let Some(c) = cols.first() else { break };
@@ -294,17 +296,19 @@ pub fn render_narrow(order: &[String], cols: &[Column], by_value: bool) -> Strin
         out.push_str(line.trim_end());
         out.push('\n');
     }
-    out.push_str(&warnings(order, cols));
+    let mut out = fit_width(&out, width, w0 + w1 + 4);
+    out.push_str(&fit_width(&warnings(order, cols), width, 0));
     out
 }
 
-/// Cuts each line to `width` characters, ending a cut one with "…" (the unit, last, is what
-/// a cut drops; warnings wrap instead).
-pub fn fit_width(text: &str, width: usize) -> String {
+/// Cuts each line to `width` characters, ending a cut one with "…", but never before
+/// character `keep` + 6 (the columns before the unit stay whole); warnings wrap instead.
+pub fn fit_width(text: &str, width: usize, keep: usize) -> String {
+    let width = width.max(keep + 6);
     let mut out = String::new();
     for line in text.lines() {
         let n = line.chars().count();
-        if n <= width || width < 20 {
+        if n <= width {
             out.push_str(line);
         } else if line.starts_with("warning: ") {
             out.push_str(&wrap(line, width));
@@ -360,6 +364,7 @@ pub fn render_long(
     cols: &[Column],
     changed_only: bool,
     by_value: bool,
+    width: usize,
 ) -> String {
     let mut rows = vec![["stage", "metric", "column", "value", "diff", "unit"]
         .map(String::from)
@@ -393,8 +398,8 @@ pub fn render_long(
         let u = unit_in(cols, &stage, &name);
         rows.push(vec![stage, name, label, fmt(v), diff, u]);
     }
-    let mut out = align_long(rows);
-    out.push_str(&warnings(order, cols));
+    let mut out = align_long(rows, width);
+    out.push_str(&fit_width(&warnings(order, cols), width, 0));
     out
 }
 
@@ -514,14 +519,19 @@ mod tests {
             .into(),
             ..Column::default()
         };
-        let text = render_narrow(&["s".into()], std::slice::from_ref(&col), false);
+        let text = render_narrow(&["s".into()], std::slice::from_ref(&col), false, usize::MAX);
         assert_eq!(text, "s\n  a  1.500  a long unit name here\n  b      2\n");
-        let by_value = render_narrow(&["s".into()], &[col], true);
+        let by_value = render_narrow(&["s".into()], std::slice::from_ref(&col), true, usize::MAX);
         assert!(by_value.find("  a ").unwrap() < by_value.find("  b ").unwrap());
-        let cut = fit_width(&text, 20);
+        let cut = render_narrow(&["s".into()], std::slice::from_ref(&col), false, 20);
         assert!(cut.lines().all(|l| l.chars().count() <= 20), "{cut}");
         assert!(cut.contains("  a  1.500  a long …"), "{cut}");
-        let wrapped = fit_width(&format!("warning: {}\n", "word ".repeat(20)), 30);
+        let tight = render_narrow(&["s".into()], &[col], false, 5);
+        assert!(
+            tight.contains("  a  1.500  a lo…"),
+            "the value is never cut: {tight}"
+        );
+        let wrapped = fit_width(&format!("warning: {}\n", "word ".repeat(20)), 30, 0);
         assert!(wrapped.lines().count() > 2 && wrapped.lines().all(|l| l.chars().count() <= 30));
     }
 
