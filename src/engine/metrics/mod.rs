@@ -528,7 +528,7 @@ mod tests {
         assert!(cut.contains("  a  1.500  a long …"), "{cut}");
         let tight = render_narrow(&["s".into()], &[col], false, 5);
         assert!(
-            tight.contains("  a  1.500  a lo…"),
+            tight.contains("  a  1.500  a lon…"),
             "the value is never cut: {tight}"
         );
         let wrapped = fit_width(&format!("warning: {}\n", "word ".repeat(20)), 30, 0);
