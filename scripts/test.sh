@@ -34,6 +34,10 @@ fi
 ./scripts/slurm-cluster.sh install \
   || echo "note: Slurm (slurmctld, slurmd, slurm-client, munge) could not be installed here (needs root and apt); tests/slurm.rs will skip"
 cargo test --workspace --locked "$@"
+# The README's figures come from a run: the default pipeline on two pinned cores (about 2
+# minutes; its stages are optimised in the test profile too), its metrics rendered and compared
+# with README.md's figures block (scripts/readme-figures.sh without --check updates it).
+NASFLOW_BIN=target/debug/nasflow ./scripts/readme-figures.sh --check
 # A bounded run of the fuzz targets (pipeline.toml, records, bundles, NB101 tables): seconds per
 # target in NASFLOW_FUZZ_SECONDS (default 20, to keep the suite within 20 minutes; 0 skips; the
 # long runs, 15 minutes a target, are in BENCHMARKS.md).

@@ -83,6 +83,44 @@ fn the_default_pipeline_searches_and_predicts_over_10k_real_cells() {
     let err = stderr(&out);
     assert!(err.contains("this run's outputs:"), "{err}");
 
+    // metrics: a short default view (40 lines or fewer at any width), --all for every number,
+    // --filter by name.
+    let metrics = |extra: &[&str], columns: &str| {
+        let mut args = vec!["metrics"];
+        args.extend_from_slice(extra);
+        args.extend_from_slice(TINY);
+        let out = p.cmd(&args).env("COLUMNS", columns).output().unwrap();
+        assert!(out.status.success(), "{}", stderr(&out));
+        stdout(&out)
+    };
+    for columns in ["80", "200"] {
+        let short = metrics(&[], columns);
+        assert!(
+            short.lines().count() <= 40,
+            "{} lines:\n{short}",
+            short.lines().count()
+        );
+        assert!(short.contains("reinforce-io.final_regret_valid"), "{short}");
+        assert!(short.contains("rf.io.fit_50.kendall_tau"), "{short}");
+        let width: usize = columns.parse().unwrap();
+        assert!(short.lines().all(|l| l.chars().count() <= width), "{short}");
+    }
+    assert!(metrics(&["--all"], "200").lines().count() > 200);
+    let filtered = metrics(&["--filter", "*p_kendall_tau", "--format", "csv"], "200");
+    assert_eq!(
+        filtered.lines().count(),
+        1 + 1,
+        "one fit size in TINY: {filtered}"
+    );
+    // The logs of a fresh run are kept: train-vae's progress.
+    let mut args = vec!["log", "train-vae"];
+    args.extend_from_slice(TINY);
+    let log = stdout(&p.nasflow(&args));
+    assert!(
+        log.contains("==> progress.log <==") && log.contains("batches"),
+        "{log}"
+    );
+
     let sample = summary(&p, "pipeline.toml", "sample", &[]);
     assert_eq!(sample["table_rows"], 10000, "{sample}");
     assert_eq!(sample["cells"], 12000, "{sample}");

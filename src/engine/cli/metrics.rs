@@ -231,10 +231,10 @@ fn short_view(table: String, others: &[(String, usize)], sets: &Sets) -> String 
         .unwrap_or(lines.len());
     let (rows, rest) = lines.split_at(first);
     let warnings: Vec<&&str> = rest.iter().filter(|l| l.starts_with("warning: ")).collect();
-    let mut out = rows.join("\n") + "\n";
+    let mut foot = String::new();
     if !others.is_empty() {
         let list: Vec<String> = (others.iter()).map(|(s, n)| format!("{s} ({n})")).collect();
-        out.push_str(&format!("other stages' metrics: {}\n", list.join(", ")));
+        foot.push_str(&format!("other stages' metrics: {}\n", list.join(", ")));
     }
     let extra = if sets.names().is_empty() {
         ""
@@ -242,13 +242,13 @@ fn short_view(table: String, others: &[(String, usize)], sets: &Sets) -> String 
         " (with the same --variant)"
     };
     if !warnings.is_empty() {
-        out.push_str(&format!(
+        foot.push_str(&format!(
             "{} warnings (nasflow metrics --all shows them, as does nasflow report)\n",
             warnings.len()
         ));
     }
-    out.push_str(&format!("every metric: nasflow metrics --all{extra}, or --filter GLOB (e.g. --filter 'predict.rf.*')\n"));
-    out
+    foot.push_str(&format!("every metric: nasflow metrics --all{extra}, or --filter GLOB (e.g. --filter 'predict.rf.*')\n"));
+    rows.join("\n") + "\n" + &crate::metrics::wrap_lines(&foot, terminal_width())
 }
 
 /// The columns in the format asked for.

@@ -321,6 +321,11 @@ pub fn fit_width(text: &str, width: usize, keep: usize) -> String {
     out
 }
 
+/// Wraps each line of `text` at spaces to `width`, continuation lines indented by 2.
+pub fn wrap_lines(text: &str, width: usize) -> String {
+    text.lines().map(|l| wrap(l, width) + "\n").collect()
+}
+
 /// Wraps text at spaces to `width`, continuation lines indented by 2.
 fn wrap(line: &str, width: usize) -> String {
     let mut out = String::new();
