@@ -19,5 +19,7 @@ if command -v taskset >/dev/null 2>&1 && [ "$(nproc --all)" -ge 2 ]; then
 else
   echo "readme-figures: taskset or a second core is missing: the numbers may differ from a 2-core run" >&2
 fi
-"${pin[@]}" "$bin" run -j 2 predict reinforce >/dev/null
+log=$(mktemp)
+trap 'rm -f "$log"' EXIT
+"${pin[@]}" "$bin" run -j 2 predict reinforce >/dev/null 2>"$log" || { cat "$log" >&2; exit 1; }
 "${pin[@]}" "$bin" metrics --all --format json | python3 scripts/readme_figures.py "$@"

@@ -97,3 +97,71 @@ pub fn add(summary: &mut Value, traces: &[Trace], labels: &[String]) {
     summary[HEADLINE] = json!(h);
     summary[KEY_METRICS] = json!(keys);
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::search::methods::Settings;
+
+    fn trace(method: &str, seed: u64, regret: f64) -> Trace {
+        Trace {
+            method: method.into(),
+            seed,
+            queries: vec![String::new()],
+            cost: vec![10.0],
+            best_valid: vec![0.95 - regret],
+            best_test: vec![None],
+            regret_valid: vec![regret],
+            regret_test: vec![None],
+            ..Trace::default()
+        }
+    }
+
+    #[test]
+    fn the_headline_rows_each_method_and_tests_the_feature_sets() {
+        let mut ts = Vec::new();
+        for seed in 0..8 {
+            ts.push(trace("reinforce-io", seed, 0.001 + seed as f64 * 1e-5));
+            ts.push(trace(
+                "reinforce-reference",
+                seed,
+                0.004 + seed as f64 * 1e-5,
+            ));
+            ts.push(trace("random", seed, 0.005 + seed as f64 * 1e-5));
+        }
+        let table = crate::search::tests::table(3, 2);
+        let settings = Settings {
+            budget: 10.0,
+            ..Settings::default()
+        };
+        let mut s = crate::search::report::summarize(&ts, &table, &settings);
+        add(&mut s, &ts, &["io".into(), "reference".into()]);
+        let h = nasflow_contract::Headline::of_summary(&s).unwrap();
+        let rows: Vec<(&str, &str)> = h
+            .rows
+            .iter()
+            .map(|r| (r[0].as_str(), r[1].as_str()))
+            .collect();
+        assert_eq!(
+            rows,
+            [
+                ("reinforce", "io"),
+                ("reinforce", "reference"),
+                ("random", "cells")
+            ]
+        );
+        // Every io run beats every reference run: the smallest two-sided p of 8 against 8.
+        let p = s["compare"]["reinforce"]["io_vs_reference"]["p_final_regret_valid"]
+            .as_f64()
+            .unwrap();
+        assert!(p < 0.001, "{p}");
+        assert!(
+            h.notes[0]
+                .starts_with("reinforce: io vs reference: final regret 0.00300 lower with io"),
+            "{:?}",
+            h.notes
+        );
+        assert_eq!(s[KEY_METRICS][0], "reinforce-io.final_regret_valid");
+        assert_eq!(labelled("bo", ""), "bo");
+    }
+}
