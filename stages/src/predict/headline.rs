@@ -145,3 +145,54 @@ pub fn add(
     summary[HEADLINE] = json!(h);
     summary[KEY_METRICS] = json!(keys);
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fit(features: &str, seed: u64, tau: f64) -> Scored {
+        Scored {
+            features: features.into(),
+            regressor: "rf".into(),
+            train_size: 50,
+            seed,
+            set: String::new(),
+            rmse: 0.1,
+            pearson: tau + 0.1,
+            kendall_tau: tau,
+            spearman: tau,
+            precision_10: 0.0,
+            precision_20: 0.0,
+            scored: 100,
+        }
+    }
+
+    #[test]
+    fn the_headline_pairs_the_latent_sets_by_fit_set() {
+        let mut scored = Vec::new();
+        for seed in 0..10 {
+            scored.push(fit("io", seed, 0.5 + seed as f64 * 0.01));
+            scored.push(fit("reference", seed, 0.45 + seed as f64 * 0.001));
+            scored.push(fit("encoding", seed, 0.3));
+        }
+        let mut s = json!({"units": {}});
+        let latents = ["io".to_string(), "reference".to_string()];
+        let sets = ["io", "reference", "encoding"].map(String::from);
+        add(&mut s, &scored, "rf", &[50], &latents, &sets);
+        let h = Headline::of_summary(&s).unwrap();
+        assert_eq!(h.rows.len(), 3);
+        assert_eq!(h.rows[0][..2], ["50".to_string(), "io".to_string()]);
+        // io is ahead on every one of the 10 paired fit sets: exact p = 2 / 2^10.
+        let p = s["compare"]["rf"]["fit_50"]["io_vs_reference"]["p_kendall_tau"]
+            .as_f64()
+            .unwrap();
+        assert!((p - 2.0 / 1024.0).abs() < 1e-12, "{p}");
+        assert!(
+            h.notes[0].contains("higher for io") && h.notes[0].contains("paired over 10 fit sets")
+        );
+        assert_eq!(
+            s[KEY_METRICS][3],
+            "compare.rf.fit_50.io_vs_reference.p_kendall_tau"
+        );
+    }
+}
