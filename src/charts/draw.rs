@@ -130,7 +130,7 @@ fn render<DB: DrawingBackend>(chart: &Chart, root: &DrawingArea<DB, Shift>) -> R
     let legend_w = if chart.series.is_empty() {
         0
     } else {
-        (longest as u32 * TEXT * 55 / 100 + 70).clamp(170, 480)
+        (longest as u32 * TEXT * 55 / 100 + 70).clamp(170, (root.dim_in_pixel().0 * 2 / 5).max(480))
     };
     let (width, _) = root.dim_in_pixel();
     let legend_w = legend_w.min(width / 2);

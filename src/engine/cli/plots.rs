@@ -84,12 +84,13 @@ pub(super) fn describe(name: &str, base: &Project, p: &Project) -> String {
             }
         }
     }
-    if diffs.is_empty() {
+    // A sweep point's name already says what it sets (`seeds[train-vae.seed=2]`).
+    if diffs.is_empty() || name.contains('[') {
         return name.to_string();
     }
     let mut text = diffs.join(", ");
-    if text.chars().count() > 48 {
-        text = text.chars().take(47).collect::<String>() + "…";
+    if text.chars().count() > 40 {
+        text = text.chars().take(39).collect::<String>() + "…";
     }
     format!("{name} ({text})")
 }
