@@ -23,6 +23,10 @@ pub struct KindInfo {
     pub uses_device: bool,
     /// Whether the kind runs once per item of an upstream list (`foreach = "dep"` is required).
     pub item_level: bool,
+    /// Glob patterns of its summary's key metrics (dotted names; `*` any run of characters):
+    /// what `nasflow metrics` shows by default, beside any `key_metrics` the summary lists.
+    /// Declared here, not written into outputs, so that changing them recomputes nothing.
+    pub key_metrics: &'static [&'static str],
 }
 
 /// A stage kind: its params type and its facts.

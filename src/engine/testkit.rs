@@ -32,6 +32,7 @@ impl Kind for TestWrite {
         reads_seed: false,
         uses_device: false,
         item_level: false,
+        key_metrics: &[],
     };
 }
 
@@ -80,6 +81,7 @@ impl Kind for TestItems {
         reads_seed: false,
         uses_device: false,
         item_level: false,
+        key_metrics: &[],
     };
 }
 
@@ -101,6 +103,7 @@ impl Kind for TestItem {
         reads_seed: true,
         uses_device: false,
         item_level: true,
+        key_metrics: &[],
     };
 }
 
@@ -133,6 +136,7 @@ impl Kind for TestFetch {
         reads_seed: false,
         uses_device: false,
         item_level: false,
+        key_metrics: &[],
     };
 }
 
@@ -159,6 +163,7 @@ impl Kind for TestDevice {
         reads_seed: false,
         uses_device: true,
         item_level: true,
+        key_metrics: &[],
     };
 }
 

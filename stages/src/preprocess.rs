@@ -32,6 +32,7 @@ impl Kind for Preprocess {
         reads_seed: false,
         uses_device: false,
         item_level: false,
+        key_metrics: &["train.rows", "valid.rows"],
     };
 }
 

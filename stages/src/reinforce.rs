@@ -33,6 +33,7 @@ impl Kind for Reinforce {
         reads_seed: true,
         uses_device: false,
         item_level: false,
+        key_metrics: &[],
     };
 }
 

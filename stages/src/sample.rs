@@ -46,6 +46,7 @@ impl Kind for Sample {
         reads_seed: true,
         uses_device: false,
         item_level: false,
+        key_metrics: &["cells", "train_nets", "valid_nets"],
     };
 }
 

@@ -46,6 +46,14 @@ impl Kind for TrainVae {
         reads_seed: true,
         uses_device: true,
         item_level: false,
+        key_metrics: &[
+            "io.valid_adj_accuracy",
+            "io.l1_valid",
+            "io.l1_valid_own_mean",
+            "reference.valid_adj_accuracy",
+            "arch2vec.valid_adj_accuracy",
+            "original.valid_adj_accuracy",
+        ],
     };
 }
 

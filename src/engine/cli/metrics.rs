@@ -1,5 +1,5 @@
 //! `nasflow metrics`: the summary numbers of the current results, side by side.
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 use std::path::Path;
 use std::process::ExitCode;
 
@@ -11,7 +11,7 @@ use super::args::{MetricsFormat, Sets};
 use super::project::{planned, selected, Project};
 use crate::config::Override;
 use crate::metrics::Column;
-use crate::registry::Registry;
+use crate::registry::{KindRef, Registry};
 
 /// One column of `nasflow metrics`: the summary numbers of the stages' current results.
 pub(super) fn column(project: &Project, stages: &[String], label: String) -> Result<Column> {
@@ -43,15 +43,41 @@ pub(super) fn column(project: &Project, stages: &[String], label: String) -> Res
                     if let Some(h) = nasflow_contract::Headline::of_summary(&v) {
                         col.headlines.insert(name.clone(), h);
                     }
-                    col.key_metrics
-                        .insert(name.clone(), crate::metrics::key_metrics(&v));
-                    Some(crate::metrics::flatten(&v))
+                    let numbers = crate::metrics::flatten(&v);
+                    let mut keys = crate::metrics::key_metrics(&v);
+                    let kind = &project.p.decl(s.stage).kind;
+                    if let Some(KindRef::Native(d)) = project.reg.get(kind) {
+                        keys.extend(declared_keys(d.info().key_metrics, &numbers));
+                    }
+                    col.key_metrics.insert(name.clone(), keys);
+                    Some(numbers)
                 }
             },
         };
         col.stages.insert(name, numbers);
     }
     Ok(col)
+}
+
+/// The metric names that a kind's declared key-metric globs match.
+fn declared_keys(globs: &[&str], numbers: &BTreeMap<String, f64>) -> Vec<String> {
+    let mut set = globset::GlobSetBuilder::new();
+    for g in globs {
+        if let Ok(glob) = globset::GlobBuilder::new(g)
+            .literal_separator(false)
+            .build()
+        {
+            set.add(glob);
+        }
+    }
+    let Ok(set) = set.build() else {
+        return Vec::new();
+    };
+    numbers
+        .keys()
+        .filter(|n| set.is_match(n))
+        .cloned()
+        .collect()
 }
 
 /// How to show the numbers.

@@ -40,6 +40,7 @@ impl Kind for Fetch {
         reads_seed: false,
         uses_device: false,
         item_level: false,
+        key_metrics: &[],
     };
 }
 

@@ -54,6 +54,7 @@ impl Kind for Predict {
         reads_seed: true,
         uses_device: false,
         item_level: false,
+        key_metrics: &[],
     };
 }
 

@@ -33,6 +33,7 @@ impl Kind for Pretrain {
         reads_seed: true,
         uses_device: true,
         item_level: true,
+        key_metrics: &[],
     };
 }
 
@@ -129,6 +130,7 @@ impl Kind for Extract {
         reads_seed: true,
         uses_device: true,
         item_level: true,
+        key_metrics: &[],
     };
 }
 
