@@ -289,7 +289,7 @@ fn reinforce_and_predict_on_nb101_figures_and_on_pretrained_networks() {
         text.contains("/14 runs"),
         "3 seeds x 4 methods + 2 BO seeds: {text}"
     );
-    let out = a.nasflow(&["metrics", "search-all"]);
+    let out = a.nasflow(&["metrics", "--all", "search-all"]);
     assert!(out.status.success(), "{}", stderr(&out));
     let text = stdout(&out);
     assert!(
@@ -381,12 +381,18 @@ fn reinforce_and_predict_on_nb101_figures_and_on_pretrained_networks() {
     a.write_pipeline(&pipeline);
 
     // nasflow metrics: the summary numbers, and a --compare-set variant side by side.
-    let out = a.nasflow(&["metrics", "reinforce", "predict"]);
+    let out = a.nasflow(&["metrics", "--all", "reinforce", "predict"]);
     assert!(out.status.success(), "{}", stderr(&out));
     let text = stdout(&out);
     assert!(text.contains("reinforce.final_regret_valid"), "{text}");
     assert!(text.contains("rf.latent.fit_100.rmse"), "{text}");
-    let out = a.nasflow(&["metrics", "reinforce", "--compare-set", "reinforce.seeds=2"]);
+    let out = a.nasflow(&[
+        "metrics",
+        "--all",
+        "reinforce",
+        "--compare-set",
+        "reinforce.seeds=2",
+    ]);
     let text = stdout(&out);
     let header = text.lines().next().unwrap();
     assert!(
@@ -510,7 +516,7 @@ baseline = false
     );
 
     // Features the run does not have: a config error that says what there is.
-    let bad = format!("{more}\n[stages.predict-bad]\nkind = \"predict\"\ndeps = [\"train-vae\", \"pretrain\"]\nfeatures = \"original\"\ncheckpoint = 2\n");
+    let bad = format!("{more}\n[stages.predict-bad]\nkind = \"predict\"\ndeps = [\"train-vae\", \"pretrain\"]\nfeatures = [\"original\"]\ncheckpoint = 2\n");
     p.write_pipeline(&bad);
     let out = p.nasflow(&["run", "predict-bad"]);
     assert!(!out.status.success());
