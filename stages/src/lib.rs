@@ -15,6 +15,7 @@ pub mod fetch;
 pub mod files;
 pub mod images;
 pub mod nb101;
+pub mod nb201;
 pub mod predict;
 pub mod preprocess;
 pub mod pretrain;
