@@ -238,8 +238,10 @@ mod tests {
             p("|avg_pool_3x3~0|+|nor_conv_1x1~0|none~1|+|none~0|skip_connect~1|skip_connect~2|");
         assert_eq!(a.expression(), b.expression());
         assert_ne!(a.expression(), direct.expression());
-        // Under this definition the space has 4,930 classes, 341 cells compute zero (computed
-        // here; not yet checked against a published count: issue 29).
+        // Under this definition the space has 4,930 classes and 341 cells compute zero. NB201's
+        // authors count 6,466 "isomorphism architectures" (D-X-Y/NATS-Bench issue 43, their
+        // notebook issue-12) with their own unique string, which merges fewer cells; which
+        // equivalence the stages use is still to settle (issue 29).
         let classes: HashSet<String> = Cell::all().map(|c| c.expression()).collect();
         assert_eq!(classes.len(), 4930);
         assert_eq!(Cell::all().filter(|c| c.expression() == "0").count(), 341);
