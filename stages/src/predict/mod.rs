@@ -49,7 +49,7 @@ impl Kind for Predict {
     type Params = PredictParams;
     const INFO: KindInfo = KindInfo {
         name: "predict",
-        version: 6,
+        version: 7,
         doc: "Predict network accuracy from the latent features (RF, GP, SVR, gradient boosting) against the plain and path encodings; RMSE, Pearson, Kendall tau, Spearman, precision@k",
         reads_seed: true,
         uses_device: false,
