@@ -2,7 +2,7 @@
 //! Pearson r (mean and 95% half-width over fit sets), and a Wilcoxon signed-rank test between
 //! each latent feature set and the first, paired by fit set (each seed draws the same fit set
 //! for every feature set).
-use serde_json::{json, Map, Value};
+use serde_json::{json, Value};
 
 use super::Scored;
 use crate::report::mean_ci95;
@@ -34,91 +34,37 @@ pub fn add(
     latents: &[String],
     sets: &[String],
 ) {
-    let mut rows = Vec::new();
-    let mut notes = Vec::new();
-    let mut compare = Map::new();
-    let mut keys = Vec::new();
+    let (mut rows, mut notes, mut keys) = (Vec::new(), Vec::new(), Vec::new());
     for &size in sizes {
         for f in sets {
             let v = fits(scored, regressor, f, size);
             if v.is_empty() {
                 continue;
             }
-            let tau: Vec<f64> = v.iter().map(|s| s.kendall_tau).collect();
-            let r: Vec<f64> = v.iter().map(|s| s.pearson).collect();
+            let of =
+                |get: fn(&Scored) -> f64| mean_pm(&v.iter().map(|s| get(s)).collect::<Vec<_>>());
+            let (tau, r) = (of(|s| s.kendall_tau), of(|s| s.pearson));
             rows.push(vec![
                 size.to_string(),
                 f.clone(),
-                mean_pm(&tau),
-                mean_pm(&r),
+                tau,
+                r,
                 v.len().to_string(),
             ]);
             keys.push(format!("{regressor}.{f}.fit_{size}.kendall_tau"));
         }
-        let Some(first) = latents.first() else {
+        let Some((first, others)) = latents.split_first() else {
             continue;
         };
-        for other in &latents[1..] {
-            let (a, b) = (
-                fits(scored, regressor, first, size),
-                fits(scored, regressor, other, size),
-            );
-            let paired: Vec<(&Scored, &Scored)> = (a.iter())
-                .filter_map(|x| b.iter().find(|y| y.seed == x.seed).map(|y| (*x, *y)))
-                .collect();
-            let tau = |i: usize| -> Vec<f64> {
-                paired
-                    .iter()
-                    .map(|p| {
-                        if i == 0 {
-                            p.0.kendall_tau
-                        } else {
-                            p.1.kendall_tau
-                        }
-                    })
-                    .collect()
-            };
-            let r = |i: usize| -> Vec<f64> {
-                paired
-                    .iter()
-                    .map(|p| if i == 0 { p.0.pearson } else { p.1.pearson })
-                    .collect()
-            };
-            let p_tau = wilcoxon_p(&tau(0), &tau(1));
-            let p_r = wilcoxon_p(&r(0), &r(1));
-            let diff = mean_ci95(&tau(0)).0 - mean_ci95(&tau(1)).0;
+        for other in others {
+            let (numbers, note) = compare(scored, regressor, size, first, other);
             let name = format!("{first}_vs_{other}");
-            compare.insert(format!("fit_{size}.{name}.p_kendall_tau"), json!(p_tau));
-            compare.insert(format!("fit_{size}.{name}.p_pearson"), json!(p_r));
-            compare.insert(
-                format!("fit_{size}.{name}.kendall_tau_difference"),
-                json!(diff),
-            );
+            summary["compare"][regressor][format!("fit_{size}")][&name] = numbers;
             keys.push(format!(
                 "compare.{regressor}.fit_{size}.{name}.p_kendall_tau"
             ));
-            let better = if diff > 0.0 { first } else { other };
-            notes.push(format!(
-                "fit {size}: {first} vs {other}: Kendall tau {} higher for {better}, Wilcoxon signed-rank p = {} (Pearson r: p = {}), paired over {} fit sets",
-                sig3(diff.abs()), p_value(p_tau), p_value(p_r), paired.len()
-            ));
+            notes.push(note);
         }
-    }
-    let mut nested = Map::new();
-    for (k, v) in compare {
-        let mut at = &mut nested;
-        let parts: Vec<&str> = k.split('.').collect();
-        for part in &parts[..parts.len() - 1] {
-            at = at
-                .entry(part.to_string())
-                .or_insert_with(|| json!({}))
-                .as_object_mut()
-                .expect("an object");
-        }
-        at.insert(parts[parts.len() - 1].to_string(), v);
-    }
-    if !nested.is_empty() {
-        summary["compare"] = json!({ regressor: nested });
     }
     let h = Headline {
         title: format!("predict: how well each feature set's {regressor} predictor ranks the scored cells (mean ± 95% half-width over fit sets)"),
@@ -126,24 +72,36 @@ pub fn add(
         rows,
         notes,
     };
-    for (name, unit) in [
-        (
-            "p_kendall_tau",
-            "p-value (Wilcoxon signed-rank, two-sided, paired by fit set)",
-        ),
-        (
-            "p_pearson",
-            "p-value (Wilcoxon signed-rank, two-sided, paired by fit set)",
-        ),
-        (
-            "kendall_tau_difference",
-            "Kendall tau-b (first minus second, mean over fit sets)",
-        ),
-    ] {
-        summary["units"][name] = json!(unit);
-    }
+    let p = "p-value (Wilcoxon signed-rank, two-sided, paired by fit set)";
+    summary["units"]["p_kendall_tau"] = json!(p);
+    summary["units"]["p_pearson"] = json!(p);
+    summary["units"]["kendall_tau_difference"] =
+        json!("Kendall tau-b (first minus second, mean over fit sets)");
     summary[HEADLINE] = json!(h);
     summary[KEY_METRICS] = json!(keys);
+}
+
+/// The Wilcoxon signed-rank tests of two latent feature sets at one fit size, paired by seed
+/// (the fit set): the numbers, and the headline's note.
+fn compare(scored: &[Scored], regressor: &str, size: usize, a: &str, b: &str) -> (Value, String) {
+    let theirs = fits(scored, regressor, b, size);
+    let pairs: Vec<(&Scored, &Scored)> = fits(scored, regressor, a, size)
+        .into_iter()
+        .filter_map(|x| theirs.iter().find(|y| y.seed == x.seed).map(|y| (x, *y)))
+        .collect();
+    let test = |get: fn(&Scored) -> f64| {
+        let (x, y): (Vec<f64>, Vec<f64>) = pairs.iter().map(|(p, q)| (get(p), get(q))).unzip();
+        (wilcoxon_p(&x, &y), mean_ci95(&x).0 - mean_ci95(&y).0)
+    };
+    let (p_tau, diff) = test(|s| s.kendall_tau);
+    let (p_r, _) = test(|s| s.pearson);
+    let better = if diff > 0.0 { a } else { b };
+    let note = format!(
+        "fit {size}: {a} vs {b}: Kendall tau {} higher for {better}, Wilcoxon signed-rank p = {} (Pearson r: p = {}), paired over {} fit sets",
+        sig3(diff.abs()), p_value(p_tau), p_value(p_r), pairs.len()
+    );
+    let numbers = json!({"p_kendall_tau": p_tau, "p_pearson": p_r, "kendall_tau_difference": diff});
+    (numbers, note)
 }
 
 #[cfg(test)]

@@ -2,7 +2,7 @@
 //! seeds) and its p-value against random search, and, where REINFORCE and BO ran on several
 //! latent feature sets (`reinforce-io`, `reinforce-reference`), a Mann-Whitney U test between
 //! each feature set and the first.
-use serde_json::{json, Map, Value};
+use serde_json::{json, Value};
 
 use super::report::by_method;
 use super::Trace;
@@ -61,10 +61,11 @@ pub fn add(summary: &mut Value, traces: &[Trace], labels: &[String]) {
         keys.push(format!("{method}.final_regret_valid"));
     }
     let mut notes = Vec::new();
-    let mut compare = Map::new();
     for m in LATENT_METHODS {
-        let Some(first) = labels.first() else { break };
-        for other in labels.iter().skip(1) {
+        let Some((first, others)) = labels.split_first() else {
+            break;
+        };
+        for other in others {
             let (Some(a), Some(b)) = (of(&labelled(m, first)), of(&labelled(m, other))) else {
                 continue;
             };
@@ -72,7 +73,8 @@ pub fn add(summary: &mut Value, traces: &[Trace], labels: &[String]) {
             let p = mann_whitney_p(&a, &b);
             let diff = mean_ci95(&b).0 - mean_ci95(&a).0;
             let name = format!("{first}_vs_{other}");
-            compare.insert(m.to_string(), json!({ name.clone(): {"p_final_regret_valid": p, "final_regret_valid_difference": diff} }));
+            summary["compare"][m][&name] =
+                json!({"p_final_regret_valid": p, "final_regret_valid_difference": diff});
             keys.push(format!("compare.{m}.{name}.p_final_regret_valid"));
             let lower = if diff > 0.0 { first } else { other };
             notes.push(format!(
@@ -81,8 +83,7 @@ pub fn add(summary: &mut Value, traces: &[Trace], labels: &[String]) {
             ));
         }
     }
-    if !compare.is_empty() {
-        summary["compare"] = Value::Object(compare);
+    if !notes.is_empty() {
         summary["units"]["p_final_regret_valid"] =
             json!("p-value (Mann-Whitney U, two-sided, over seeds)");
         summary["units"]["final_regret_valid_difference"] =
@@ -163,5 +164,22 @@ mod tests {
         );
         assert_eq!(s[KEY_METRICS][0], "reinforce-io.final_regret_valid");
         assert_eq!(labelled("bo", ""), "bo");
+        // A third feature set: each pair with the first is kept.
+        for seed in 0..8 {
+            ts.push(trace(
+                "reinforce-arch2vec",
+                seed,
+                0.003 + seed as f64 * 1e-5,
+            ));
+        }
+        let labels = ["io", "reference", "arch2vec"].map(String::from);
+        let mut s = crate::search::report::summarize(&ts, &table, &settings);
+        add(&mut s, &ts, &labels);
+        let pairs: Vec<&String> = s["compare"]["reinforce"]
+            .as_object()
+            .unwrap()
+            .keys()
+            .collect();
+        assert_eq!(pairs, ["io_vs_arch2vec", "io_vs_reference"]);
     }
 }
