@@ -3,20 +3,19 @@
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
-use nasflow_contract::layout::SUMMARY;
 use nasflow_contract::Headline;
 
-/// The headline of the stage whose output is `dir`, if its summary has one.
-pub fn of_dir(dir: &Path) -> Option<Headline> {
-    let text = std::fs::read_to_string(dir.join(SUMMARY)).ok()?;
+/// The headline in the summary file at `path`, if it has one.
+pub fn of_summary(path: &Path) -> Option<Headline> {
+    let text = std::fs::read_to_string(path).ok()?;
     Headline::of_summary(&serde_json::from_str(&text).ok()?)
 }
 
-/// The headlines of these outputs, in order, as text ("" when none has one).
-pub fn text(dirs: &[PathBuf]) -> String {
-    let tables: Vec<String> = dirs
+/// The headlines of these summary files, in order, as text ("" when none has one).
+pub fn text(summaries: &[PathBuf]) -> String {
+    let tables: Vec<String> = summaries
         .iter()
-        .filter_map(|d| of_dir(d))
+        .filter_map(|p| of_summary(p))
         .map(|h| h.to_text())
         .collect();
     if tables.is_empty() {
@@ -25,10 +24,10 @@ pub fn text(dirs: &[PathBuf]) -> String {
     format!("\n{}\n\n", tables.join("\n\n"))
 }
 
-/// Prints the headlines on standard output (the run's answer), flushed before the run's
-/// closing lines on standard error.
-pub fn print(dirs: &[PathBuf]) {
-    let t = text(dirs);
+/// Prints the headlines of these summary files on standard output (the run's answer), flushed
+/// before the run's closing lines on standard error.
+pub fn print(summaries: &[PathBuf]) {
+    let t = text(summaries);
     if !t.is_empty() {
         let mut out = std::io::stdout().lock();
         let _ = out.write_all(t.as_bytes());

@@ -135,8 +135,10 @@ pub fn replay(file: &Path, a: &RunArgs) -> Option<ExitCode> {
     let _store = super::project::store_lock(&cache, false).ok()?;
     print_replay(&stages, &by_index, start);
     let results = root.join(super::results::RESULTS);
-    let dirs: Vec<PathBuf> = stages.iter().map(|(_, n, _)| results.join(n)).collect();
-    super::headline::print(&dirs);
+    let summaries: Vec<PathBuf> = (stages.iter())
+        .map(|(_, n, _)| results.join(n).join(nasflow_contract::layout::SUMMARY))
+        .collect();
+    super::headline::print(&summaries);
     eprint!("{}", super::run::next_steps(&root));
     Some(ExitCode::SUCCESS)
 }

@@ -195,7 +195,7 @@ fn run(
     if variant.is_none() && with_sets {
         // results/ shows pipeline.toml's results; a --set run says where its own are.
         if failed == 0 {
-            super::headline::print(&output_dirs(&engine, &outcomes));
+            super::headline::print(&summaries(&engine, &outcomes));
         }
         super::results::tell(project, &engine, &outcomes);
     } else {
@@ -208,7 +208,7 @@ fn run(
             Err(e) => eprintln!("note: results/ not refreshed: {e:#}"),
         }
         if failed == 0 && variant.is_none() {
-            super::headline::print(&output_dirs(&engine, &outcomes));
+            super::headline::print(&summaries(&engine, &outcomes));
             eprint!("{}", next_steps(&project.p.root));
         }
     }
@@ -223,13 +223,13 @@ fn run(
     })
 }
 
-/// The output directories of the stages a run ran or found cached, in its order.
-fn output_dirs(
-    engine: &crate::engine::Engine,
-    outcomes: &[StageOutcome],
-) -> Vec<std::path::PathBuf> {
+/// The summary files of the stages a run ran or found cached, in its order: their blobs in the
+/// store, read as they are (no output view is built for them).
+fn summaries(engine: &crate::engine::Engine, outcomes: &[StageOutcome]) -> Vec<std::path::PathBuf> {
+    use nasflow_contract::layout::SUMMARY;
     (outcomes.iter())
-        .filter_map(|o| engine.output_dir(o.stage, o.record.as_ref()?).ok())
+        .filter_map(|o| o.record.as_ref()?.files.iter().find(|f| f.path == SUMMARY))
+        .map(|f| engine.cache.blob_path(&f.digest))
         .collect()
 }
 
