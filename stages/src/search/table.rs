@@ -156,16 +156,35 @@ impl Searchable {
         (v, t)
     }
 
-    /// One table per latent choice ([`latent_choices`]), with its label: the same rows, each
-    /// with its own features.
+    /// One table per latent choice ([`latent_choices`]), with its label: the same rows (the
+    /// table and the labeled networks read once), each with its own features.
     pub fn load_each<P>(
         ctx: &StageContext<P>,
         table: &TableSource,
         choices: Vec<(String, LatentChoice)>,
     ) -> Result<Vec<(String, Searchable)>, StageError> {
+        let vaes = (choices.iter())
+            .map(|(_, c)| {
+                ctx.inputs.get(&c.vae).ok_or_else(|| {
+                    StageError::Config(format!(
+                        "stage `{}`: vae = \"{}\" is not among its deps: add it to deps, or name the train-vae dep in `vae`",
+                        ctx.stage, c.vae
+                    ))
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let (rows, source, train) = table_rows(ctx, table)?;
         let mut out: Vec<(String, Searchable)> = Vec::new();
-        for (label, choice) in choices {
-            let t = Searchable::load(ctx, table, choice)?;
+        for ((label, choice), vae) in choices.into_iter().zip(vaes) {
+            let (cells, features, dim, latent) =
+                read_latent(vae, &choice).map_err(|e| match e {
+                    StageError::Config(m) => {
+                        StageError::Config(format!("stage `{}`: {m}", ctx.stage))
+                    }
+                    e => e,
+                })?;
+            let mut t = join(rows.clone(), &cells, &features, dim, &train, source.clone());
+            t.latent = latent;
             if let Some((first, t0)) = out.first() {
                 if t0.hashes != t.hashes {
                     return Err(StageError::Failed(format!(
@@ -187,62 +206,60 @@ impl Searchable {
         table: &TableSource,
         choice: LatentChoice,
     ) -> Result<Searchable, StageError> {
-        let vae = ctx.inputs.get(&choice.vae).ok_or_else(|| {
+        let mut one = Searchable::load_each(ctx, table, vec![(String::new(), choice)])?;
+        Ok(one.remove(0).1)
+    }
+}
+
+/// The table's rows per the `table` param, where they came from, and the labeled training
+/// networks (from the `pretrain`, or `sample`, input's `items.jsonl`).
+fn table_rows<P>(
+    ctx: &StageContext<P>,
+    table: &TableSource,
+) -> Result<(Vec<Figures>, String, std::collections::HashSet<ModuleHash>), StageError> {
+    let labeled_dir = ctx
+        .inputs
+        .get("pretrain")
+        .or_else(|| ctx.inputs.get("sample"));
+    let labeled = match labeled_dir {
+        Some(d) => read_items(&d.join(ITEMS_LIST))?,
+        None => Vec::new(),
+    };
+    let (rows, source) = if table.path().is_some() || table.keyword() == Some(EMBEDDED_10K) {
+        let t = Table::open(table.as_str()).map_err(|e| StageError::Failed(e.to_string()))?;
+        let rows = t
+            .rows()
+            .iter()
+            .map(|r| {
+                (
+                    r.hash,
+                    r.figures.validation_accuracy,
+                    r.figures.test_accuracy,
+                    r.figures.training_time,
+                )
+            })
+            .collect();
+        (rows, table.as_str().to_string())
+    } else if table.keyword().is_none() {
+        return Err(StageError::Config(format!(
+            "stage `{}`: `table` is empty: name an NB101 table file or \"pretrained\"",
+            ctx.stage
+        )));
+    } else {
+        let dir = ctx.inputs.get("pretrain").ok_or_else(|| {
             StageError::Config(format!(
-                "stage `{}`: vae = \"{}\" is not among its deps: add it to deps, or name the train-vae dep in `vae`",
-                ctx.stage, choice.vae
+                "stage `{}`: table = \"pretrained\" needs the pretrain stage in deps (or name an NB101 table file)",
+                ctx.stage
             ))
         })?;
-        let labeled_dir = ctx
-            .inputs
-            .get("pretrain")
-            .or_else(|| ctx.inputs.get("sample"));
-        let labeled = match labeled_dir {
-            Some(d) => read_items(&d.join(ITEMS_LIST))?,
-            None => Vec::new(),
-        };
-        let (rows, source) = if table.path().is_some() || table.keyword() == Some(EMBEDDED_10K) {
-            let t = Table::open(table.as_str()).map_err(|e| StageError::Failed(e.to_string()))?;
-            let rows = t
-                .rows()
-                .iter()
-                .map(|r| {
-                    (
-                        r.hash,
-                        r.figures.validation_accuracy,
-                        r.figures.test_accuracy,
-                        r.figures.training_time,
-                    )
-                })
-                .collect();
-            (rows, table.as_str().to_string())
-        } else if table.keyword().is_none() {
-            return Err(StageError::Config(format!(
-                "stage `{}`: `table` is empty: name an NB101 table file or \"pretrained\"",
-                ctx.stage
-            )));
-        } else {
-            let dir = ctx.inputs.get("pretrain").ok_or_else(|| {
-                StageError::Config(format!(
-                    "stage `{}`: table = \"pretrained\" needs the pretrain stage in deps (or name an NB101 table file)",
-                    ctx.stage
-                ))
-            })?;
-            (pretrained_rows(dir, &labeled)?, PRETRAINED.to_string())
-        };
-        let (cells, features, dim, latent) = read_latent(vae, &choice).map_err(|e| match e {
-            StageError::Config(m) => StageError::Config(format!("stage `{}`: {m}", ctx.stage)),
-            e => e,
-        })?;
-        let train: std::collections::HashSet<ModuleHash> = labeled
-            .iter()
-            .filter(|(_, split)| split == "train")
-            .map(|(h, _)| *h)
-            .collect();
-        let mut s = join(rows, &cells, &features, dim, &train, source);
-        s.latent = latent;
-        Ok(s)
-    }
+        (pretrained_rows(dir, &labeled)?, PRETRAINED.to_string())
+    };
+    let train = labeled
+        .iter()
+        .filter(|(_, split)| split == "train")
+        .map(|(h, _)| *h)
+        .collect();
+    Ok((rows, source, train))
 }
 
 /// Joins table rows with the latent features (by hash); keeps the rows' order.
