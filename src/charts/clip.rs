@@ -3,28 +3,31 @@
 //! the title and the legend with its median, so that it no longer flattens the rest.
 use crate::{draw::box_stats, Chart, Kind};
 
-/// Which series are off scale, and their medians.
+/// The series off scale: (series index, its median).
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Clip {
-    pub series: Vec<usize>,
-    pub medians: Vec<f64>,
+    pub off: Vec<(usize, f64)>,
 }
 
 impl Clip {
     /// The title's note, when something is off scale.
     pub fn note(&self) -> Option<String> {
-        (!self.series.is_empty()).then(|| {
+        (!self.off.is_empty()).then(|| {
             format!(
                 "y axis clipped: {} series off scale, see the legend",
-                self.series.len()
+                self.off.len()
             )
         })
     }
 
     /// The median of series `k`, if it is off scale.
     pub fn median_of(&self, k: usize) -> Option<f64> {
-        let at = self.series.iter().position(|&s| s == k)?;
-        self.medians.get(at).copied()
+        self.off.iter().find(|o| o.0 == k).map(|o| o.1)
+    }
+
+    /// Whether series `k` is off scale.
+    pub fn is_off(&self, k: usize) -> bool {
+        self.median_of(k).is_some()
     }
 }
 
@@ -91,8 +94,7 @@ pub fn off_scale(chart: &Chart) -> Clip {
         .fold(f64::NEG_INFINITY, f64::max);
     for (k, e) in &with {
         if far(e) && (e.0 > hi || e.1 < lo) {
-            clip.series.push(*k);
-            clip.medians.push(e.2);
+            clip.off.push((*k, e.2));
         }
     }
     clip
@@ -124,7 +126,8 @@ mod tests {
             ..Chart::default()
         };
         let c = off_scale(&chart);
-        assert_eq!(c.series, vec![1]);
+        assert_eq!(c.off.len(), 1);
+        assert!(c.is_off(1));
         assert!((c.median_of(1).unwrap() - 0.7845).abs() < 1e-9);
         assert!(c.note().unwrap().contains("clipped"));
         chart.series[1] = boxes("gp", 0.05);

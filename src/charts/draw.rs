@@ -257,7 +257,7 @@ impl Axes {
             }
         };
         for (k, s) in chart.series.iter().enumerate() {
-            if clip.series.contains(&k) {
+            if clip.is_off(k) {
                 continue; // off scale (box charts' x positions are their categories)
             }
             for &(x, y) in s.line.iter().chain(&s.dots) {
@@ -449,7 +449,7 @@ fn boxes<DB: DrawingBackend>(
     let n = chart.series.len().max(1) as f64;
     let slot = 0.8 / n;
     for (k, (s, &(c, look))) in chart.series.iter().zip(looks).enumerate() {
-        if clip.series.contains(&k) {
+        if clip.is_off(k) {
             continue;
         }
         let fill = match look {

@@ -93,6 +93,24 @@ pub struct Show {
     pub format: MetricsFormat,
 }
 
+impl Show {
+    /// The short view (each stage's key metrics): a plain table without --all, --filter,
+    /// --changed or --aggregate.
+    fn is_short(&self) -> bool {
+        !self.all
+            && self.filter.is_none()
+            && !self.changed
+            && !self.aggregate
+            && self.format == MetricsFormat::Table
+    }
+}
+
+/// Whether any column names key metrics for one of these stages (else the short view would
+/// be empty, and every metric is shown).
+fn has_key_metrics<'a>(mut cols: impl Iterator<Item = &'a Column>, order: &[String]) -> bool {
+    cols.any(|c| (order.iter()).any(|s| c.key_metrics.get(s).is_some_and(|k| !k.is_empty())))
+}
+
 /// The `--filter` globs as one matcher (`None`: no filter).
 pub fn filter(globs: &[String]) -> Result<Option<globset::GlobSet>> {
     if globs.is_empty() {
@@ -177,18 +195,7 @@ pub fn metrics(
             })
         });
     }
-    let short = !show.all
-        && show.filter.is_none()
-        && !show.changed
-        && !show.aggregate
-        && show.format == MetricsFormat::Table;
-    // The short view, when a stage names key metrics (else every metric).
-    let short = short
-        && (cols.iter().chain(&variant_cols)).any(|c| {
-            order
-                .iter()
-                .any(|s| c.key_metrics.get(s).is_some_and(|k| !k.is_empty()))
-        });
+    let short = show.is_short() && has_key_metrics(cols.iter().chain(&variant_cols), &order);
     let mut others = Vec::new();
     if short {
         others = keep_key_metrics(&mut cols, &mut variant_cols, &mut order);
