@@ -6,5 +6,6 @@
 pub mod cell;
 pub mod encode;
 pub mod moves;
+pub mod table;
 
 pub use cell::{ArchError, Cell, Op, CELLS, EDGES};
