@@ -14,6 +14,7 @@ pub mod image_cache;
 pub mod init;
 pub mod io_model;
 pub mod network;
+pub mod network201;
 pub mod noise;
 pub mod optim;
 pub mod preprocess;
