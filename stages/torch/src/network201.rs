@@ -71,6 +71,7 @@ impl ReluConvBn {
 }
 
 #[derive(Debug)]
+#[allow(clippy::large_enum_variant)] // six per cell
 enum EdgeOp {
     Zero,
     Identity,
@@ -161,6 +162,7 @@ impl Reduction {
 }
 
 #[derive(Debug)]
+#[allow(clippy::large_enum_variant)] // a few per network
 enum Layer {
     Cell(InferCell),
     Reduction(Reduction),
