@@ -24,6 +24,7 @@ pub mod report;
 pub mod sample;
 pub mod search;
 pub mod semi;
+pub mod space;
 pub mod stats;
 pub mod tools;
 pub mod train_vae;

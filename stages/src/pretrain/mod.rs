@@ -17,9 +17,12 @@ use nasflow_contract::{Kind, KindInfo, PathOr, StageContext, StageError};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+use serde_json::json;
+
 use crate::images::Synthetic;
 use crate::nb101::params::Skeleton;
-use crate::nb101::{module_hash, Cell, ModuleHash, Op};
+use crate::nb101::ModuleHash;
+use crate::space::{Arch, SearchSpace};
 
 /// The `pretrain` kind: one item per labeled network.
 pub struct Pretrain;
@@ -29,7 +32,7 @@ impl Kind for Pretrain {
     const INFO: KindInfo = KindInfo {
         name: "pretrain",
         version: 2,
-        doc: "Train each labeled network (NASBench-PyTorch's network and trainer) on images",
+        doc: "Train each labeled network (NB101: NASBench-PyTorch's network; NB201: NB201's TinyNetwork; NASBench-PyTorch's trainer) on images",
         reads_seed: true,
         uses_device: true,
         item_level: true,
@@ -45,13 +48,13 @@ pub struct PretrainParams {
     pub images: PathOr<Synthetic>,
     /// training images held out (seeded draw): evaluated every epoch, and extract's seen images
     pub held_out: usize,
-    /// stem channels (NB101: 128)
+    /// stem channels (NB101: 128, NB201: 16)
     #[schemars(range(min = 1))]
     pub init_channels: usize,
-    /// stacks of cells, max-pooling and channel doubling between them (NB101: 3)
+    /// stacks of cells, channels doubled between them (NB101: 3, max-pooling; NB201: 3, a residual reduction block)
     #[schemars(range(min = 1))]
     pub stacks: usize,
-    /// cells per stack (NB101: 3)
+    /// cells per stack (NB101: 3, NB201: 5)
     #[schemars(range(min = 1))]
     pub cells_per_stack: usize,
     /// training epochs (info-NAS: 12)
@@ -162,20 +165,46 @@ impl Default for ExtractParams {
 /// What `pretrain` records about a network, for `extract` and for people.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 pub struct NetworkInfo {
+    /// Absent for NB101 (files written before NB201 read the same).
+    #[serde(default, skip_serializing_if = "is_nb101")]
+    pub space: SearchSpace,
     pub hash: ModuleHash,
+    /// NB101's cell.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub matrix: Vec<Vec<u8>>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub ops: Vec<String>,
+    /// NB201's cell (its arch string).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub arch: String,
     pub init_channels: usize,
     pub stacks: usize,
     pub cells_per_stack: usize,
     pub classes: usize,
     pub trainable_parameters: usize,
-    /// Forward multiply-accumulates on one 32 x 32 image (see `nb101::params`).
+    /// Forward multiply-accumulates on one 32 x 32 image (see `nb101::params`, `nb201::params`).
     #[serde(default)]
     pub multiply_accumulates: u64,
     /// The image set's name and the held-out count, which extract must match.
     pub images: String,
     pub held_out: usize,
+}
+
+fn is_nb101(s: &SearchSpace) -> bool {
+    *s == SearchSpace::Nb101
+}
+
+/// The cell fields of a [`NetworkInfo`]: (space, hash, matrix, ops, arch).
+pub type CellFields = (SearchSpace, ModuleHash, Vec<Vec<u8>>, Vec<String>, String);
+
+/// The fields that name `arch` in a [`NetworkInfo`].
+pub fn cell_fields(arch: &Arch) -> CellFields {
+    let v = arch.fields();
+    let strings =
+        |k: &str| -> Vec<String> { serde_json::from_value(v[k].clone()).unwrap_or_default() };
+    let matrix = serde_json::from_value(v["matrix"].clone()).unwrap_or_default();
+    let text = v["arch"].as_str().unwrap_or_default().to_string();
+    (arch.space(), arch.hash(), matrix, strings("ops"), text)
 }
 
 impl NetworkInfo {
@@ -188,43 +217,23 @@ impl NetworkInfo {
             classes: self.classes,
         }
     }
-    pub fn cell(&self) -> Result<Cell, StageError> {
-        cell_from(&self.matrix, &self.ops)
+
+    pub fn arch(&self) -> Result<Arch, StageError> {
+        let v = json!({
+            "space": self.space,
+            "hash": self.hash,
+            "matrix": self.matrix,
+            "ops": self.ops,
+            "arch": self.arch,
+        });
+        Arch::from_fields(&v).map_err(|e| StageError::Failed(format!("network.json: {e}")))
     }
 }
 
-fn cell_from(matrix: &[Vec<u8>], ops: &[String]) -> Result<Cell, StageError> {
-    let ops = ops
-        .iter()
-        .map(|o| Op::parse(o))
-        .collect::<Result<Vec<_>, _>>();
-    ops.and_then(|ops| Cell::new(matrix, &ops))
-        .and_then(|c| c.canonical())
-        .map_err(|e| StageError::Failed(format!("invalid cell: {e}")))
-}
-
-/// The cell of a `sample` item (`{"hash", "matrix", "ops", ...}`); the hash must match.
-pub fn item_cell<P>(ctx: &StageContext<P>) -> Result<(ModuleHash, Cell), StageError> {
+/// The cell of a `sample` item (see `space` for the item forms); the hash must match.
+pub fn item_arch<P>(ctx: &StageContext<P>) -> Result<(ModuleHash, Arch), StageError> {
     let item = ctx.item()?;
-    #[derive(Deserialize)]
-    struct Item {
-        hash: ModuleHash,
-        matrix: Vec<Vec<u8>>,
-        ops: Vec<String>,
-    }
-    let it: Item = serde_json::from_value(item.value.clone()).map_err(|e| {
-        StageError::Failed(format!(
-            "item {} is not a network (`hash`, `matrix`, `ops`): {e}",
-            item.index
-        ))
-    })?;
-    let cell = cell_from(&it.matrix, &it.ops)?;
-    let h = module_hash(&cell);
-    if h != it.hash {
-        return Err(StageError::Failed(format!(
-            "item {}: the cell hashes to {h}, not {}",
-            item.index, it.hash
-        )));
-    }
-    Ok((h, cell))
+    let arch = Arch::from_fields(&item.value)
+        .map_err(|e| StageError::Failed(format!("item {}: {e}", item.index)))?;
+    Ok((arch.hash(), arch))
 }

@@ -22,18 +22,18 @@ use tch::nn::{self};
 use tch::Tensor;
 
 use crate::device::{torch_device, torch_err};
-use crate::network::{Init, Network};
+use crate::network::{AnyNetwork, Init};
 use crate::shim::{self, Bf16Autocast};
 use crate::train::{labels, layout};
 use nasflow_stages::files::read_json;
 use nasflow_stages::images;
-use nasflow_stages::pretrain::{item_cell, ExtractParams, NetworkInfo, Precision};
+use nasflow_stages::pretrain::{item_arch, ExtractParams, NetworkInfo, Precision};
 use nasflow_stages::{StageContext, StageError};
 
 pub const UNSEEN_STREAM: u64 = 4;
 
 /// The network's features of `pixels` (already on its device), in batches of 250, on the CPU.
-fn features(net: &Network, pixels: &Tensor, p: &ExtractParams) -> Tensor {
+fn features(net: &AnyNetwork, pixels: &Tensor, p: &ExtractParams) -> Tensor {
     let _guard = tch::no_grad_guard();
     let _bf16 = (p.precision == Precision::Bf16).then(|| Bf16Autocast::enter(pixels.device()));
     let n = pixels.size()[0];
@@ -53,7 +53,7 @@ fn index_tensor(idx: &[usize]) -> Tensor {
 }
 
 pub fn run(ctx: &StageContext<ExtractParams>) -> Result<(), StageError> {
-    let (hash, _) = item_cell(ctx)?;
+    let (hash, _) = item_arch(ctx)?;
     let dir = ctx.input("pretrain")?;
     let info: NetworkInfo = read_json(&dir.join("network.json"))?;
     if info.hash != hash {
@@ -76,7 +76,7 @@ pub fn run(ctx: &StageContext<ExtractParams>) -> Result<(), StageError> {
         )));
     }
     let mut vs = nn::VarStore::new(device);
-    let net = Network::new(&vs.root(), &info.cell()?, &info.skeleton(), Init::Zeros);
+    let net = AnyNetwork::new(&vs.root(), &info.arch()?, &info.skeleton(), Init::Zeros);
     vs.load(dir.join("weights.safetensors"))
         .map_err(torch_err)?;
     if ctx.params.channels_last {

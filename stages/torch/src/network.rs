@@ -14,6 +14,7 @@ use tch::Tensor;
 
 use nasflow_stages::nb101::params::{vertex_channels, Skeleton};
 use nasflow_stages::nb101::{Cell, Op};
+use nasflow_stages::space::Arch;
 
 /// How variables start.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -260,6 +261,46 @@ impl Network {
 impl ModuleT for Network {
     fn forward_t(&self, x: &Tensor, train: bool) -> Tensor {
         self.classifier.forward(&self.features(x, train))
+    }
+}
+
+/// The network of a cell of either space.
+#[derive(Debug)]
+pub enum AnyNetwork {
+    Nb101(Network),
+    Nb201(crate::network201::Network201),
+}
+
+impl AnyNetwork {
+    /// Builds the network of `arch` under `root`.
+    pub fn new(root: &nn::Path, arch: &Arch, s: &Skeleton, init: Init) -> AnyNetwork {
+        match arch {
+            Arch::Nb101(c) => AnyNetwork::Nb101(Network::new(root, c, s, init)),
+            Arch::Nb201(c) => {
+                AnyNetwork::Nb201(crate::network201::Network201::new(root, c, s, init))
+            }
+        }
+    }
+
+    /// The global-average-pool features (the classifier's input).
+    pub fn features(&self, x: &Tensor, train: bool) -> Tensor {
+        match self {
+            AnyNetwork::Nb101(n) => n.features(x, train),
+            AnyNetwork::Nb201(n) => n.features(x, train),
+        }
+    }
+
+    pub fn classifier(&self) -> &nn::Linear {
+        match self {
+            AnyNetwork::Nb101(n) => n.classifier(),
+            AnyNetwork::Nb201(n) => n.classifier(),
+        }
+    }
+}
+
+impl ModuleT for AnyNetwork {
+    fn forward_t(&self, x: &Tensor, train: bool) -> Tensor {
+        self.classifier().forward(&self.features(x, train))
     }
 }
 

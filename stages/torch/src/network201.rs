@@ -2,9 +2,9 @@
 //! `InferCell`s, D-X-Y/AutoDL-Projects `xautodl/models/cell_infers/`; sizes and parameter count:
 //! `nasflow_stages::nb201::params`). Variable names follow its module tree
 //! (`cells.6.layers.3.op.1.weight`, `cells.5.conv_a.op.1.weight`, `cells.5.downsample.1.weight`,
-//! `lastact.0.weight`), so weights can be compared with the PyTorch model. Batch norm: momentum
-//! 0.1, eps 1e-5, scale 1 and shift 0 at the start; conv and linear weights as built here are
-//! replaced by PyTorch's default initialisation (`init::pytorch_defaults`), which NB201 keeps.
+//! `lastact.0.weight`), so weights can be compared with the PyTorch model. Initialisation is
+//! PyTorch's default, which NB201 keeps: conv and linear weights and the linear bias
+//! U(-1/sqrt(fan_in), 1/sqrt(fan_in)), batch norm scale 1 and shift 0 (momentum 0.1, eps 1e-5).
 use tch::nn::{self, Module, ModuleT};
 use tch::Tensor;
 
@@ -24,15 +24,22 @@ fn conv(p: nn::Path, cin: usize, cout: usize, k: usize, stride: usize, init: Ini
             padding: (k / 2) as i64,
             bias: false,
             ws_init: match init {
-                Init::Paper => nn::Init::Randn {
-                    mean: 0.0,
-                    stdev: (1.0 / (k * k * cin) as f64).sqrt(),
-                },
+                Init::Paper => pytorch_uniform(k * k * cin),
                 Init::Zeros => nn::Init::Const(0.0),
             },
             ..Default::default()
         },
     )
+}
+
+/// PyTorch's default for conv and linear weights and linear biases, which NB201 keeps
+/// (`kaiming_uniform_(a = sqrt(5))`): U(-1/sqrt(fan_in), 1/sqrt(fan_in)).
+fn pytorch_uniform(fan_in: usize) -> nn::Init {
+    let bound = 1.0 / (fan_in as f64).sqrt();
+    nn::Init::Uniform {
+        lo: -bound,
+        up: bound,
+    }
 }
 
 fn batch_norm(p: nn::Path, c: usize) -> nn::BatchNorm {
@@ -209,13 +216,13 @@ impl Network201 {
             s.classes as i64,
             nn::LinearConfig {
                 ws_init: match init {
-                    Init::Paper => nn::Init::Randn {
-                        mean: 0.0,
-                        stdev: (1.0 / last as f64).sqrt(),
-                    },
+                    Init::Paper => pytorch_uniform(last),
                     Init::Zeros => nn::Init::Const(0.0),
                 },
-                bs_init: Some(nn::Init::Const(0.0)),
+                bs_init: Some(match init {
+                    Init::Paper => pytorch_uniform(last),
+                    Init::Zeros => nn::Init::Const(0.0),
+                }),
                 bias: true,
             },
         );

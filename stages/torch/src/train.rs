@@ -15,13 +15,14 @@ use tch::{Kind, Tensor};
 
 use crate::device::{clip_grad_norm, torch_device, torch_err, DeviceSum};
 use crate::image_cache::{self, EpochPlan, OnDevice};
-use crate::network::{count_trainable, Init, Network};
+use crate::network::{count_trainable, AnyNetwork, Init};
 use crate::shim::{self, Bf16Autocast};
 use nasflow_stages::files::write_json;
 use nasflow_stages::images::{self, Dataset, ImageSource, Images};
-use nasflow_stages::nb101::params::{multiply_accumulates, Skeleton};
-use nasflow_stages::nb101::{Cell, ModuleHash};
-use nasflow_stages::pretrain::{item_cell, NetworkInfo, Precision, PretrainParams};
+use nasflow_stages::nb101::params::Skeleton;
+use nasflow_stages::nb101::ModuleHash;
+use nasflow_stages::pretrain::{cell_fields, item_arch, NetworkInfo, Precision, PretrainParams};
+use nasflow_stages::space::Arch;
 use nasflow_stages::{StageContext, StageError};
 
 /// Streams of the pipeline seed (see `images::rng`).
@@ -86,7 +87,7 @@ fn correct_count(logits: &Tensor, labels: &Tensor) -> Tensor {
 
 /// (mean loss, accuracy) of the network in eval mode on pictures already on its device, in
 /// batches of 250; one read from the device at the end.
-pub fn evaluate(net: &Network, pixels: &Tensor, labels_t: &Tensor) -> (f64, f64) {
+pub fn evaluate(net: &AnyNetwork, pixels: &Tensor, labels_t: &Tensor) -> (f64, f64) {
     let _guard = tch::no_grad_guard();
     let n = pixels.size()[0];
     let device = pixels.device();
@@ -136,7 +137,7 @@ struct Timing {
 /// The network being trained and its optimizer.
 struct Trainee {
     vs: nn::VarStore,
-    net: Network,
+    net: AnyNetwork,
     opt: nn::Optimizer,
     device: tch::Device,
 }
@@ -144,7 +145,7 @@ struct Trainee {
 pub fn run(ctx: &StageContext<PretrainParams>) -> Result<(), StageError> {
     let started = Instant::now();
     let p = ctx.params;
-    let (hash, cell) = item_cell(ctx)?;
+    let (hash, cell) = item_arch(ctx)?;
     let sk = Skeleton {
         in_channels: 3,
         init_channels: p.init_channels,
@@ -170,7 +171,7 @@ pub fn run(ctx: &StageContext<PretrainParams>) -> Result<(), StageError> {
     // 2. The network, built after seeding libtorch, and SGD.
     let vs = nn::VarStore::new(device);
     let net = crate::device::seeded(ctx.seed, || {
-        Network::new(&vs.root(), &cell, &sk, Init::Paper)
+        AnyNetwork::new(&vs.root(), &cell, &sk, Init::Paper)
     });
     if p.channels_last {
         shim::vars_to_channels_last(&vs);
@@ -233,7 +234,7 @@ fn write_outputs(
     ctx: &StageContext<PretrainParams>,
     t: &Trainee,
     data: &Prepared,
-    (hash, cell, sk): (ModuleHash, &Cell, &Skeleton),
+    (hash, cell, sk): (ModuleHash, &Arch, &Skeleton),
     metrics: &Metrics,
 ) -> Result<(), StageError> {
     let out = ctx.out;
@@ -241,16 +242,19 @@ fn write_outputs(
     shim::vars_to_contiguous(&t.vs);
     t.vs.save(out.join("weights.safetensors"))
         .map_err(torch_err)?;
+    let (space, _, matrix, ops, arch) = cell_fields(cell);
     let info = NetworkInfo {
+        space,
         hash,
-        matrix: cell.matrix(),
-        ops: cell.ops().iter().map(|o| o.name().to_string()).collect(),
+        matrix,
+        ops,
+        arch,
         init_channels: sk.init_channels,
         stacks: sk.stacks,
         cells_per_stack: sk.cells_per_stack,
         classes: sk.classes,
         trainable_parameters: count_trainable(&t.vs),
-        multiply_accumulates: multiply_accumulates(cell, sk, images::SIDE),
+        multiply_accumulates: cell.multiply_accumulates(sk, images::SIDE),
         images: data.data.name.clone(),
         held_out: ctx.params.held_out,
     };

@@ -33,6 +33,9 @@ use serde_json::{json, Value};
 
 use crate::files::{write_json, write_jsonl};
 use crate::nb101::{Cell, ModuleHash, Space, Table};
+use crate::space::SearchSpace;
+
+mod nb201;
 
 /// The `sample` kind.
 pub struct Sample;
@@ -42,7 +45,7 @@ impl Kind for Sample {
     const INFO: KindInfo = KindInfo {
         name: "sample",
         version: 2,
-        doc: "The NB101 cells to work on: the unlabeled set (whole space or a seeded subsample), its train/validation split, and the labeled networks to pretrain",
+        doc: "The cells to work on (NB101 or NB201): the unlabeled set (whole space or a seeded subsample), its train/validation split, and the labeled networks to pretrain",
         reads_seed: true,
         uses_device: false,
         item_level: false,
@@ -54,7 +57,9 @@ impl Kind for Sample {
 #[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct SampleParams {
-    /// size of a seeded subsample of the space (0: all 423,624 cells)
+    /// the search space: "nb101" or "nb201" (its 15,625 cells and table built in)
+    pub search_space: SearchSpace,
+    /// size of a seeded subsample of the space (0: all; NB101 423,624 cells, NB201 15,625)
     pub cells: usize,
     /// the last fraction of the (ordered) cells forms the validation part
     #[schemars(range(min = 0.0), extend("exclusiveMaximum" = 1.0))]
@@ -63,19 +68,20 @@ pub struct SampleParams {
     pub train_nets: usize,
     /// labeled networks drawn from the validation part (paper: 77)
     pub valid_nets: usize,
-    /// NB101 benchmark table to join: "nb101-10k" (built in), a file (*.tfrecord, arch2vec data.json, *.jsonl), or "" for none
+    /// benchmark table to join: NB101 "nb101-10k" (built in) or a file (*.tfrecord, arch2vec data.json, *.jsonl); NB201 "nb201" (built in); "" for none
     pub table: PathOr<SampleTables>,
     /// the subsample holds every cell of `table` (and `cells` counts them); false: a plain draw
     pub include_table: bool,
     /// universe order before the split
     pub order: Order,
-    /// an .nb101 space file to read instead of enumerating; "" to enumerate
+    /// NB101 only: an .nb101 space file to read instead of enumerating; "" to enumerate
     pub space: PathParam,
 }
 
 impl Default for SampleParams {
     fn default() -> Self {
         SampleParams {
+            search_space: SearchSpace::Nb101,
             cells: 0,
             valid_fraction: 0.1,
             train_nets: 608,
@@ -92,7 +98,10 @@ impl Default for SampleParams {
 pub struct SampleTables;
 
 impl Keywords for SampleTables {
-    const KEYWORDS: &'static [&'static str] = &[crate::nb101::tables::EMBEDDED_10K];
+    const KEYWORDS: &'static [&'static str] = &[
+        crate::nb101::tables::EMBEDDED_10K,
+        crate::nb201::table::EMBEDDED,
+    ];
 }
 
 /// The order of the universe before the split.
@@ -141,7 +150,20 @@ impl Split {
 }
 
 pub fn run(ctx: &StageContext<SampleParams>) -> Result<(), StageError> {
+    match ctx.params.search_space {
+        SearchSpace::Nb101 => run_nb101(ctx),
+        SearchSpace::Nb201 => nb201::run(ctx),
+    }
+}
+
+fn run_nb101(ctx: &StageContext<SampleParams>) -> Result<(), StageError> {
     let p = ctx.params;
+    if p.table.as_str() == crate::nb201::table::EMBEDDED {
+        return Err(StageError::Config(format!(
+            "stage `{}`: table = \"nb201\" is NB201's; set search_space = \"nb201\" or use an NB101 table",
+            ctx.stage
+        )));
+    }
     let failed = |e: &dyn std::fmt::Display| StageError::Failed(e.to_string());
     let table = match p.table.as_str() {
         "" => None,

@@ -1,0 +1,127 @@
+//! `sample` in NB201 (`search_space = "nb201"`): the universe is the built-in table's 15,625
+//! cells, in NB201's index order (`order = "table"`) or by hash (`order = "hash"`: the md5 of
+//! each cell's isomorphism key, so equivalent cells sit together, ties in index order). The
+//! subsample, the split and the labeled networks are drawn as in NB101 (same streams).
+//!
+//! Outputs: `items.jsonl` (NB201 items, see `space`), `unlabeled-train.nb201` and
+//! `unlabeled-valid.nb201` (one arch string a line, in universe order), `figures.jsonl` with
+//! `table = "nb201"` (`{"hash", "arch", "split", "labeled", "validation_accuracy",
+//! "validation_accuracy_12", "test_accuracy_12", "nb201_index"}`), `summary.json`.
+use std::collections::HashSet;
+use std::io::Write;
+
+use nasflow_contract::layout::{ITEMS_LIST, SUMMARY};
+use nasflow_contract::{StageContext, StageError};
+use serde_json::json;
+
+use super::{split, subsample, Order, SampleParams, Split};
+use crate::files::{write_json, write_jsonl};
+use crate::nb201::table::{Table, EMBEDDED};
+use crate::space::Arch;
+
+pub fn run(ctx: &StageContext<SampleParams>) -> Result<(), StageError> {
+    let p = ctx.params;
+    let config = |what: String| StageError::Config(format!("stage `{}`: {what}", ctx.stage));
+    if p.space.path().is_some() {
+        return Err(config(
+            "`space` names an .nb101 file; NB201's cells are built in (remove `space`)".into(),
+        ));
+    }
+    let with_figures = match p.table.as_str() {
+        "" => false,
+        EMBEDDED => true,
+        other => {
+            return Err(config(format!(
+                "table = {other:?} is not an NB201 table: use \"nb201\" (built in) or \"\""
+            )))
+        }
+    };
+    if p.include_table {
+        return Err(config("include_table: every NB201 cell is in its table, so there is nothing to include (remove it)".into()));
+    }
+    let table = Table::embedded().map_err(|e| StageError::Failed(e.to_string()))?;
+    let archs: Vec<Arch> = table.rows().iter().map(|r| Arch::Nb201(r.cell)).collect();
+    let mut universe: Vec<usize> = (0..archs.len()).collect();
+    if p.order == Order::Hash {
+        let hashes: Vec<_> = archs.iter().map(Arch::hash).collect();
+        universe.sort_by_key(|&i| (hashes[i], i));
+    }
+    if p.cells > 0 {
+        if p.cells > universe.len() {
+            return Err(config(format!(
+                "cells = {} but NB201 has {} (use 0 for all)",
+                p.cells,
+                universe.len()
+            )));
+        }
+        universe = subsample(ctx.seed, &universe, &vec![false; universe.len()], p.cells);
+    }
+    let s = split(ctx, universe)?;
+    write_outputs(ctx, &table, &archs, &s, with_figures)
+}
+
+fn write_outputs(
+    ctx: &StageContext<SampleParams>,
+    table: &Table,
+    archs: &[Arch],
+    s: &Split,
+    with_figures: bool,
+) -> Result<(), StageError> {
+    let out = ctx.out;
+    let labeled: HashSet<usize> = s.train_lab.iter().chain(&s.valid_lab).copied().collect();
+    let items = s
+        .train_lab
+        .iter()
+        .map(|&i| archs[i].item_json("train"))
+        .chain(s.valid_lab.iter().map(|&i| archs[i].item_json("valid")));
+    write_jsonl(&out.join(ITEMS_LIST), items)?;
+    for (name, part) in [
+        ("unlabeled-train.nb201", s.train()),
+        ("unlabeled-valid.nb201", s.valid()),
+    ] {
+        let path = out.join(name);
+        let mut text = Vec::new();
+        for &i in part.iter().filter(|i| !labeled.contains(i)) {
+            writeln!(text, "{}", table.rows()[i].cell.arch_string()).expect("in memory");
+        }
+        std::fs::write(&path, text).map_err(|e| StageError::io(&path, e))?;
+    }
+    if with_figures {
+        let rows = s
+            .train()
+            .iter()
+            .map(|&i| ("train", i))
+            .chain(s.valid().iter().map(|&i| ("valid", i)));
+        let lines = rows.map(|(split, i)| {
+            let r = &table.rows()[i];
+            json!({
+                "hash": archs[i].hash(),
+                "arch": r.cell.arch_string(),
+                "split": split,
+                "labeled": labeled.contains(&i),
+                "validation_accuracy": r.valid_acc / 100.0,
+                "validation_accuracy_12": r.valid_acc_12 / 100.0,
+                "test_accuracy_12": r.test_acc_12 / 100.0,
+                "nb201_index": r.nb201_index,
+            })
+        });
+        write_jsonl(&out.join("figures.jsonl"), lines)?;
+    }
+    let p = ctx.params;
+    let summary = json!({
+        "search_space": "nb201",
+        "space": archs.len(),
+        "cells": s.universe.len(),
+        "order": p.order.name(),
+        "train": s.train().len(),
+        "valid": s.valid().len(),
+        "train_nets": p.train_nets,
+        "valid_nets": p.valid_nets,
+        "unlabeled_train": s.train().len() - p.train_nets,
+        "unlabeled_valid": s.valid().len() - p.valid_nets,
+        "table": with_figures.then_some(EMBEDDED),
+        "with_figures": if with_figures { s.universe.len() } else { 0 },
+        "seed": ctx.seed,
+    });
+    write_json(&out.join(SUMMARY), &summary)
+}

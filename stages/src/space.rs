@@ -1,0 +1,189 @@
+//! The search spaces nasflow covers, behind one type: [`SearchSpace`] names a space (a param of
+//! `sample`), [`Arch`] is one network's cell in its space. Stages that handle cells go through
+//! `Arch`'s methods, which dispatch once per space; each space's code stays in its module
+//! (`nb101`, `nb201`).
+//!
+//! A labeled network travels between stages as one line of `items.jsonl`:
+//! - NB101: `{"hash", "matrix", "ops", "split"}` (NB101's module hash, its stored matrix and op
+//!   names), as before NB201 existed;
+//! - NB201: `{"space": "nb201", "hash", "arch", "split"}`, `hash` the md5 of the cell's
+//!   isomorphism key (`nb201::Cell::unique_str`), so that equivalent cells hash equal.
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+
+use crate::nb101::params::Skeleton;
+use crate::nb101::{self, module_hash, ModuleHash};
+use crate::nb201;
+
+/// A search space.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum SearchSpace {
+    /// NAS-Bench-101: 423,624 cells of up to 7 vertices (ops on vertices)
+    #[default]
+    Nb101,
+    /// NAS-Bench-201: 15,625 cells of 4 nodes and 6 edges (ops on edges), its table built in
+    Nb201,
+}
+
+impl SearchSpace {
+    pub fn name(self) -> &'static str {
+        match self {
+            SearchSpace::Nb101 => "nb101",
+            SearchSpace::Nb201 => "nb201",
+        }
+    }
+}
+
+/// One network's cell, in its space.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Arch {
+    Nb101(nb101::Cell),
+    Nb201(nb201::Cell),
+}
+
+/// Why an item is not a network.
+#[derive(Debug, thiserror::Error)]
+pub enum ItemError {
+    #[error("not a network: {0}")]
+    Shape(String),
+    #[error("invalid cell: {0}")]
+    Cell(String),
+    #[error("the cell hashes to {found}, not {given}")]
+    Hash {
+        found: ModuleHash,
+        given: ModuleHash,
+    },
+}
+
+impl Arch {
+    pub fn space(&self) -> SearchSpace {
+        match self {
+            Arch::Nb101(_) => SearchSpace::Nb101,
+            Arch::Nb201(_) => SearchSpace::Nb201,
+        }
+    }
+
+    /// The cell's hash: equal for equivalent cells (NB101's module hash; for NB201 the md5 of
+    /// the authors' isomorphism key).
+    pub fn hash(&self) -> ModuleHash {
+        match self {
+            Arch::Nb101(c) => module_hash(c),
+            Arch::Nb201(c) => ModuleHash(md5::compute(c.unique_str()).0),
+        }
+    }
+
+    /// The network's trainable parameters for `sk`'s sizes.
+    pub fn trainable_parameters(&self, sk: &Skeleton) -> usize {
+        match self {
+            Arch::Nb101(c) => nb101::params::trainable_parameters(c, sk),
+            Arch::Nb201(c) => nb201::params::trainable_parameters(c, sk),
+        }
+    }
+
+    /// Multiply-accumulates of the network's forward pass on one `side` x `side` image.
+    pub fn multiply_accumulates(&self, sk: &Skeleton, side: usize) -> u64 {
+        match self {
+            Arch::Nb101(c) => nb101::params::multiply_accumulates(c, sk, side),
+            Arch::Nb201(c) => nb201::params::multiply_accumulates(c, sk, side),
+        }
+    }
+
+    /// The cell's fields of an `items.jsonl` line (and of pretrain's `network.json`).
+    pub fn fields(&self) -> Value {
+        match self {
+            Arch::Nb101(c) => json!({
+                "hash": module_hash(c),
+                "matrix": c.matrix(),
+                "ops": c.ops().iter().map(|o| o.name()).collect::<Vec<_>>(),
+            }),
+            Arch::Nb201(c) => json!({
+                "space": "nb201",
+                "hash": self.hash(),
+                "arch": c.arch_string(),
+            }),
+        }
+    }
+
+    /// One labeled network as `items.jsonl` holds it.
+    pub fn item_json(&self, split: &str) -> Value {
+        let mut v = self.fields();
+        v["split"] = json!(split);
+        v
+    }
+
+    /// The cell of an item's (or `network.json`'s) fields; its `hash` must match.
+    pub fn from_fields(v: &Value) -> Result<Arch, ItemError> {
+        #[derive(Deserialize)]
+        struct Fields {
+            #[serde(default)]
+            space: SearchSpace,
+            hash: ModuleHash,
+            #[serde(default)]
+            matrix: Vec<Vec<u8>>,
+            #[serde(default)]
+            ops: Vec<String>,
+            #[serde(default)]
+            arch: String,
+        }
+        let f: Fields =
+            serde_json::from_value(v.clone()).map_err(|e| ItemError::Shape(e.to_string()))?;
+        let arch = match f.space {
+            SearchSpace::Nb101 => Arch::Nb101(nb101_cell(&f.matrix, &f.ops)?),
+            SearchSpace::Nb201 => Arch::Nb201(
+                nb201::Cell::parse(&f.arch).map_err(|e| ItemError::Cell(e.to_string()))?,
+            ),
+        };
+        let found = arch.hash();
+        if found != f.hash {
+            return Err(ItemError::Hash {
+                found,
+                given: f.hash,
+            });
+        }
+        Ok(arch)
+    }
+}
+
+fn nb101_cell(matrix: &[Vec<u8>], ops: &[String]) -> Result<nb101::Cell, ItemError> {
+    let ops = ops
+        .iter()
+        .map(|o| nb101::Op::parse(o))
+        .collect::<Result<Vec<_>, _>>();
+    ops.and_then(|ops| nb101::Cell::new(matrix, &ops))
+        .and_then(|c| c.canonical())
+        .map_err(|e| ItemError::Cell(e.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn items_round_trip_in_both_spaces_and_equivalent_nb201_cells_hash_equal() {
+        let a =
+            nb201::Cell::parse("|skip_connect~0|+|none~0|none~1|+|none~0|nor_conv_3x3~1|none~2|")
+                .unwrap();
+        let b =
+            nb201::Cell::parse("|none~0|+|none~0|none~1|+|nor_conv_3x3~0|none~1|none~2|").unwrap();
+        assert_eq!(Arch::Nb201(a).hash(), Arch::Nb201(b).hash());
+        let item = Arch::Nb201(a).item_json("train");
+        assert_eq!(item["space"], "nb201");
+        assert_eq!(Arch::from_fields(&item).unwrap(), Arch::Nb201(a));
+        let c101 = crate::search::tests::tiny_cell();
+        let item = Arch::Nb101(c101).item_json("valid");
+        assert!(
+            item.get("space").is_none(),
+            "NB101 items keep their old form"
+        );
+        assert_eq!(Arch::from_fields(&item).unwrap(), Arch::Nb101(c101));
+        let mut bad = Arch::Nb201(a).item_json("train");
+        bad["hash"] = json!("00000000000000000000000000000000");
+        let e = Arch::from_fields(&bad).unwrap_err();
+        assert!(e.to_string().contains("the cell hashes to"), "{e}");
+        let mut bad = Arch::Nb201(a).item_json("train");
+        bad["arch"] = json!("|conv~0|");
+        assert!(matches!(Arch::from_fields(&bad), Err(ItemError::Cell(_))));
+    }
+}

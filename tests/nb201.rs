@@ -1,0 +1,145 @@
+//! NAS-Bench-201 through the binary: `sample` with `search_space = "nb201"`, then `pretrain`
+//! and `extract` on NB201 cells at tiny sizes.
+mod common;
+
+use std::path::PathBuf;
+
+use common::{stderr, Project};
+use nasflow_stages::nb101::params::Skeleton;
+use nasflow_stages::space::Arch;
+use serde_json::Value;
+
+const PIPELINE: &str = r#"
+[pipeline]
+seed = 3
+jobs = 2
+[stages.sample]
+kind = "sample"
+search_space = "nb201"
+table = "nb201"
+cells = 300
+train_nets = 2
+valid_nets = 1
+[stages.pretrain]
+kind = "pretrain"
+foreach = "sample"
+init_channels = 4
+stacks = 3
+cells_per_stack = 1
+epochs = 1
+batch_size = 32
+train_limit = 96
+test_limit = 50
+held_out = 20
+[stages.extract]
+kind = "extract"
+foreach = "pretrain"
+unseen = 10
+"#;
+
+fn out_dir(p: &Project, stage: &str) -> PathBuf {
+    let show: Value =
+        serde_json::from_slice(&p.nasflow(&["show", stage, "--json"]).stdout).unwrap();
+    PathBuf::from(show["out_dir"].as_str().unwrap())
+}
+
+fn json_lines(path: &std::path::Path) -> Vec<Value> {
+    std::fs::read_to_string(path)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+#[test]
+fn sample_pretrain_and_extract_nb201_cells() {
+    let p = Project::new(PIPELINE);
+    p.run_ok(&[]);
+    let sample = out_dir(&p, "sample");
+    let items = json_lines(&sample.join("items.jsonl"));
+    assert_eq!(items.len(), 3);
+    assert!(items.iter().all(|i| i["space"] == "nb201"), "{items:?}");
+    // 300 cells, 270 train and 30 validation, the labeled ones left out of the unlabeled files.
+    let lines = |name: &str| {
+        std::fs::read_to_string(sample.join(name))
+            .unwrap()
+            .lines()
+            .count()
+    };
+    assert_eq!(lines("unlabeled-train.nb201"), 268);
+    assert_eq!(lines("unlabeled-valid.nb201"), 29);
+    let figures = json_lines(&sample.join("figures.jsonl"));
+    assert_eq!(figures.len(), 300);
+    assert_eq!(figures.iter().filter(|f| f["labeled"] == true).count(), 3);
+    let acc = figures[0]["validation_accuracy"].as_f64().unwrap();
+    assert!((0.0..=1.0).contains(&acc), "{acc}");
+
+    let pre = out_dir(&p, "pretrain");
+    let ext = out_dir(&p, "extract");
+    let sk = Skeleton {
+        in_channels: 3,
+        init_channels: 4,
+        stacks: 3,
+        cells_per_stack: 1,
+        classes: 10,
+    };
+    for (k, item) in items.iter().enumerate() {
+        let dir = pre.join(format!("items/{k:05}"));
+        let net: Value =
+            serde_json::from_str(&std::fs::read_to_string(dir.join("network.json")).unwrap())
+                .unwrap();
+        assert_eq!(net["space"], "nb201");
+        assert_eq!(net["arch"], item["arch"]);
+        assert_eq!(net["hash"], item["hash"]);
+        let arch = Arch::from_fields(item).unwrap();
+        assert_eq!(
+            net["trainable_parameters"].as_u64().unwrap() as usize,
+            arch.trainable_parameters(&sk)
+        );
+        let w: std::collections::HashMap<String, tch::Tensor> =
+            tch::Tensor::read_safetensors(dir.join("weights.safetensors"))
+                .unwrap()
+                .into_iter()
+                .collect();
+        assert!(
+            w.contains_key("cells.1.conv_a.op.1.weight"),
+            "{:?}",
+            w.keys()
+        );
+        let m: Value =
+            serde_json::from_str(&std::fs::read_to_string(dir.join("metrics.json")).unwrap())
+                .unwrap();
+        assert!(m["epochs"][0]["train_loss"].as_f64().unwrap().is_finite());
+
+        let f: std::collections::HashMap<String, tch::Tensor> =
+            tch::Tensor::read_safetensors(ext.join(format!("items/{k:05}/features.safetensors")))
+                .unwrap()
+                .into_iter()
+                .collect();
+        // C 4 doubled twice: 16 features per image.
+        assert_eq!(f["seen_features"].size(), vec![20, 16]);
+        assert_eq!(f["unseen_features"].size(), vec![10, 16]);
+        assert_eq!(f["classifier_weight"].size(), vec![10, 16]);
+    }
+}
+
+/// Checked when sample runs (exit 1, the stage failed, its message names the fix).
+#[test]
+fn nb201_sample_refuses_nb101_settings() {
+    let p = Project::new(&PIPELINE.replace("table = \"nb201\"", "table = \"nb101-10k\""));
+    let out = p.nasflow(&["run", "sample"]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("table = \"nb101-10k\" is not an NB201 table"),
+        "{}",
+        stderr(&out)
+    );
+    let p = Project::new(&PIPELINE.replace("search_space = \"nb201\"\n", ""));
+    let out = p.nasflow(&["run", "sample"]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("table = \"nb201\" is NB201's"),
+        "{}",
+        stderr(&out)
+    );
+}
