@@ -1,5 +1,5 @@
-//! NAS-Bench-201 through the binary: `sample` with `search_space = "nb201"`, then `pretrain`
-//! and `extract` on NB201 cells at tiny sizes.
+//! NAS-Bench-201 through the binary: `sample` with `search_space = "nb201"`, then `pretrain`,
+//! `extract`, `preprocess` and `train-vae` on NB201 cells at tiny sizes.
 mod common;
 
 use std::path::PathBuf;
@@ -35,6 +35,16 @@ held_out = 20
 kind = "extract"
 foreach = "pretrain"
 unseen = 10
+[stages.preprocess]
+kind = "preprocess"
+deps = ["extract"]
+[stages.train-vae]
+kind = "train-vae"
+deps = ["sample", "preprocess"]
+epochs = 2
+checkpoints = [1]
+image_channels = 4
+prior_samples = 100
 "#;
 
 fn out_dir(p: &Project, stage: &str) -> PathBuf {
@@ -52,7 +62,7 @@ fn json_lines(path: &std::path::Path) -> Vec<Value> {
 }
 
 #[test]
-fn sample_pretrain_and_extract_nb201_cells() {
+fn sample_pretrain_extract_and_train_vae_on_nb201_cells() {
     let p = Project::new(PIPELINE);
     p.run_ok(&[]);
     let sample = out_dir(&p, "sample");
@@ -121,6 +131,26 @@ fn sample_pretrain_and_extract_nb201_cells() {
         assert_eq!(f["unseen_features"].size(), vec![10, 16]);
         assert_eq!(f["classifier_weight"].size(), vec![10, 16]);
     }
+
+    // train-vae: arch2vec's NB201 graphs (8 nodes, 7 labels); latents of all 300 cells, in
+    // the unlabeled files' order then the labeled networks.
+    let vae = out_dir(&p, "train-vae");
+    let cells = std::fs::read_to_string(vae.join("latent-cells.nb201")).unwrap();
+    assert_eq!(cells.lines().count(), 300);
+    let first_unlabeled = std::fs::read_to_string(sample.join("unlabeled-train.nb201")).unwrap();
+    assert_eq!(cells.lines().next(), first_unlabeled.lines().next());
+    let lat: std::collections::HashMap<String, tch::Tensor> =
+        tch::Tensor::read_safetensors(vae.join("latent.safetensors"))
+            .unwrap()
+            .into_iter()
+            .collect();
+    for name in ["io/epoch-1", "io/epoch-2", "reference/epoch-2"] {
+        assert_eq!(lat[name].size(), vec![300, 16], "{name}");
+    }
+    let summary: Value =
+        serde_json::from_str(&std::fs::read_to_string(vae.join("summary.json")).unwrap()).unwrap();
+    let text = summary.to_string();
+    assert!(text.contains("validity"), "{text}");
 }
 
 /// Checked when sample runs (exit 1, the stage failed, its message names the fix).

@@ -8,7 +8,6 @@
 //! `table = "nb201"` (`{"hash", "arch", "split", "labeled", "validation_accuracy",
 //! "validation_accuracy_12", "test_accuracy_12", "nb201_index"}`), `summary.json`.
 use std::collections::HashSet;
-use std::io::Write;
 
 use nasflow_contract::layout::{ITEMS_LIST, SUMMARY};
 use nasflow_contract::{StageContext, StageError};
@@ -17,7 +16,7 @@ use serde_json::json;
 use super::{split, subsample, Order, SampleParams, Split};
 use crate::files::{write_json, write_jsonl};
 use crate::nb201::table::{Table, EMBEDDED};
-use crate::space::Arch;
+use crate::space::{Arch, CellList, SearchSpace};
 
 pub fn run(ctx: &StageContext<SampleParams>) -> Result<(), StageError> {
     let p = ctx.params;
@@ -80,11 +79,13 @@ fn write_outputs(
         ("unlabeled-valid.nb201", s.valid()),
     ] {
         let path = out.join(name);
-        let mut text = Vec::new();
-        for &i in part.iter().filter(|i| !labeled.contains(i)) {
-            writeln!(text, "{}", table.rows()[i].cell.arch_string()).expect("in memory");
-        }
-        std::fs::write(&path, text).map_err(|e| StageError::io(&path, e))?;
+        let cells = part
+            .iter()
+            .filter(|i| !labeled.contains(i))
+            .map(|&i| archs[i].clone());
+        CellList::new(SearchSpace::Nb201, cells.collect())
+            .write(&path)
+            .map_err(|e| StageError::io(&path, e))?;
     }
     if with_figures {
         let rows = s

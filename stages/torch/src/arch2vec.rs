@@ -16,21 +16,41 @@ use tch::{Kind, Tensor};
 
 use crate::noise::Noise;
 
+use nasflow_stages::space::SearchSpace;
+
+/// NB101's graph: 7 nodes, 5 op labels (NB201's: 8 and 7, see `SearchSpace::graph_size`).
 pub const NODES: i64 = 7;
 pub const OPS: i64 = 5;
 
-/// Sizes of the model (arch2vec: hidden 128, latent 16, 4 GIN layers, dropout 0.3).
+/// Sizes of the model (arch2vec: hidden 128, latent 16, 4 GIN layers, dropout 0.3) and of the
+/// graphs it reads (`nodes` x `ops` one-hot labels).
 #[derive(Clone, Copy, Debug)]
 pub struct Config {
+    pub nodes: i64,
+    pub ops: i64,
     pub hidden: i64,
     pub latent: i64,
     pub layers: usize,
     pub dropout: f64,
 }
 
+impl Config {
+    /// arch2vec's sizes for `space`'s graphs.
+    pub fn for_space(space: SearchSpace) -> Config {
+        let (nodes, ops) = space.graph_size();
+        Config {
+            nodes: nodes as i64,
+            ops: ops as i64,
+            ..Config::default()
+        }
+    }
+}
+
 impl Default for Config {
     fn default() -> Self {
         Config {
+            nodes: NODES,
+            ops: OPS,
             hidden: 128,
             latent: 16,
             layers: 4,
@@ -85,7 +105,7 @@ impl Vae {
         let gin = (0..cfg.layers)
             .map(|l| {
                 let q = p / "gin" / l;
-                let input = if l == 0 { OPS } else { cfg.hidden };
+                let input = if l == 0 { cfg.ops } else { cfg.hidden };
                 Gin {
                     l1: nn::linear(&q / "mlp" / "0", input, cfg.hidden, Default::default()),
                     bn1: nn::batch_norm1d(&q / "mlp" / "1", cfg.hidden, Default::default()),
@@ -102,7 +122,7 @@ impl Vae {
             dec_ops: nn::linear(
                 p / "decoder" / "weight",
                 cfg.latent,
-                OPS,
+                cfg.ops,
                 Default::default(),
             ),
             cfg,
@@ -153,6 +173,11 @@ impl Vae {
     pub fn latent(&self) -> i64 {
         self.cfg.latent
     }
+
+    /// Nodes of the graphs it reads.
+    pub fn nodes(&self) -> i64 {
+        self.cfg.nodes
+    }
 }
 
 /// arch2vec's `VAEReconstructed_Loss` for targets `ops` (B x 7 x 5) and raw `adj` (B x 7 x 7).
@@ -160,7 +185,7 @@ pub fn loss(out: &Output, ops: &Tensor, adj: &Tensor) -> Tensor {
     let bce =
         |p: &Tensor, t: &Tensor| p.binary_cross_entropy::<Tensor>(t, None, tch::Reduction::Mean);
     let recon = bce(&out.ops, ops) + bce(&out.adj.triu(1), &adj.triu(1));
-    let nodes = (out.mu.size()[0] * NODES) as f64;
+    let nodes = (out.mu.size()[0] * out.mu.size()[1]) as f64;
     let inner = (out.logvar.shallow_clone() * 2.0 + 1.0
         - out.mu.pow_tensor_scalar(2)
         - (out.logvar.shallow_clone() * 2.0).exp())
@@ -190,13 +215,14 @@ pub fn accuracy(out: &Output, ops: &Tensor, adj: &Tensor) -> Accuracy {
         .eq_tensor(&ops.argmax(-1, false))
         .to_kind(Kind::Float)
         .mean(Kind::Float);
-    let mask = Tensor::ones([NODES, NODES], (Kind::Float, adj.device()))
+    let nodes = ops.size()[1];
+    let mask = Tensor::ones([nodes, nodes], (Kind::Float, adj.device()))
         .triu(1)
         .to_kind(Kind::Bool);
     let recon = out.adj.triu(1);
     let truth = adj.triu(1);
     let edges = truth.sum(Kind::Double).double_value(&[]);
-    let upper = n * (NODES * (NODES - 1) / 2) as f64;
+    let upper = n * (nodes * (nodes - 1) / 2) as f64;
     let at = |m: &Tensor| recon.masked_select(m).sum(Kind::Double).double_value(&[]);
     let is_edge = truth.gt(0.5);
     let non_edge = is_edge.logical_not().logical_and(&mask);
@@ -213,21 +239,19 @@ pub fn accuracy(out: &Output, ops: &Tensor, adj: &Tensor) -> Accuracy {
     }
 }
 
-/// arch2vec's validity and uniqueness of decoded cells: each row's op is the argmax (arch2vec's
-/// op order), edges are `adj > 0.5` above the diagonal, and a cell is valid when NB101 accepts
-/// it (pruned as NB101 does, so a cell whose output is not vertex 6 is invalid). Uniqueness is
-/// the number of distinct module hashes of the valid cells' unpruned graphs over the valid count.
-pub fn validity_uniqueness(ops: &Tensor, adj: &Tensor) -> (f64, f64) {
-    use nasflow_stages::nb101::hash::hash_graph;
-    use nasflow_stages::nb101::{Cell, Op};
+/// arch2vec's validity and uniqueness of decoded cells: each row's label is the argmax, edges
+/// are `adj > 0.5` above the diagonal, validity as `space` judges a decoded graph
+/// ([`SearchSpace::decoded`]); uniqueness is the number of distinct graph hashes of the valid
+/// ones over the valid count.
+pub fn validity_uniqueness(space: SearchSpace, ops: &Tensor, adj: &Tensor) -> (f64, f64) {
     let n = ops.size()[0] as usize;
+    let v = ops.size()[1] as usize;
     let op_idx: Vec<i64> =
         Vec::<i64>::try_from(ops.argmax(-1, false).to_device(tch::Device::Cpu).view([-1]))
             .expect("i64");
     let edges: Vec<bool> =
         Vec::<bool>::try_from(adj.triu(1).gt(0.5).to_device(tch::Device::Cpu).view([-1]))
             .expect("bool");
-    let v = NODES as usize;
     let mut valid = 0usize;
     let mut hashes = std::collections::HashSet::new();
     for c in 0..n {
@@ -235,19 +259,9 @@ pub fn validity_uniqueness(ops: &Tensor, adj: &Tensor) -> (f64, f64) {
             .map(|i| (0..v).map(|j| edges[c * v * v + i * v + j] as u8).collect())
             .collect();
         let labels: Vec<usize> = (0..v).map(|i| op_idx[c * v + i] as usize).collect();
-        let cell_ops: Vec<Op> = labels
-            .iter()
-            .map(|&k| Op::from_arch2vec_index(k).expect("5 ops"))
-            .collect();
-        let ok = Cell::new(&rows, &cell_ops)
-            .and_then(|cell| cell.canonical())
-            .is_ok();
-        if ok {
+        if let Some(h) = space.decoded(&rows, &labels) {
             valid += 1;
-            hashes.insert(hash_graph(
-                &rows,
-                &labels.iter().map(|&k| k as i64).collect::<Vec<_>>(),
-            ));
+            hashes.insert(h);
         }
     }
     let validity = valid as f64 / n.max(1) as f64;
@@ -259,9 +273,10 @@ pub fn validity_uniqueness(ops: &Tensor, adj: &Tensor) -> (f64, f64) {
     (validity, uniqueness)
 }
 
-/// Decodes `n` cells from arch2vec's prior: `z = randn(n, 7, latent) * z_std + z_mean` (the
+/// Decodes `n` cells from arch2vec's prior: `z = randn(n, nodes, latent) * z_std + z_mean` (the
 /// statistics of an epoch's encoder means; the normals from `noise`), eval mode.
 pub fn sample_prior(
+    space: SearchSpace,
     vae: &Vae,
     z_mean: &Tensor,
     z_std: &Tensor,
@@ -269,9 +284,9 @@ pub fn sample_prior(
     noise: &mut Noise,
 ) -> (f64, f64) {
     let _guard = tch::no_grad_guard();
-    let z = noise.normal(&[n, NODES, vae.cfg.latent], z_mean.device()) * z_std + z_mean;
+    let z = noise.normal(&[n, vae.cfg.nodes, vae.cfg.latent], z_mean.device()) * z_std + z_mean;
     let (ops, adj) = vae.decode(&z);
-    validity_uniqueness(&ops, &adj)
+    validity_uniqueness(space, &ops, &adj)
 }
 
 #[cfg(test)]
@@ -359,8 +374,11 @@ pub(crate) mod tests {
         let (ops, adj) = cells();
         // Real cells decode as themselves: all valid. Padded (< 7 vertex) cells put the output
         // before vertex 6, which NB101 rejects, as in arch2vec.
-        let (validity, uniqueness) =
-            validity_uniqueness(&ops.narrow(0, 0, 50), &adj.narrow(0, 0, 50));
+        let (validity, uniqueness) = validity_uniqueness(
+            SearchSpace::Nb101,
+            &ops.narrow(0, 0, 50),
+            &adj.narrow(0, 0, 50),
+        );
         let seven = Vec::<f32>::try_from(ops.narrow(0, 0, 50).select(1, 6).select(1, 4)).unwrap();
         let want = seven.iter().filter(|&&x| x == 1.0).count() as f64 / 50.0;
         assert!((validity - want).abs() < 1e-9, "{validity} vs {want}");
@@ -369,11 +387,12 @@ pub(crate) mod tests {
         let i = seven.iter().position(|&x| x == 1.0).unwrap() as i64;
         let o = Tensor::cat(&[ops.narrow(0, i, 1), ops.narrow(0, i, 1)], 0);
         let a = Tensor::cat(&[adj.narrow(0, i, 1), adj.narrow(0, i, 1)], 0);
-        assert_eq!(validity_uniqueness(&o, &a), (1.0, 0.5));
+        assert_eq!(validity_uniqueness(SearchSpace::Nb101, &o, &a), (1.0, 0.5));
         // Prior samples of an untrained model give numbers in range.
         let vs = nn::VarStore::new(tch::Device::Cpu);
         let vae = Vae::new(&vs.root(), Config::default());
         let (v, u) = sample_prior(
+            SearchSpace::Nb101,
             &vae,
             &Tensor::zeros([16], (Kind::Float, tch::Device::Cpu)),
             &Tensor::ones([16], (Kind::Float, tch::Device::Cpu)),

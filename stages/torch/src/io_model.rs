@@ -15,7 +15,7 @@
 use tch::nn::{self, Module, ModuleT};
 use tch::{Kind, Tensor};
 
-use crate::arch2vec::{self, Output, Vae, NODES};
+use crate::arch2vec::{self, Output, Vae};
 use crate::noise::Noise;
 
 #[derive(Debug)]
@@ -54,9 +54,9 @@ pub struct IoHead {
 }
 
 impl IoHead {
-    /// `channels`: the image branch's first width (paper: 128); `latent`: per-node latent size
-    /// (16); `outputs`: the target length (C + 1).
-    pub fn new(p: &nn::Path, channels: i64, latent: i64, outputs: i64) -> IoHead {
+    /// `channels`: the image branch's first width (paper: 128); `nodes` x `latent`: the
+    /// graph's nodes (NB101 7) and per-node latent size (16); `outputs`: the target length (C + 1).
+    pub fn new(p: &nn::Path, channels: i64, nodes: i64, latent: i64, outputs: i64) -> IoHead {
         let c = channels;
         let convs = vec![
             Cbr::new(p / "conv" / 0, 3, c, 1),
@@ -67,7 +67,7 @@ impl IoHead {
         ];
         IoHead {
             convs,
-            z_dense: nn::linear(p / "z_dense", NODES * latent, latent, Default::default()),
+            z_dense: nn::linear(p / "z_dense", nodes * latent, latent, Default::default()),
             concat_dense: nn::linear(p / "concat_dense", latent + 4 * c, 512, Default::default()),
             dense1: nn::linear(p / "dense1", 512, 512, Default::default()),
             dense2: nn::linear(p / "dense2", 512, outputs, Default::default()),
@@ -130,7 +130,7 @@ mod tests {
         tch::manual_seed(3);
         let vs = nn::VarStore::new(Device::Cpu);
         let vae = Vae::new(&(vs.root() / "vae"), Config::default());
-        let head = IoHead::new(&(vs.root() / "head"), 8, 16, 9);
+        let head = IoHead::new(&(vs.root() / "head"), 8, 7, 16, 9);
         let b = 8;
         let (ops, adj) = crate::arch2vec::tests::cells();
         let (ops, adj) = (ops.narrow(0, 0, b), adj.narrow(0, 0, b));

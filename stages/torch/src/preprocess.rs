@@ -6,7 +6,7 @@
 //!   `S_image` (rows, i64: position in `seen_indices` or `unseen_indices`); and `seen_indices`,
 //!   `unseen_indices` (the images' indices in the training / test images), `network_mean`,
 //!   `network_std` (per network), `position_mean`, `position_std` (C+1, fitted on `train`);
-//! - `networks.jsonl`: the networks in order (`hash`, `matrix`, `ops`, `split`);
+//! - `networks.jsonl`: the networks in order (the items' cell fields and `split`);
 //! - `summary.json`: per set the rows, networks, images, and the mean-vector baselines: the L1 of
 //!   predicting the set's own mean vector (`mean_baseline_l1`, info-NAS's), and of predicting the
 //!   train set's (`train_mean_baseline_l1`).
@@ -124,11 +124,19 @@ pub fn run(ctx: &StageContext<PreprocessParams>) -> Result<(), StageError> {
     Tensor::write_safetensors(&tensors, ctx.out.join("io.safetensors")).map_err(torch_err)?;
     write_jsonl(
         &ctx.out.join("networks.jsonl"),
-        e.items.iter().map(|it| {
-            json!({"hash": it["hash"], "matrix": it["matrix"], "ops": it["ops"], "split": it["split"]})
-        }),
+        e.items.iter().map(network_line),
     )?;
     write_json(&ctx.out.join(SUMMARY), &Value::Object(summary))
+}
+
+/// A network's line of `networks.jsonl`: the item's cell fields (NB101 `hash`, `matrix`,
+/// `ops`; NB201 `space`, `hash`, `arch`) and its `split`.
+fn network_line(item: &Value) -> Value {
+    let keys = ["space", "hash", "matrix", "ops", "arch", "split"];
+    let kept = keys
+        .iter()
+        .filter_map(|&k| item.get(k).map(|v| (k.to_string(), v.clone())));
+    Value::Object(kept.collect())
 }
 
 fn read_extracted(ctx: &StageContext<PreprocessParams>) -> Result<Extracted, StageError> {

@@ -8,26 +8,31 @@ use tch::{Kind, Tensor};
 
 use nasflow_contract::layout::SUMMARY;
 use nasflow_stages::files::read_json;
-use nasflow_stages::nb101::{Arch2vec, Cell, ModuleHash, Space};
+use nasflow_stages::nb101::ModuleHash;
+use nasflow_stages::space::{Arch, CellList, SearchSpace};
 use nasflow_stages::train_vae::{TrainVaeParams, Variant};
 use nasflow_stages::{images, StageContext, StageError};
 
 use crate::device::torch_err;
 use crate::train::to_tensor;
 
-/// (ops B x 7 x 5, adj B x 7 x 7) of cells, stacked.
-pub fn encode_cells<'a>(cells: impl Iterator<Item = &'a Cell>) -> (Tensor, Tensor) {
+/// (ops B x nodes x labels, adj B x nodes x nodes) of `space`'s cells, stacked (NB101: 7 x 5,
+/// NB201: 8 x 7).
+pub fn encode_cells<'a>(
+    space: SearchSpace,
+    cells: impl Iterator<Item = &'a Arch>,
+) -> (Tensor, Tensor) {
+    let (nodes, labels) = space.graph_size();
     let (mut ops, mut adj) = (Vec::new(), Vec::new());
     let mut n = 0i64;
     for c in cells {
-        let e = Arch2vec::encode(c);
-        ops.extend(e.ops.iter().flatten().map(|&v| v as f32));
-        adj.extend(e.adj.iter().flatten().map(|&v| v as f32));
+        c.push_graph(&mut ops, &mut adj);
         n += 1;
     }
+    let (nodes, labels) = (nodes as i64, labels as i64);
     (
-        Tensor::from_slice(&ops).view([n, 7, 5]),
-        Tensor::from_slice(&adj).view([n, 7, 7]),
+        Tensor::from_slice(&ops).view([n, nodes, labels]),
+        Tensor::from_slice(&adj).view([n, nodes, nodes]),
     )
 }
 
@@ -41,14 +46,15 @@ pub struct Labeled {
 /// A labeled network of preprocess's `networks.jsonl`.
 pub struct Network {
     pub hash: ModuleHash,
-    pub cell: Cell,
+    pub cell: Arch,
     pub split: String,
 }
 
 /// Everything train-vae trains and evaluates on.
 pub struct Data {
-    pub unl_train: Space,
-    pub unl_valid: Space,
+    pub space: SearchSpace,
+    pub unl_train: CellList,
+    pub unl_valid: CellList,
     /// Unlabeled train cells (limited) and validation cells, encoded.
     pub tr: (Tensor, Tensor),
     pub va: (Tensor, Tensor),
@@ -76,23 +82,35 @@ fn take(m: &mut BTreeMap<String, Tensor>, name: &str) -> Result<Tensor, StageErr
 impl Data {
     pub fn load(ctx: &StageContext<TrainVaeParams>) -> Result<Data, StageError> {
         let sample = ctx.input("sample")?;
-        let read = |name: &str| {
-            Space::read(&sample.join(name)).map_err(|e| StageError::Failed(e.to_string()))
+        let read = |stem: &str| {
+            CellList::find(sample, stem)
+                .and_then(|path| CellList::read(&path))
+                .map_err(|e| StageError::Failed(e.to_string()))
         };
-        let (unl_train, unl_valid) = (
-            read("unlabeled-train.nb101")?,
-            read("unlabeled-valid.nb101")?,
-        );
+        let (unl_train, unl_valid) = (read("unlabeled-train")?, read("unlabeled-valid")?);
+        let space = unl_train.space();
         let limit = match ctx.params.unlabeled_limit {
             0 => unl_train.len(),
             n => n.min(unl_train.len()),
         };
-        let tr = encode_cells(unl_train.entries()[..limit].iter().map(|e| &e.1));
-        let va = encode_cells(unl_valid.entries().iter().map(|e| &e.1));
+        let tr = encode_cells(space, unl_train.entries()[..limit].iter().map(|e| &e.1));
+        let va = encode_cells(space, unl_valid.entries().iter().map(|e| &e.1));
         let pre = ctx.input("preprocess")?;
         let nets = read_networks(&pre.join("networks.jsonl"))?;
-        let net = encode_cells(nets.iter().map(|n| &n.cell));
-        let valid_nets = encode_cells(nets.iter().filter(|n| n.split == "valid").map(|n| &n.cell));
+        if let Some(n) = nets.iter().find(|n| n.cell.space() != space) {
+            return Err(StageError::Config(format!(
+                "stage `{}`: network {} is {} but sample's cells are {} (pretrain and sample must work in one space)",
+                ctx.stage,
+                n.hash,
+                n.cell.space().name(),
+                space.name()
+            )));
+        }
+        let net = encode_cells(space, nets.iter().map(|n| &n.cell));
+        let valid_nets = encode_cells(
+            space,
+            nets.iter().filter(|n| n.split == "valid").map(|n| &n.cell),
+        );
         let n_train_nets = nets.iter().filter(|n| n.split == "train").count();
         let mut io_t: BTreeMap<String, Tensor> =
             Tensor::read_safetensors(pre.join("io.safetensors"))
@@ -111,6 +129,7 @@ impl Data {
         }
         let (seen_px, unseen_px) = pictures(ctx, &mut io_t)?;
         Ok(Data {
+            space,
             unl_train,
             unl_valid,
             tr,
@@ -131,24 +150,21 @@ impl Data {
         (self.tr.0.size()[0], self.sets["train"].targets.size()[0])
     }
 
-    /// Every cell with a latent feature: unlabeled train, unlabeled validation, labeled.
-    pub fn all_cells(&self) -> Space {
-        let mut all: Vec<(ModuleHash, Cell)> = self.unl_train.entries().to_vec();
-        all.extend_from_slice(self.unl_valid.entries());
-        all.extend(self.nets.iter().map(|n| (n.hash, n.cell)));
-        Space::from_entries(all)
+    /// Every cell with a latent feature: unlabeled train, unlabeled validation, labeled (NB101:
+    /// sorted by hash, once each; NB201: in that order).
+    pub fn all_cells(&self) -> CellList {
+        let all = self
+            .unl_train
+            .entries()
+            .iter()
+            .chain(self.unl_valid.entries())
+            .map(|e| e.1.clone())
+            .chain(self.nets.iter().map(|n| n.cell.clone()));
+        CellList::new(self.space, all.collect())
     }
 }
 
-#[derive(serde::Deserialize)]
-struct NetLine {
-    hash: ModuleHash,
-    matrix: Vec<Vec<u8>>,
-    ops: Vec<String>,
-    split: String,
-}
-
-/// The labeled networks of `networks.jsonl`.
+/// The labeled networks of `networks.jsonl` (each line an item's cell fields and its split).
 fn read_networks(path: &Path) -> Result<Vec<Network>, StageError> {
     let text = std::fs::read_to_string(path).map_err(|e| StageError::io(path, e))?;
     let mut nets = Vec::new();
@@ -158,19 +174,16 @@ fn read_networks(path: &Path) -> Result<Vec<Network>, StageError> {
         .filter(|(_, l)| !l.trim().is_empty())
     {
         let bad = |e: String| StageError::Failed(format!("{} line {}: {e}", path.display(), i + 1));
-        let n: NetLine = serde_json::from_str(l).map_err(|e| bad(e.to_string()))?;
-        let ops = n
-            .ops
-            .iter()
-            .map(|o| nasflow_stages::nb101::Op::parse(o))
-            .collect::<Result<Vec<_>, _>>();
-        let cell = ops
-            .and_then(|ops| Cell::new(&n.matrix, &ops))
-            .map_err(|e| bad(format!("network {}: {e}", n.hash)))?;
+        let v: Value = serde_json::from_str(l).map_err(|e| bad(e.to_string()))?;
+        let cell = Arch::from_fields(&v).map_err(|e| bad(e.to_string()))?;
+        let split = v["split"]
+            .as_str()
+            .ok_or_else(|| bad("no `split`".into()))?
+            .to_string();
         nets.push(Network {
-            hash: n.hash,
+            hash: cell.hash(),
             cell,
-            split: n.split,
+            split,
         });
     }
     Ok(nets)

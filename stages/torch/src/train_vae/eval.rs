@@ -22,7 +22,14 @@ pub fn evaluate(t: &mut Trainee, d: &Data, prior_samples: usize, dev: tch::Devic
     let [unlabeled_loss, labeled_loss] = [0, 1].map(|k| (t.losses[k].0.value(), t.losses[k].1));
     let (z_mean, z_std) = t.z.mean_std();
     let (validity, uniqueness) = if prior_samples > 0 {
-        let (v, u) = sample_prior(&t.vae, &z_mean, &z_std, prior_samples as i64, &mut t.prior);
+        let (v, u) = sample_prior(
+            d.space,
+            &t.vae,
+            &z_mean,
+            &z_std,
+            prior_samples as i64,
+            &mut t.prior,
+        );
         (Some(v), Some(u))
     } else {
         (None, None)

@@ -1,11 +1,11 @@
-//! The latent features of every cell at every checkpoint: the mean over the 7 nodes of the
+//! The latent features of every cell at every checkpoint: the mean over the nodes of the
 //! encoder mean (eval mode), one tensor per model and checkpoint.
 use std::path::Path;
 
 use tch::{Kind, Tensor};
 
 use nasflow_stages::files::write_json;
-use nasflow_stages::nb101::Space;
+use nasflow_stages::space::CellList;
 use nasflow_stages::train_vae::{latent_tensor, LatentIndex, Model};
 use nasflow_stages::StageError;
 
@@ -18,7 +18,7 @@ const CHUNK: i64 = 8192;
 
 /// The cells with features (sorted by hash) and the features gathered so far.
 pub struct Latents {
-    cells: Space,
+    cells: CellList,
     ops: Tensor,
     adj: Tensor,
     features: Vec<(String, Tensor)>,
@@ -28,7 +28,7 @@ pub struct Latents {
 impl Latents {
     pub fn new(d: &Data, models: Vec<Model>) -> Latents {
         let cells = d.all_cells();
-        let (ops, adj) = encode_cells(cells.entries().iter().map(|e| &e.1));
+        let (ops, adj) = encode_cells(cells.space(), cells.entries().iter().map(|e| &e.1));
         let index = LatentIndex {
             models,
             checkpoints: Vec::new(),
@@ -69,9 +69,9 @@ impl Latents {
             .push((latent_tensor(model, epoch), Tensor::cat(&parts, 0)));
     }
 
-    /// `latent-cells.nb101`, `latent.safetensors` and `latent.json`.
+    /// `latent-cells.nb101` (or `.nb201`), `latent.safetensors` and `latent.json`.
     pub fn write(&self, out: &Path) -> Result<(), StageError> {
-        let cells_path = out.join("latent-cells.nb101");
+        let cells_path = out.join(format!("latent-cells.{}", self.cells.extension()));
         self.cells
             .write(&cells_path)
             .map_err(|e| StageError::io(&cells_path, e))?;

@@ -52,7 +52,7 @@ pub fn run(ctx: &StageContext<TrainVaeParams>) -> Result<(), StageError> {
     let outputs = data.sets["train"].targets.size()[1];
     let mut trainees = models
         .iter()
-        .map(|&m| Trainee::new(m, p, seed, outputs, dev))
+        .map(|&m| Trainee::new(m, p, seed, outputs, data.space, dev))
         .collect::<Result<Vec<_>, _>>()?;
     let mut schedule = Schedule::new(p, &data, seed, dev);
     let batches = BatchSource::new(&data, dev);

@@ -25,6 +25,7 @@ use crate::init::pytorch_defaults;
 use crate::io_model::{forward_labeled, labeled_loss, IoHead};
 use crate::noise::Noise;
 use crate::optim::Adam;
+use nasflow_stages::space::SearchSpace;
 
 /// Stream numbers under train-vae's seed.
 pub const INIT_VAE: u64 = 0x7661_0001;
@@ -59,10 +60,10 @@ pub struct ZStats {
 }
 
 impl ZStats {
-    fn new(latent: i64, dev: tch::Device) -> ZStats {
+    fn new(nodes: i64, latent: i64, dev: tch::Device) -> ZStats {
         ZStats {
-            sum: Tensor::zeros([7, latent], (Kind::Double, dev)),
-            sq: Tensor::zeros([7, latent], (Kind::Double, dev)),
+            sum: Tensor::zeros([nodes, latent], (Kind::Double, dev)),
+            sq: Tensor::zeros([nodes, latent], (Kind::Double, dev)),
             n: 0,
         }
     }
@@ -132,9 +133,10 @@ impl Trainee {
         p: &TrainVaeParams,
         seed: u64,
         outputs: i64,
+        space: SearchSpace,
         dev: tch::Device,
     ) -> Result<Trainee, StageError> {
-        let cfg = Config::default();
+        let cfg = Config::for_space(space);
         let vs = nn::VarStore::new(dev);
         let vae = Vae::new(&vs.root(), cfg);
         pytorch_defaults(&vs, &mut Noise::new(seed, INIT_VAE));
@@ -143,6 +145,7 @@ impl Trainee {
             let head = IoHead::new(
                 &vs_head.root(),
                 p.image_channels as i64,
+                cfg.nodes,
                 cfg.latent,
                 outputs,
             );
@@ -171,7 +174,7 @@ impl Trainee {
             prior: Noise::new(seed, prior),
             train_mode: true,
             clip: p.grad_clip,
-            z: ZStats::new(cfg.latent, dev),
+            z: ZStats::new(cfg.nodes, cfg.latent, dev),
             losses: [(DeviceSum::new(dev), 0), (DeviceSum::new(dev), 0)],
         })
     }
@@ -258,7 +261,7 @@ impl Trainee {
     pub fn reset(&mut self) {
         let dev = self.z.sum.device();
         self.losses = [(DeviceSum::new(dev), 0), (DeviceSum::new(dev), 0)];
-        self.z = ZStats::new(self.vae.latent(), dev);
+        self.z = ZStats::new(self.vae.nodes(), self.vae.latent(), dev);
     }
 
     /// Every variable, named `MODEL.vae.*` and `MODEL.head.*`, on the CPU.

@@ -13,8 +13,11 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
 use crate::nb101::params::Skeleton;
-use crate::nb101::{self, module_hash, ModuleHash};
+use crate::nb101::{self, module_hash, Arch2vec, ModuleHash};
 use crate::nb201;
+
+mod cells;
+pub use cells::{CellList, CellListError};
 
 /// A search space.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
@@ -32,6 +35,51 @@ impl SearchSpace {
         match self {
             SearchSpace::Nb101 => "nb101",
             SearchSpace::Nb201 => "nb201",
+        }
+    }
+}
+
+impl SearchSpace {
+    /// arch2vec's graph of a cell: (nodes, labels of the one-hot). NB101: 7 vertices, 5 ops;
+    /// NB201: 8 nodes (input, six edge ops, output), 7 labels.
+    pub fn graph_size(self) -> (usize, usize) {
+        match self {
+            SearchSpace::Nb101 => (nb101::cell::MAX_VERTICES, nb101::encode::OPS),
+            SearchSpace::Nb201 => (nb201::encode::NODES, nb201::encode::LABELS),
+        }
+    }
+
+    /// A decoded graph (`rows`: upper-triangle adjacency; `labels`: each node's argmax label)
+    /// judged as arch2vec does: `None` when invalid, else the graph's hash (uniqueness counts
+    /// distinct hashes). NB101: valid when NB101 accepts the cell (pruned), hashed unpruned.
+    /// NB201 (`is_valid_nasbench201`): node 0 the input, the last the output, nodes 2 to 6 one
+    /// of the five ops (node 1 is not checked: arch2vec's loop starts at 2), the adjacency not
+    /// checked; hashed with `hash_module` of the graph and its labels.
+    pub fn decoded(self, rows: &[Vec<u8>], labels: &[usize]) -> Option<ModuleHash> {
+        let hash = || {
+            let l: Vec<i64> = labels.iter().map(|&k| k as i64).collect();
+            nb101::hash::hash_graph(rows, &l)
+        };
+        match self {
+            SearchSpace::Nb101 => {
+                let ops: Option<Vec<nb101::Op>> = labels
+                    .iter()
+                    .map(|&k| nb101::Op::from_arch2vec_index(k))
+                    .collect();
+                let ok = nb101::Cell::new(rows, &ops?)
+                    .and_then(|c| c.canonical())
+                    .is_ok();
+                ok.then(hash)
+            }
+            SearchSpace::Nb201 => {
+                let (n, l) = self.graph_size();
+                let op = |k: usize| (1..l - 1).contains(&k);
+                let ok = labels.len() == n
+                    && labels[0] == 0
+                    && labels[n - 1] == l - 1
+                    && labels[2..n - 1].iter().all(|&k| op(k));
+                ok.then(hash)
+            }
         }
     }
 }
@@ -62,6 +110,27 @@ impl Arch {
         match self {
             Arch::Nb101(_) => SearchSpace::Nb101,
             Arch::Nb201(_) => SearchSpace::Nb201,
+        }
+    }
+
+    /// Appends arch2vec's graph of the cell to flat buffers: the one-hot labels (nodes x
+    /// labels) and the adjacency (nodes x nodes), sizes as [`SearchSpace::graph_size`].
+    pub fn push_graph(&self, ops: &mut Vec<f32>, adj: &mut Vec<f32>) {
+        match self {
+            Arch::Nb101(c) => {
+                let e = Arch2vec::encode(c);
+                ops.extend(e.ops.iter().flatten().map(|&v| v as f32));
+                adj.extend(e.adj.iter().flatten().map(|&v| v as f32));
+            }
+            Arch::Nb201(c) => {
+                ops.extend(
+                    nb201::encode::one_hot(c)
+                        .iter()
+                        .flatten()
+                        .map(|&v| v as f32),
+                );
+                adj.extend(nb201::encode::ADJACENCY.iter().flatten().map(|&v| v as f32));
+            }
         }
     }
 
@@ -185,5 +254,42 @@ mod tests {
         let mut bad = Arch::Nb201(a).item_json("train");
         bad["arch"] = json!("|conv~0|");
         assert!(matches!(Arch::from_fields(&bad), Err(ItemError::Cell(_))));
+    }
+
+    #[test]
+    fn decoded_nb201_graphs_are_judged_as_arch2vec_does() {
+        let space = SearchSpace::Nb201;
+        let rows: Vec<Vec<u8>> = nb201::encode::ADJACENCY
+            .iter()
+            .map(|r| r.to_vec())
+            .collect();
+        let label = |c: &nb201::Cell| -> Vec<usize> {
+            nb201::encode::one_hot(c)
+                .iter()
+                .map(|r| r.iter().position(|&v| v == 1).unwrap())
+                .collect()
+        };
+        let a = nb201::Cell::from_index(1234).unwrap();
+        let b = nb201::Cell::from_index(4321).unwrap();
+        let (ha, hb) = (
+            space.decoded(&rows, &label(&a)),
+            space.decoded(&rows, &label(&b)),
+        );
+        assert!(ha.is_some() && hb.is_some());
+        assert_ne!(ha, hb);
+        let mut l = label(&a);
+        l[3] = 6; // an op node decoded as the output
+        assert_eq!(space.decoded(&rows, &l), None);
+        let mut l = label(&a);
+        l[1] = 0; // node 1 is not checked (arch2vec's loop starts at node 2)
+        assert!(space.decoded(&rows, &l).is_some());
+        let mut l = label(&a);
+        l[7] = 5;
+        assert_eq!(space.decoded(&rows, &l), None);
+        assert_eq!(space.graph_size(), (8, 7));
+        // One cell's graph in flat buffers: 8 x 7 labels, 8 x 8 adjacency.
+        let (mut ops, mut adj) = (Vec::new(), Vec::new());
+        Arch::Nb201(a).push_graph(&mut ops, &mut adj);
+        assert_eq!((ops.len(), adj.len()), (56, 64));
     }
 }
