@@ -45,6 +45,25 @@ epochs = 2
 checkpoints = [1]
 image_channels = 4
 prior_samples = 100
+[stages.reinforce]
+kind = "reinforce"
+deps = ["train-vae", "pretrain"]
+table = "nb201"
+features = ["io", "reference"]
+methods = ["reinforce", "bo", "evolution", "local_search"]
+seeds = 2
+bo_seeds = 1
+bo_epochs = 5
+population = 4
+tournament = 2
+budget = 300000.0
+[stages.predict]
+kind = "predict"
+deps = ["train-vae", "pretrain"]
+table = "nb201"
+features = ["io", "reference"]
+train_sizes = [20, 50]
+seeds = 2
 "#;
 
 fn out_dir(p: &Project, stage: &str) -> PathBuf {
@@ -151,6 +170,31 @@ fn sample_pretrain_extract_and_train_vae_on_nb201_cells() {
         serde_json::from_str(&std::fs::read_to_string(vae.join("summary.json")).unwrap()).unwrap();
     let text = summary.to_string();
     assert!(text.contains("validity"), "{text}");
+
+    // reinforce and predict on the NB201 table: the 300 sampled cells are searchable; regret
+    // is against the best of them.
+    let search = out_dir(&p, "reinforce");
+    let s: Value =
+        serde_json::from_str(&std::fs::read_to_string(search.join("summary.json")).unwrap())
+            .unwrap();
+    let text = s.to_string();
+    for method in [
+        "reinforce-io",
+        "bo-reference",
+        "evolution",
+        "local_search",
+        "random",
+    ] {
+        assert!(text.contains(method), "{method} in {text}");
+    }
+    let traces = json_lines(&search.join("traces.jsonl"));
+    assert!(!traces.is_empty());
+    let pred = out_dir(&p, "predict");
+    let s: Value =
+        serde_json::from_str(&std::fs::read_to_string(pred.join("summary.json")).unwrap()).unwrap();
+    let text = s.to_string();
+    assert!(text.contains("fit_50"), "{text}");
+    assert!(text.contains("path encoding is NB101's"), "{text}");
 }
 
 /// Checked when sample runs (exit 1, the stage failed, its message names the fix).

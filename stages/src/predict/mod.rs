@@ -36,9 +36,9 @@ use schemars::JsonSchema;
 use serde::Deserialize;
 
 use crate::images;
-use crate::nb101::Arch2vec;
 use crate::report::mean_ci95;
 use crate::search::table::{latent_choices, Features, LatentChoice, Searchable, TableSource};
+use crate::space::{Arch, SearchSpace};
 use crate::stats::{kendall_tau, precision_at, spearman};
 use regress::{pearson, rmse, Regressor};
 
@@ -266,17 +266,6 @@ pub struct Protocol {
     pub path_cutoff: usize,
 }
 
-/// The plain encoding of a cell: flattened 7x7 adjacency and 7x5 one-hot ops.
-pub fn plain_encoding(cell: &crate::nb101::Cell) -> Vec<f64> {
-    let e = Arch2vec::encode(cell);
-    e.adj
-        .iter()
-        .flatten()
-        .chain(e.ops.iter().flatten())
-        .map(|&v| v as f64)
-        .collect()
-}
-
 const STREAM: u64 = 0x9ed1_c700;
 
 /// What [`evaluate`] produced: the scored fits, the sizes that left nothing to predict, and
@@ -319,7 +308,15 @@ pub fn evaluate_each(
         })
         .collect();
     let mut sets: Vec<(String, Vec<Vec<f64>>)> = Vec::new();
+    let mut notes = Vec::new();
     for &f in &p.feature_sets {
+        if f == FeatureSet::Path && table.space() != SearchSpace::Nb101 {
+            notes.push(format!(
+                "the path encoding is NB101's (arch2vec's paths over its 7-vertex cells); on {} it is not built, so `path` is not scored",
+                table.space().name()
+            ));
+            continue;
+        }
         if f == FeatureSet::Latent {
             for (label, t) in latents {
                 let name = if label.is_empty() { f.name() } else { label };
@@ -338,7 +335,6 @@ pub fn evaluate_each(
         p.sizes.iter().partition(|&&s| s >= 2 && s < room);
     let largest = sizes.iter().copied().max().unwrap_or(0);
     let mut tasks = Vec::new();
-    let mut notes = Vec::new();
     // smartcore's SVR needs at least as many fit cells as features. NASLib's protocol fixes its
     // sizes (and drops its smallest for SVR itself): such fits are left out and said so; under
     // info-NAS's the sizes are the user's, and the fit's error names them.
@@ -414,10 +410,10 @@ fn feature_rows(table: &Searchable, f: FeatureSet, cutoff: usize) -> Vec<Vec<f64
         FeatureSet::Latent => (0..table.len())
             .map(|i| table.feature(i).iter().map(|&v| v as f64).collect())
             .collect(),
-        FeatureSet::Encoding => table.cells.iter().map(plain_encoding).collect(),
-        FeatureSet::Path => table
-            .cells
-            .iter()
+        FeatureSet::Encoding => table.cells.iter().map(Arch::plain_encoding).collect(),
+        // NB101's cells only (evaluate_each skips `path` for other spaces).
+        FeatureSet::Path => (table.cells.iter())
+            .filter_map(|c| c.nb101())
             .map(|c| crate::nb101::paths::path_encoding(c, cutoff))
             .collect(),
     }
@@ -1049,7 +1045,7 @@ mod tests {
 
     #[test]
     fn plain_encoding_has_84_values() {
-        let e = plain_encoding(&crate::search::tests::tiny_cell());
+        let e = Arch::Nb101(crate::search::tests::tiny_cell()).plain_encoding();
         assert_eq!(e.len(), 84);
         // edges 0->1, 1->2; ops input, conv3x3 (arch2vec index 2), output at row 2 (index 4)
         assert_eq!((e[1], e[7 + 2], e[0]), (1.0, 1.0, 0.0));

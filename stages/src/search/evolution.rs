@@ -18,7 +18,8 @@ use std::collections::VecDeque;
 use rand::RngExt;
 
 use super::edits::Lookup;
-use super::mutation::{self, Counts, Mutation, Spec, MAX_PROPOSALS};
+use super::moves::{self, Genome};
+use super::mutation::{Counts, Mutation, MAX_PROPOSALS};
 use super::table::Searchable;
 use super::{Trace, Tracker, EVOLUTION_STREAM};
 use crate::images;
@@ -45,7 +46,7 @@ impl Default for Evolution {
 /// mutation of it has failed (it is then no parent any more).
 struct Member {
     cell: usize,
-    spec: Spec,
+    spec: Genome,
     barren: bool,
 }
 
@@ -67,7 +68,7 @@ pub fn evolution(
             let cell = rng.random_range(0..table.len());
             Member {
                 cell,
-                spec: Spec::of(&table.cells[cell]),
+                spec: Genome::of(&table.cells[cell]),
                 barren: false,
             }
         } else {
@@ -82,7 +83,7 @@ pub fn evolution(
             }
             let parent = tournament(table, &population, &parents, e.sample, &mut rng);
             let spec = population[parent].spec;
-            match mutation::mutate(e.mutation, lookup, &spec, &mut rng, &mut counts) {
+            match moves::mutate(e.mutation, lookup, &spec, &mut rng, &mut counts) {
                 Some((cell, spec)) => Member {
                     cell,
                     spec,
@@ -131,6 +132,7 @@ pub(crate) mod tests {
     use super::*;
     use crate::nb101::Space;
     use crate::search::table::join;
+    use crate::space::{Arch, CellList, SearchSpace};
 
     /// The whole NB101 space with validation accuracies that reward conv3x3 ops (so evolution
     /// has somewhere to go) and unit costs.
@@ -150,9 +152,12 @@ pub(crate) mod tests {
             })
             .collect();
         let features = vec![0f32; space.len()];
+        let cells: Vec<Arch> = (space.into_entries().into_iter())
+            .map(|(_, c)| Arch::Nb101(c))
+            .collect();
         join(
             rows,
-            &space,
+            &CellList::new(SearchSpace::Nb101, cells),
             &features,
             1,
             &Default::default(),

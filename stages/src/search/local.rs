@@ -20,7 +20,8 @@ use rand::RngExt;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::edits::{self, Lookup};
+use super::edits::Lookup;
+use super::moves;
 use super::table::Searchable;
 use super::{Trace, Tracker, LOCAL_STREAM};
 use crate::images;
@@ -76,7 +77,7 @@ fn neighbourhood(
     rng: &mut impl rand::Rng,
     outside: &mut usize,
 ) -> Vec<usize> {
-    let mut nbhd = edits::neighbours(&table.cells[i]);
+    let mut nbhd = moves::neighbours(&table.cells[i]);
     images::shuffle(&mut nbhd, rng);
     let all = nbhd.len();
     let inside: Vec<usize> = nbhd.iter().filter_map(|(h, _)| lookup.get(h)).collect();
@@ -222,7 +223,7 @@ mod tests {
     }
 
     fn is_neighbour(t: &Searchable, of: usize, cell: usize) -> bool {
-        edits::neighbours(&t.cells[of])
+        moves::neighbours(&t.cells[of])
             .iter()
             .any(|(h, _)| *h == t.hashes[cell])
     }
@@ -263,7 +264,7 @@ mod tests {
         assert_eq!(a, local_search(&t, &lookup, Local::Naslib, 300.0, 5));
         assert!(a.best_valid[299] > a.best_valid[9], "climbs from its start");
         let start = best_of(&t, &lookup, &a.queries[..10]);
-        let first = edits::neighbours(&t.cells[start]).len();
+        let first = moves::neighbours(&t.cells[start]).len();
         // Queries 10..10+first are exactly the start's neighbourhood, each once.
         let scanned: std::collections::HashSet<usize> = a.queries[10..10 + first]
             .iter()

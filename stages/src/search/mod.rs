@@ -7,6 +7,7 @@ pub mod evolution;
 pub mod headline;
 pub mod local;
 pub mod methods;
+pub mod moves;
 pub mod mutation;
 pub mod nearest;
 pub mod report;
@@ -154,7 +155,7 @@ pub(crate) mod tests {
             s.cost.push(10.0 + (i % 5) as f64);
             s.labeled_train.push(false);
         }
-        s.cells = vec![tiny_cell(); n];
+        s.cells = vec![crate::space::Arch::Nb101(tiny_cell()); n];
         s
     }
 

@@ -11,8 +11,10 @@ use nasflow_contract::layout::{item_dir, ITEMS_LIST};
 use nasflow_contract::{Keywords, PathOr, StageContext, StageError};
 
 use crate::nb101::tables::{Table, EMBEDDED_10K};
-use crate::nb101::{Cell, ModuleHash, Space};
+use crate::nb101::ModuleHash;
+use crate::nb201;
 use crate::pretrain::NetworkInfo;
+use crate::space::{Arch, CellList, SearchSpace};
 use crate::train_vae::{latent_tensor, LatentIndex, Model};
 
 /// The `table` param's keyword for the networks pretrained in this pipeline.
@@ -25,11 +27,11 @@ pub const PRETRAINED: &str = "pretrained";
 pub struct TableKeywords;
 
 impl Keywords for TableKeywords {
-    const KEYWORDS: &'static [&'static str] = &[PRETRAINED, EMBEDDED_10K];
+    const KEYWORDS: &'static [&'static str] = &[PRETRAINED, EMBEDDED_10K, nb201::table::EMBEDDED];
 }
 
-/// A `table` param: `"pretrained"`, `"nb101-10k"` (the table built into nasflow) or an NB101
-/// table file.
+/// A `table` param: `"pretrained"`, `"nb101-10k"` or `"nb201"` (tables built into nasflow) or
+/// an NB101 table file.
 pub type TableSource = PathOr<TableKeywords>;
 
 /// Which of train-vae's latent features a search or a prediction uses (the `features` param).
@@ -115,8 +117,9 @@ pub fn latent_choices(
 /// Searchable cells in the table's order.
 #[derive(Clone, Debug, Default)]
 pub struct Searchable {
+    /// Each cell's id ([`Arch::id`]: NB101's module hash).
     pub hashes: Vec<ModuleHash>,
-    pub cells: Vec<Cell>,
+    pub cells: Vec<Arch>,
     /// Row-major, `len() x dim`.
     pub features: Vec<f32>,
     pub dim: usize,
@@ -136,7 +139,7 @@ pub struct Searchable {
     pub without_figures: usize,
 }
 
-/// One table row before the join: hash, validation, test, cost.
+/// One table row before the join: id, validation, test, cost.
 type Figures = (ModuleHash, Option<f64>, Option<f64>, Option<f64>);
 
 impl Searchable {
@@ -149,6 +152,11 @@ impl Searchable {
     pub fn feature(&self, i: usize) -> &[f32] {
         &self.features[i * self.dim..(i + 1) * self.dim]
     }
+    /// The space of its cells (NB101 when empty).
+    pub fn space(&self) -> SearchSpace {
+        self.cells.first().map_or(SearchSpace::Nb101, Arch::space)
+    }
+
     /// The best validation accuracy and the best test accuracy (where any) in the table.
     pub fn best(&self) -> (f64, Option<f64>) {
         let v = self.valid.iter().copied().fold(f64::MIN, f64::max);
@@ -225,7 +233,9 @@ fn table_rows<P>(
         Some(d) => read_items(&d.join(ITEMS_LIST))?,
         None => Vec::new(),
     };
-    let (rows, source) = if table.path().is_some() || table.keyword() == Some(EMBEDDED_10K) {
+    let (rows, source) = if table.keyword() == Some(nb201::table::EMBEDDED) {
+        (nb201_rows()?, table.as_str().to_string())
+    } else if table.path().is_some() || table.keyword() == Some(EMBEDDED_10K) {
         let t = Table::open(table.as_str()).map_err(|e| StageError::Failed(e.to_string()))?;
         let rows = t
             .rows()
@@ -262,10 +272,36 @@ fn table_rows<P>(
     Ok((rows, source, train))
 }
 
-/// Joins table rows with the latent features (by hash); keeps the rows' order.
+/// NB201's built-in table: the 200-epoch validation accuracy (as a fraction), no test accuracy
+/// at that budget, and as cost the simulated seconds of training the network on
+/// [`NB201_TRAIN_IMAGES`] for [`NB201_EPOCHS`] ([`simulated_seconds`] of its multiply-accumulates):
+/// the table has no training times.
+fn nb201_rows() -> Result<Vec<Figures>, StageError> {
+    let t = nb201::table::Table::embedded().map_err(|e| StageError::Failed(e.to_string()))?;
+    let sk = nb201::params::NB201;
+    Ok(t.rows()
+        .iter()
+        .map(|r| {
+            let macs = nb201::params::multiply_accumulates(&r.cell, &sk, 32);
+            let cost = simulated_seconds(macs, NB201_TRAIN_IMAGES, NB201_EPOCHS);
+            (
+                Arch::Nb201(r.cell).id(),
+                Some(r.valid_acc / 100.0),
+                None,
+                Some(cost),
+            )
+        })
+        .collect())
+}
+
+/// NB201's `cifar10-valid` training: 25,000 images, 200 epochs.
+pub const NB201_TRAIN_IMAGES: u64 = 25_000;
+pub const NB201_EPOCHS: u64 = 200;
+
+/// Joins table rows with the latent features (by id); keeps the rows' order.
 pub fn join(
     rows: Vec<Figures>,
-    space: &Space,
+    space: &CellList,
     features: &[f32],
     dim: usize,
     train: &std::collections::HashSet<ModuleHash>,
@@ -276,8 +312,12 @@ pub fn join(
         source,
         ..Searchable::default()
     };
+    let position: std::collections::HashMap<ModuleHash, usize> = (space.entries().iter())
+        .enumerate()
+        .map(|(i, (_, a))| (a.id(), i))
+        .collect();
     for (hash, valid, test, cost) in rows {
-        let Some(pos) = space.position(&hash) else {
+        let Some(&pos) = position.get(&hash) else {
             s.without_feature += 1;
             continue;
         };
@@ -287,6 +327,7 @@ pub fn join(
         };
         s.hashes.push(hash);
         s.cells.push(space.entries()[pos].1);
+        // (A latent list's entries are (hash, cell); the table keys rows by id.)
         s.features
             .extend_from_slice(&features[pos * dim..(pos + 1) * dim]);
         s.valid.push(valid);
@@ -308,11 +349,8 @@ fn read_items(path: &Path) -> Result<Vec<(ModuleHash, String)>, StageError> {
         let bad =
             |what: &str| StageError::Failed(format!("{} line {}: {what}", path.display(), i + 1));
         let v: Value = serde_json::from_str(line).map_err(|e| bad(&format!("bad JSON: {e}")))?;
-        let hash = v["hash"]
-            .as_str()
-            .and_then(|h| h.parse::<ModuleHash>().ok())
-            .ok_or_else(|| bad("no valid `hash`"))?;
-        out.push((hash, v["split"].as_str().unwrap_or("").to_string()));
+        let arch = Arch::from_fields(&v).map_err(|e| bad(&e.to_string()))?;
+        out.push((arch.id(), v["split"].as_str().unwrap_or("").to_string()));
     }
     Ok(out)
 }
@@ -352,17 +390,18 @@ pub fn simulated_seconds(macs: u64, images: u64, epochs: u64) -> f64 {
     3.0 * macs as f64 * images as f64 * epochs as f64 / NOMINAL_MACS_PER_SECOND
 }
 
-/// train-vae's latent features of `choice`: the cells (`latent-cells.nb101`), the features
+/// train-vae's latent features of `choice`: the cells (`latent-cells.nb101` or `.nb201`), the features
 /// (cells x dim, f32, from `latent.safetensors` as `latent.json` indexes it), the dim, and the
 /// tensor's name.
 pub fn read_latent(
     dir: &Path,
     choice: &LatentChoice,
-) -> Result<(Space, Vec<f32>, usize, String), StageError> {
+) -> Result<(CellList, Vec<f32>, usize, String), StageError> {
     let index: LatentIndex = crate::files::read_json(&dir.join("latent.json"))?;
     let name = pick_latent(&index, choice)?;
-    let cells_path = dir.join("latent-cells.nb101");
-    let space = Space::read(&cells_path).map_err(|e| StageError::Failed(e.to_string()))?;
+    let space = CellList::find(dir, "latent-cells")
+        .and_then(|path| CellList::read(&path))
+        .map_err(|e| StageError::Failed(e.to_string()))?;
     let path = dir.join("latent.safetensors");
     let bytes = std::fs::read(&path).map_err(|e| StageError::io(&path, e))?;
     let bad = |what: String| {

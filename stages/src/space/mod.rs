@@ -85,7 +85,7 @@ impl SearchSpace {
 }
 
 /// One network's cell, in its space.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Arch {
     Nb101(nb101::Cell),
     Nb201(nb201::Cell),
@@ -131,6 +131,44 @@ impl Arch {
                 );
                 adj.extend(nb201::encode::ADJACENCY.iter().flatten().map(|&v| v as f32));
             }
+        }
+    }
+
+    /// The cell's identity in tables, latent lists and searches: NB101's module hash (one cell
+    /// per hash in NB101's space), the md5 of the arch string for NB201 (each of the 15,625
+    /// cells its own: NB201 trained and measured every one, equivalent or not).
+    pub fn id(&self) -> ModuleHash {
+        match self {
+            Arch::Nb101(c) => module_hash(c),
+            Arch::Nb201(c) => ModuleHash(md5::compute(c.arch_string()).0),
+        }
+    }
+
+    /// The NB101 cell, if it is one.
+    pub fn nb101(&self) -> Option<&nb101::Cell> {
+        match self {
+            Arch::Nb101(c) => Some(c),
+            Arch::Nb201(_) => None,
+        }
+    }
+
+    /// The plain encoding predictors read: NB101's flattened 7x7 adjacency and 7x5 one-hot ops;
+    /// NB201's one-hot op of each of its six edges (6 x 5, NASLib's `adjacency_one_hot`: the
+    /// adjacency is fixed).
+    pub fn plain_encoding(&self) -> Vec<f64> {
+        match self {
+            Arch::Nb101(c) => {
+                let e = Arch2vec::encode(c);
+                let adj = e.adj.iter().flatten();
+                adj.chain(e.ops.iter().flatten())
+                    .map(|&v| v as f64)
+                    .collect()
+            }
+            Arch::Nb201(c) => c
+                .ops
+                .iter()
+                .flat_map(|&op| nb201::Op::ALL.map(|o| f64::from(u8::from(o == op))))
+                .collect(),
         }
     }
 

@@ -21,10 +21,12 @@ use nasflow_stages::reinforce::ReinforceParams;
 use nasflow_stages::search::edits::Lookup;
 use nasflow_stages::search::headline::{self, labelled};
 use nasflow_stages::search::methods::{run_many, Method};
+use nasflow_stages::search::mutation::Mutation;
 use nasflow_stages::search::nearest::{nearest_batch, Features, Visited};
 use nasflow_stages::search::report::{summarize, write_charts};
 use nasflow_stages::search::table::Searchable;
 use nasflow_stages::search::{Trace, Tracker, REINFORCE_STREAM};
+use nasflow_stages::space::SearchSpace;
 use nasflow_stages::{StageContext, StageError};
 
 use crate::device::torch_err;
@@ -237,6 +239,16 @@ pub fn run(ctx: &StageContext<ReinforceParams>) -> Result<(), StageError> {
             "stage `{}`: no searchable cells: none of the table's {} rows has both a latent feature and figures (does train-vae's sample cover the table's cells?)",
             ctx.stage,
             table.without_feature + table.without_figures
+        )));
+    }
+    let space = table.space();
+    let evolves = p.methods().contains(&Method::Evolution);
+    if evolves && space != SearchSpace::Nb101 && p.mutation != Mutation::Naslib {
+        return Err(StageError::Config(format!(
+            "stage `{}`: mutation = \"{}\" is an NB101 operator; on {} evolution mutates as NASLib does (one edge's op): set mutation = \"naslib\"",
+            ctx.stage,
+            p.mutation.name(),
+            space.name()
         )));
     }
     let settings = Settings {
