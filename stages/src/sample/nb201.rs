@@ -82,7 +82,7 @@ fn write_outputs(
         let cells = part
             .iter()
             .filter(|i| !labeled.contains(i))
-            .map(|&i| archs[i].clone());
+            .map(|&i| archs[i]);
         CellList::new(SearchSpace::Nb201, cells.collect())
             .write(&path)
             .map_err(|e| StageError::io(&path, e))?;

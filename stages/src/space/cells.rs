@@ -168,7 +168,7 @@ mod tests {
         list.write(&path).unwrap();
         let back = CellList::read(&path).unwrap();
         assert_eq!(back.space(), SearchSpace::Nb201);
-        let got: Vec<Arch> = back.entries().iter().map(|e| e.1.clone()).collect();
+        let got: Vec<Arch> = back.entries().iter().map(|e| e.1).collect();
         assert_eq!(got, cells, "NB201 lists keep their order");
         assert_eq!(CellList::find(dir.path(), "x").unwrap(), path);
         assert!(matches!(

@@ -158,8 +158,8 @@ impl Data {
             .entries()
             .iter()
             .chain(self.unl_valid.entries())
-            .map(|e| e.1.clone())
-            .chain(self.nets.iter().map(|n| n.cell.clone()));
+            .map(|e| e.1)
+            .chain(self.nets.iter().map(|n| n.cell));
         CellList::new(self.space, all.collect())
     }
 }
