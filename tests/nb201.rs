@@ -217,3 +217,25 @@ fn nb201_sample_refuses_nb101_settings() {
         stderr(&out)
     );
 }
+
+/// The NB201 examples are valid pipelines: every stage plans (nothing cached yet).
+#[test]
+fn the_nb201_examples_plan() {
+    let root = env!("CARGO_MANIFEST_DIR");
+    let p = Project::new("");
+    std::fs::create_dir_all(p.path().join("examples")).unwrap();
+    for name in ["nb201.toml", "nb201-paper.toml"] {
+        std::fs::copy(
+            format!("{root}/examples/{name}"),
+            p.path().join("examples").join(name),
+        )
+        .unwrap();
+        let file = format!("examples/{name}");
+        let out = p.nasflow(&["-p", &file, "plan"]);
+        assert!(out.status.success(), "{name}: {}", stderr(&out));
+        let plan = String::from_utf8_lossy(&out.stdout).to_string();
+        for stage in ["sample", "pretrain", "train-vae", "reinforce", "predict"] {
+            assert!(plan.contains(stage), "{name}: {plan}");
+        }
+    }
+}
