@@ -19,6 +19,7 @@ pub fn register(r: &mut impl Registrar) {
     r.kind::<stages::train_vae::TrainVae, _>(torch::train_vae::run);
     r.kind::<stages::reinforce::Reinforce, _>(torch::reinforce::run);
     r.kind::<stages::predict::Predict, _>(stages::predict::run);
+    r.kind::<stages::zero_cost::ZeroCost, _>(torch::zero_cost::run);
     for tool in stages::tools::tools() {
         r.tool(tool);
     }

@@ -28,5 +28,6 @@ pub mod space;
 pub mod stats;
 pub mod tools;
 pub mod train_vae;
+pub mod zero_cost;
 
 pub use nasflow_contract::{StageContext, StageError};

@@ -5,6 +5,8 @@
 //! `lastact.0.weight`), so weights can be compared with the PyTorch model. Initialisation is
 //! PyTorch's default, which NB201 keeps: conv and linear weights and the linear bias
 //! U(-1/sqrt(fan_in), 1/sqrt(fan_in)), batch norm scale 1 and shift 0 (momentum 0.1, eps 1e-5).
+use std::cell::RefCell;
+
 use tch::nn::{self, Module, ModuleT};
 use tch::Tensor;
 
@@ -56,6 +58,39 @@ fn batch_norm(p: nn::Path, c: usize) -> nn::BatchNorm {
     )
 }
 
+/// How a forward pass runs: batch statistics (`train`) or running ones, batch norm applied or
+/// skipped (synflow's `bn=False` copy), and where each ReLU's input is recorded (nwot hooks
+/// every ReLU module: one record per application).
+pub struct Pass<'a> {
+    pub train: bool,
+    pub batch_norm: bool,
+    pub relu_inputs: Option<&'a RefCell<Vec<Tensor>>>,
+}
+
+impl Pass<'_> {
+    pub fn plain(train: bool) -> Pass<'static> {
+        Pass {
+            train,
+            batch_norm: true,
+            relu_inputs: None,
+        }
+    }
+
+    fn relu(&self, x: &Tensor) -> Tensor {
+        if let Some(r) = self.relu_inputs {
+            r.borrow_mut().push(x.shallow_clone());
+        }
+        x.relu()
+    }
+
+    fn bn(&self, bn: &nn::BatchNorm, x: &Tensor) -> Tensor {
+        match self.batch_norm {
+            true => bn.forward_t(x, self.train),
+            false => x.shallow_clone(),
+        }
+    }
+}
+
 /// NB201's `ReLUConvBN`: `op` = (ReLU, conv, batch norm).
 #[derive(Debug)]
 struct ReluConvBn {
@@ -72,8 +107,8 @@ impl ReluConvBn {
         }
     }
 
-    fn forward_t(&self, x: &Tensor, train: bool) -> Tensor {
-        self.bn.forward_t(&self.conv.forward(&x.relu()), train)
+    fn forward(&self, x: &Tensor, pass: &Pass) -> Tensor {
+        pass.bn(&self.bn, &self.conv.forward(&pass.relu(x)))
     }
 }
 
@@ -87,11 +122,12 @@ enum EdgeOp {
 }
 
 impl EdgeOp {
-    fn forward_t(&self, x: &Tensor, train: bool) -> Tensor {
+    fn forward(&self, x: &Tensor, pass: &Pass) -> Tensor {
         match self {
-            EdgeOp::Zero => x.zeros_like(),
+            // NB201's `Zero`: x.mul(0.), which keeps the graph to x (its gradient is 0).
+            EdgeOp::Zero => x * 0.0,
             EdgeOp::Identity => x.shallow_clone(),
-            EdgeOp::Conv(c) => c.forward_t(x, train),
+            EdgeOp::Conv(c) => c.forward(x, pass),
             // count_include_pad = false, as NB201's POOLING.
             EdgeOp::AvgPool => x.avg_pool2d([3, 3], [1, 1], [1, 1], false, false, None::<i64>),
         }
@@ -122,7 +158,7 @@ impl InferCell {
         InferCell { layers }
     }
 
-    fn forward_t(&self, x: &Tensor, train: bool) -> Tensor {
+    fn forward(&self, x: &Tensor, pass: &Pass) -> Tensor {
         let mut nodes = vec![x.shallow_clone()];
         for target in 1..4 {
             let mut sum: Option<Tensor> = None;
@@ -130,7 +166,7 @@ impl InferCell {
                 if t != target {
                     continue;
                 }
-                let y = self.layers[e].forward_t(&nodes[source], train);
+                let y = self.layers[e].forward(&nodes[source], pass);
                 sum = Some(match sum {
                     Some(s) => s + y,
                     None => y,
@@ -159,10 +195,8 @@ impl Reduction {
         }
     }
 
-    fn forward_t(&self, x: &Tensor, train: bool) -> Tensor {
-        let block = self
-            .conv_b
-            .forward_t(&self.conv_a.forward_t(x, train), train);
+    fn forward(&self, x: &Tensor, pass: &Pass) -> Tensor {
+        let block = self.conv_b.forward(&self.conv_a.forward(x, pass), pass);
         let pooled = x.avg_pool2d([2, 2], [2, 2], [0, 0], false, true, None::<i64>);
         self.downsample.forward(&pooled) + block
     }
@@ -236,15 +270,30 @@ impl Network201 {
 
     /// The global-average-pool features (the classifier's input).
     pub fn features(&self, x: &Tensor, train: bool) -> Tensor {
-        let mut h = self.stem.1.forward_t(&self.stem.0.forward(x), train);
+        self.features_with(x, &Pass::plain(train))
+    }
+
+    /// The features of a pass run as `pass` says.
+    pub fn features_with(&self, x: &Tensor, pass: &Pass) -> Tensor {
+        let mut h = pass.bn(&self.stem.1, &self.stem.0.forward(x));
         for l in &self.cells {
             h = match l {
-                Layer::Cell(c) => c.forward_t(&h, train),
-                Layer::Reduction(r) => r.forward_t(&h, train),
+                Layer::Cell(c) => c.forward(&h, pass),
+                Layer::Reduction(r) => r.forward(&h, pass),
             };
         }
-        let h = self.lastact.forward_t(&h, train).relu();
-        h.mean_dim(&[2i64, 3][..], false, tch::Kind::Float)
+        let h = pass.relu(&pass.bn(&self.lastact, &h));
+        // fp32 features (as NB101's network), or fp64 in synflow's double pass.
+        let kind = match h.kind() {
+            tch::Kind::Double => tch::Kind::Double,
+            _ => tch::Kind::Float,
+        };
+        h.mean_dim(&[2i64, 3][..], false, kind)
+    }
+
+    /// The logits of a pass run as `pass` says.
+    pub fn forward_with(&self, x: &Tensor, pass: &Pass) -> Tensor {
+        self.classifier.forward(&self.features_with(x, pass))
     }
 
     pub fn classifier(&self) -> &nn::Linear {
