@@ -64,6 +64,24 @@ table = "nb201"
 features = ["io", "reference"]
 train_sizes = [20, 50]
 seeds = 2
+[stages.zero-cost]
+kind = "zero-cost"
+deps = ["sample"]
+sample = "sample"
+cells = 40
+batch_size = 8
+init_channels = 4
+cells_per_stack = 1
+[stages.predict-zc]
+kind = "predict"
+deps = ["train-vae", "pretrain", "zero-cost"]
+table = "nb201"
+features = ["io", "reference"]
+feature_sets = ["latent", "zero-cost", "latent+zero-cost"]
+zero_cost = "zero-cost"
+train_sizes = [10, 20]
+threshold = 0.0
+seeds = 2
 "#;
 
 fn out_dir(p: &Project, stage: &str) -> PathBuf {
@@ -195,6 +213,37 @@ fn sample_pretrain_extract_and_train_vae_on_nb201_cells() {
     let text = s.to_string();
     assert!(text.contains("fit_50"), "{text}");
     assert!(text.contains("path encoding is NB101's"), "{text}");
+
+    // zero-cost on 40 of the sampled cells; predict on those cells from the proxies alone and
+    // appended to each model's latent features.
+    let zc = out_dir(&p, "zero-cost");
+    let lines = json_lines(&zc.join("proxies.jsonl"));
+    assert_eq!(lines.len(), 40);
+    let sampled: std::collections::HashSet<String> = figures
+        .iter()
+        .map(|f| f["arch"].as_str().unwrap().to_string())
+        .collect();
+    for l in &lines {
+        assert!(sampled.contains(l["arch"].as_str().unwrap()), "{l}");
+        for proxy in ["synflow", "nwot", "snip", "grad_norm"] {
+            assert!(
+                l[proxy].as_f64().is_some_and(f64::is_finite),
+                "{proxy}: {l}"
+            );
+        }
+    }
+    let s: Value =
+        serde_json::from_str(&std::fs::read_to_string(zc.join("summary.json")).unwrap()).unwrap();
+    assert_eq!(s["cells"], 40);
+    assert!(s["spearman_valid"]["synflow"].is_number(), "{s}");
+    let pzc = out_dir(&p, "predict-zc");
+    let s: Value =
+        serde_json::from_str(&std::fs::read_to_string(pzc.join("summary.json")).unwrap()).unwrap();
+    let text = s.to_string();
+    for set in ["zero-cost", "io+zero-cost", "reference+zero-cost"] {
+        assert!(text.contains(&format!("\"{set}\"")), "{set} in {text}");
+    }
+    assert!(text.contains("table cells with all five proxies"), "{text}");
 }
 
 /// Checked when sample runs (exit 1, the stage failed, its message names the fix).

@@ -44,7 +44,10 @@ pub enum ZeroCostTable {
 pub struct ZeroCostParams {
     /// the table whose cells are scored: "nb201" (built in)
     pub table: ZeroCostTable,
-    /// a seeded subsample of that many cells, in table order (0: every cell; NB201 15,625)
+    /// a sample stage whose cells to score (its unlabeled and labeled cells, as train-vae encodes them); "" for the table's cells
+    #[schemars(extend("x-nasflow-dep" = true))]
+    pub sample: String,
+    /// a seeded subsample of that many of those cells, in table order (0: all; NB201's table 15,625)
     pub cells: usize,
     /// "synthetic" (the embedded set) or a CIFAR-10 directory: the batch is drawn from its training images
     pub images: PathOr<Synthetic>,
@@ -63,6 +66,7 @@ impl Default for ZeroCostParams {
     fn default() -> Self {
         ZeroCostParams {
             table: ZeroCostTable::Nb201,
+            sample: String::new(),
             cells: 200,
             images: PathOr::default(),
             batch_size: 64,

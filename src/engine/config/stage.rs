@@ -127,7 +127,8 @@ impl Cx<'_> {
             let Some(v) = params.get(&p.name).and_then(Value::as_str) else {
                 continue;
             };
-            if decl.deps.iter().any(|dep| dep == v) {
+            // "" names no dep (an optional input left out).
+            if v.is_empty() || decl.deps.iter().any(|dep| dep == v) {
                 continue;
             }
             let at = if table.contains_key(&p.name) {

@@ -23,6 +23,7 @@ pub mod charts;
 pub mod headline;
 pub mod naslib;
 pub mod regress;
+pub mod zero_cost;
 
 use rand::RngExt;
 use rayon::prelude::*;
@@ -86,8 +87,11 @@ pub struct PredictParams {
     pub threshold: Option<f64>,
     /// the regressors, each with scikit-learn's defaults
     pub regressors: Vec<RegressorName>,
-    /// the feature sets to fit each regressor on
+    /// the feature sets to fit each regressor on ("zero-cost" and "latent+zero-cost" read the `zero_cost` dep; every set is then scored on the cells that have proxies)
     pub feature_sets: Vec<FeatureSet>,
+    /// the dependency (a zero-cost stage) whose proxies the zero-cost feature sets read; "" for none
+    #[schemars(extend("x-nasflow-dep" = true))]
+    pub zero_cost: String,
     /// paths kept by the path encoding (BANANAS/naszilla: 40, the paths of up to 3 ops; at most 364)
     #[schemars(range(min = 1, max = 364))]
     pub path_cutoff: usize,
@@ -102,7 +106,7 @@ pub struct PredictParams {
     pub gp_alpha: f64,
     /// info-nas protocol: draw fit sets only among cells that are not labeled training networks (they are still scored); NASLib's protocol draws from every cell
     pub fit_outside_train: bool,
-    /// fit on the encodings of `feature_sets` too (false: on the latent features only)
+    /// fit on the encodings of `feature_sets` too (false: on the latent and zero-cost features only)
     pub baseline: bool,
 }
 
@@ -128,6 +132,7 @@ impl Default for PredictParams {
             threshold: None,
             regressors: vec![RegressorName::Rf, RegressorName::Gp],
             feature_sets: vec![FeatureSet::Latent, FeatureSet::Encoding, FeatureSet::Path],
+            zero_cost: String::new(),
             path_cutoff: crate::nb101::paths::DEFAULT_CUTOFF,
             rf_trees: 100,
             gp_length_scale: 1.0,
@@ -219,6 +224,12 @@ pub enum FeatureSet {
     Encoding,
     /// BANANAS's path encoding, truncated to `path_cutoff` paths
     Path,
+    /// the five zero-cost proxies of the `zero_cost` dep (each standardised over the cells)
+    #[serde(rename = "zero-cost")]
+    ZeroCost,
+    /// each latent feature set with the five proxies appended (`io+zero-cost`, ...)
+    #[serde(rename = "latent+zero-cost")]
+    LatentZeroCost,
 }
 
 impl FeatureSet {
@@ -227,7 +238,14 @@ impl FeatureSet {
             FeatureSet::Latent => "latent",
             FeatureSet::Encoding => "encoding",
             FeatureSet::Path => "path",
+            FeatureSet::ZeroCost => "zero-cost",
+            FeatureSet::LatentZeroCost => "latent+zero-cost",
         }
+    }
+
+    /// Whether it reads the zero-cost proxies.
+    pub fn uses_zero_cost(self) -> bool {
+        matches!(self, FeatureSet::ZeroCost | FeatureSet::LatentZeroCost)
     }
 }
 
@@ -286,6 +304,35 @@ pub fn evaluate(
     evaluate_each(&[(String::new(), table)], p, threads, progress)
 }
 
+/// With a zero-cost feature set: reads the `zero_cost` dep's proxies and restricts every table
+/// to the cells that have them; returns (cells kept, cells before).
+fn zero_cost_sets(
+    ctx: &StageContext<PredictParams>,
+    tables: &mut [(String, Searchable)],
+) -> Result<Option<(usize, usize)>, StageError> {
+    let p = ctx.params;
+    if !p.feature_sets.iter().any(|f| f.uses_zero_cost()) {
+        return Ok(None);
+    }
+    if p.zero_cost.is_empty() {
+        return Err(StageError::Config(format!(
+            "stage `{}`: feature_sets names a zero-cost set but `zero_cost` names no dep: add a zero-cost stage to deps and set zero_cost = \"NAME\"",
+            ctx.stage
+        )));
+    }
+    let dir = ctx.input(&p.zero_cost)?;
+    let proxies = zero_cost::read(&dir.join("proxies.jsonl"))?;
+    let before = tables.first().map_or(0, |(_, t)| t.len());
+    let kept = zero_cost::attach(tables, &proxies);
+    if kept < 2 {
+        return Err(StageError::Failed(format!(
+            "stage `{}`: only {kept} of the table's {before} cells have zero-cost proxies: score the table's cells in the zero-cost stage",
+            ctx.stage
+        )));
+    }
+    Ok(Some((kept, before)))
+}
+
 /// [`evaluate`] with several latent feature sets of the same cells (labelled: "" is `latent`),
 /// each fit on the same fit sets; the first table gives the cells and their accuracies.
 pub fn evaluate_each(
@@ -321,6 +368,14 @@ pub fn evaluate_each(
             for (label, t) in latents {
                 let name = if label.is_empty() { f.name() } else { label };
                 sets.push((name.to_string(), feature_rows(t, f, p.path_cutoff)));
+            }
+        } else if f == FeatureSet::LatentZeroCost {
+            for (label, t) in latents {
+                let name = match label.is_empty() {
+                    true => f.name().to_string(),
+                    false => format!("{label}+zero-cost"),
+                };
+                sets.push((name, feature_rows(t, f, p.path_cutoff)));
             }
         } else {
             sets.push((f.name().to_string(), feature_rows(table, f, p.path_cutoff)));
@@ -411,6 +466,13 @@ fn feature_rows(table: &Searchable, f: FeatureSet, cutoff: usize) -> Vec<Vec<f64
             .map(|i| table.feature(i).iter().map(|&v| v as f64).collect())
             .collect(),
         FeatureSet::Encoding => table.cells.iter().map(Arch::plain_encoding).collect(),
+        FeatureSet::ZeroCost => table.zero_cost.clone(),
+        FeatureSet::LatentZeroCost => (0..table.len())
+            .map(|i| {
+                let latent = table.feature(i).iter().map(|&v| v as f64);
+                latent.chain(table.zero_cost[i].iter().copied()).collect()
+            })
+            .collect(),
         // NB101's cells only (evaluate_each skips `path` for other spaces).
         FeatureSet::Path => (table.cells.iter())
             .filter_map(|c| c.nb101())
@@ -686,7 +748,8 @@ pub fn summarize(scored: &[Scored]) -> Value {
 
 pub fn run(ctx: &StageContext<PredictParams>) -> Result<(), StageError> {
     let p = ctx.params;
-    let tables = Searchable::load_each(ctx, &p.table, p.latents()?)?;
+    let mut tables = Searchable::load_each(ctx, &p.table, p.latents()?)?;
+    let with_proxies = zero_cost_sets(ctx, &mut tables)?;
     let latents: Vec<(String, &Searchable)> = tables.iter().map(|(l, t)| (l.clone(), t)).collect();
     let table = &tables[0].1;
     let use_test = p.target == Target::Test;
@@ -722,7 +785,7 @@ pub fn run(ctx: &StageContext<PredictParams>) -> Result<(), StageError> {
             .feature_sets
             .iter()
             .copied()
-            .filter(|&f| p.baseline || f == FeatureSet::Latent)
+            .filter(|&f| p.baseline || f == FeatureSet::Latent || f.uses_zero_cost())
             .collect(),
         path_cutoff: p.path_cutoff,
     };
@@ -730,8 +793,14 @@ pub fn run(ctx: &StageContext<PredictParams>) -> Result<(), StageError> {
     let Evaluated {
         scored,
         skipped,
-        notes,
+        mut notes,
     } = evaluate_each(&latents, &protocol, ctx.threads, &progress)?;
+    if let Some((kept, of)) = with_proxies {
+        notes.push(format!(
+            "zero-cost feature sets: every set is fit and scored on the {kept} of {of} table cells with all five proxies (the `{}` dep)",
+            p.zero_cost
+        ));
+    }
     crate::files::write_jsonl(&ctx.out.join("results.jsonl"), &scored)?;
     let mut summary = summarize(&scored);
     let latent: Vec<&str> = tables.iter().map(|(_, t)| t.latent.as_str()).collect();

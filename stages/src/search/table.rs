@@ -130,6 +130,8 @@ pub struct Searchable {
     pub cost: Vec<f64>,
     /// Whether the cell is one of the labeled training networks (split = "train").
     pub labeled_train: Vec<bool>,
+    /// Extra per-cell features (predict's zero-cost proxies); empty unless loaded.
+    pub zero_cost: Vec<Vec<f64>>,
     /// What the table was: "pretrained" or the table file.
     pub source: String,
     /// The latent features used: `MODEL/epoch-E`.
@@ -151,6 +153,31 @@ impl Searchable {
     }
     pub fn feature(&self, i: usize) -> &[f32] {
         &self.features[i * self.dim..(i + 1) * self.dim]
+    }
+
+    /// The cells at positions `keep`, in that order (the counts of rows left out stay).
+    pub fn keep(&self, keep: &[usize]) -> Searchable {
+        Searchable {
+            hashes: keep.iter().map(|&i| self.hashes[i]).collect(),
+            cells: keep.iter().map(|&i| self.cells[i]).collect(),
+            features: keep
+                .iter()
+                .flat_map(|&i| self.feature(i).to_vec())
+                .collect(),
+            dim: self.dim,
+            valid: keep.iter().map(|&i| self.valid[i]).collect(),
+            test: keep.iter().map(|&i| self.test[i]).collect(),
+            cost: keep.iter().map(|&i| self.cost[i]).collect(),
+            labeled_train: keep.iter().map(|&i| self.labeled_train[i]).collect(),
+            zero_cost: match self.zero_cost.is_empty() {
+                true => Vec::new(),
+                false => keep.iter().map(|&i| self.zero_cost[i].clone()).collect(),
+            },
+            source: self.source.clone(),
+            latent: self.latent.clone(),
+            without_feature: self.without_feature,
+            without_figures: self.without_figures,
+        }
     }
     /// The space of its cells (NB101 when empty).
     pub fn space(&self) -> SearchSpace {

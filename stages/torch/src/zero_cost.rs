@@ -9,12 +9,12 @@ use serde_json::{json, Map, Value};
 use tch::nn::VarStore;
 use tch::Tensor;
 
-use nasflow_contract::layout::SUMMARY;
+use nasflow_contract::layout::{ITEMS_LIST, SUMMARY};
 use nasflow_stages::files::{write_json, write_jsonl};
 use nasflow_stages::images;
 use nasflow_stages::nb101::params::Skeleton;
 use nasflow_stages::nb201::table::{Row, Table, PROXIES};
-use nasflow_stages::space::Arch;
+use nasflow_stages::space::{Arch, CellList};
 use nasflow_stages::stats::spearman;
 use nasflow_stages::zero_cost::ZeroCostParams;
 use nasflow_stages::{StageContext, StageError};
@@ -67,17 +67,47 @@ pub fn run(ctx: &StageContext<ZeroCostParams>) -> Result<(), StageError> {
     write_json(&ctx.out.join(SUMMARY), &summary(ctx, &rows, &values))
 }
 
-/// The cells to score: all, or a seeded subsample in table order.
+/// The cells of the `sample` dep (its unlabeled files and its items), as table positions.
+fn sample_cells(
+    ctx: &StageContext<ZeroCostParams>,
+    table: &Table,
+) -> Result<Vec<usize>, StageError> {
+    let dir = ctx.input(&ctx.params.sample)?;
+    let failed = |e: &dyn std::fmt::Display| StageError::Failed(e.to_string());
+    let mut ids = std::collections::HashSet::new();
+    for stem in ["unlabeled-train", "unlabeled-valid"] {
+        let list = CellList::find(&dir, stem)
+            .and_then(|p| CellList::read(&p))
+            .map_err(|e| failed(&e))?;
+        ids.extend(list.entries().iter().map(|(_, a)| a.id()));
+    }
+    let items_path = dir.join(ITEMS_LIST);
+    let items = std::fs::read_to_string(&items_path).map_err(|e| StageError::io(&items_path, e))?;
+    for line in items.lines().filter(|l| !l.trim().is_empty()) {
+        let v: Value = serde_json::from_str(line).map_err(|e| failed(&e))?;
+        ids.insert(Arch::from_fields(&v).map_err(|e| failed(&e))?.id());
+    }
+    Ok((0..table.rows().len())
+        .filter(|&i| ids.contains(&Arch::Nb201(table.rows()[i].cell).id()))
+        .collect())
+}
+
+/// The cells to score: the table's (or the `sample` dep's), all or a seeded subsample in table
+/// order.
 fn chosen<'t>(
     ctx: &StageContext<ZeroCostParams>,
     table: &'t Table,
 ) -> Result<Vec<&'t Row>, StageError> {
-    let n = table.rows().len();
+    let pool: Vec<usize> = match ctx.params.sample.as_str() {
+        "" => (0..table.rows().len()).collect(),
+        _ => sample_cells(ctx, table)?,
+    };
+    let n = pool.len();
     let idx: Vec<usize> = match ctx.params.cells {
         0 => (0..n).collect(),
         c if c > n => {
             return Err(StageError::Config(format!(
-                "stage `{}`: cells = {c} but the table has {n} (use 0 for all)",
+                "stage `{}`: cells = {c} but there are {n} to score (use 0 for all)",
                 ctx.stage
             )))
         }
@@ -88,7 +118,7 @@ fn chosen<'t>(
             v
         }
     };
-    Ok(idx.into_iter().map(|i| &table.rows()[i]).collect())
+    Ok(idx.into_iter().map(|k| &table.rows()[pool[k]]).collect())
 }
 
 /// One seeded batch of training images (normalised, not augmented) and their labels.
