@@ -76,7 +76,7 @@ fn sample_cells(
     let failed = |e: &dyn std::fmt::Display| StageError::Failed(e.to_string());
     let mut ids = std::collections::HashSet::new();
     for stem in ["unlabeled-train", "unlabeled-valid"] {
-        let list = CellList::find(&dir, stem)
+        let list = CellList::find(dir, stem)
             .and_then(|p| CellList::read(&p))
             .map_err(|e| failed(&e))?;
         ids.extend(list.entries().iter().map(|(_, a)| a.id()));
