@@ -836,6 +836,9 @@ pub fn run(ctx: &StageContext<PredictParams>) -> Result<(), StageError> {
     let sets: Vec<String> = (protocol.feature_sets.iter())
         .flat_map(|&f| match f {
             FeatureSet::Latent => names.clone(),
+            FeatureSet::LatentZeroCost if names.len() > 1 => {
+                names.iter().map(|n| format!("{n}+zero-cost")).collect()
+            }
             f => vec![f.name().to_string()],
         })
         .collect();
