@@ -323,9 +323,21 @@ fn write_outputs(
         Some(t) => write_figures(&out.join("figures.jsonl"), t, entries, s, &labeled)?,
         None => 0,
     };
+    let mut summary = split_summary(ctx, space.len(), s);
+    summary["table"] = json!(table.map(|t| t
+        .source
+        .file_name()
+        .map(|n| n.to_string_lossy().to_string())));
+    summary["table_rows"] = json!(table.map(|t| t.len()));
+    summary["with_figures"] = json!(with_figures);
+    write_json(&out.join(SUMMARY), &summary)
+}
+
+/// The summary's counts of the universe, its split and the labeled networks (both spaces).
+fn split_summary(ctx: &StageContext<SampleParams>, space: usize, s: &Split) -> Value {
     let p = ctx.params;
-    let summary = json!({
-        "space": space.len(),
+    json!({
+        "space": space,
         "cells": s.universe.len(),
         "order": p.order.name(),
         "train": s.train().len(),
@@ -334,12 +346,8 @@ fn write_outputs(
         "valid_nets": p.valid_nets,
         "unlabeled_train": s.train().len() - p.train_nets,
         "unlabeled_valid": s.valid().len() - p.valid_nets,
-        "table": table.map(|t| t.source.file_name().map(|n| n.to_string_lossy().to_string())),
-        "table_rows": table.map(|t| t.len()),
-        "with_figures": with_figures,
         "seed": ctx.seed,
-    });
-    write_json(&out.join(SUMMARY), &summary)
+    })
 }
 
 /// `figures.jsonl`: the table's figures of every sampled cell it has; returns how many.

@@ -13,7 +13,7 @@ use nasflow_contract::layout::{ITEMS_LIST, SUMMARY};
 use nasflow_contract::{StageContext, StageError};
 use serde_json::json;
 
-use super::{split, subsample, Order, SampleParams, Split};
+use super::{split, split_summary, subsample, Order, SampleParams, Split};
 use crate::files::{write_json, write_jsonl};
 use crate::nb201::table::{Table, EMBEDDED};
 use crate::space::{Arch, CellList, SearchSpace};
@@ -108,21 +108,9 @@ fn write_outputs(
         });
         write_jsonl(&out.join("figures.jsonl"), lines)?;
     }
-    let p = ctx.params;
-    let summary = json!({
-        "search_space": "nb201",
-        "space": archs.len(),
-        "cells": s.universe.len(),
-        "order": p.order.name(),
-        "train": s.train().len(),
-        "valid": s.valid().len(),
-        "train_nets": p.train_nets,
-        "valid_nets": p.valid_nets,
-        "unlabeled_train": s.train().len() - p.train_nets,
-        "unlabeled_valid": s.valid().len() - p.valid_nets,
-        "table": with_figures.then_some(EMBEDDED),
-        "with_figures": if with_figures { s.universe.len() } else { 0 },
-        "seed": ctx.seed,
-    });
+    let mut summary = split_summary(ctx, archs.len(), s);
+    summary["search_space"] = json!("nb201");
+    summary["table"] = json!(with_figures.then_some(EMBEDDED));
+    summary["with_figures"] = json!(if with_figures { s.universe.len() } else { 0 });
     write_json(&out.join(SUMMARY), &summary)
 }
