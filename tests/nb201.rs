@@ -244,6 +244,11 @@ fn sample_pretrain_extract_and_train_vae_on_nb201_cells() {
         assert!(text.contains(&format!("\"{set}\"")), "{set} in {text}");
     }
     assert!(text.contains("table cells with all five proxies"), "{text}");
+    // The two predict stages' headlines are told apart by their stage names.
+    let out = p.nasflow(&["run"]);
+    let shown = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(shown.contains("\npredict: how well"), "{shown}");
+    assert!(shown.contains("\npredict-zc: how well"), "{shown}");
 }
 
 /// Checked when sample runs (exit 1, the stage failed, its message names the fix).

@@ -29,6 +29,18 @@ impl Headline {
         serde_json::from_value(summary.get(HEADLINE)?.clone()).ok()
     }
 
+    /// The headline as stage `stage` shows it: a title that starts with a kind's name
+    /// ("predict: ...", written by the kind) starts with the stage's instead ("predict-zc:
+    /// ...") when they differ, so that two stages of one kind are told apart.
+    pub fn for_stage(mut self, stage: &str) -> Headline {
+        if let Some((head, rest)) = self.title.split_once(": ") {
+            if head != stage && !head.contains(' ') {
+                self.title = format!("{stage}: {rest}");
+            }
+        }
+        self
+    }
+
     /// The table as aligned text: the title, a header, the rows, then the notes; cells wider
     /// than the column are kept whole.
     pub fn to_text(&self) -> String {
@@ -96,6 +108,24 @@ pub fn p_value(p: f64) -> String {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn a_stage_of_another_name_titles_its_headline() {
+        let h = Headline {
+            title: "predict: how well".into(),
+            ..Headline::default()
+        };
+        assert_eq!(h.clone().for_stage("predict").title, "predict: how well");
+        assert_eq!(
+            h.clone().for_stage("predict-zc").title,
+            "predict-zc: how well"
+        );
+        let free = Headline {
+            title: "Some table: a caveat".into(),
+            ..Headline::default()
+        };
+        assert_eq!(free.clone().for_stage("x").title, free.title);
+    }
     use super::*;
 
     #[test]

@@ -11,11 +11,11 @@ pub fn of_summary(path: &Path) -> Option<Headline> {
     Headline::of_summary(&serde_json::from_str(&text).ok()?)
 }
 
-/// The headlines of these summary files, in order, as text ("" when none has one).
-pub fn text(summaries: &[PathBuf]) -> String {
+/// The headlines of these stages' summary files, in order, as text ("" when none has one).
+pub fn text(summaries: &[(String, PathBuf)]) -> String {
     let tables: Vec<String> = summaries
         .iter()
-        .filter_map(|p| of_summary(p))
+        .filter_map(|(stage, p)| Some(of_summary(p)?.for_stage(stage)))
         .map(|h| h.to_text())
         .collect();
     if tables.is_empty() {
@@ -26,7 +26,7 @@ pub fn text(summaries: &[PathBuf]) -> String {
 
 /// Prints the headlines of these summary files on standard output (the run's answer), flushed
 /// before the run's closing lines on standard error.
-pub fn print(summaries: &[PathBuf]) {
+pub fn print(summaries: &[(String, PathBuf)]) {
     let t = text(summaries);
     if !t.is_empty() {
         let mut out = std::io::stdout().lock();

@@ -135,8 +135,11 @@ pub fn replay(file: &Path, a: &RunArgs) -> Option<ExitCode> {
     let _store = super::project::store_lock(&cache, false).ok()?;
     print_replay(&stages, &by_index, start);
     let results = root.join(super::results::RESULTS);
-    let summaries: Vec<PathBuf> = (stages.iter())
-        .map(|(_, n, _)| results.join(n).join(nasflow_contract::layout::SUMMARY))
+    let summaries: Vec<(String, PathBuf)> = (stages.iter())
+        .map(|(_, n, _)| {
+            let path = results.join(n).join(nasflow_contract::layout::SUMMARY);
+            (n.to_string(), path)
+        })
         .collect();
     super::headline::print(&summaries);
     eprint!("{}", super::run::next_steps(&root));

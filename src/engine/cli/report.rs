@@ -129,7 +129,7 @@ fn metrics(sources: &[(String, Project)]) -> Result<Gathered> {
     let headlines = (order.iter())
         .flat_map(|stage| {
             (cols.iter()).filter_map(move |c| {
-                let h = c.headlines.get(stage)?.clone();
+                let h = c.headlines.get(stage)?.clone().for_stage(stage);
                 Some((stage.clone(), c.label.clone(), h))
             })
         })

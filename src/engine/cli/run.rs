@@ -225,11 +225,24 @@ fn run(
 
 /// The summary files of the stages a run ran or found cached, in its order: their blobs in the
 /// store, read as they are (no output view is built for them).
-fn summaries(engine: &crate::engine::Engine, outcomes: &[StageOutcome]) -> Vec<std::path::PathBuf> {
+fn summaries(
+    engine: &crate::engine::Engine,
+    outcomes: &[StageOutcome],
+) -> Vec<(String, std::path::PathBuf)> {
     use nasflow_contract::layout::SUMMARY;
     (outcomes.iter())
-        .filter_map(|o| o.record.as_ref()?.files.iter().find(|f| f.path == SUMMARY))
-        .map(|f| engine.cache.blob_path(&f.digest))
+        .filter_map(|o| {
+            let f = o
+                .record
+                .as_ref()?
+                .files
+                .iter()
+                .find(|f| f.path == SUMMARY)?;
+            Some((
+                engine.name(o.stage).to_string(),
+                engine.cache.blob_path(&f.digest),
+            ))
+        })
         .collect()
 }
 
