@@ -13,6 +13,10 @@ use serde::{Deserialize, Serialize};
 
 use crate::images::Synthetic;
 
+/// The proxies nasflow computes, in the order of its outputs (`proxies.jsonl`, NB201's table,
+/// predict's zero-cost features).
+pub const PROXIES: [&str; 5] = ["synflow", "jacov", "nwot", "snip", "grad_norm"];
+
 /// The `zero-cost` kind.
 pub struct ZeroCost;
 

@@ -12,7 +12,7 @@ use crate::nb101::tables::TableError;
 pub const EMBEDDED: &str = "nb201";
 
 /// The five zero-cost proxies the table holds, in its column order.
-pub const PROXIES: [&str; 5] = ["synflow", "jacov", "nwot", "snip", "grad_norm"];
+pub use crate::zero_cost::PROXIES;
 
 const HEADER: [&str; 12] = [
     "nb201_index",

@@ -12,8 +12,7 @@ use nasflow_contract::StageError;
 use crate::nb101::ModuleHash;
 use crate::search::table::Searchable;
 
-/// The proxies read, in their order in `proxies.jsonl`.
-pub const PROXIES: [&str; 5] = ["synflow", "jacov", "nwot", "snip", "grad_norm"];
+use crate::zero_cost::PROXIES;
 
 /// Each cell id's five finite proxies.
 pub fn read(path: &Path) -> Result<HashMap<ModuleHash, Vec<f64>>, StageError> {

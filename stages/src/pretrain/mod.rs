@@ -199,12 +199,25 @@ pub type CellFields = (SearchSpace, ModuleHash, Vec<Vec<u8>>, Vec<String>, Strin
 
 /// The fields that name `arch` in a [`NetworkInfo`].
 pub fn cell_fields(arch: &Arch) -> CellFields {
-    let v = arch.fields();
-    let strings =
-        |k: &str| -> Vec<String> { serde_json::from_value(v[k].clone()).unwrap_or_default() };
-    let matrix = serde_json::from_value(v["matrix"].clone()).unwrap_or_default();
-    let text = v["arch"].as_str().unwrap_or_default().to_string();
-    (arch.space(), arch.hash(), matrix, strings("ops"), text)
+    match arch {
+        Arch::Nb101(c) => {
+            let ops = c.ops().iter().map(|o| o.name().to_string()).collect();
+            (
+                SearchSpace::Nb101,
+                arch.hash(),
+                c.matrix(),
+                ops,
+                String::new(),
+            )
+        }
+        Arch::Nb201(c) => (
+            SearchSpace::Nb201,
+            arch.hash(),
+            Vec::new(),
+            Vec::new(),
+            c.arch_string(),
+        ),
+    }
 }
 
 impl NetworkInfo {

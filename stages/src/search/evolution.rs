@@ -191,24 +191,11 @@ pub(crate) mod tests {
         }
     }
 
-    /// The table's cells at positions `keep`.
-    fn part(full: &Searchable, keep: &[usize]) -> Searchable {
-        let mut part = full.clone();
-        part.hashes = keep.iter().map(|&i| full.hashes[i]).collect();
-        part.cells = keep.iter().map(|&i| full.cells[i]).collect();
-        part.valid = keep.iter().map(|&i| full.valid[i]).collect();
-        part.test = vec![None; keep.len()];
-        part.cost = vec![1.0; keep.len()];
-        part.labeled_train = vec![false; keep.len()];
-        part.features = vec![0.0; keep.len()];
-        part
-    }
-
     #[test]
     fn on_a_partial_table_children_outside_it_are_redrawn_and_counted() {
         let full = full_table();
         let keep: Vec<usize> = (0..full.len()).step_by(10).collect();
-        let part = part(&full, &keep);
+        let part = full.keep(&keep);
         let lookup = Lookup::new(&part);
         let a = evolution(&part, &lookup, Evolution::default(), 400.0, 1);
         assert_eq!(a.queries.len(), 400);
@@ -226,7 +213,7 @@ pub(crate) mod tests {
         // rather than querying random cells.
         let full = full_table();
         let keep: Vec<usize> = (0..full.len()).step_by(full.len() / 12).take(12).collect();
-        let part = part(&full, &keep);
+        let part = full.keep(&keep);
         let lookup = Lookup::new(&part);
         let e = Evolution {
             population: 4,

@@ -339,9 +339,11 @@ pub fn join(
         source,
         ..Searchable::default()
     };
-    let position: std::collections::HashMap<ModuleHash, usize> = (space.entries().iter())
+    let position: std::collections::HashMap<ModuleHash, usize> = space
+        .ids()
+        .into_iter()
         .enumerate()
-        .map(|(i, (_, a))| (a.id(), i))
+        .map(|(i, id)| (id, i))
         .collect();
     for (hash, valid, test, cost) in rows {
         let Some(&pos) = position.get(&hash) else {
@@ -354,7 +356,6 @@ pub fn join(
         };
         s.hashes.push(hash);
         s.cells.push(space.entries()[pos].1);
-        // (A latent list's entries are (hash, cell); the table keys rows by id.)
         s.features
             .extend_from_slice(&features[pos * dim..(pos + 1) * dim]);
         s.valid.push(valid);
@@ -365,7 +366,8 @@ pub fn join(
     s
 }
 
-fn read_items(path: &Path) -> Result<Vec<(ModuleHash, String)>, StageError> {
+/// The labeled networks of an `items.jsonl`: each cell's id and its split.
+pub fn read_items(path: &Path) -> Result<Vec<(ModuleHash, String)>, StageError> {
     let text = std::fs::read_to_string(path).map_err(|e| StageError::io(path, e))?;
     let mut out = Vec::new();
     for (i, line) in text

@@ -33,7 +33,11 @@ impl CellList {
     /// Cells in the given order; NB101's are sorted by hash and deduplicated (the first kept),
     /// as its file format requires.
     pub fn new(space: SearchSpace, cells: Vec<Arch>) -> CellList {
-        let entries: Vec<(ModuleHash, Arch)> = cells.into_iter().map(|a| (a.hash(), a)).collect();
+        CellList::from_entries(space, cells.into_iter().map(|a| (a.hash(), a)).collect())
+    }
+
+    /// As [`CellList::new`], from cells whose hashes are known (no hashing again).
+    pub fn from_entries(space: SearchSpace, entries: Vec<(ModuleHash, Arch)>) -> CellList {
         match space {
             SearchSpace::Nb101 => {
                 let nb101 = entries
@@ -53,6 +57,17 @@ impl CellList {
                     .collect(),
             },
         }
+    }
+
+    /// Each cell's id ([`Arch::id`]); NB101's is its stored hash, so nothing is hashed again.
+    pub fn ids(&self) -> Vec<ModuleHash> {
+        self.entries
+            .iter()
+            .map(|(h, a)| match a {
+                Arch::Nb101(_) => *h,
+                Arch::Nb201(_) => a.id(),
+            })
+            .collect()
     }
 
     fn from_space(s: Space) -> CellList {
@@ -171,6 +186,8 @@ mod tests {
         let got: Vec<Arch> = back.entries().iter().map(|e| e.1).collect();
         assert_eq!(got, cells, "NB201 lists keep their order");
         assert_eq!(CellList::find(dir.path(), "x").unwrap(), path);
+        let ids: Vec<ModuleHash> = cells.iter().map(Arch::id).collect();
+        assert_eq!(back.ids(), ids);
         assert!(matches!(
             CellList::find(dir.path(), "y"),
             Err(CellListError::Missing { .. })
@@ -182,6 +199,7 @@ mod tests {
         let path = dir.path().join("z.nb101");
         list.write(&path).unwrap();
         assert_eq!(CellList::read(&path).unwrap().entries(), list.entries());
+        assert_eq!(list.ids(), vec![Arch::Nb101(c101).id()]);
 
         std::fs::write(dir.path().join("bad.nb201"), "|none~0|\n").unwrap();
         let e = CellList::read(&dir.path().join("bad.nb201")).unwrap_err();

@@ -24,9 +24,6 @@ use std::cell::RefCell;
 use tch::nn::VarStore;
 use tch::{Kind, Tensor};
 
-/// The proxies NASLib defines that nasflow computes, in this order.
-pub const NAMES: [&str; 5] = ["synflow", "jacov", "nwot", "snip", "grad_norm"];
-
 /// The conv and linear weights of a variable store, by name.
 fn layer_weights(vs: &VarStore) -> Vec<Tensor> {
     let vars = vs.variables();

@@ -13,16 +13,17 @@ use nasflow_contract::layout::{ITEMS_LIST, SUMMARY};
 use nasflow_stages::files::{write_json, write_jsonl};
 use nasflow_stages::images;
 use nasflow_stages::nb101::params::Skeleton;
-use nasflow_stages::nb201::table::{Row, Table, PROXIES};
+use nasflow_stages::nb201::table::{Row, Table};
+use nasflow_stages::search::table::read_items;
 use nasflow_stages::space::{Arch, CellList};
 use nasflow_stages::stats::spearman;
-use nasflow_stages::zero_cost::ZeroCostParams;
+use nasflow_stages::zero_cost::{ZeroCostParams, PROXIES};
 use nasflow_stages::{StageContext, StageError};
 
 use crate::device::torch_device;
 use crate::network::Init;
 use crate::network201::{Network201, Pass};
-use crate::proxies::{self, NAMES};
+use crate::proxies;
 use crate::train::{labels, to_tensor};
 
 /// Seeded draws: the cells, then the batch.
@@ -58,7 +59,7 @@ pub fn run(ctx: &StageContext<ZeroCostParams>) -> Result<(), StageError> {
             "nb201_index": r.nb201_index,
             "valid_accuracy": r.valid_acc / 100.0,
         });
-        for (name, &x) in NAMES.iter().zip(v) {
+        for (name, &x) in PROXIES.iter().zip(v) {
             line[*name] = if x.is_finite() { json!(x) } else { Value::Null };
         }
         line
@@ -73,20 +74,18 @@ fn sample_cells(
     table: &Table,
 ) -> Result<Vec<usize>, StageError> {
     let dir = ctx.input(&ctx.params.sample)?;
-    let failed = |e: &dyn std::fmt::Display| StageError::Failed(e.to_string());
     let mut ids = std::collections::HashSet::new();
     for stem in ["unlabeled-train", "unlabeled-valid"] {
         let list = CellList::find(dir, stem)
             .and_then(|p| CellList::read(&p))
-            .map_err(|e| failed(&e))?;
-        ids.extend(list.entries().iter().map(|(_, a)| a.id()));
+            .map_err(|e| StageError::Failed(e.to_string()))?;
+        ids.extend(list.ids());
     }
-    let items_path = dir.join(ITEMS_LIST);
-    let items = std::fs::read_to_string(&items_path).map_err(|e| StageError::io(&items_path, e))?;
-    for line in items.lines().filter(|l| !l.trim().is_empty()) {
-        let v: Value = serde_json::from_str(line).map_err(|e| failed(&e))?;
-        ids.insert(Arch::from_fields(&v).map_err(|e| failed(&e))?.id());
-    }
+    ids.extend(
+        read_items(&dir.join(ITEMS_LIST))?
+            .into_iter()
+            .map(|(id, _)| id),
+    );
     Ok((0..table.rows().len())
         .filter(|&i| ids.contains(&Arch::Nb201(table.rows()[i].cell).id()))
         .collect())
@@ -144,7 +143,7 @@ fn batch(
     ))
 }
 
-/// The five proxies of one cell's network, in [`NAMES`] order.
+/// The five proxies of one cell's network, in [`PROXIES`] order.
 fn score(
     cell: &nasflow_stages::nb201::Cell,
     sk: &Skeleton,
@@ -212,11 +211,7 @@ fn summary(ctx: &StageContext<ZeroCostParams>, rows: &[&Row], values: &[[f64; 5]
     let mut published = Map::new();
     let mut non_finite = Map::new();
     let mut shared = 0;
-    for (k, name) in NAMES.iter().enumerate() {
-        let theirs = PROXIES
-            .iter()
-            .position(|p| p == name)
-            .expect("the same five");
+    for (k, name) in PROXIES.iter().enumerate() {
         let pairs = |other: &dyn Fn(&Row) -> Option<f64>| -> (Vec<f64>, Vec<f64>) {
             rows.iter()
                 .zip(values)
@@ -226,7 +221,7 @@ fn summary(ctx: &StageContext<ZeroCostParams>, rows: &[&Row], values: &[[f64; 5]
         };
         let (a, b) = pairs(&|r| Some(r.valid_acc));
         valid.insert(name.to_string(), rho(&a, &b));
-        let (a, b) = pairs(&|r| r.proxies.map(|p| p[theirs]));
+        let (a, b) = pairs(&|r| r.proxies.map(|p| p[k]));
         shared = shared.max(a.len());
         published.insert(name.to_string(), rho(&a, &b));
         let bad = values.iter().filter(|v| !v[k].is_finite()).count();

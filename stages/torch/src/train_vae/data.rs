@@ -153,14 +153,11 @@ impl Data {
     /// Every cell with a latent feature: unlabeled train, unlabeled validation, labeled (NB101:
     /// sorted by hash, once each; NB201: in that order).
     pub fn all_cells(&self) -> CellList {
-        let all = self
-            .unl_train
-            .entries()
-            .iter()
+        let all = (self.unl_train.entries().iter())
             .chain(self.unl_valid.entries())
-            .map(|e| e.1)
-            .chain(self.nets.iter().map(|n| n.cell));
-        CellList::new(self.space, all.collect())
+            .copied()
+            .chain(self.nets.iter().map(|n| (n.hash, n.cell)));
+        CellList::from_entries(self.space, all.collect())
     }
 }
 
