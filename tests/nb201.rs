@@ -251,24 +251,34 @@ fn sample_pretrain_extract_and_train_vae_on_nb201_cells() {
     assert!(shown.contains("\npredict-zc: how well"), "{shown}");
 }
 
-/// Checked when sample runs (exit 1, the stage failed, its message names the fix).
+/// Settings of the other space are refused when the pipeline is read (`nasflow plan`, exit 2),
+/// each placed at its param with a message that names the fix.
 #[test]
-fn nb201_sample_refuses_nb101_settings() {
-    let p = Project::new(&PIPELINE.replace("table = \"nb201\"", "table = \"nb101-10k\""));
-    let out = p.nasflow(&["run", "sample"]);
-    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
-    assert!(
-        stderr(&out).contains("table = \"nb101-10k\" is not an NB201 table"),
-        "{}",
-        stderr(&out)
+fn nb201_settings_of_the_other_space_are_refused_at_plan() {
+    let refused = |pipeline: &str, want: &str| {
+        let p = Project::new(pipeline);
+        let out = p.nasflow(&["plan"]);
+        assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+        assert!(stderr(&out).contains(want), "{want} in {}", stderr(&out));
+    };
+    refused(
+        &PIPELINE.replacen("table = \"nb201\"", "table = \"nb101-10k\"", 1),
+        "`table` in [stages.sample] is not valid: \"nb101-10k\" is not an NB201 table",
     );
-    let p = Project::new(&PIPELINE.replace("search_space = \"nb201\"\n", ""));
-    let out = p.nasflow(&["run", "sample"]);
-    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
-    assert!(
-        stderr(&out).contains("table = \"nb201\" is NB201's"),
-        "{}",
-        stderr(&out)
+    refused(
+        &PIPELINE.replace("search_space = \"nb201\"\n", ""),
+        "`table` in [stages.sample] is not valid: \"nb201\" is NB201's table; set search_space = \"nb201\"",
+    );
+    refused(
+        &PIPELINE.replace("valid_nets = 1\n", "valid_nets = 1\ninclude_table = true\n"),
+        "`include_table` in [stages.sample] is not valid: every NB201 cell is in its table",
+    );
+    refused(
+        &PIPELINE.replace(
+            "budget = 300000.0\n",
+            "budget = 300000.0\nmutation = \"naszilla\"\n",
+        ),
+        "`mutation` in [stages.reinforce] is not valid: \"naszilla\" is an NB101 operator",
     );
 }
 

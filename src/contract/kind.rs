@@ -7,7 +7,7 @@ use serde_json::{Map, Value};
 
 use crate::context::StageContext;
 use crate::error::StageError;
-use crate::params::{validate, ParamError, Params, ParamsSchema};
+use crate::params::{cross_param_error, validate, ParamError, Params, ParamsSchema};
 use crate::tool::Tool;
 
 /// What pipeline.toml names with `kind = "..."`, apart from its params.
@@ -33,6 +33,13 @@ pub struct KindInfo {
 pub trait Kind: 'static {
     type Params: Params;
     const INFO: KindInfo;
+
+    /// Checks across params that their types cannot say (`search_space = "nb201"` with an NB101
+    /// table), run wherever params are validated, so that `nasflow plan` refuses them (exit 2).
+    /// The message starts with the param it is about: `"table: ..."`.
+    fn check(_params: &Self::Params) -> Result<(), String> {
+        Ok(())
+    }
 }
 
 /// A kind as the engine sees it (object-safe; no computation, no libtorch).
@@ -57,7 +64,9 @@ impl<K: Kind> Declaration for Declared<K> {
         self.schema.get_or_init(ParamsSchema::of::<K::Params>)
     }
     fn validate(&self, raw: &Map<String, Value>) -> Result<Map<String, Value>, ParamError> {
-        validate::<K::Params>(self.schema(), raw).map(|(_, canonical)| canonical)
+        let (params, canonical) = validate::<K::Params>(self.schema(), raw)?;
+        K::check(&params).map_err(|problem| cross_param_error(self.schema(), problem))?;
+        Ok(canonical)
     }
 }
 

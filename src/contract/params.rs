@@ -178,6 +178,21 @@ impl ParamsSchema {
     }
 }
 
+/// The error of a check across params (a `try_from` on the whole struct, or `Kind::check`): its
+/// message names the param it is about by starting with "NAME: ".
+pub fn cross_param_error(schema: &ParamsSchema, problem: String) -> ParamError {
+    let (name, problem) = match problem.split_once(": ") {
+        Some((name, rest)) if schema.get(name).is_some() => (name.to_string(), rest.to_string()),
+        _ => (".".to_string(), problem),
+    };
+    ParamError::Invalid {
+        problem: format!("is not valid: {problem}"),
+        help: schema.get(&name).map(|d| format!("{name}: {}", d.doc)),
+        at: name.clone(),
+        name: name.split(['.', '[']).next().unwrap_or("").to_string(),
+    }
+}
+
 /// Checks raw values and returns the canonical params: every param, defaults filled in, in
 /// the form `P` serializes to.
 pub fn validate<P: Params>(
@@ -186,16 +201,11 @@ pub fn validate<P: Params>(
 ) -> Result<(P, Map<String, Value>), ParamError> {
     schema.check(raw)?;
     let p: P = serde_path_to_error::deserialize(Value::Object(raw.clone())).map_err(|e| {
-        let mut path = e.path().to_string();
-        let mut problem = e.inner().to_string();
-        // A check across params (a `try_from` on the whole struct) has no path; it names the
-        // param it is about by starting its message with "NAME: ".
+        let path = e.path().to_string();
+        let problem = e.inner().to_string();
+        // A check across params (a `try_from` on the whole struct) has no path.
         if path == "." || path.is_empty() {
-            if let Some((name, rest)) = problem.split_once(": ") {
-                if schema.get(name).is_some() {
-                    (path, problem) = (name.to_string(), rest.to_string());
-                }
-            }
+            return cross_param_error(schema, problem);
         }
         let name = path.split(['.', '[']).next().unwrap_or("").to_string();
         ParamError::Invalid {

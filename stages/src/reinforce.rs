@@ -35,6 +35,19 @@ impl Kind for Reinforce {
         item_level: false,
         key_metrics: &[],
     };
+
+    /// NB101's mutation operators on NB201's table (the search refuses them on any NB201 cells
+    /// too, `table = "pretrained"` included, when it knows the space).
+    fn check(p: &ReinforceParams) -> Result<(), String> {
+        let nb201 = p.table.keyword() == Some(crate::nb201::table::EMBEDDED);
+        if nb201 && p.methods().contains(&Method::Evolution) && p.mutation != Mutation::Naslib {
+            return Err(format!(
+                "mutation: \"{}\" is an NB101 operator; on NB201 evolution mutates as NASLib does (one edge's op): set mutation = \"naslib\"",
+                p.mutation.name()
+            ));
+        }
+        Ok(())
+    }
 }
 
 /// The params of `reinforce`.

@@ -51,6 +51,28 @@ impl Kind for Sample {
         item_level: false,
         key_metrics: &["cells", "train_nets", "valid_nets"],
     };
+
+    /// Settings of one space that the other cannot take.
+    fn check(p: &SampleParams) -> Result<(), String> {
+        let nb201_table = p.table.as_str() == crate::nb201::table::EMBEDDED;
+        match p.search_space {
+            SearchSpace::Nb101 if nb201_table => Err(
+                "table: \"nb201\" is NB201's table; set search_space = \"nb201\" or name an NB101 table".into(),
+            ),
+            SearchSpace::Nb101 => Ok(()),
+            SearchSpace::Nb201 if p.space.path().is_some() => Err(
+                "space: it names an .nb101 file; NB201's cells are built in (remove `space`)".into(),
+            ),
+            SearchSpace::Nb201 if !nb201_table && !p.table.as_str().is_empty() => Err(format!(
+                "table: {:?} is not an NB201 table: use \"nb201\" (built in) or \"\"",
+                p.table.as_str()
+            )),
+            SearchSpace::Nb201 if p.include_table => Err(
+                "include_table: every NB201 cell is in its table, so there is nothing to include (remove it)".into(),
+            ),
+            SearchSpace::Nb201 => Ok(()),
+        }
+    }
 }
 
 /// The params of `sample`.
@@ -158,12 +180,6 @@ pub fn run(ctx: &StageContext<SampleParams>) -> Result<(), StageError> {
 
 fn run_nb101(ctx: &StageContext<SampleParams>) -> Result<(), StageError> {
     let p = ctx.params;
-    if p.table.as_str() == crate::nb201::table::EMBEDDED {
-        return Err(StageError::Config(format!(
-            "stage `{}`: table = \"nb201\" is NB201's; set search_space = \"nb201\" or use an NB101 table",
-            ctx.stage
-        )));
-    }
     let failed = |e: &dyn std::fmt::Display| StageError::Failed(e.to_string());
     let table = match p.table.as_str() {
         "" => None,

@@ -21,23 +21,8 @@ use crate::space::{Arch, CellList, SearchSpace};
 pub fn run(ctx: &StageContext<SampleParams>) -> Result<(), StageError> {
     let p = ctx.params;
     let config = |what: String| StageError::Config(format!("stage `{}`: {what}", ctx.stage));
-    if p.space.path().is_some() {
-        return Err(config(
-            "`space` names an .nb101 file; NB201's cells are built in (remove `space`)".into(),
-        ));
-    }
-    let with_figures = match p.table.as_str() {
-        "" => false,
-        EMBEDDED => true,
-        other => {
-            return Err(config(format!(
-                "table = {other:?} is not an NB201 table: use \"nb201\" (built in) or \"\""
-            )))
-        }
-    };
-    if p.include_table {
-        return Err(config("include_table: every NB201 cell is in its table, so there is nothing to include (remove it)".into()));
-    }
+    // `Sample::check` refused other spaces' settings when the params were read.
+    let with_figures = p.table.as_str() == EMBEDDED;
     let table = Table::embedded().map_err(|e| StageError::Failed(e.to_string()))?;
     let archs: Vec<Arch> = table.rows().iter().map(|r| Arch::Nb201(r.cell)).collect();
     let mut universe: Vec<usize> = (0..archs.len()).collect();

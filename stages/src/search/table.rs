@@ -368,6 +368,14 @@ pub fn join(
 
 /// The labeled networks of an `items.jsonl`: each cell's id and its split.
 pub fn read_items(path: &Path) -> Result<Vec<(ModuleHash, String)>, StageError> {
+    Ok(read_item_cells(path)?
+        .into_iter()
+        .map(|(arch, split)| (arch.id(), split))
+        .collect())
+}
+
+/// The labeled networks of an `items.jsonl`: each cell and its split.
+pub fn read_item_cells(path: &Path) -> Result<Vec<(Arch, String)>, StageError> {
     let text = std::fs::read_to_string(path).map_err(|e| StageError::io(path, e))?;
     let mut out = Vec::new();
     for (i, line) in text
@@ -379,7 +387,7 @@ pub fn read_items(path: &Path) -> Result<Vec<(ModuleHash, String)>, StageError> 
             |what: &str| StageError::Failed(format!("{} line {}: {what}", path.display(), i + 1));
         let v: Value = serde_json::from_str(line).map_err(|e| bad(&format!("bad JSON: {e}")))?;
         let arch = Arch::from_fields(&v).map_err(|e| bad(&e.to_string()))?;
-        out.push((arch.id(), v["split"].as_str().unwrap_or("").to_string()));
+        out.push((arch, v["split"].as_str().unwrap_or("").to_string()));
     }
     Ok(out)
 }

@@ -17,6 +17,7 @@ pub mod network;
 pub mod network201;
 pub mod noise;
 pub mod optim;
+pub mod pass;
 pub mod preprocess;
 pub mod proxies;
 pub mod reinforce;

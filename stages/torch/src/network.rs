@@ -16,6 +16,8 @@ use nasflow_stages::nb101::params::{vertex_channels, Skeleton};
 use nasflow_stages::nb101::{Cell, Op};
 use nasflow_stages::space::Arch;
 
+use crate::pass::Pass;
+
 /// How variables start.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Init {
@@ -67,8 +69,8 @@ impl ConvBnRelu {
         ConvBnRelu { conv, bn }
     }
 
-    fn forward_t(&self, x: &Tensor, train: bool) -> Tensor {
-        self.bn.forward_t(&self.conv.forward(x), train).relu()
+    fn forward(&self, x: &Tensor, pass: &Pass) -> Tensor {
+        pass.relu(&pass.bn(&self.bn, &self.conv.forward(x)))
     }
 }
 
@@ -120,7 +122,7 @@ impl CellNet {
         }
     }
 
-    fn forward_t(&self, x: &Tensor, train: bool) -> Tensor {
+    fn forward(&self, x: &Tensor, pass: &Pass) -> Tensor {
         let n = self.cell.num_vertices();
         let mut tensors: Vec<Tensor> = vec![x.shallow_clone()];
         let mut concat: Vec<Tensor> = Vec::new();
@@ -131,7 +133,7 @@ impl CellNet {
                 .map(|src| truncate(&tensors[src], c))
                 .collect();
             if let Some(p) = &self.proj[t] {
-                fan_in.push(p.forward_t(x, train));
+                fan_in.push(p.forward(x, pass));
             }
             let mut input = fan_in.remove(0);
             for f in &fan_in {
@@ -143,7 +145,7 @@ impl CellNet {
                 }
             }
             let out = match self.ops[t].as_ref().expect("interior vertex") {
-                VertexOp::Conv(c) => c.forward_t(&input, train),
+                VertexOp::Conv(c) => c.forward(&input, pass),
                 VertexOp::MaxPool => input.max_pool2d([3, 3], [1, 1], [1, 1], [1, 1], false),
             };
             if self.cell.edge(t, n - 1) {
@@ -151,7 +153,7 @@ impl CellNet {
             }
             tensors.push(out);
         }
-        let proj_out = self.proj[n - 1].as_ref().map(|p| p.forward_t(x, train));
+        let proj_out = self.proj[n - 1].as_ref().map(|p| p.forward(x, pass));
         match (concat.len(), proj_out) {
             (0, Some(p)) => p,
             (0, None) => unreachable!("a valid cell's output has an input"),
@@ -243,14 +245,19 @@ impl Network {
 
     /// The global-average-pool features (the classifier's input).
     pub fn features(&self, x: &Tensor, train: bool) -> Tensor {
-        let mut h = self.stem.forward_t(x, train);
+        self.features_with(x, &Pass::plain(train))
+    }
+
+    /// The features of a pass run as `pass` says.
+    pub fn features_with(&self, x: &Tensor, pass: &Pass) -> Tensor {
+        let mut h = self.stem.forward(x, pass);
         for l in &self.layers {
             h = match l {
                 Layer::Pool => h.max_pool2d([2, 2], [2, 2], [0, 0], [1, 1], false),
-                Layer::Cell(c) => c.forward_t(&h, train),
+                Layer::Cell(c) => c.forward(&h, pass),
             };
         }
-        h.mean_dim(&[2i64, 3][..], false, tch::Kind::Float)
+        pass.pool(&h)
     }
 
     pub fn classifier(&self) -> &nn::Linear {
@@ -284,10 +291,20 @@ impl AnyNetwork {
 
     /// The global-average-pool features (the classifier's input).
     pub fn features(&self, x: &Tensor, train: bool) -> Tensor {
+        self.features_with(x, &Pass::plain(train))
+    }
+
+    /// The features of a pass run as `pass` says.
+    pub fn features_with(&self, x: &Tensor, pass: &Pass) -> Tensor {
         match self {
-            AnyNetwork::Nb101(n) => n.features(x, train),
-            AnyNetwork::Nb201(n) => n.features(x, train),
+            AnyNetwork::Nb101(n) => n.features_with(x, pass),
+            AnyNetwork::Nb201(n) => n.features_with(x, pass),
         }
+    }
+
+    /// The logits of a pass run as `pass` says.
+    pub fn forward_with(&self, x: &Tensor, pass: &Pass) -> Tensor {
+        self.classifier().forward(&self.features_with(x, pass))
     }
 
     pub fn classifier(&self) -> &nn::Linear {

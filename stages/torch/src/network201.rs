@@ -5,7 +5,6 @@
 //! `lastact.0.weight`), so weights can be compared with the PyTorch model. Initialisation is
 //! PyTorch's default, which NB201 keeps: conv and linear weights and the linear bias
 //! U(-1/sqrt(fan_in), 1/sqrt(fan_in)), batch norm scale 1 and shift 0 (momentum 0.1, eps 1e-5).
-use std::cell::RefCell;
 
 use tch::nn::{self, Module, ModuleT};
 use tch::Tensor;
@@ -14,6 +13,7 @@ use nasflow_stages::nb101::params::Skeleton;
 use nasflow_stages::nb201::{Cell, Op, EDGES};
 
 use crate::network::Init;
+pub use crate::pass::Pass;
 
 fn conv(p: nn::Path, cin: usize, cout: usize, k: usize, stride: usize, init: Init) -> nn::Conv2D {
     nn::conv2d(
@@ -56,39 +56,6 @@ fn batch_norm(p: nn::Path, c: usize) -> nn::BatchNorm {
             ..Default::default()
         },
     )
-}
-
-/// How a forward pass runs: batch statistics (`train`) or running ones, batch norm applied or
-/// skipped (synflow's `bn=False` copy), and where each ReLU's input is recorded (nwot hooks
-/// every ReLU module: one record per application).
-pub struct Pass<'a> {
-    pub train: bool,
-    pub batch_norm: bool,
-    pub relu_inputs: Option<&'a RefCell<Vec<Tensor>>>,
-}
-
-impl Pass<'_> {
-    pub fn plain(train: bool) -> Pass<'static> {
-        Pass {
-            train,
-            batch_norm: true,
-            relu_inputs: None,
-        }
-    }
-
-    fn relu(&self, x: &Tensor) -> Tensor {
-        if let Some(r) = self.relu_inputs {
-            r.borrow_mut().push(x.shallow_clone());
-        }
-        x.relu()
-    }
-
-    fn bn(&self, bn: &nn::BatchNorm, x: &Tensor) -> Tensor {
-        match self.batch_norm {
-            true => bn.forward_t(x, self.train),
-            false => x.shallow_clone(),
-        }
-    }
 }
 
 /// NB201's `ReLUConvBN`: `op` = (ReLU, conv, batch norm).
@@ -282,13 +249,7 @@ impl Network201 {
                 Layer::Reduction(r) => r.forward(&h, pass),
             };
         }
-        let h = pass.relu(&pass.bn(&self.lastact, &h));
-        // fp32 features (as NB101's network), or fp64 in synflow's double pass.
-        let kind = match h.kind() {
-            tch::Kind::Double => tch::Kind::Double,
-            _ => tch::Kind::Float,
-        };
-        h.mean_dim(&[2i64, 3][..], false, kind)
+        pass.pool(&pass.relu(&pass.bn(&self.lastact, &h)))
     }
 
     /// The logits of a pass run as `pass` says.
