@@ -23,6 +23,22 @@ def fmt_p(p):
     return f"{p:.2g}" if p < 0.1 else f"{p:.2f}"
 
 
+def cpu():
+    """The CPU the run used, as far as it decides the figures: libtorch's CPU kernels (MKL, oneDNN,
+    ATen's vectorised loops) pick their code path by vendor and instruction set, and each path
+    rounds differently, so a run on another CPU trains other weights and prints other figures."""
+    info = {}
+    try:
+        for line in open("/proc/cpuinfo"):
+            key, _, value = line.partition(":")
+            info.setdefault(key.strip(), value.strip())
+    except OSError:
+        return "an unknown CPU"
+    flags = info.get("flags", "").split()
+    isa = "AVX-512" if "avx512f" in flags else "AVX2" if "avx2" in flags else "no AVX2"
+    return f"{info.get('model name', 'unknown model')} ({info.get('vendor_id', 'unknown vendor')}, {isa})"
+
+
 def block(metrics):
     stages = metrics["columns"][0]["stages"]
     r, p = stages.get("reinforce") or {}, stages.get("predict") or {}
@@ -41,7 +57,8 @@ def block(metrics):
         cells = [f"{fmt(p.get(f'rf.{f}.fit_{n}.kendall_tau'))} / {fmt(p.get(f'rf.{f}.fit_{n}.pearson'))}" for n in sizes]
         lines.append(f"| {f} | " + " | ".join(cells) + " |")
     tests = [f"{fmt_p(p.get(f'compare.rf.fit_{n}.io_vs_reference.p_kendall_tau'))} at {n} cells" for n in sizes]
-    lines += ["", f"io vs reference, Kendall tau, Wilcoxon signed-rank p (paired by fit set): {', '.join(tests)}.", "", END]
+    lines += ["", f"io vs reference, Kendall tau, Wilcoxon signed-rank p (paired by fit set): {', '.join(tests)}.", "",
+              f"Made on: {cpu()}, two pinned cores.", "", END]
     return "\n".join(lines)
 
 
@@ -59,6 +76,10 @@ def main():
         if updated != text:
             old = BEGIN + rest.split(END, 1)[0] + END
             sys.stderr.write("README.md's figures differ from this run's (scripts/readme-figures.sh updates them):\n")
+            made = [l for l in old.splitlines() if l.startswith("Made on: ")]
+            if made and made[0] not in new.splitlines():
+                sys.stderr.write("  (they were made on another CPU: libtorch's kernels round by vendor and instruction set, so\n"
+                                 "  figures differ between CPUs; regenerate them on the machine that runs CI)\n")
             for a, b in zip(old.splitlines(), new.splitlines()):
                 if a != b:
                     sys.stderr.write(f"  README: {a}\n  run:    {b}\n")
