@@ -57,7 +57,6 @@ cd "$out/example"
 start=$(date +%s.%N)
 "$bin" -p nb201.toml run predict-zc -j 2 --set zero-cost.cells=1400 \
     --set 'predict-zc.train_sizes=[20,100,1000]' --set predict-zc.protocol=naslib \
-    --set 'predict-zc.feature_sets=["latent","encoding","zero-cost","latent+zero-cost"]' \
     > headline-1000.txt 2> run-1000.log
 end=$(date +%s.%N)
 echo "predict-zc at 1,000 fit cells (zero-cost on 1,400 cells, then predict): $(echo "$end - $start" | bc) s"
