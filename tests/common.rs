@@ -52,6 +52,14 @@ impl Project {
     }
 
     /// Runs `nasflow run ARGS`, asserts success, and returns the stages that ran.
+    /// A stage's current output directory (`nasflow show STAGE --json`).
+    pub fn out_dir(&self, stage: &str) -> PathBuf {
+        let out = self.nasflow(&["show", stage, "--json"]);
+        assert!(out.status.success(), "{}", stderr(&out));
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        PathBuf::from(v["out_dir"].as_str().unwrap())
+    }
+
     pub fn run_ok(&self, args: &[&str]) -> BTreeSet<String> {
         let out = self.nasflow(&[&["run"], args].concat());
         assert!(
@@ -113,5 +121,20 @@ pub fn files_under(dir: &Path) -> Vec<PathBuf> {
         .flatten()
         .filter(|e| e.file_type().is_file())
         .map(|e| e.into_path())
+        .collect()
+}
+
+/// A JSON file.
+pub fn read_json(path: &Path) -> serde_json::Value {
+    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+/// A JSON-lines file, a value a line.
+pub fn read_jsonl(path: &Path) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(path)
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{}: {e}", path.display())))
         .collect()
 }

@@ -53,13 +53,6 @@ run = "cd $NASFLOW_IN_DATA && find . -type f | sort | xargs wc -c > $NASFLOW_OUT
 }
 
 /// The directory of a stage's current output.
-fn out_dir(p: &Project, stage: &str) -> PathBuf {
-    let out = p.nasflow(&["show", stage, "--json"]);
-    assert!(out.status.success(), "{}", stderr(&out));
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    PathBuf::from(v["out_dir"].as_str().unwrap())
-}
-
 fn key(p: &Project) -> String {
     let out = p.nasflow(&["cache", "key", "data"]);
     assert!(out.status.success(), "{}", stderr(&out));
@@ -80,7 +73,7 @@ fn download_then_a_local_copy_gives_the_same_key_and_reruns_nothing() {
     let sha = sha256(&file);
     let p = Project::new(&pipeline(&format!("{}/data.bin", server.base()), &sha, ""));
     assert_eq!(p.run_ok(&[]), set(&["data", "count"]));
-    let got = out_dir(&p, "data").join("data.bin");
+    let got = p.out_dir("data").join("data.bin");
     assert_eq!(std::fs::read(&got).unwrap(), std::fs::read(&file).unwrap());
     assert!(
         partial_files(&p).is_empty(),
@@ -108,8 +101,8 @@ fn download_then_a_local_copy_gives_the_same_key_and_reruns_nothing() {
     );
     assert_eq!(q.run_ok(&[]), set(&["data", "count"]));
     assert_eq!(
-        std::fs::read(out_dir(&q, "count").join("sizes.txt")).unwrap(),
-        std::fs::read(out_dir(&p, "count").join("sizes.txt")).unwrap()
+        std::fs::read(q.out_dir("count").join("sizes.txt")).unwrap(),
+        std::fs::read(p.out_dir("count").join("sizes.txt")).unwrap()
     );
 }
 
@@ -141,7 +134,7 @@ fn a_tar_gz_is_unpacked_into_the_outputs() {
         "unpack = true",
     ));
     assert_eq!(p.run_ok(&[]), set(&["data", "count"]));
-    let sizes = std::fs::read_to_string(out_dir(&p, "count").join("sizes.txt")).unwrap();
+    let sizes = std::fs::read_to_string(p.out_dir("count").join("sizes.txt")).unwrap();
     assert!(
         sizes.contains("30730 ./cifar-10-batches-bin/data_batch_1.bin")
             && sizes.contains("2 ./cifar-10-batches-bin/readme.html")
@@ -262,7 +255,7 @@ fn a_download_cut_off_mid_file_resumes_from_another_server() {
         "{log}"
     );
     assert_eq!(
-        std::fs::read(out_dir(&p, "data").join("big.bin")).unwrap(),
+        std::fs::read(p.out_dir("data").join("big.bin")).unwrap(),
         std::fs::read(&file).unwrap()
     );
     let out = p.nasflow(&["log", "data", "--file", "fetch.json"]);

@@ -13,20 +13,6 @@ fn shared(name: &str) -> PathBuf {
         .join(name)
 }
 
-fn lines(path: &Path) -> Vec<Value> {
-    std::fs::read_to_string(path)
-        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect()
-}
-
-fn out_dir(p: &Project, stage: &str) -> PathBuf {
-    let show: Value =
-        serde_json::from_slice(&p.nasflow(&["show", stage, "--json"]).stdout).unwrap();
-    PathBuf::from(show["out_dir"].as_str().unwrap())
-}
-
 fn info(p: &Project, matrix: &str, ops: &str) -> (Option<i32>, Value, String) {
     let out = p.nasflow(&["nb101", "info", "--matrix", matrix, "--ops", ops]);
     let v = serde_json::from_str(&stdout(&out)).unwrap_or(Value::Null);
@@ -107,7 +93,7 @@ fn enumerate_and_sample() {
     // The whole space, joined with the 10k table.
     let p = sample_project(&space, &shared("nb101-10k.jsonl"), 0);
     p.run_ok(&[]);
-    let dir = out_dir(&p, "sample");
+    let dir = p.out_dir("sample");
     let summary: Value =
         serde_json::from_str(&std::fs::read_to_string(dir.join("summary.json")).unwrap()).unwrap();
     assert_eq!(summary["cells"], 423_624);
@@ -117,7 +103,7 @@ fn enumerate_and_sample() {
         summary["with_figures"], 10_000,
         "every 10k hash is in the space"
     );
-    let items = lines(&dir.join("items.jsonl"));
+    let items = common::read_jsonl(&dir.join("items.jsonl"));
     assert_eq!(items.len(), 13);
     assert_eq!(items.iter().filter(|i| i["split"] == "train").count(), 10);
     let hashes: HashSet<String> = items
@@ -140,12 +126,12 @@ fn enumerate_and_sample() {
         let len = std::fs::metadata(dir.join(name)).unwrap().len();
         assert_eq!((len - 24) / 24, want, "{name}: labeled nets removed");
     }
-    assert_eq!(lines(&dir.join("figures.jsonl")).len(), 10_000);
+    assert_eq!(common::read_jsonl(&dir.join("figures.jsonl")).len(), 10_000);
 
     // A subsample: seeded, so a rerun elsewhere gives the same items; another seed differs.
     let q = sample_project(&space, &shared("nb101-1k.jsonl"), 1000);
     q.run_ok(&[]);
-    let qdir = out_dir(&q, "sample");
+    let qdir = q.out_dir("sample");
     let s: Value =
         serde_json::from_str(&std::fs::read_to_string(qdir.join("summary.json")).unwrap()).unwrap();
     assert_eq!(
@@ -156,7 +142,7 @@ fn enumerate_and_sample() {
     let r = sample_project(&space, &shared("nb101-1k.jsonl"), 1000);
     r.run_ok(&[]);
     assert_eq!(
-        std::fs::read(out_dir(&r, "sample").join("items.jsonl")).unwrap(),
+        std::fs::read(r.out_dir("sample").join("items.jsonl")).unwrap(),
         first
     );
     let mut pipeline = std::fs::read_to_string(r.path().join("pipeline.toml")).unwrap();
@@ -164,7 +150,7 @@ fn enumerate_and_sample() {
     r.write_pipeline(&pipeline);
     r.run_ok(&[]);
     assert_ne!(
-        std::fs::read(out_dir(&r, "sample").join("items.jsonl")).unwrap(),
+        std::fs::read(r.out_dir("sample").join("items.jsonl")).unwrap(),
         first
     );
 
@@ -174,7 +160,7 @@ fn enumerate_and_sample() {
         std::fs::read_to_string(t.path().join("pipeline.toml")).unwrap() + "order = \"table\"\n";
     t.write_pipeline(&pipeline);
     t.run_ok(&[]);
-    let figs = lines(&out_dir(&t, "sample").join("figures.jsonl"));
+    let figs = common::read_jsonl(&t.out_dir("sample").join("figures.jsonl"));
     assert_eq!(figs.len(), 1000);
     assert!(figs.iter().all(|f| f["split"] == "train"));
 }

@@ -2,8 +2,6 @@
 //! `extract`, `preprocess` and `train-vae` on NB201 cells at tiny sizes.
 mod common;
 
-use std::path::PathBuf;
-
 use common::{stderr, Project};
 use nasflow_stages::nb101::params::Skeleton;
 use nasflow_stages::space::Arch;
@@ -84,26 +82,12 @@ threshold = 0.0
 seeds = 2
 "#;
 
-fn out_dir(p: &Project, stage: &str) -> PathBuf {
-    let show: Value =
-        serde_json::from_slice(&p.nasflow(&["show", stage, "--json"]).stdout).unwrap();
-    PathBuf::from(show["out_dir"].as_str().unwrap())
-}
-
-fn json_lines(path: &std::path::Path) -> Vec<Value> {
-    std::fs::read_to_string(path)
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect()
-}
-
 #[test]
 fn sample_pretrain_extract_and_train_vae_on_nb201_cells() {
     let p = Project::new(PIPELINE);
     p.run_ok(&[]);
-    let sample = out_dir(&p, "sample");
-    let items = json_lines(&sample.join("items.jsonl"));
+    let sample = p.out_dir("sample");
+    let items = common::read_jsonl(&sample.join("items.jsonl"));
     assert_eq!(items.len(), 3);
     assert!(items.iter().all(|i| i["space"] == "nb201"), "{items:?}");
     // 300 cells, 270 train and 30 validation, the labeled ones left out of the unlabeled files.
@@ -115,14 +99,14 @@ fn sample_pretrain_extract_and_train_vae_on_nb201_cells() {
     };
     assert_eq!(lines("unlabeled-train.nb201"), 268);
     assert_eq!(lines("unlabeled-valid.nb201"), 29);
-    let figures = json_lines(&sample.join("figures.jsonl"));
+    let figures = common::read_jsonl(&sample.join("figures.jsonl"));
     assert_eq!(figures.len(), 300);
     assert_eq!(figures.iter().filter(|f| f["labeled"] == true).count(), 3);
     let acc = figures[0]["validation_accuracy"].as_f64().unwrap();
     assert!((0.0..=1.0).contains(&acc), "{acc}");
 
-    let pre = out_dir(&p, "pretrain");
-    let ext = out_dir(&p, "extract");
+    let pre = p.out_dir("pretrain");
+    let ext = p.out_dir("extract");
     let sk = Skeleton {
         in_channels: 3,
         init_channels: 4,
@@ -171,7 +155,7 @@ fn sample_pretrain_extract_and_train_vae_on_nb201_cells() {
 
     // train-vae: arch2vec's NB201 graphs (8 nodes, 7 labels); latents of all 300 cells, in
     // the unlabeled files' order then the labeled networks.
-    let vae = out_dir(&p, "train-vae");
+    let vae = p.out_dir("train-vae");
     let cells = std::fs::read_to_string(vae.join("latent-cells.nb201")).unwrap();
     assert_eq!(cells.lines().count(), 300);
     let first_unlabeled = std::fs::read_to_string(sample.join("unlabeled-train.nb201")).unwrap();
@@ -191,7 +175,7 @@ fn sample_pretrain_extract_and_train_vae_on_nb201_cells() {
 
     // reinforce and predict on the NB201 table: the 300 sampled cells are searchable; regret
     // is against the best of them.
-    let search = out_dir(&p, "reinforce");
+    let search = p.out_dir("reinforce");
     let s: Value =
         serde_json::from_str(&std::fs::read_to_string(search.join("summary.json")).unwrap())
             .unwrap();
@@ -205,9 +189,9 @@ fn sample_pretrain_extract_and_train_vae_on_nb201_cells() {
     ] {
         assert!(text.contains(method), "{method} in {text}");
     }
-    let traces = json_lines(&search.join("traces.jsonl"));
+    let traces = common::read_jsonl(&search.join("traces.jsonl"));
     assert!(!traces.is_empty());
-    let pred = out_dir(&p, "predict");
+    let pred = p.out_dir("predict");
     let s: Value =
         serde_json::from_str(&std::fs::read_to_string(pred.join("summary.json")).unwrap()).unwrap();
     let text = s.to_string();
@@ -216,8 +200,8 @@ fn sample_pretrain_extract_and_train_vae_on_nb201_cells() {
 
     // zero-cost on 40 of the sampled cells; predict on those cells from the proxies alone and
     // appended to each model's latent features.
-    let zc = out_dir(&p, "zero-cost");
-    let lines = json_lines(&zc.join("proxies.jsonl"));
+    let zc = p.out_dir("zero-cost");
+    let lines = common::read_jsonl(&zc.join("proxies.jsonl"));
     assert_eq!(lines.len(), 40);
     let sampled: std::collections::HashSet<String> = figures
         .iter()
@@ -236,7 +220,7 @@ fn sample_pretrain_extract_and_train_vae_on_nb201_cells() {
         serde_json::from_str(&std::fs::read_to_string(zc.join("summary.json")).unwrap()).unwrap();
     assert_eq!(s["cells"], 40);
     assert!(s["spearman_valid"]["synflow"].is_number(), "{s}");
-    let pzc = out_dir(&p, "predict-zc");
+    let pzc = p.out_dir("predict-zc");
     let s: Value =
         serde_json::from_str(&std::fs::read_to_string(pzc.join("summary.json")).unwrap()).unwrap();
     let text = s.to_string();

@@ -63,12 +63,6 @@ fn space_file(dir: &std::path::Path) -> PathBuf {
     common::enumerated_space(dir)
 }
 
-fn out_dir(p: &Project, stage: &str) -> PathBuf {
-    let show: Value =
-        serde_json::from_slice(&p.nasflow(&["show", stage, "--json"]).stdout).unwrap();
-    PathBuf::from(show["out_dir"].as_str().unwrap())
-}
-
 fn tensors(path: &std::path::Path) -> HashMap<String, tch::Tensor> {
     tch::Tensor::read_safetensors(path)
         .unwrap()
@@ -84,8 +78,8 @@ fn pretrain_and_extract_tiny_networks_deterministically() {
     let a = Project::new(&pipeline);
     a.run_ok(&[]);
 
-    let pre = out_dir(&a, "pretrain");
-    let ext = out_dir(&a, "extract");
+    let pre = a.out_dir("pretrain");
+    let ext = a.out_dir("extract");
     for k in 0..3 {
         let item = pre.join(format!("items/{k:05}"));
         let m: Value =
@@ -138,7 +132,7 @@ fn pretrain_and_extract_tiny_networks_deterministically() {
     }
 
     // preprocess: the paper's five sets, scaled per position on train.
-    let pre_dir = out_dir(&a, "preprocess");
+    let pre_dir = a.out_dir("preprocess");
     let io = tensors(&pre_dir.join("io.safetensors"));
     let summary: Value =
         serde_json::from_str(&std::fs::read_to_string(pre_dir.join("summary.json")).unwrap())
@@ -172,7 +166,7 @@ fn pretrain_and_extract_tiny_networks_deterministically() {
         ("vae-ref", &["arch2vec"][..]),
         ("vae-orig", &["original"][..]),
     ] {
-        let dir = out_dir(&a, stage);
+        let dir = a.out_dir(stage);
         let m: Value =
             serde_json::from_str(&std::fs::read_to_string(dir.join("metrics.json")).unwrap())
                 .unwrap();
@@ -240,8 +234,8 @@ fn pretrain_and_extract_tiny_networks_deterministically() {
     }
     // The reference trained alongside the io model equals arch2vec trained alone: same initial
     // weights, same batches, its own noise stream.
-    let io = tensors(&out_dir(&a, "vae-io").join("latent.safetensors"));
-    let alone = tensors(&out_dir(&a, "vae-ref").join("latent.safetensors"));
+    let io = tensors(&a.out_dir("vae-io").join("latent.safetensors"));
+    let alone = tensors(&a.out_dir("vae-ref").join("latent.safetensors"));
     for epoch in [1, 2] {
         let (r, s) = (
             &io[&format!("reference/epoch-{epoch}")],
@@ -257,7 +251,7 @@ fn pretrain_and_extract_tiny_networks_deterministically() {
     // Same seed, same device and threads: bit-identical weights in a second project.
     let b = Project::new(&pipeline);
     b.run_ok(&[]);
-    let pb = out_dir(&b, "pretrain");
+    let pb = b.out_dir("pretrain");
     for k in 0..3 {
         let w = format!("items/{k:05}/weights.safetensors");
         assert_eq!(
@@ -272,7 +266,7 @@ fn pretrain_and_extract_tiny_networks_deterministically() {
     let w0 = "items/00000/weights.safetensors";
     assert_ne!(
         std::fs::read(pre.join(w0)).unwrap(),
-        std::fs::read(out_dir(&c, "pretrain").join(w0)).unwrap()
+        std::fs::read(c.out_dir("pretrain").join(w0)).unwrap()
     );
 
     // bf16 autocast and channels-last on the CPU (the shim's code path): a new key, finite

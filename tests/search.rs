@@ -99,26 +99,8 @@ fn small_space(dir: &Path) -> PathBuf {
     small
 }
 
-fn out_dir(p: &Project, stage: &str) -> PathBuf {
-    let show: Value =
-        serde_json::from_slice(&p.nasflow(&["show", stage, "--json"]).stdout).unwrap();
-    PathBuf::from(show["out_dir"].as_str().unwrap())
-}
-
-fn json(path: &Path) -> Value {
-    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
-}
-
-fn lines(path: &Path) -> Vec<Value> {
-    std::fs::read_to_string(path)
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect()
-}
-
 fn traces(p: &Project, stage: &str) -> HashMap<(String, u64), Value> {
-    lines(&out_dir(p, stage).join("traces.jsonl"))
+    common::read_jsonl(&p.out_dir(stage).join("traces.jsonl"))
         .into_iter()
         .map(|t| {
             (
@@ -137,7 +119,7 @@ fn reinforce_and_predict_on_nb101_figures_and_on_pretrained_networks() {
     let tmp = tempfile::tempdir().unwrap();
     let space = small_space(tmp.path());
     let table = std::fs::canonicalize("../shared/data/nb101-1k.jsonl").unwrap();
-    let figures: HashMap<String, (f64, f64)> = lines(&table)
+    let figures: HashMap<String, (f64, f64)> = common::read_jsonl(&table)
         .iter()
         .map(|l| {
             (
@@ -156,8 +138,8 @@ fn reinforce_and_predict_on_nb101_figures_and_on_pretrained_networks() {
     a.run_ok(&[]);
 
     // reinforce on the real figures: 400 of the table's 1,000 cells have features.
-    let dir = out_dir(&a, "reinforce");
-    let s = json(&dir.join("summary.json"));
+    let dir = a.out_dir("reinforce");
+    let s = common::read_json(&dir.join("summary.json"));
     assert_eq!(s["table"]["cells"], 400);
     assert_eq!(s["table"]["without_feature"], 600);
     let best = (0..400)
@@ -215,7 +197,7 @@ fn reinforce_and_predict_on_nb101_figures_and_on_pretrained_networks() {
 
     // On the pretrained networks (3 cells), a large budget queries every cell once; the table
     // has test accuracies, so there is a test regret.
-    let pre = json(&out_dir(&a, "reinforce-pre").join("summary.json"));
+    let pre = common::read_json(&a.out_dir("reinforce-pre").join("summary.json"));
     assert_eq!(pre["table"]["cells"], 3);
     assert!(pre["reinforce"]["final_regret_test"].is_number());
     assert_eq!(pre["reinforce"]["final_regret_valid"], 0.0);
@@ -227,14 +209,12 @@ fn reinforce_and_predict_on_nb101_figures_and_on_pretrained_networks() {
             assert_eq!(n, 3);
         }
     }
-    assert!(out_dir(&a, "reinforce-pre")
-        .join("regret-test.png")
-        .exists());
+    assert!(a.out_dir("reinforce-pre").join("regret-test.png").exists());
 
     // Every method on the same seeds and table; BO on its 2 seeds. The table holds 400 of
     // NB101's cells, so evolution's mutations and local search's neighbours are mostly outside
     // it and drawn again or skipped (counted); every query is a cell of the table.
-    let all = json(&out_dir(&a, "search-all").join("summary.json"));
+    let all = common::read_json(&a.out_dir("search-all").join("summary.json"));
     let all_traces = traces(&a, "search-all");
     for (method, seeds) in [
         ("reinforce", 3),
@@ -302,8 +282,8 @@ fn reinforce_and_predict_on_nb101_figures_and_on_pretrained_networks() {
     let u = &ts[&("random".to_string(), 5)]["queries"];
     let n = t.as_array().unwrap().len();
     assert_eq!(t.as_array().unwrap()[..], u.as_array().unwrap()[..n]);
-    let sdir = out_dir(&a, "search-all");
-    let chart: Value = json(&sdir.join("charts/regret-valid-queries.json"));
+    let sdir = a.out_dir("search-all");
+    let chart: Value = common::read_json(&sdir.join("charts/regret-valid-queries.json"));
     assert_eq!(
         chart["series"].as_array().unwrap().len(),
         5,
@@ -312,10 +292,10 @@ fn reinforce_and_predict_on_nb101_figures_and_on_pretrained_networks() {
 
     // predict: 2 sizes (100000 is skipped) x 2 seeds x 3 feature sets x 2 regressors, each on 2
     // result sets (outside the fit set, all cells; the 1k table has no test accuracies).
-    let pdir = out_dir(&a, "predict");
-    let rows = lines(&pdir.join("results.jsonl"));
+    let pdir = a.out_dir("predict");
+    let rows = common::read_jsonl(&pdir.join("results.jsonl"));
     assert_eq!(rows.len(), 48);
-    let ps = json(&pdir.join("summary.json"));
+    let ps = common::read_json(&pdir.join("summary.json"));
     assert_eq!(ps["skipped_sizes"], serde_json::json!([100000]));
     assert_eq!(ps["table"]["labeled_train"], 2);
     for r in &rows {
@@ -347,19 +327,19 @@ fn reinforce_and_predict_on_nb101_figures_and_on_pretrained_networks() {
     for f in ["rmse.png", "pearson.svg", "charts/rmse.json", "kendall.png"] {
         assert!(pdir.join(f).exists(), "{f}");
     }
-    let pp = json(&out_dir(&a, "predict-pre").join("summary.json"));
+    let pp = common::read_json(&a.out_dir("predict-pre").join("summary.json"));
     assert_eq!(pp["gp"]["latent"]["fit_2"]["seeds"], 2);
     // NASLib's protocol: its sizes that fit beside a 200-cell test set in 400 cells, every
     // test cell scored, charts by fit size.
-    let ndir = out_dir(&a, "predict-naslib");
-    let ns = json(&ndir.join("summary.json"));
+    let ndir = a.out_dir("predict-naslib");
+    let ns = common::read_json(&ndir.join("summary.json"));
     assert_eq!(ns["settings"]["protocol"], "naslib");
     assert_eq!(
         ns["skipped_sizes"],
         serde_json::json!([205, 347, 589, 1000])
     );
     assert_eq!(ns["threshold"], Value::Null);
-    for r in lines(&ndir.join("results.jsonl")) {
+    for r in common::read_jsonl(&ndir.join("results.jsonl")) {
         assert_eq!(r["scored"], 200, "{r}");
     }
     assert_eq!(ns["rf"]["latent"]["fit_121"]["seeds"], 2);
@@ -488,12 +468,16 @@ baseline = false
     for model in ["io", "reference"] {
         for checkpoint in [1, 2] {
             let want = format!("{model}/epoch-{checkpoint}");
-            let r =
-                json(&out_dir(&p, &format!("reinforce-{model}-{checkpoint}")).join("summary.json"));
+            let r = common::read_json(
+                &p.out_dir(&format!("reinforce-{model}-{checkpoint}"))
+                    .join("summary.json"),
+            );
             assert_eq!(r["latent"], want.as_str());
             assert_eq!(r["table"]["cells"], 400);
-            let s =
-                json(&out_dir(&p, &format!("predict-{model}-{checkpoint}")).join("summary.json"));
+            let s = common::read_json(
+                &p.out_dir(&format!("predict-{model}-{checkpoint}"))
+                    .join("summary.json"),
+            );
             assert_eq!(s["table"]["latent"], want.as_str());
             rmse.push(s["rf"]["latent"]["fit_50"]["rmse"].as_f64().unwrap());
         }
@@ -509,7 +493,7 @@ baseline = false
     );
     p.write_pipeline(&more);
     assert_eq!(p.run_ok(&[]), common::set(&["predict-default"]));
-    let d = json(&out_dir(&p, "predict-default").join("summary.json"));
+    let d = common::read_json(&p.out_dir("predict-default").join("summary.json"));
     assert_eq!(
         d["table"]["latent"], "io/epoch-2",
         "the default: the main model, the last epoch"

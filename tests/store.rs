@@ -11,22 +11,17 @@ use std::time::{Duration, Instant};
 use common::{set, stderr, stdout, Project};
 use serde_json::Value;
 
-fn out_dir(p: &Project, stage: &str) -> std::path::PathBuf {
-    let v: Value = serde_json::from_slice(&p.nasflow(&["show", stage, "--json"]).stdout).unwrap();
-    Path::new(v["out_dir"].as_str().unwrap()).to_path_buf()
-}
-
 const CHAIN: &str = "[stages.a]\nkind = \"cmd\"\nrun = \"echo a > $NASFLOW_OUT/a.txt; echo x > $NASFLOW_OUT/x.txt\"\n[stages.b]\nkind = \"cmd\"\ndeps = [\"a\"]\nrun = \"cat $NASFLOW_IN_A/*.txt > $NASFLOW_OUT/b.txt\"\n[stages.c]\nkind = \"cmd\"\ndeps = [\"b\"]\nrun = \"cat $NASFLOW_IN_B/b.txt > $NASFLOW_OUT/c.txt\"\n";
 
 #[test]
 fn an_incomplete_view_is_rebuilt_before_a_stage_reads_it() {
     let p = Project::new(CHAIN);
     p.run_ok(&[]);
-    let a = out_dir(&p, "a");
+    let a = p.out_dir("a");
     std::fs::remove_file(a.join("x.txt")).unwrap();
     std::fs::write(a.join("stray.txt"), "not a's").unwrap();
     assert_eq!(p.run_ok(&["--force", "b"]), set(&["b"]));
-    let b = std::fs::read_to_string(out_dir(&p, "b").join("b.txt")).unwrap();
+    let b = std::fs::read_to_string(p.out_dir("b").join("b.txt")).unwrap();
     assert_eq!(b, "a\nx\n", "b read a's whole view, and only it");
 }
 
@@ -50,7 +45,7 @@ fn a_forced_run_never_replaces_a_view_another_run_is_reading() {
     let reader = reader.wait_with_output().unwrap();
     assert!(reader.status.success(), "{}", stderr(&reader));
     assert_eq!(
-        std::fs::read_to_string(out_dir(&p, "b").join("b.txt")).unwrap(),
+        std::fs::read_to_string(p.out_dir("b").join("b.txt")).unwrap(),
         "c\n"
     );
 }
@@ -75,8 +70,8 @@ fn twenty_rounds_of_two_runs_at_once_all_succeed() {
             );
         }
     }
-    let d = std::fs::read_to_string(out_dir(&p, "down").join("d.txt")).unwrap();
-    let u = std::fs::read_to_string(out_dir(&p, "up").join("u.txt")).unwrap();
+    let d = std::fs::read_to_string(p.out_dir("down").join("d.txt")).unwrap();
+    let u = std::fs::read_to_string(p.out_dir("up").join("u.txt")).unwrap();
     assert_eq!(d, u, "down is current with up");
 }
 
@@ -103,7 +98,7 @@ fn verify_drops_what_was_computed_from_a_corrupt_blob_and_the_next_run_recompute
         stdout(&out)
     );
     assert_eq!(p.run_ok(&[]), set(&["a", "b", "c"]));
-    let c = std::fs::read_to_string(out_dir(&p, "c").join("c.txt")).unwrap();
+    let c = std::fs::read_to_string(p.out_dir("c").join("c.txt")).unwrap();
     assert_eq!(c, "a\nx\n");
 }
 

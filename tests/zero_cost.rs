@@ -8,7 +8,6 @@ use std::path::{Path, PathBuf};
 use common::{stderr, Project};
 use nasflow_stages::nb101::tables::Table;
 use nasflow_stages::nb101::Space;
-use serde_json::Value;
 
 const PIPELINE: &str = r#"
 [pipeline]
@@ -83,24 +82,6 @@ fn table_space(dir: &Path) -> PathBuf {
     path
 }
 
-fn out_dir(p: &Project, stage: &str) -> PathBuf {
-    let show: Value =
-        serde_json::from_slice(&p.nasflow(&["show", stage, "--json"]).stdout).unwrap();
-    PathBuf::from(show["out_dir"].as_str().unwrap())
-}
-
-fn json(path: &Path) -> Value {
-    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
-}
-
-fn lines(path: &Path) -> Vec<Value> {
-    std::fs::read_to_string(path)
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect()
-}
-
 #[test]
 fn proxies_of_nb101_networks_feed_predict() {
     let tmp = tempfile::tempdir().unwrap();
@@ -112,8 +93,8 @@ fn proxies_of_nb101_networks_feed_predict() {
         table.rows()[..200].iter().map(|r| r.hash.hex()).collect();
 
     // 60 of the sampled cells: NB101 cells of the table, with their figures and finite proxies.
-    let zc = out_dir(&p, "zero-cost");
-    let rows = lines(&zc.join("proxies.jsonl"));
+    let zc = p.out_dir("zero-cost");
+    let rows = common::read_jsonl(&zc.join("proxies.jsonl"));
     assert_eq!(rows.len(), 60);
     for r in &rows {
         let id = r["id"].as_str().unwrap();
@@ -133,7 +114,7 @@ fn proxies_of_nb101_networks_feed_predict() {
             );
         }
     }
-    let s = json(&zc.join("summary.json"));
+    let s = common::read_json(&zc.join("summary.json"));
     assert_eq!(s["cells"], 60);
     assert!(s["spearman_valid"]["synflow"].is_number(), "{s}");
     assert!(
@@ -142,7 +123,7 @@ fn proxies_of_nb101_networks_feed_predict() {
     );
 
     // predict: every feature set scored on those 60 cells.
-    let s = json(&out_dir(&p, "predict-zc").join("summary.json"));
+    let s = common::read_json(&p.out_dir("predict-zc").join("summary.json"));
     let text = s.to_string();
     for set in [
         "\"latent\"",

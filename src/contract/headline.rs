@@ -108,6 +108,7 @@ pub fn p_value(p: f64) -> String {
 
 #[cfg(test)]
 mod tests {
+    use super::*;
 
     #[test]
     fn a_stage_of_another_name_titles_its_headline() {
@@ -126,7 +127,6 @@ mod tests {
         };
         assert_eq!(free.clone().for_stage("x").title, free.title);
     }
-    use super::*;
 
     #[test]
     fn reads_back_and_aligns() {
